@@ -1,0 +1,191 @@
+// Package atlas is the domain vocabulary shared by every part of the server: jobs and their
+// states, the allowed state transitions, tracked values, and the error kinds that the API maps to
+// HTTP status codes and the CLI maps to exit codes.
+//
+// It must stay free of I/O and import only the standard library, so that the store, scheduler,
+// executors and API can all depend on it without depending on each other.
+package atlas
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is the lifecycle state of a job. The same strings appear in the database, the API and
+// the CLI.
+type State string
+
+// Job states. A scheduled job moves queued → starting → running → completed | failed | stopped.
+// A job recorded by a script run outside the scheduler (execution mode) starts in running.
+const (
+	StateQueued    State = "queued"
+	StateStarting  State = "starting"
+	StateRunning   State = "running"
+	StateCompleted State = "completed"
+	StateFailed    State = "failed"
+	StateStopped   State = "stopped"
+)
+
+// States lists every state in lifecycle order.
+var States = []State{StateQueued, StateStarting, StateRunning, StateCompleted, StateFailed, StateStopped}
+
+// transitions is the table of allowed state changes. A store refuses any other change with
+// ErrConflict, so two writers racing on one job cannot both win.
+var transitions = map[State][]State{
+	StateQueued:   {StateStarting, StateStopped, StateFailed},
+	StateStarting: {StateRunning, StateFailed, StateStopped, StateQueued},
+	StateRunning:  {StateCompleted, StateFailed, StateStopped},
+}
+
+// CanTransition reports whether a job may move from one state to another.
+func CanTransition(from, to State) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Finished reports whether the state is terminal.
+func (s State) Finished() bool {
+	return s == StateCompleted || s == StateFailed || s == StateStopped
+}
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	for _, k := range States {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Mode says who runs a job: the server's scheduler, or a script the user started by hand.
+type Mode string
+
+const (
+	// ModeScheduled jobs were submitted and are run by the server's executors.
+	ModeScheduled Mode = "scheduled"
+	// ModeExecution jobs were created by `python main.py` with `import foundations`; the SDK
+	// reports their end.
+	ModeExecution Mode = "execution"
+)
+
+// Worker holds the container settings of a job (job.config.yaml's `worker:` block).
+type Worker struct {
+	Image       string            `json:"image,omitempty"`
+	Entrypoint  []string          `json:"entrypoint,omitempty"`
+	Command     []string          `json:"command,omitempty"`
+	WorkingDir  string            `json:"working_dir,omitempty"`
+	Volumes     map[string]Volume `json:"volumes,omitempty"`
+	Environment map[string]string `json:"environment,omitempty"`
+}
+
+// Volume is one host path mounted into a worker.
+type Volume struct {
+	Bind string `json:"bind"`
+	Mode string `json:"mode"`
+}
+
+// Job is one unit of work and everything recorded about it, except its tracked values.
+type Job struct {
+	ID       string `json:"id"`
+	Seq      int64  `json:"seq"` // submit order, assigned by the store
+	Project  string `json:"project"`
+	User     string `json:"user"`
+	State    State  `json:"state"`
+	Mode     Mode   `json:"mode"`
+	Priority int    `json:"priority"`
+	ParentID string `json:"parent_id,omitempty"`
+
+	Command    []string       `json:"command"`
+	Entrypoint []string       `json:"entrypoint,omitempty"`
+	Params     map[string]any `json:"params,omitempty"` // written to foundations_job_parameters.json
+	NumGPUs    int            `json:"num_gpus"`
+	RAMGB      float64        `json:"ram_gb,omitempty"`
+	Worker     Worker         `json:"worker"`
+
+	BundleDigest  string `json:"bundle_digest,omitempty"`
+	ArchiveDigest string `json:"archive_digest,omitempty"`
+
+	Executor      string   `json:"executor,omitempty"`
+	GPUIDs        []string `json:"gpu_ids,omitempty"`
+	ExitCode      *int     `json:"exit_code,omitempty"`
+	Reason        string   `json:"reason,omitempty"`
+	StopRequested bool     `json:"stop_requested,omitempty"`
+	// RunInfo is executor-private data needed to re-attach to the job after a restart.
+	RunInfo   string `json:"-"`
+	TokenHash string `json:"-"`
+
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	HeartbeatAt *time.Time `json:"heartbeat_at,omitempty"`
+}
+
+// MetricSummary is what a job table shows for one metric of one job.
+type MetricSummary struct {
+	Key      string   `json:"key"`
+	Last     any      `json:"last"`
+	LastStep int64    `json:"last_step"`
+	Count    int64    `json:"count"`
+	Min      *float64 `json:"min,omitempty"`
+	Max      *float64 `json:"max,omitempty"`
+}
+
+// MetricPoint is one logged value of a metric.
+type MetricPoint struct {
+	Step  int64   `json:"step"`
+	Value any     `json:"value"` // float64 or string
+	Time  float64 `json:"time"`  // unix seconds
+}
+
+// Artifact is a file a job saved with save_artifact.
+type Artifact struct {
+	Key       string    `json:"key"`
+	Filename  string    `json:"filename"`
+	Digest    string    `json:"digest"`
+	Size      int64     `json:"size"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Errors the API maps to status codes and the CLI to messages. Wrap them with context.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+	ErrTooLarge = errors.New("too large")
+	ErrAuth     = errors.New("unauthorized")
+	ErrDenied   = errors.New("forbidden")
+)
+
+// Invalidf returns an ErrInvalid with a message for the user.
+func Invalidf(format string, args ...any) error {
+	return &kindError{kind: ErrInvalid, msg: fmt.Sprintf(format, args...)}
+}
+
+// NotFoundf returns an ErrNotFound with a message for the user.
+func NotFoundf(format string, args ...any) error {
+	return &kindError{kind: ErrNotFound, msg: fmt.Sprintf(format, args...)}
+}
+
+// Conflictf returns an ErrConflict with a message for the user.
+func Conflictf(format string, args ...any) error {
+	return &kindError{kind: ErrConflict, msg: fmt.Sprintf(format, args...)}
+}
+
+// Deniedf returns an ErrDenied with a message for the user.
+func Deniedf(format string, args ...any) error {
+	return &kindError{kind: ErrDenied, msg: fmt.Sprintf(format, args...)}
+}
+
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }

@@ -1,0 +1,153 @@
+// Package blob is the content-addressed file store for bundles, archives and artifacts.
+//
+// A blob is named by the sha256 of its bytes ("sha256:<hex>"), so the same folder submitted a
+// thousand times is stored once. Writes go to a temporary file that is renamed into place only
+// after the digest checks out: a reader never sees a partial or mislabelled blob.
+package blob
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+)
+
+// Store keeps blobs under a root directory.
+type Store struct {
+	root string
+}
+
+// New returns a store rooted at dir, creating it if needed.
+func New(dir string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return nil, fmt.Errorf("create blob dir: %w", err)
+	}
+	return &Store{root: dir}, nil
+}
+
+// ParseDigest checks that d is "sha256:" followed by 64 lower-case hex digits and returns the hex.
+func ParseDigest(d string) (string, error) {
+	hexPart, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hexPart) != 64 {
+		return "", atlas.Invalidf("invalid digest %q: want sha256:<64 hex digits>", d)
+	}
+	for _, c := range hexPart {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return "", atlas.Invalidf("invalid digest %q: want sha256:<64 hex digits>", d)
+		}
+	}
+	return hexPart, nil
+}
+
+// Digest formats a sha256 sum as a digest string.
+func Digest(sum []byte) string { return "sha256:" + hex.EncodeToString(sum) }
+
+// Path returns where the blob lives on disk (it may not exist).
+func (s *Store) Path(digest string) (string, error) {
+	h, err := ParseDigest(digest)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, "sha256", h[:2], h), nil
+}
+
+// Has reports whether the blob is stored, and its size.
+func (s *Store) Has(digest string) (bool, int64, error) {
+	p, err := s.Path(digest)
+	if err != nil {
+		return false, 0, err
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	return true, fi.Size(), nil
+}
+
+// Put stores the bytes read from r. If want is not empty the content must hash to it, or
+// nothing is stored and an ErrInvalid error is returned. It returns the digest and size.
+func (s *Store) Put(r io.Reader, want string) (string, int64, error) {
+	if want != "" {
+		if _, err := ParseDigest(want); err != nil {
+			return "", 0, err
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "put-*")
+	if err != nil {
+		return "", 0, fmt.Errorf("store blob: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	if err != nil {
+		tmp.Close()
+		return "", 0, fmt.Errorf("store blob: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", 0, fmt.Errorf("store blob: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", 0, fmt.Errorf("store blob: %w", err)
+	}
+	got := Digest(h.Sum(nil))
+	if want != "" && got != want {
+		return "", 0, atlas.Invalidf("content does not match digest: got %s, want %s (truncated or corrupted upload?)", got, want)
+	}
+	dst, _ := s.Path(got)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", 0, fmt.Errorf("store blob: %w", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return "", 0, fmt.Errorf("store blob: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", 0, fmt.Errorf("store blob: %w", err)
+	}
+	return got, n, nil
+}
+
+// PutFile stores a file's content.
+func (s *Store) PutFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	return s.Put(f, "")
+}
+
+// Open opens a blob for reading.
+func (s *Store) Open(digest string) (*os.File, error) {
+	p, err := s.Path(digest)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, atlas.NotFoundf("blob %s not found", digest)
+	}
+	return f, err
+}
+
+// Delete removes a blob. Removing a missing blob is not an error.
+func (s *Store) Delete(digest string) error {
+	p, err := s.Path(digest)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ServerConfigFile is the optional server config under $FOUNDATIONS_HOME/config.
+const ServerConfigFile = "server.config.yaml"
+
+// Server is the configuration of atlas-server. Command-line flags override the file.
+type Server struct {
+	Home     string // $FOUNDATIONS_HOME: database, blobs, logs, work dirs
+	Host     string
+	Port     int
+	Workers  int
+	Executor string // auto, process or docker
+	// GPUs are the ids of the GPUs jobs may use; a job asking for N gets N of them.
+	GPUs []string
+	// Python is the interpreter the process executor runs jobs with.
+	Python string
+	// StopGrace is how long a stopped job has between SIGTERM and SIGKILL.
+	StopGrace time.Duration
+	// MaxBundleBytes caps uploads and the unpacked size of a bundle.
+	MaxBundleBytes int64
+	// Database is a SQLite file path (default <home>/atlas.db).
+	Database string
+	// HeartbeatTimeout: an execution-mode job whose script has not been heard from for this long
+	// is marked failed.
+	HeartbeatTimeout time.Duration
+}
+
+// DefaultServer returns the embedded defaults.
+func DefaultServer() Server {
+	return Server{
+		Home:             Home(),
+		Host:             "127.0.0.1",
+		Port:             5555,
+		Workers:          1,
+		Executor:         "auto",
+		Python:           "python3",
+		StopGrace:        10 * time.Second,
+		MaxBundleBytes:   2 << 30,
+		HeartbeatTimeout: 5 * time.Minute,
+	}
+}
+
+// LoadServer applies $home/config/server.config.yaml, if present, over s.
+func LoadServer(s *Server) ([]string, error) {
+	path := filepath.Join(s.Home, "config", ServerConfigFile)
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{file: path}
+	root, err := p.document(data)
+	if err != nil || root == nil {
+		return nil, err
+	}
+	for _, kv := range pairs(root) {
+		k, v := kv[0].Value, kv[1]
+		switch k {
+		case "host":
+			s.Host, err = p.str(v, k)
+		case "port":
+			s.Port, err = p.integer(v, k)
+		case "workers":
+			s.Workers, err = p.integer(v, k)
+		case "executor":
+			s.Executor, err = p.str(v, k)
+		case "gpus":
+			s.GPUs, err = p.strList(v, k)
+		case "python":
+			s.Python, err = p.str(v, k)
+		case "database":
+			s.Database, err = p.str(v, k)
+		case "max_bundle_bytes":
+			var n int
+			n, err = p.integer(v, k)
+			s.MaxBundleBytes = int64(n)
+		case "stop_grace", "heartbeat_timeout":
+			var d time.Duration
+			if v.Kind != yaml.ScalarNode {
+				return nil, p.errf(v, k, "want a duration like 10s, got %s", kindName(v))
+			}
+			if d, err = time.ParseDuration(v.Value); err != nil {
+				return nil, p.errf(v, k, "want a duration like 10s, got %q", v.Value)
+			}
+			if k == "stop_grace" {
+				s.StopGrace = d
+			} else {
+				s.HeartbeatTimeout = d
+			}
+		default:
+			p.warnf(kv[0], k)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return p.warnings, nil
+}

@@ -1,0 +1,176 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+)
+
+// DefaultEnv is the submission config every install has.
+const DefaultEnv = "scheduler"
+
+// Submission is a parsed <env>.config.yaml: where a scheduler is.
+type Submission struct {
+	Name         string
+	Path         string
+	SchedulerURL string
+	// Token, if set, is sent to that scheduler (FOUNDATIONS_TOKEN and credentials.yaml win).
+	Token string
+}
+
+// Atlas's submission configs also carry cache_config, container_config_root, job_deployment_env,
+// job_results_root, working_dir_root, job_store_dir_root and redis_url; we accept and ignore them.
+
+// SubmissionDirs lists where submission configs are looked up, first match wins: the project's
+// ./config/submission, then $FOUNDATIONS_HOME/config/submission.
+func SubmissionDirs(cwd string) []string {
+	return []string{filepath.Join(cwd, "config", "submission"), filepath.Join(Home(), "config", "submission")}
+}
+
+// ParseSubmission parses a submission config's content.
+func ParseSubmission(name, path string, data []byte) (*Submission, error) {
+	p := &parser{file: path}
+	root, err := p.document(data)
+	if err != nil {
+		return nil, err
+	}
+	s := &Submission{Name: name, Path: path}
+	if root != nil {
+		for _, kv := range pairs(root) {
+			k, v := kv[0].Value, kv[1]
+			switch k {
+			case "scheduler_url":
+				if s.SchedulerURL, err = p.str(v, k); err != nil {
+					return nil, err
+				}
+				if err := validateURL(s.SchedulerURL); err != nil {
+					return nil, p.errf(v, k, "%v", err)
+				}
+			case "token":
+				if s.Token, err = p.str(v, k); err != nil {
+					return nil, err
+				}
+			default:
+				// Atlas's other keys (atlasKeys), and anything else, are accepted silently: a
+				// config copied from an Atlas install must keep working.
+			}
+		}
+	}
+	if s.SchedulerURL == "" {
+		return nil, &Error{File: path, Key: "scheduler_url", Msg: "missing: set it to the scheduler's address, e.g. http://127.0.0.1:5555"}
+	}
+	s.SchedulerURL = strings.TrimRight(s.SchedulerURL, "/")
+	return s, nil
+}
+
+func validateURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an http:// or https:// URL with a host, got %q", s)
+	}
+	return nil
+}
+
+// LoadSubmission finds and parses the submission config called name.
+func LoadSubmission(cwd, name string) (*Submission, error) {
+	if name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
+		return nil, atlas.Invalidf("invalid scheduler config name %q", name)
+	}
+	var tried []string
+	for _, dir := range SubmissionDirs(cwd) {
+		path := filepath.Join(dir, name+".config.yaml")
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			tried = append(tried, path)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return ParseSubmission(name, path, data)
+	}
+	return nil, atlas.NotFoundf("could not find submission configuration with name %q (looked for %s; `foundations info --env` lists them)",
+		name, strings.Join(tried, " and "))
+}
+
+// Env is one submission config found on disk.
+type Env struct {
+	Name string
+	Path string
+	URL  string // empty if the file does not parse
+	Err  error
+}
+
+// ListSubmissions returns every submission config visible from cwd, project configs first.
+func ListSubmissions(cwd string) []Env {
+	seen := map[string]bool{}
+	var out []Env
+	for _, dir := range SubmissionDirs(cwd) {
+		matches, _ := filepath.Glob(filepath.Join(dir, "*.config.yaml"))
+		sort.Strings(matches)
+		for _, m := range matches {
+			name := strings.TrimSuffix(filepath.Base(m), ".config.yaml")
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			e := Env{Name: name, Path: m}
+			data, err := os.ReadFile(m)
+			if err == nil {
+				var s *Submission
+				if s, err = ParseSubmission(name, m, data); err == nil {
+					e.URL = s.SchedulerURL
+				}
+			}
+			e.Err = err
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// WriteDefaultSubmission writes $FOUNDATIONS_HOME/config/submission/scheduler.config.yaml
+// pointing at url, unless the file exists. It reports whether it wrote the file.
+func WriteDefaultSubmission(home, url string) (bool, error) {
+	dir := filepath.Join(home, "config", "submission")
+	path := filepath.Join(dir, DefaultEnv+".config.yaml")
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	content := "# The local Atlas scheduler, written by `atlas-server start`.\n" +
+		"# Copy this file as <name>.config.yaml and change scheduler_url to submit elsewhere.\n" +
+		"scheduler_url: " + url + "\n"
+	return true, WriteFileAtomic(path, []byte(content), 0o644)
+}
+
+// WriteFileAtomic writes data to a temporary file beside path and renames it into place.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func errorsIsNotFound(err error) bool { return errors.Is(err, atlas.ErrNotFound) }

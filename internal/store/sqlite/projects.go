@@ -1,0 +1,170 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/store"
+)
+
+// ProjectList implements store.Store.
+func (s *Store) ProjectList(ctx context.Context) ([]store.Project, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name, created_at, updated_at, description FROM projects ORDER BY updated_at DESC`)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Project
+	idx := map[string]int{}
+	for rows.Next() {
+		var p store.Project
+		var c, u int64
+		if err := rows.Scan(&p.Name, &c, &u, &p.Description); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		p.CreatedAt, p.LastActivity = time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
+		p.Counts = map[atlas.State]int{}
+		p.Tags = []string{}
+		idx[p.Name] = len(out)
+		out = append(out, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = s.r.QueryContext(ctx, `SELECT project, state, COUNT(*) FROM jobs GROUP BY project, state`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var name string
+		var st atlas.State
+		var n int
+		if err := rows.Scan(&name, &st, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if i, ok := idx[name]; ok {
+			out[i].Counts[st] = n
+		}
+	}
+	rows.Close()
+	rows, err = s.r.QueryContext(ctx, `SELECT DISTINCT j.project, t.key FROM tags t JOIN jobs j ON j.id = t.job_id ORDER BY t.key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, key string
+		if err := rows.Scan(&name, &key); err != nil {
+			return nil, err
+		}
+		if i, ok := idx[name]; ok {
+			out[i].Tags = append(out[i].Tags, key)
+		}
+	}
+	return out, rows.Err()
+}
+
+// ProjectGet implements store.Store.
+func (s *Store) ProjectGet(ctx context.Context, name string) (*store.Project, error) {
+	list, err := s.ProjectList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range list {
+		if p.Name == name {
+			return &p, nil
+		}
+	}
+	return nil, atlas.NotFoundf("project %q not found", name)
+}
+
+// ProjectSetDescription implements store.Store.
+func (s *Store) ProjectSetDescription(ctx context.Context, name, description string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE projects SET description = ? WHERE name = ?`, description, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return atlas.NotFoundf("project %q not found", name)
+	}
+	return nil
+}
+
+// ProjectColumns implements store.Store.
+func (s *Store) ProjectColumns(ctx context.Context, name string) ([]string, []string, error) {
+	var params, metrics []string
+	for _, q := range []struct {
+		sql string
+		dst *[]string
+	}{
+		{`SELECT DISTINCT p.key FROM params p JOIN jobs j ON j.id = p.job_id WHERE j.project = ?`, &params},
+		{`SELECT DISTINCT m.key FROM metric_summary m JOIN jobs j ON j.id = m.job_id WHERE j.project = ?`, &metrics},
+	} {
+		rows, err := s.r.QueryContext(ctx, q.sql, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			*q.dst = append(*q.dst, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
+		}
+		sort.Strings(*q.dst)
+	}
+	return params, metrics, nil
+}
+
+// NoteAdd implements store.Store.
+func (s *Store) NoteAdd(ctx context.Context, n *store.Note) error {
+	if n.CreatedAt.IsZero() {
+		n.CreatedAt = time.Now().UTC()
+	}
+	var exists int
+	err := s.w.QueryRowContext(ctx, `SELECT 1 FROM projects WHERE name = ?`, n.Project).Scan(&exists)
+	if errors.Is(err, sql.ErrNoRows) {
+		return atlas.NotFoundf("project %q not found", n.Project)
+	}
+	if err != nil {
+		return err
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO notes (project, author, message, created_at) VALUES (?, ?, ?, ?)`,
+		n.Project, n.Author, n.Message, nanos(n.CreatedAt))
+	if err != nil {
+		return err
+	}
+	n.ID, err = res.LastInsertId()
+	return err
+}
+
+// Notes implements store.Store.
+func (s *Store) Notes(ctx context.Context, project string) ([]store.Note, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, project, author, message, created_at FROM notes WHERE project = ? ORDER BY created_at DESC, id DESC`, project)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Note{}
+	for rows.Next() {
+		var n store.Note
+		var at int64
+		if err := rows.Scan(&n.ID, &n.Project, &n.Author, &n.Message, &at); err != nil {
+			return nil, err
+		}
+		n.CreatedAt = time.Unix(0, at).UTC()
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,134 @@
+// Package store defines what the server needs from its database, independent of the backend.
+//
+// Every backend (internal/store/sqlite, later postgres) passes the one conformance suite in
+// internal/store/storetest. Rules every implementation keeps:
+//   - a state change is one call that checks the previous state (atlas.CanTransition) and
+//     returns atlas.ErrConflict when another writer got there first;
+//   - a tracking batch is applied at most once per (job, writer, seq), in one transaction with
+//     the record of its sequence number, so a retried batch is never stored twice;
+//   - missing rows are atlas.ErrNotFound.
+//
+// No SQL lives outside the backend packages.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+)
+
+// Store is the database of jobs, their tracked values and projects.
+type Store interface {
+	// JobInsert stores a new job and assigns its Seq.
+	JobInsert(ctx context.Context, j *atlas.Job) error
+	JobGet(ctx context.Context, id string) (*atlas.Job, error)
+	// JobList returns one page of jobs and the total number matching.
+	JobList(ctx context.Context, p *JobListParams) ([]*atlas.Job, int, error)
+	// JobsInState returns the jobs in any of the states, in queue order (priority desc, seq asc).
+	JobsInState(ctx context.Context, states ...atlas.State) ([]*atlas.Job, error)
+	// JobSetState moves a job from one of p.From (or any state that may move to p.To, when
+	// From is empty) to p.To, with the fields that go with it.
+	JobSetState(ctx context.Context, p *JobSetStateParams) (*atlas.Job, error)
+	// JobRequestStop marks a running job as asked to stop.
+	JobRequestStop(ctx context.Context, id string) (*atlas.Job, error)
+	JobSetRunInfo(ctx context.Context, id, runInfo string) error
+	JobHeartbeat(ctx context.Context, id string, at time.Time) error
+	// JobDelete removes a finished job and everything tracked for it. It returns the job as it
+	// was, so the caller can clean up its files.
+	JobDelete(ctx context.Context, id string) (*atlas.Job, []atlas.Artifact, error)
+	// JobsDeleteQueued removes every queued job (of one project, when project is not empty) and
+	// returns them.
+	JobsDeleteQueued(ctx context.Context, project string) ([]*atlas.Job, error)
+	// BlobRefs counts jobs and artifacts that refer to a blob.
+	BlobRefs(ctx context.Context, digest string) (int, error)
+
+	// TrackBatch applies a batch of tracked values. It returns false, and stores nothing, when
+	// the batch's (writer, seq) was applied before.
+	TrackBatch(ctx context.Context, b *TrackBatch) (bool, error)
+	Params(ctx context.Context, jobIDs []string) (map[string]map[string]any, error)
+	MetricSummaries(ctx context.Context, jobIDs []string) (map[string][]atlas.MetricSummary, error)
+	MetricSeries(ctx context.Context, jobID, key string) ([]atlas.MetricPoint, error)
+	Tags(ctx context.Context, jobIDs []string) (map[string]map[string]string, error)
+	TagDelete(ctx context.Context, jobID, key string) error
+	Artifacts(ctx context.Context, jobID string) ([]atlas.Artifact, error)
+
+	ProjectList(ctx context.Context) ([]Project, error)
+	ProjectGet(ctx context.Context, name string) (*Project, error)
+	ProjectSetDescription(ctx context.Context, name, description string) error
+	// ProjectColumns lists the param and metric keys used by a project's jobs.
+	ProjectColumns(ctx context.Context, name string) (params, metrics []string, err error)
+	NoteAdd(ctx context.Context, n *Note) error
+	Notes(ctx context.Context, project string) ([]Note, error)
+
+	Close() error
+}
+
+// JobListParams selects and orders jobs.
+type JobListParams struct {
+	Project string
+	States  []atlas.State
+	Filters []Filter
+	// Sort is a column: created_at (default), started_at, finished_at, duration, state, user,
+	// id, project, "param:<key>" or "metric:<key>". Missing values sort last.
+	Sort   string
+	Desc   bool
+	Limit  int
+	Offset int
+}
+
+// Filter narrows a job list. Field is one of the Sort columns or "tag"; Op says how to match.
+type Filter struct {
+	Field string
+	// Op: "in" (Values, exact), "contains" (Values[0], case-insensitive), "range" (Min, Max),
+	// "exists" (the job has the key).
+	Op     string
+	Values []string
+	Min    *float64
+	Max    *float64
+}
+
+// JobSetStateParams are the fields of a state change. Zero values leave a field unchanged.
+type JobSetStateParams struct {
+	ID            string
+	From          []atlas.State
+	To            atlas.State
+	At            time.Time
+	Reason        string
+	ExitCode      *int
+	Executor      string
+	GPUIDs        []string
+	RunInfo       string
+	ArchiveDigest string
+}
+
+// TrackBatch is one batch of values from one writer (an SDK instance) for one job.
+type TrackBatch struct {
+	JobID  string
+	Writer string
+	Seq    int64
+	Params map[string]any
+	// Metrics maps a key to its new points, in logging order.
+	Metrics   map[string][]atlas.MetricPoint
+	Tags      map[string]string
+	Artifacts []atlas.Artifact
+}
+
+// Project is a project and a summary of its jobs.
+type Project struct {
+	Name         string              `json:"name"`
+	CreatedAt    time.Time           `json:"created_at"`
+	LastActivity time.Time           `json:"last_activity"`
+	Description  string              `json:"description"`
+	Counts       map[atlas.State]int `json:"counts"`
+	Tags         []string            `json:"tags"`
+}
+
+// Note is a comment on a project.
+type Note struct {
+	ID        int64     `json:"id"`
+	Project   string    `json:"project"`
+	Author    string    `json:"author"`
+	Message   string    `json:"message"`
+	CreatedAt time.Time `json:"created_at"`
+}

@@ -1,0 +1,338 @@
+// Package storetest is the conformance suite every store.Store backend must pass.
+//
+// A backend's test calls Exercise with a constructor that returns a fresh, empty store. New
+// behaviour of the store is specified here first. It must only be imported from tests.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/store"
+)
+
+// Exercise runs the suite. newStore must return an empty store, closed by the caller's cleanup.
+func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("JobInsertGet", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		j := newJob("a", "proj")
+		j.Params = map[string]any{"lr": 0.1, "layers": []any{1.0, 2.0}}
+		j.Worker = atlas.Worker{Image: "img", Volumes: map[string]atlas.Volume{"/data": {Bind: "/in", Mode: "ro"}}}
+		require.NoError(t, s.JobInsert(ctx, j))
+		require.NotZero(t, j.Seq)
+		got, err := s.JobGet(ctx, "a")
+		require.NoError(t, err)
+		require.Equal(t, "proj", got.Project)
+		require.Equal(t, atlas.StateQueued, got.State)
+		require.Equal(t, []string{"main.py", "--x"}, got.Command)
+		require.Equal(t, 0.1, got.Params["lr"])
+		require.Equal(t, "ro", got.Worker.Volumes["/data"].Mode)
+		require.Equal(t, "tokenhash", got.TokenHash)
+
+		_, err = s.JobGet(ctx, "missing")
+		require.ErrorIs(t, err, atlas.ErrNotFound)
+		require.ErrorIs(t, s.JobInsert(ctx, newJob("a", "proj")), atlas.ErrConflict)
+	})
+
+	t.Run("QueueOrder", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		for i, pr := range []int{0, 5, 0, 5} {
+			j := newJob(fmt.Sprintf("j%d", i), "p")
+			j.Priority = pr
+			require.NoError(t, s.JobInsert(ctx, j))
+		}
+		q, err := s.JobsInState(ctx, atlas.StateQueued)
+		require.NoError(t, err)
+		require.Equal(t, []string{"j1", "j3", "j0", "j2"}, ids(q))
+	})
+
+	t.Run("StateTransitions", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		require.NoError(t, s.JobInsert(ctx, newJob("a", "p")))
+		_, err := s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", To: atlas.StateCompleted})
+		require.ErrorIs(t, err, atlas.ErrConflict, "queued cannot complete")
+		j, err := s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", From: []atlas.State{atlas.StateQueued},
+			To: atlas.StateStarting, Executor: "process", GPUIDs: []string{"1"}})
+		require.NoError(t, err)
+		require.Equal(t, atlas.StateStarting, j.State)
+		require.Equal(t, []string{"1"}, j.GPUIDs)
+		_, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", From: []atlas.State{atlas.StateQueued}, To: atlas.StateStarting})
+		require.ErrorIs(t, err, atlas.ErrConflict, "second claim must lose")
+		j, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", To: atlas.StateRunning, RunInfo: "pid=1"})
+		require.NoError(t, err)
+		require.NotNil(t, j.StartedAt)
+		require.Equal(t, "pid=1", j.RunInfo)
+		j, err = s.JobRequestStop(ctx, "a")
+		require.NoError(t, err)
+		require.True(t, j.StopRequested)
+		code := 143
+		j, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", To: atlas.StateStopped, ExitCode: &code,
+			Reason: "stopped by user", ArchiveDigest: "sha256:x"})
+		require.NoError(t, err)
+		require.Equal(t, atlas.StateStopped, j.State)
+		require.Equal(t, 143, *j.ExitCode)
+		require.NotNil(t, j.FinishedAt)
+		require.True(t, j.StopRequested)
+		require.Equal(t, "sha256:x", j.ArchiveDigest)
+		_, err = s.JobRequestStop(ctx, "a")
+		require.ErrorIs(t, err, atlas.ErrConflict)
+	})
+
+	t.Run("ConcurrentClaimHasOneWinner", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		require.NoError(t, s.JobInsert(ctx, newJob("a", "p")))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for range 8 {
+			wg.Go(func() {
+				_, err := s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", From: []atlas.State{atlas.StateQueued}, To: atlas.StateStarting})
+				if err == nil {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		require.Equal(t, 1, wins)
+	})
+
+	t.Run("TrackBatchExactlyOnce", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		require.NoError(t, s.JobInsert(ctx, newJob("a", "p")))
+		b := &store.TrackBatch{JobID: "a", Writer: "w1", Seq: 1,
+			Params:    map[string]any{"lr": 0.5, "opt": "adam"},
+			Metrics:   map[string][]atlas.MetricPoint{"loss": {{Step: 0, Value: 3.0, Time: 1}, {Step: 1, Value: 1.0, Time: 2}}},
+			Tags:      map[string]string{"best": ""},
+			Artifacts: []atlas.Artifact{{Key: "model", Filename: "model.pkl", Digest: "sha256:aa", Size: 3}},
+		}
+		ok, err := s.TrackBatch(ctx, b)
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = s.TrackBatch(ctx, b)
+		require.NoError(t, err)
+		require.False(t, ok, "a retried batch is not applied twice")
+		ok, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "a", Writer: "w1", Seq: 2,
+			Metrics: map[string][]atlas.MetricPoint{"loss": {{Step: 2, Value: 2.0, Time: 3}}, "note": {{Step: 0, Value: "hi", Time: 3}}}})
+		require.NoError(t, err)
+		require.True(t, ok)
+		// Another writer's seq 1 is its own.
+		ok, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "a", Writer: "w2", Seq: 1, Params: map[string]any{"lr": 0.25}})
+		require.NoError(t, err)
+		require.True(t, ok)
+
+		series, err := s.MetricSeries(ctx, "a", "loss")
+		require.NoError(t, err)
+		require.Len(t, series, 3)
+		require.Equal(t, []any{3.0, 1.0, 2.0}, []any{series[0].Value, series[1].Value, series[2].Value})
+		sums, err := s.MetricSummaries(ctx, []string{"a"})
+		require.NoError(t, err)
+		require.Len(t, sums["a"], 2)
+		loss := sums["a"][0]
+		require.Equal(t, "loss", loss.Key)
+		require.EqualValues(t, 3, loss.Count)
+		require.Equal(t, 2.0, loss.Last)
+		require.Equal(t, 1.0, *loss.Min)
+		require.Equal(t, 3.0, *loss.Max)
+		require.Equal(t, "hi", sums["a"][1].Last)
+		require.Nil(t, sums["a"][1].Min)
+
+		params, err := s.Params(ctx, []string{"a"})
+		require.NoError(t, err)
+		require.Equal(t, map[string]any{"lr": 0.25, "opt": "adam"}, params["a"])
+		tags, err := s.Tags(ctx, []string{"a"})
+		require.NoError(t, err)
+		require.Equal(t, map[string]string{"best": ""}, tags["a"])
+		arts, err := s.Artifacts(ctx, "a")
+		require.NoError(t, err)
+		require.Len(t, arts, 1)
+		require.Equal(t, "model.pkl", arts[0].Filename)
+		n, err := s.BlobRefs(ctx, "sha256:aa")
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+
+		require.NoError(t, s.TagDelete(ctx, "a", "best"))
+		require.ErrorIs(t, s.TagDelete(ctx, "a", "best"), atlas.ErrNotFound)
+		_, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "nope", Writer: "w", Seq: 1})
+		require.ErrorIs(t, err, atlas.ErrNotFound)
+	})
+
+	t.Run("JobListSortFilterPage", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		for i := range 10 {
+			j := newJob(fmt.Sprintf("j%d", i), "p")
+			j.User = []string{"alice", "bob"}[i%2]
+			require.NoError(t, s.JobInsert(ctx, j))
+			b := &store.TrackBatch{JobID: j.ID, Params: map[string]any{"lr": float64(i) / 10, "opt": []string{"adam", "sgd"}[i%2]}}
+			if i != 3 { // j3 has no metric: it sorts last either way
+				b.Metrics = map[string][]atlas.MetricPoint{"acc": {{Value: float64(i * i % 7)}}}
+			}
+			_, err := s.TrackBatch(ctx, b)
+			require.NoError(t, err)
+		}
+		require.NoError(t, s.JobInsert(ctx, newJob("other", "q")))
+
+		jobs, total, err := s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "metric:acc", Desc: true, Limit: 3})
+		require.NoError(t, err)
+		require.Equal(t, 10, total)
+		// acc = i*i%7: 0,1,4,2,2,4,1,0,1,4; ties break by submit order, in the same direction.
+		require.Equal(t, []string{"j9", "j5", "j2"}, ids(jobs))
+		jobs, _, err = s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "metric:acc", Limit: 20})
+		require.NoError(t, err)
+		require.Equal(t, "j3", jobs[len(jobs)-1].ID, "missing values sort last")
+
+		jobs, total, err = s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "param:lr", Desc: true, Limit: 2, Offset: 2})
+		require.NoError(t, err)
+		require.Equal(t, 10, total)
+		require.Equal(t, []string{"j7", "j6"}, ids(jobs))
+
+		min, max := 0.2, 0.5
+		jobs, total, err = s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "param:lr",
+			Filters: []store.Filter{{Field: "param:lr", Op: "range", Min: &min, Max: &max}, {Field: "user", Op: "in", Values: []string{"bob"}}}})
+		require.NoError(t, err)
+		require.Equal(t, 2, total)
+		require.Equal(t, []string{"j3", "j5"}, ids(jobs))
+
+		_, total, err = s.JobList(ctx, &store.JobListParams{Project: "p", Filters: []store.Filter{{Field: "param:opt", Op: "in", Values: []string{"sgd"}}}})
+		require.NoError(t, err)
+		require.Equal(t, 5, total)
+		_, total, err = s.JobList(ctx, &store.JobListParams{Filters: []store.Filter{{Field: "id", Op: "contains", Values: []string{"oth"}}}})
+		require.NoError(t, err)
+		require.Equal(t, 1, total)
+		_, total, err = s.JobList(ctx, &store.JobListParams{Filters: []store.Filter{{Field: "id", Op: "contains", Values: []string{"%"}}}})
+		require.NoError(t, err)
+		require.Equal(t, 0, total, "LIKE wildcards in user input are literal")
+		_, _, err = s.JobList(ctx, &store.JobListParams{Sort: "nonsense"})
+		require.ErrorIs(t, err, atlas.ErrInvalid)
+		_, total, err = s.JobList(ctx, &store.JobListParams{States: []atlas.State{atlas.StateRunning}})
+		require.NoError(t, err)
+		require.Equal(t, 0, total)
+
+		params, metrics, err := s.ProjectColumns(ctx, "p")
+		require.NoError(t, err)
+		require.Equal(t, []string{"lr", "opt"}, params)
+		require.Equal(t, []string{"acc"}, metrics)
+	})
+
+	t.Run("DeleteAndClearQueue", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		for _, id := range []string{"a", "b", "c"} {
+			j := newJob(id, "p")
+			if id == "c" {
+				j.Project = "q"
+			}
+			require.NoError(t, s.JobInsert(ctx, j))
+		}
+		_, _, err := s.JobDelete(ctx, "a")
+		require.ErrorIs(t, err, atlas.ErrConflict, "queued jobs cannot be deleted")
+		finish(t, s, "a", atlas.StateCompleted)
+		_, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "a", Params: map[string]any{"x": 1.0},
+			Artifacts: []atlas.Artifact{{Key: "k", Filename: "f", Digest: "sha256:bb", Size: 1}}})
+		require.NoError(t, err)
+		j, arts, err := s.JobDelete(ctx, "a")
+		require.NoError(t, err)
+		require.Equal(t, "a", j.ID)
+		require.Len(t, arts, 1)
+		_, err = s.JobGet(ctx, "a")
+		require.ErrorIs(t, err, atlas.ErrNotFound)
+		n, err := s.BlobRefs(ctx, "sha256:bb")
+		require.NoError(t, err)
+		require.Zero(t, n)
+
+		cleared, err := s.JobsDeleteQueued(ctx, "q")
+		require.NoError(t, err)
+		require.Equal(t, []string{"c"}, ids(cleared))
+		cleared, err = s.JobsDeleteQueued(ctx, "")
+		require.NoError(t, err)
+		require.Equal(t, []string{"b"}, ids(cleared))
+	})
+
+	t.Run("Projects", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		require.NoError(t, s.JobInsert(ctx, newJob("a", "p")))
+		require.NoError(t, s.JobInsert(ctx, newJob("b", "p")))
+		finish(t, s, "b", atlas.StateFailed)
+		_, err := s.TrackBatch(ctx, &store.TrackBatch{JobID: "b", Tags: map[string]string{"best": "yes"}})
+		require.NoError(t, err)
+		p, err := s.ProjectGet(ctx, "p")
+		require.NoError(t, err)
+		require.Equal(t, 1, p.Counts[atlas.StateQueued])
+		require.Equal(t, 1, p.Counts[atlas.StateFailed])
+		require.Equal(t, []string{"best"}, p.Tags)
+		require.NoError(t, s.ProjectSetDescription(ctx, "p", "# Hello"))
+		p, err = s.ProjectGet(ctx, "p")
+		require.NoError(t, err)
+		require.Equal(t, "# Hello", p.Description)
+		require.ErrorIs(t, s.ProjectSetDescription(ctx, "nope", "x"), atlas.ErrNotFound)
+		require.NoError(t, s.NoteAdd(ctx, &store.Note{Project: "p", Author: "me", Message: "first"}))
+		require.NoError(t, s.NoteAdd(ctx, &store.Note{Project: "p", Author: "me", Message: "second"}))
+		notes, err := s.Notes(ctx, "p")
+		require.NoError(t, err)
+		require.Len(t, notes, 2)
+		require.Equal(t, "second", notes[0].Message)
+		require.ErrorIs(t, s.NoteAdd(ctx, &store.Note{Project: "nope", Message: "x"}), atlas.ErrNotFound)
+	})
+
+	t.Run("Heartbeat", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		j := newJob("a", "p")
+		j.Mode, j.State = atlas.ModeExecution, atlas.StateRunning
+		now := time.Now().UTC()
+		j.StartedAt = &now
+		require.NoError(t, s.JobInsert(ctx, j))
+		at := now.Add(time.Minute).Truncate(time.Millisecond)
+		require.NoError(t, s.JobHeartbeat(ctx, "a", at))
+		got, err := s.JobGet(ctx, "a")
+		require.NoError(t, err)
+		require.True(t, got.HeartbeatAt.Equal(at))
+		require.Equal(t, atlas.ModeExecution, got.Mode)
+		require.ErrorIs(t, s.JobHeartbeat(ctx, "nope", at), atlas.ErrNotFound)
+	})
+}
+
+func newJob(id, project string) *atlas.Job {
+	return &atlas.Job{ID: id, Project: project, User: "tester", State: atlas.StateQueued, Mode: atlas.ModeScheduled,
+		Command: []string{"main.py", "--x"}, TokenHash: "tokenhash"}
+}
+
+func finish(t *testing.T, s store.Store, id string, to atlas.State) {
+	t.Helper()
+	ctx := context.Background()
+	for _, st := range []atlas.State{atlas.StateStarting, atlas.StateRunning, to} {
+		_, err := s.JobSetState(ctx, &store.JobSetStateParams{ID: id, To: st})
+		require.NoError(t, err)
+	}
+}
+
+func ids(jobs []*atlas.Job) []string {
+	out := make([]string, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.ID
+	}
+	return out
+}
