@@ -27,12 +27,17 @@ type Store interface {
 	JobList(ctx context.Context, p *JobListParams) ([]*atlas.Job, int, error)
 	// JobsInState returns the jobs in any of the states, in queue order (priority desc, seq asc).
 	JobsInState(ctx context.Context, states ...atlas.State) ([]*atlas.Job, error)
+	// JobQueue returns the queued jobs in queue order (priority desc, seq asc), with only what
+	// the scheduler needs to decide; it is called on every scheduling round.
+	JobQueue(ctx context.Context) ([]QueueEntry, error)
 	// JobSetState moves a job from one of p.From (or any state that may move to p.To, when
 	// From is empty) to p.To, with the fields that go with it.
 	JobSetState(ctx context.Context, p *JobSetStateParams) (*atlas.Job, error)
 	// JobRequestStop marks a running job as asked to stop.
 	JobRequestStop(ctx context.Context, id string) (*atlas.Job, error)
 	JobSetRunInfo(ctx context.Context, id, runInfo string) error
+	// JobSetArchive records a job's archive without changing its state.
+	JobSetArchive(ctx context.Context, id, digest string) error
 	JobHeartbeat(ctx context.Context, id string, at time.Time) error
 	// JobDelete removes a finished job and everything tracked for it. It returns the job as it
 	// was, so the caller can clean up its files.
@@ -88,6 +93,13 @@ type Filter struct {
 	Max    *float64
 }
 
+// QueueEntry is a queued job as the scheduler sees it.
+type QueueEntry struct {
+	ID        string
+	NumGPUs   int
+	CreatedAt time.Time
+}
+
 // JobSetStateParams are the fields of a state change. Zero values leave a field unchanged.
 type JobSetStateParams struct {
 	ID            string
@@ -108,7 +120,8 @@ type TrackBatch struct {
 	Writer string
 	Seq    int64
 	Params map[string]any
-	// Metrics maps a key to its new points, in logging order.
+	// Metrics maps a key to its new points, in logging order. A negative Step means "the next
+	// step": the number of points the job already has for that key.
 	Metrics   map[string][]atlas.MetricPoint
 	Tags      map[string]string
 	Artifacts []atlas.Artifact

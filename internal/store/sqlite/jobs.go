@@ -88,16 +88,12 @@ func (s *Store) JobInsert(ctx context.Context, j *atlas.Job) error {
 		if j.HeartbeatAt != nil {
 			heartbeat = nanos(*j.HeartbeatAt)
 		}
-		params := j.Params
-		if params == nil {
-			params = map[string]any{}
-		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, seq, project, user, state, mode, priority, parent_id,
 			command, entrypoint, params, num_gpus, ram_gb, worker, bundle_digest, archive_digest, executor, gpu_ids,
 			reason, run_info, token_hash, created_at, started_at, heartbeat_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			j.ID, j.Seq, j.Project, j.User, j.State, j.Mode, j.Priority, j.ParentID,
-			mustJSON(nonNil(j.Command)), mustJSON(nonNil(j.Entrypoint)), mustJSON(params), j.NumGPUs, j.RAMGB,
+			mustJSON(nonNil(j.Command)), mustJSON(nonNil(j.Entrypoint)), mustJSON(j.Params), j.NumGPUs, j.RAMGB,
 			mustJSON(j.Worker), j.BundleDigest, j.ArchiveDigest, j.Executor, mustJSON(nonNil(j.GPUIDs)),
 			j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), started, heartbeat)
 		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: jobs.id") {
@@ -139,6 +135,26 @@ func (s *Store) JobsInState(ctx context.Context, states ...atlas.State) ([]*atla
 		return nil, err
 	}
 	return collectJobs(rows)
+}
+
+// JobQueue implements store.Store.
+func (s *Store) JobQueue(ctx context.Context) ([]store.QueueEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, num_gpus, created_at FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq ASC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.QueueEntry
+	for rows.Next() {
+		var e store.QueueEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &e.NumGPUs, &at); err != nil {
+			return nil, err
+		}
+		e.CreatedAt = time.Unix(0, at).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 func collectJobs(rows *sql.Rows) ([]*atlas.Job, error) {
@@ -242,6 +258,12 @@ func (s *Store) JobRequestStop(ctx context.Context, id string) (*atlas.Job, erro
 // JobSetRunInfo implements store.Store.
 func (s *Store) JobSetRunInfo(ctx context.Context, id, runInfo string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE jobs SET run_info = ? WHERE id = ?`, runInfo, id)
+	return notFoundIfNone(res, err, id)
+}
+
+// JobSetArchive implements store.Store.
+func (s *Store) JobSetArchive(ctx context.Context, id, digest string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE jobs SET archive_digest = ? WHERE id = ?`, digest, id)
 	return notFoundIfNone(res, err, id)
 }
 

@@ -118,16 +118,6 @@ func appendMetric(ctx context.Context, tx *sql.Tx, jobID, key string, pts []atla
 	if len(pts) == 0 {
 		return nil
 	}
-	steps := make([]int64, len(pts))
-	vals := make([]any, len(pts))
-	times := make([]float64, len(pts))
-	for i, p := range pts {
-		steps[i], vals[i], times[i] = p.Step, p.Value, p.Time
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO metric_chunks (job_id, key, steps, vals, times) VALUES (?, ?, ?, ?, ?)`,
-		jobID, key, mustJSON(steps), mustJSON(vals), mustJSON(times)); err != nil {
-		return err
-	}
 	var (
 		count    int64
 		minV     sql.NullFloat64
@@ -139,27 +129,35 @@ func appendMetric(ctx context.Context, tx *sql.Tx, jobID, key string, pts []atla
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
+	steps := make([]int64, len(pts))
+	vals := make([]any, len(pts))
+	times := make([]float64, len(pts))
 	mn, mx := math.Inf(1), math.Inf(-1)
 	if minV.Valid {
-		mn = minV.Float64
+		mn, mx = minV.Float64, maxV.Float64
 	}
-	if maxV.Valid {
-		mx = maxV.Float64
-	}
-	for _, p := range pts {
+	for i, p := range pts {
+		if p.Step < 0 {
+			p.Step = count + int64(i)
+		}
+		steps[i], vals[i], times[i] = p.Step, p.Value, p.Time
 		if f, ok := numOf(p.Value).(float64); ok {
 			mn, mx = math.Min(mn, f), math.Max(mx, f)
 		}
 	}
-	last := pts[len(pts)-1]
+	if _, err := tx.ExecContext(ctx, `INSERT INTO metric_chunks (job_id, key, steps, vals, times) VALUES (?, ?, ?, ?, ?)`,
+		jobID, key, mustJSON(steps), mustJSON(vals), mustJSON(times)); err != nil {
+		return err
+	}
 	var minArg, maxArg any
 	if !math.IsInf(mn, 1) {
 		minArg, maxArg = mn, mx
 	}
+	last := vals[len(vals)-1]
 	_, err = tx.ExecContext(ctx, `INSERT INTO metric_summary (job_id, key, count, last, last_num, last_step, min, max)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, key) DO UPDATE SET count = excluded.count,
 		last = excluded.last, last_num = excluded.last_num, last_step = excluded.last_step, min = excluded.min,
-		max = excluded.max`, jobID, key, count+int64(len(pts)), mustJSON(last.Value), numOf(last.Value), last.Step,
+		max = excluded.max`, jobID, key, count+int64(len(pts)), mustJSON(last), numOf(last), steps[len(steps)-1],
 		minArg, maxArg)
 	return err
 }

@@ -54,6 +54,12 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		q, err := s.JobsInState(ctx, atlas.StateQueued)
 		require.NoError(t, err)
 		require.Equal(t, []string{"j1", "j3", "j0", "j2"}, ids(q))
+		entries, err := s.JobQueue(ctx)
+		require.NoError(t, err)
+		require.Len(t, entries, 4)
+		require.Equal(t, "j1", entries[0].ID)
+		require.Equal(t, "j2", entries[3].ID)
+		require.False(t, entries[0].CreatedAt.IsZero())
 	})
 
 	t.Run("StateTransitions", func(t *testing.T) {
@@ -74,6 +80,8 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 		require.NotNil(t, j.StartedAt)
 		require.Equal(t, "pid=1", j.RunInfo)
+		require.NoError(t, s.JobSetArchive(ctx, "a", "sha256:y"))
+		require.ErrorIs(t, s.JobSetArchive(ctx, "nope", "sha256:y"), atlas.ErrNotFound)
 		j, err = s.JobRequestStop(ctx, "a")
 		require.NoError(t, err)
 		require.True(t, j.StopRequested)
@@ -138,21 +146,31 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 		require.True(t, ok)
 
+		ok, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "a", Metrics: map[string][]atlas.MetricPoint{
+			"auto": {{Step: -1, Value: 1.0}, {Step: -1, Value: 2.0}}}})
+		require.NoError(t, err)
+		require.True(t, ok, "a batch without a writer is always applied")
+		_, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "a", Metrics: map[string][]atlas.MetricPoint{"auto": {{Step: -1, Value: 3.0}}}})
+		require.NoError(t, err)
+		auto, err := s.MetricSeries(ctx, "a", "auto")
+		require.NoError(t, err)
+		require.Equal(t, []int64{0, 1, 2}, []int64{auto[0].Step, auto[1].Step, auto[2].Step}, "negative steps number the points")
+
 		series, err := s.MetricSeries(ctx, "a", "loss")
 		require.NoError(t, err)
 		require.Len(t, series, 3)
 		require.Equal(t, []any{3.0, 1.0, 2.0}, []any{series[0].Value, series[1].Value, series[2].Value})
 		sums, err := s.MetricSummaries(ctx, []string{"a"})
 		require.NoError(t, err)
-		require.Len(t, sums["a"], 2)
-		loss := sums["a"][0]
+		require.Len(t, sums["a"], 3)
+		loss := sums["a"][1]
 		require.Equal(t, "loss", loss.Key)
 		require.EqualValues(t, 3, loss.Count)
 		require.Equal(t, 2.0, loss.Last)
 		require.Equal(t, 1.0, *loss.Min)
 		require.Equal(t, 3.0, *loss.Max)
-		require.Equal(t, "hi", sums["a"][1].Last)
-		require.Nil(t, sums["a"][1].Min)
+		require.Equal(t, "hi", sums["a"][2].Last)
+		require.Nil(t, sums["a"][2].Min)
 
 		params, err := s.Params(ctx, []string{"a"})
 		require.NoError(t, err)

@@ -17,7 +17,7 @@ CREATE TABLE jobs (
     parent_id      TEXT NOT NULL DEFAULT '',
     command        TEXT NOT NULL DEFAULT '[]',  -- JSON
     entrypoint     TEXT NOT NULL DEFAULT '[]',  -- JSON
-    params         TEXT NOT NULL DEFAULT '{}',  -- JSON, the submitted parameters
+    params         TEXT NOT NULL DEFAULT 'null', -- JSON, the submitted parameters (null: none)
     num_gpus       INTEGER NOT NULL DEFAULT 0,
     ram_gb         REAL NOT NULL DEFAULT 0,
     worker         TEXT NOT NULL DEFAULT '{}',  -- JSON

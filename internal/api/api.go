@@ -1,0 +1,171 @@
+// Package api is the HTTP API of atlas-server (/api/v1, documented in docs/openapi.yaml) and
+// the handler that serves the GUI.
+//
+// Handlers are small: decode, validate, call the store or scheduler, encode. Errors are returned
+// to one place (writeError) that maps them to status codes; a 5xx never shows internals.
+package api
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/logs"
+	"github.com/atlasgo/atlas/internal/store"
+)
+
+// Scheduler is what the API needs from the scheduler.
+type Scheduler interface {
+	Validate(j *atlas.Job) error
+	StopJob(ctx context.Context, id string) (*atlas.Job, error)
+	Wake()
+	Waiting() map[string]string
+	Workers() int
+	TotalGPUs() int
+	ExecutorName() string
+}
+
+// Config wires the API.
+type Config struct {
+	Store          store.Store
+	Blobs          *blob.Store
+	Logs           *logs.Dir
+	Scheduler      Scheduler
+	Hub            *Hub
+	Version        string
+	MaxBundleBytes int64
+	// Secret signs per-job tokens.
+	Secret []byte
+	// Web is the GUI's static files (index.html at the root); nil serves nothing.
+	Web    fs.FS
+	Logger *slog.Logger
+}
+
+// Server serves the API.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+	// blobMu orders "does the bundle exist, then insert a job using it" against "nothing uses
+	// this blob, delete it", so garbage collection never removes a blob a new job needs.
+	blobMu sync.RWMutex
+}
+
+// New returns the API handler.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Hub == nil {
+		cfg.Hub = NewHub()
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// JobToken returns the token a job uses to write to itself. It is derived from the server's
+// secret, so it need not be stored.
+func JobToken(secret []byte, jobID string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("job:" + jobID))
+	return "job." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// httpError carries a status for errors that are not domain errors.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func statusOf(err error) int {
+	var he *httpError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		return he.status
+	case errors.As(err, &mbe), errors.Is(err, atlas.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, atlas.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, atlas.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, atlas.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, atlas.ErrAuth):
+		return http.StatusUnauthorized
+	case errors.Is(err, atlas.ErrDenied):
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError is the one place errors become responses.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	msg := err.Error()
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		msg = "request body is larger than the limit of " + humanBytes(mbe.Limit)
+	}
+	if status == http.StatusInternalServerError {
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal server error"
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON body of at most limit bytes into v.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return atlas.Invalidf("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return formatFloat(float64(n)/(1<<30)) + " GiB"
+	case n >= 1<<20:
+		return formatFloat(float64(n)/(1<<20)) + " MiB"
+	case n >= 1<<10:
+		return formatFloat(float64(n)/(1<<10)) + " KiB"
+	}
+	return formatFloat(float64(n)) + " bytes"
+}

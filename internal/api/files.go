@@ -1,0 +1,113 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/blob"
+)
+
+func (s *Server) headBlob(w http.ResponseWriter, r *http.Request) error {
+	ok, size, err := s.cfg.Blobs.Has(r.PathValue("digest"))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		return nil
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) error {
+	digest := r.PathValue("digest")
+	if _, err := blob.ParseDigest(digest); err != nil {
+		return err
+	}
+	if r.ContentLength > s.cfg.MaxBundleBytes {
+		return &httpError{status: http.StatusRequestEntityTooLarge,
+			msg: "upload of " + humanBytes(r.ContentLength) + " is larger than the server's limit of " + humanBytes(s.cfg.MaxBundleBytes)}
+	}
+	if ok, _, err := s.cfg.Blobs.Has(digest); err == nil && ok {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBundleBytes)
+	if _, _, err := s.cfg.Blobs.Put(body, digest); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &httpError{status: http.StatusRequestEntityTooLarge, msg: "upload is larger than the server's limit of " + humanBytes(s.cfg.MaxBundleBytes)}
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return atlas.Invalidf("upload was truncated")
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	if _, err := s.cfg.Store.JobGet(ctx, id); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var offset int64
+	if v := q.Get("offset"); v != "" {
+		var err error
+		if offset, err = strconv.ParseInt(v, 10, 64); err != nil || offset < 0 {
+			return atlas.Invalidf("invalid offset %q", v)
+		}
+	}
+	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	flush := func() { _ = rc.Flush() }
+	if follow {
+		flush() // headers now: the client knows the job exists before any output
+	}
+	finished := func() bool {
+		j, err := s.cfg.Store.JobGet(ctx, id)
+		return err != nil || j.State.Finished()
+	}
+	return s.cfg.Logs.Stream(ctx, id, offset, follow, finished, w, flush)
+}
+
+func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	j, err := s.cfg.Store.JobGet(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if j.ArchiveDigest == "" {
+		if !j.State.Finished() {
+			return atlas.NotFoundf("job %s is %s: its archive is made when it finishes", id, j.State)
+		}
+		return atlas.NotFoundf("job %s has no archive", id)
+	}
+	f, err := s.cfg.Blobs.Open(j.ArchiveDigest)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.tar.gz"`)
+	var mod time.Time
+	if j.FinishedAt != nil {
+		mod = *j.FinishedAt
+	}
+	http.ServeContent(w, r, "", mod, f)
+	return nil
+}

@@ -1,0 +1,211 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/store"
+	"github.com/atlasgo/atlas/sdk"
+)
+
+func projectWire(p store.Project) sdk.Project {
+	out := sdk.Project{Name: p.Name, CreatedAt: p.CreatedAt, LastActivity: p.LastActivity, Description: p.Description,
+		Counts: map[string]int{}, Tags: p.Tags}
+	for st, n := range p.Counts {
+		out.Counts[string(st)] = n
+		out.Jobs += n
+	}
+	return out
+}
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) error {
+	ps, err := s.cfg.Store.ProjectList(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]sdk.Project, len(ps))
+	for i, p := range ps {
+		out[i] = projectWire(p)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.cfg.Store.ProjectGet(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, projectWire(*p))
+	return nil
+}
+
+func (s *Server) setDescription(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Description string `json:"description"`
+	}
+	if err := decode(w, r, 1<<20, &body); err != nil {
+		return err
+	}
+	if err := s.cfg.Store.ProjectSetDescription(r.Context(), r.PathValue("name"), body.Description); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listNotes(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if _, err := s.cfg.Store.ProjectGet(r.Context(), name); err != nil {
+		return err
+	}
+	notes, err := s.cfg.Store.Notes(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	out := make([]sdk.Note, len(notes))
+	for i, n := range notes {
+		out[i] = sdk.Note{ID: n.ID, Author: n.Author, Message: n.Message, CreatedAt: n.CreatedAt}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) addNote(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Author  string `json:"author"`
+		Message string `json:"message"`
+	}
+	if err := decode(w, r, 1<<20, &body); err != nil {
+		return err
+	}
+	if strings.TrimSpace(body.Message) == "" {
+		return atlas.Invalidf("note message is empty")
+	}
+	n := &store.Note{Project: r.PathValue("name"), Author: body.Author, Message: body.Message}
+	if err := s.cfg.Store.NoteAdd(r.Context(), n); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, sdk.Note{ID: n.ID, Author: n.Author, Message: n.Message, CreatedAt: n.CreatedAt})
+	return nil
+}
+
+func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	queued, err := s.cfg.Store.JobsInState(ctx, atlas.StateQueued)
+	if err != nil {
+		return err
+	}
+	running, err := s.cfg.Store.JobsInState(ctx, atlas.StateStarting, atlas.StateRunning)
+	if err != nil {
+		return err
+	}
+	waiting := s.cfg.Scheduler.Waiting()
+	out := sdk.Queue{Queued: []*sdk.Job{}, Running: []*sdk.Job{}, Workers: s.cfg.Scheduler.Workers(),
+		GPUs: s.cfg.Scheduler.TotalGPUs(), Executor: s.cfg.Scheduler.ExecutorName()}
+	for i, j := range queued {
+		wj := toWire(j)
+		wj.QueuePosition = i + 1
+		wj.WaitingReason = waiting[j.ID]
+		if wj.WaitingReason == "" {
+			wj.WaitingReason = "waiting for the scheduler"
+		}
+		out.Queued = append(out.Queued, wj)
+	}
+	for _, j := range running {
+		out.Running = append(out.Running, toWire(j))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) clearQueue(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Project string `json:"project"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(w, r, 1<<20, &body); err != nil {
+			return err
+		}
+	}
+	jobs, err := s.cfg.Store.JobsDeleteQueued(r.Context(), body.Project)
+	if err != nil {
+		return err
+	}
+	out := sdk.ClearQueueResult{Removed: len(jobs), IDs: []string{}}
+	for _, j := range jobs {
+		s.cleanup(r.Context(), j, []string{j.BundleDigest})
+		out.IDs = append(out.IDs, j.ID)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// events streams job changes as server-sent events, for the GUI.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
+	changes, unsubscribe := s.cfg.Hub.Subscribe()
+	defer unsubscribe()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	fmt.Fprint(w, ": connected\n\n")
+	_ = rc.Flush()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case c := <-changes:
+			data, _ := json.Marshal(c)
+			if _, err := fmt.Fprintf(w, "event: job\ndata: %s\n\n", data); err != nil {
+				return nil
+			}
+		case <-keepalive.C:
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+				return nil
+			}
+		}
+		_ = rc.Flush()
+	}
+}
+
+// webHandler serves the GUI: files from cfg.Web, and index.html for every other path so the
+// single-page app can route.
+func (s *Server) webHandler() http.Handler {
+	if s.cfg.Web == nil {
+		return http.NotFoundHandler()
+	}
+	files := http.FileServerFS(s.cfg.Web)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := strings.TrimPrefix(r.URL.Path, "/")
+		if p != "" {
+			if fi, err := fs.Stat(s.cfg.Web, p); err == nil && !fi.IsDir() {
+				if strings.HasPrefix(p, "assets/") {
+					w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+				}
+				files.ServeHTTP(w, r)
+				return
+			}
+		}
+		index, err := fs.ReadFile(s.cfg.Web, "index.html")
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(index)
+	})
+}
+
+func formatFloat(f float64) string {
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}

@@ -1,0 +1,309 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/atlasgo/atlas/internal/bundle"
+	"github.com/atlasgo/atlas/internal/config"
+	"github.com/atlasgo/atlas/sdk"
+)
+
+// Bundle sizes above which submit warns, largest first.
+var bundleWarnings = []int64{500 << 20, 100 << 20, 50 << 20}
+
+type submitFlags struct {
+	entrypoint  string
+	project     string
+	numGPUs     int
+	ram         float64
+	priority    int
+	streamLogs  string
+	noStreaming bool
+}
+
+func submitCommand(e *env) *cobra.Command {
+	var f submitFlags
+	cmd := &cobra.Command{
+		Use:   "submit [flags] <scheduler_config> <job_directory> [command...]",
+		Short: "Bundle a folder, queue it as a job, and stream its logs",
+		Long: `Bundle <job_directory>, queue it on the scheduler named by <scheduler_config> (usually
+"scheduler"), and stream the job's logs until it ends. The command is what the worker runs,
+after the entrypoint (python by default): "main.py --epochs 5" runs "python main.py --epochs 5".
+Ctrl-C while streaming stops streaming only; the job keeps running.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.submit(cmd, &f, args[0], args[1], args[2:])
+		},
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false) // flags after the command belong to the job's script
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "what runs the command (default: python)")
+	fl.StringVar(&f.project, "project-name", "", "project (default: project_name in job.config.yaml, else the folder's name)")
+	fl.IntVar(&f.numGPUs, "num-gpus", 0, "GPUs the job needs (default: num_gpus in job.config.yaml, else 0)")
+	fl.Float64Var(&f.ram, "ram", 0, "memory limit in GB (default: ram in job.config.yaml, else none)")
+	fl.IntVar(&f.priority, "priority", 0, "queue priority; higher runs first")
+	fl.StringVar(&f.streamLogs, "stream-job-logs", "True", "stream the job's logs until it ends (True or False)")
+	return cmd
+}
+
+func (e *env) submit(cmd *cobra.Command, f *submitFlags, envName, dir string, command []string) error {
+	client, _, err := e.client(envName)
+	if err != nil {
+		return err
+	}
+	stream, err := parseBool(f.streamLogs)
+	if err != nil {
+		return fmt.Errorf("--stream-job-logs: %v", err)
+	}
+	if v := os.Getenv("DISABLE_LOG_STREAMING"); v != "" && !strings.EqualFold(v, "false") {
+		stream = false
+	}
+	// Ctrl-C during submission cancels it; during streaming it only stops streaming.
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	e.info("Job submission started. Ctrl-C to cancel.")
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return fmt.Errorf("job directory %s does not exist or is not a directory", abs)
+	}
+	jobCfg, raw, err := config.LoadJob(abs)
+	if err != nil {
+		return err
+	}
+	for _, w := range jobCfg.Warnings {
+		e.warn("%s", w)
+	}
+	spec := &sdk.JobSpec{ID: uuid.NewString(), Project: f.project, User: currentUser(), Command: command,
+		JobConfig: string(raw)}
+	if spec.Project == "" && jobCfg.ProjectName == "" {
+		spec.Project = filepath.Base(abs)
+	}
+	if f.entrypoint != "" {
+		spec.Entrypoint = strings.Fields(f.entrypoint)
+	}
+	fl := cmd.Flags()
+	if fl.Changed("num-gpus") {
+		if f.numGPUs < 0 {
+			return fmt.Errorf("--num-gpus must be 0 or more, got %d", f.numGPUs)
+		}
+		spec.NumGPUs = &f.numGPUs
+	}
+	if fl.Changed("ram") {
+		if f.ram <= 0 {
+			return fmt.Errorf("--ram must be a number of GB greater than 0, got %v", f.ram)
+		}
+		spec.RAMGB = &f.ram
+	}
+	if fl.Changed("priority") {
+		spec.Priority = &f.priority
+	}
+	if len(command) == 0 && len(jobCfg.Worker.Command) == 0 {
+		e.warn("No command was specified.")
+	} else if len(command) > 0 && spec.Entrypoint == nil && len(jobCfg.Entrypoint) == 0 && len(jobCfg.Worker.Entrypoint) == 0 {
+		if _, err := os.Stat(filepath.Join(abs, command[0])); err != nil {
+			e.warn("%s is not a file in %s; the job runs `python %s`.", command[0], abs, command[0])
+		}
+	}
+
+	e.info("Preparing to bundle contents of %s for execution. Estimating bundle size.", abs)
+	st, err := bundle.Estimate(abs, bundle.JobFolder)
+	if err != nil {
+		return err
+	}
+	for _, limit := range bundleWarnings {
+		if st.Bytes > limit {
+			e.warn("The job folder holds %s in %d files (over %s). Everything in it is uploaded and archived with "+
+				"every job: keep large data out of it (list it in %s, or mount it with worker.volumes in job.config.yaml). "+
+				"Ctrl-C to cancel.", humanSize(st.Bytes), st.Files, humanSize(limit), bundle.IgnoreFile)
+			break
+		}
+	}
+	for _, s := range st.Skipped {
+		e.warn("Not bundled: %s", s)
+	}
+	e.info("Bundling job contents.")
+	digest, path, err := makeBundle(abs)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	if ctx.Err() != nil {
+		return &exitError{code: 130, msg: "Foundations INFO: Submission cancelled."}
+	}
+	if _, err := client.UploadFile(ctx, digest, path); err != nil {
+		return cancelled(ctx, err)
+	}
+	spec.BundleDigest = digest
+	res, err := client.Submit(ctx, spec)
+	if err != nil {
+		return cancelled(ctx, err)
+	}
+	for _, w := range res.Warnings {
+		e.warn("%s", w)
+	}
+	id := res.Job.ID
+	e.info("Job submitted with ID '%s'.", id)
+	if !stream {
+		return nil
+	}
+	// From here on Ctrl-C stops streaming only.
+	e.info("Job queued. Ctrl-C to stop streaming - job will not be interrupted or cancelled.")
+	job, err := e.follow(ctx, client, id, true)
+	if ctx.Err() != nil {
+		e.info("Stopped streaming. Job '%s' keeps running; `foundations get logs %s %s` shows its output.", id, envName, id)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return jobOutcome(e, job)
+}
+
+func cancelled(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return &exitError{code: 130, msg: "Foundations INFO: Submission cancelled."}
+	}
+	return err
+}
+
+// follow waits for a job to start, streams its logs until it ends, and returns the ended job.
+// It reconnects, without repeating output, if the connection to the server breaks.
+func (e *env) follow(ctx context.Context, client *sdk.Client, id string, announce bool) (*sdk.Job, error) {
+	var offset int64
+	announced := false
+	failures := 0
+	for {
+		job, err := client.WaitJob(ctx, id, 30*time.Second, sdk.StateQueued, sdk.StateStarting)
+		if err == nil && job.State != sdk.StateQueued && job.State != sdk.StateStarting {
+			if announce && !announced {
+				e.info("Job running, streaming logs.")
+				announced = true
+			}
+			var rc io.ReadCloser
+			rc, err = client.Logs(ctx, id, offset, true)
+			if err == nil {
+				var n int64
+				n, err = io.Copy(e.stdout, rc)
+				rc.Close()
+				offset += n
+				if err == nil {
+					if job, err = client.Job(ctx, id); err == nil && sdk.Finished(job.State) {
+						return job, nil
+					}
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			var ue *sdk.UnreachableError
+			if !errors.As(err, &ue) && !errors.Is(err, io.ErrUnexpectedEOF) && !isConnReset(err) {
+				return nil, err
+			}
+			failures++
+			if failures == 1 {
+				e.warn("Lost the connection to the scheduler; retrying (the job is not affected).")
+			}
+			if failures > 120 {
+				return nil, err
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		failures = 0
+	}
+}
+
+func isConnReset(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "connection reset") || strings.Contains(s, "unexpected EOF") || strings.Contains(s, "broken pipe")
+}
+
+// jobOutcome prints how a job ended and turns failure into a non-zero exit.
+func jobOutcome(e *env, job *sdk.Job) error {
+	switch job.State {
+	case sdk.StateCompleted:
+		e.info("Job '%s' has completed.", job.ID)
+		return nil
+	case sdk.StateStopped:
+		return &exitError{code: 1, msg: fmt.Sprintf("Foundations INFO: Job '%s' was stopped.", job.ID)}
+	}
+	reason := job.Reason
+	if reason == "" {
+		reason = "unknown reason"
+	}
+	return &exitError{code: 1, msg: fmt.Sprintf("Foundations ERROR: Job '%s' has failed: %s.", job.ID, strings.TrimSuffix(reason, "."))}
+}
+
+// makeBundle writes the folder's bundle to a temporary file and returns its digest.
+func makeBundle(dir string) (string, string, error) {
+	tmp, err := os.CreateTemp("", "atlas-bundle-*.tar.gz")
+	if err != nil {
+		return "", "", err
+	}
+	h := sha256.New()
+	_, err = bundle.Create(dir, io.MultiWriter(tmp, h), bundle.JobFolder)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", "", err
+	}
+	return fmt.Sprintf("sha256:%x", h.Sum(nil)), tmp.Name(), nil
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "true", "1", "yes":
+		return true, nil
+	case "false", "0", "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("want True or False, got %q", s)
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + " GB"
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}

@@ -1,0 +1,304 @@
+// Package process runs jobs as local processes, for machines without Docker.
+//
+// Each job runs under a small supervisor (the "shim": the server binary re-executed with
+// ShimArg) in its own process group. The shim installs requirements.txt into a cached
+// virtualenv, runs the command with output going straight to the job's log file, and writes the
+// exit status to a file when the command ends. Because nothing flows through the server, a job
+// keeps running and logging while the server restarts, and the new server re-attaches to it by
+// pid and reads its exit status from that file.
+//
+// Stop sends SIGTERM to the whole group, waits the grace period, then sends SIGKILL.
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/executor"
+)
+
+// ShimArg is the hidden first argument that makes the server binary act as a job's shim.
+const ShimArg = "__atlas-shim"
+
+// Config configures the executor.
+type Config struct {
+	// Self is the path of the binary that implements the shim (the server itself).
+	Self string
+	// RunDir holds per-job shim specs and exit status files.
+	RunDir string
+	// EnvsDir holds the cached virtualenvs, one per requirements.txt content.
+	EnvsDir string
+	// Python is the interpreter jobs run with when they have no requirements.txt.
+	Python string
+}
+
+// Executor is the process executor.
+type Executor struct{ cfg Config }
+
+var _ executor.Executor = (*Executor)(nil)
+
+// New returns a process executor.
+func New(cfg Config) (*Executor, error) {
+	for _, d := range []string{cfg.RunDir, cfg.EnvsDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Python == "" {
+		cfg.Python = "python3"
+	}
+	return &Executor{cfg: cfg}, nil
+}
+
+// Name implements executor.Executor.
+func (e *Executor) Name() string { return "process" }
+
+// shimSpec is what the shim reads from its spec file.
+type shimSpec struct {
+	JobID      string   `json:"job_id"`
+	WorkDir    string   `json:"work_dir"`
+	Entrypoint []string `json:"entrypoint"`
+	Command    []string `json:"command"`
+	Python     string   `json:"python"`
+	EnvsDir    string   `json:"envs_dir"`
+	ExitFile   string   `json:"exit_file"`
+}
+
+// exitStatus is what the shim writes when the command ends.
+type exitStatus struct {
+	ExitCode int    `json:"exit_code"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// runInfo is stored with the job to find it after a restart.
+type runInfo struct {
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"` // /proc/<pid>/stat field 22, to detect pid reuse
+	ExitFile  string `json:"exit_file"`
+}
+
+// Start implements executor.Executor.
+func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Handle, error) {
+	j := spec.Job
+	ss := shimSpec{JobID: j.ID, WorkDir: spec.WorkDir, Entrypoint: j.Entrypoint, Command: j.Command,
+		Python: e.cfg.Python, EnvsDir: e.cfg.EnvsDir, ExitFile: filepath.Join(e.cfg.RunDir, j.ID+".exit")}
+	if len(j.Worker.Entrypoint) > 0 && len(ss.Entrypoint) == 0 {
+		ss.Entrypoint = j.Worker.Entrypoint
+	}
+	if len(ss.Command) == 0 {
+		ss.Command = j.Worker.Command
+	}
+	os.Remove(ss.ExitFile)
+	specPath := filepath.Join(e.cfg.RunDir, j.ID+".json")
+	data, _ := json.Marshal(ss)
+	if err := os.WriteFile(specPath, data, 0o600); err != nil {
+		return nil, fmt.Errorf("write shim spec: %w", err)
+	}
+	logf, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(e.cfg.Self, ShimArg, specPath)
+	cmd.Dir = spec.WorkDir
+	cmd.Env = jobEnv(spec)
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start job process: %w", err)
+	}
+	h := &handle{pid: cmd.Process.Pid, exitFile: ss.ExitFile, done: make(chan struct{})}
+	h.startTime, _ = procStartTime(h.pid)
+	go func() {
+		err := cmd.Wait()
+		h.finish(resultFromWait(cmd.ProcessState, err, ss.ExitFile))
+	}()
+	return h, nil
+}
+
+// jobEnv is the server's environment minus what must not leak into jobs, plus the job's.
+func jobEnv(spec *executor.Spec) []string {
+	drop := map[string]bool{"FOUNDATIONS_COMMAND_LINE": true, "PYTHONPATH": true}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			env = append(env, kv)
+		}
+	}
+	pythonPath := spec.SDKDir
+	if p := os.Getenv("PYTHONPATH"); p != "" {
+		pythonPath += string(os.PathListSeparator) + p
+	}
+	env = append(env, "PYTHONPATH="+pythonPath, "PYTHONUNBUFFERED=1")
+	return append(env, spec.Env...)
+}
+
+func resultFromWait(ps *os.ProcessState, waitErr error, exitFile string) executor.Result {
+	if st, ok := readExitFile(exitFile); ok {
+		return executor.Result{ExitCode: st.ExitCode, Reason: st.Reason}
+	}
+	if ps == nil {
+		return executor.Result{ExitCode: -1, Reason: fmt.Sprintf("job process failed: %v", waitErr), Lost: true}
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return executor.Result{ExitCode: 128 + int(ws.Signal()), Reason: "killed by signal " + signalName(ws.Signal())}
+	}
+	return executor.Result{ExitCode: ps.ExitCode()}
+}
+
+func readExitFile(path string) (exitStatus, bool) {
+	var st exitStatus
+	data, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(data, &st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+// Recover implements executor.Executor.
+func (e *Executor) Recover(ctx context.Context, job *atlas.Job, logPath string) (executor.Handle, error) {
+	var ri runInfo
+	if err := json.Unmarshal([]byte(job.RunInfo), &ri); err != nil || ri.PID <= 0 {
+		return nil, fmt.Errorf("%w: no process recorded for job %s", executor.ErrGone, job.ID)
+	}
+	h := &handle{pid: ri.PID, startTime: ri.StartTime, exitFile: ri.ExitFile, done: make(chan struct{})}
+	if st, ok := readExitFile(ri.ExitFile); ok {
+		h.finish(executor.Result{ExitCode: st.ExitCode, Reason: st.Reason})
+		return h, nil
+	}
+	start, err := procStartTime(ri.PID)
+	if err != nil || start != ri.StartTime {
+		// Gone; it may have written its status between the two checks.
+		if st, ok := readExitFile(ri.ExitFile); ok {
+			h.finish(executor.Result{ExitCode: st.ExitCode, Reason: st.Reason})
+			return h, nil
+		}
+		return nil, fmt.Errorf("%w: process %d of job %s ended while the server was down and left no exit status", executor.ErrGone, ri.PID, job.ID)
+	}
+	fd, err := unix.PidfdOpen(ri.PID, 0)
+	if err != nil {
+		return nil, fmt.Errorf("watch process %d: %w", ri.PID, err)
+	}
+	go func() {
+		defer unix.Close(fd)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			_, err := unix.Poll(fds, -1)
+			if err == nil || !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+		if st, ok := readExitFile(ri.ExitFile); ok {
+			h.finish(executor.Result{ExitCode: st.ExitCode, Reason: st.Reason})
+			return
+		}
+		h.finish(executor.Result{ExitCode: 137, Reason: "the job's process ended without an exit status (killed)"})
+	}()
+	return h, nil
+}
+
+type handle struct {
+	pid       int
+	startTime uint64
+	exitFile  string
+
+	once   sync.Once
+	done   chan struct{}
+	result executor.Result
+}
+
+func (h *handle) finish(r executor.Result) {
+	h.once.Do(func() {
+		h.result = r
+		close(h.done)
+	})
+}
+
+// RunInfo implements executor.Handle.
+func (h *handle) RunInfo() string {
+	b, _ := json.Marshal(runInfo{PID: h.pid, StartTime: h.startTime, ExitFile: h.exitFile})
+	return string(b)
+}
+
+// Wait implements executor.Handle.
+func (h *handle) Wait(ctx context.Context) (executor.Result, error) {
+	select {
+	case <-h.done:
+		return h.result, nil
+	case <-ctx.Done():
+		return executor.Result{}, ctx.Err()
+	}
+}
+
+// Stop implements executor.Handle.
+func (h *handle) Stop(grace time.Duration) error {
+	select {
+	case <-h.done:
+		return nil
+	default:
+	}
+	if err := syscall.Kill(-h.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stop process group %d: %w", h.pid, err)
+	}
+	go func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-h.done:
+		case <-t.C:
+			_ = syscall.Kill(-h.pid, syscall.SIGKILL)
+		}
+	}()
+	return nil
+}
+
+// procStartTime reads the start time of a process, in clock ticks since boot.
+func procStartTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state); starttime is field 22.
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	if fields[0] == "Z" {
+		return 0, fmt.Errorf("process %d is a zombie", pid)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGKILL:
+		return "9 (SIGKILL; out of memory, or stopped after the grace period)"
+	case syscall.SIGTERM:
+		return "15 (SIGTERM)"
+	case syscall.SIGINT:
+		return "2 (SIGINT)"
+	case syscall.SIGSEGV:
+		return "11 (SIGSEGV)"
+	}
+	return strconv.Itoa(int(s))
+}

@@ -1,0 +1,169 @@
+package process
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/atlasgo/atlas/internal/config"
+)
+
+// Banner frames the worker's own messages in a job's log, as Atlas's worker did.
+var Banner = strings.Repeat("=", 120)
+
+// RequirementsFile is installed before the command when present in the job folder.
+const RequirementsFile = "requirements.txt"
+
+// Shim is the supervisor of one job: it prepares the Python environment, runs the command with
+// the shim's own stdout/stderr (the job's log file), and records the exit status. It returns
+// the process exit code. args are the arguments after ShimArg.
+func Shim(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "atlas shim: want one argument, the spec file")
+		return 2
+	}
+	data, err := os.ReadFile(args[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
+		return 2
+	}
+	var ss shimSpec
+	if err := json.Unmarshal(data, &ss); err != nil {
+		fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
+		return 2
+	}
+	// SIGTERM reaches the whole process group; the shim outlives the command to record how it
+	// ended. (Notify, not Ignore: an ignored signal would stay ignored in the command.)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+
+	code, reason := runShim(&ss)
+	st, _ := json.Marshal(exitStatus{ExitCode: code, Reason: reason})
+	if err := config.WriteFileAtomic(ss.ExitFile, st, 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "atlas shim: record exit status: %v\n", err)
+	}
+	if code > 255 || code < 0 {
+		code = 1
+	}
+	return code
+}
+
+func runShim(ss *shimSpec) (int, string) {
+	out := os.Stdout
+	python := ss.Python
+	req := filepath.Join(ss.WorkDir, RequirementsFile)
+	fmt.Fprintln(out, Banner)
+	if _, err := os.Stat(req); err == nil {
+		envDir, err := ensureEnv(ss, req, out)
+		if err != nil {
+			fmt.Fprintf(out, "Installing user requirements failed: %v\n%s\n", err, Banner)
+			return 1, "installing requirements.txt failed (see the job's logs)"
+		}
+		python = filepath.Join(envDir, "bin", "python")
+		os.Setenv("PATH", filepath.Join(envDir, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
+		os.Setenv("VIRTUAL_ENV", envDir)
+	} else {
+		fmt.Fprintln(out, "No user requirements found.")
+	}
+	fmt.Fprintln(out, Banner)
+
+	argv := append(append([]string{}, ss.Entrypoint...), ss.Command...)
+	if len(ss.Entrypoint) == 0 {
+		argv = append([]string{python}, ss.Command...)
+	}
+	if len(argv) == 0 {
+		fmt.Fprintln(os.Stderr, "Foundations ERROR: no command to run")
+		return 1, "no command to run"
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = ss.WorkDir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "Foundations ERROR: cannot start %q: %v\n", argv[0], err)
+		return 127, fmt.Sprintf("cannot start %q: %v", argv[0], err)
+	}
+	err := cmd.Wait()
+	ps := cmd.ProcessState
+	if ps == nil {
+		return 1, fmt.Sprintf("waiting for the command failed: %v", err)
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), "killed by signal " + signalName(ws.Signal())
+	}
+	return ps.ExitCode(), ""
+}
+
+// ensureEnv returns a virtualenv with the requirements installed, building it once per
+// (interpreter, requirements content). Concurrent jobs with the same requirements wait for
+// one build.
+func ensureEnv(ss *shimSpec, reqPath string, out io.Writer) (string, error) {
+	reqs, err := os.ReadFile(reqPath)
+	if err != nil {
+		return "", err
+	}
+	pyPath, err := exec.LookPath(ss.Python)
+	if err != nil {
+		return "", fmt.Errorf("python interpreter %q not found", ss.Python)
+	}
+	version, err := exec.Command(pyPath, "-c", "import sys; print(sys.version)").Output()
+	if err != nil {
+		return "", fmt.Errorf("run %s: %v", pyPath, err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", pyPath, version)
+	h.Write(reqs)
+	key := hex.EncodeToString(h.Sum(nil))[:32]
+	dir := filepath.Join(ss.EnvsDir, key)
+	marker := filepath.Join(dir, ".atlas-complete")
+	if _, err := os.Stat(marker); err == nil {
+		fmt.Fprintf(out, "Using cached environment for requirements.txt (%s): nothing to install.\n", key[:12])
+		return dir, nil
+	}
+	lock, err := os.OpenFile(filepath.Join(ss.EnvsDir, key+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	if _, err := os.Stat(marker); err == nil { // another job built it while we waited
+		fmt.Fprintf(out, "Using cached environment for requirements.txt (%s): nothing to install.\n", key[:12])
+		return dir, nil
+	}
+	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	fmt.Fprintf(out, "Installing user requirements from requirements.txt into a new cached environment (%s)...\n", key[:12])
+	run := func(name string, args ...string) error {
+		c := exec.Command(name, args...)
+		c.Dir = ss.WorkDir
+		c.Stdout, c.Stderr = out, out
+		c.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1")
+		return c.Run()
+	}
+	if err := run(pyPath, "-m", "venv", "--system-site-packages", dir); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("create virtualenv: %v", err)
+	}
+	if err := run(filepath.Join(dir, "bin", "python"), "-m", "pip", "install", "-r", reqPath); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("pip install -r requirements.txt: %v", err)
+	}
+	if err := os.WriteFile(marker, reqs, 0o644); err != nil {
+		return "", err
+	}
+	return dir, nil
+}

@@ -1,0 +1,115 @@
+// Package logs keeps each job's output in an append-only file and streams it to readers, with
+// follow, while the job still writes.
+//
+// Executors hand the file to the job (process jobs write to it directly, so output survives a
+// server restart) or copy a container's stream into it. Readers never hold a lock that writers
+// need.
+package logs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Dir holds one log file per job.
+type Dir struct{ root string }
+
+// New returns a Dir rooted at root, creating it.
+func New(root string) (*Dir, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	return &Dir{root: root}, nil
+}
+
+// Path is where a job's log lives.
+func (d *Dir) Path(jobID string) string { return filepath.Join(d.root, jobID+".log") }
+
+// OpenAppend opens a job's log for appending, creating it.
+func (d *Dir) OpenAppend(jobID string) (*os.File, error) {
+	return os.OpenFile(d.Path(jobID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+}
+
+// Append writes text to a job's log.
+func (d *Dir) Append(jobID, text string) error {
+	f, err := d.OpenAppend(jobID)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	return errors.Join(err, f.Close())
+}
+
+// Remove deletes a job's log.
+func (d *Dir) Remove(jobID string) error {
+	err := os.Remove(d.Path(jobID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Size returns the current length of a job's log (0 if it has none yet).
+func (d *Dir) Size(jobID string) int64 {
+	fi, err := os.Stat(d.Path(jobID))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// PollInterval is how often a follower looks for new output.
+const PollInterval = 50 * time.Millisecond
+
+// Stream copies a job's log from offset to w. With follow it keeps copying new output until
+// finished reports true and everything written before that has been copied, or ctx ends.
+// flush, if not nil, is called after each copy so a network client sees output promptly.
+func (d *Dir) Stream(ctx context.Context, jobID string, offset int64, follow bool, finished func() bool, w io.Writer, flush func()) error {
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
+	for {
+		// Read finished before copying: output written before the job ended is then
+		// guaranteed to be in the file by the time we copy.
+		done := !follow || finished()
+		if f == nil {
+			var err error
+			f, err = os.Open(d.Path(jobID))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			if f != nil && offset > 0 {
+				if _, err := f.Seek(offset, io.SeekStart); err != nil {
+					return err
+				}
+			}
+		}
+		if f != nil {
+			n, err := io.Copy(w, f)
+			if err != nil {
+				return err
+			}
+			if n > 0 && flush != nil {
+				flush()
+			}
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,399 @@
+// Package server is atlas-server: it parses the command line, then starts the store, blob store,
+// executor, scheduler and HTTP API in dependency order, and stops them in reverse.
+//
+// It is the only package that knows every other one; it holds no logic of its own beyond wiring
+// and lifecycle.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/atlasgo/atlas/internal/api"
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/config"
+	"github.com/atlasgo/atlas/internal/executor"
+	"github.com/atlasgo/atlas/internal/executor/process"
+	"github.com/atlasgo/atlas/internal/logs"
+	"github.com/atlasgo/atlas/internal/scheduler"
+	"github.com/atlasgo/atlas/internal/store/sqlite"
+	"github.com/atlasgo/atlas/internal/version"
+	"github.com/atlasgo/atlas/python"
+	"github.com/atlasgo/atlas/web"
+)
+
+// Main runs atlas-server with args (without the program name) and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == process.ShimArg {
+		return process.Shim(args[1:])
+	}
+	root := &cobra.Command{
+		Use:           "atlas-server",
+		Short:         "Atlas server: job scheduler, experiment tracker and GUI",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(startCommand(stdout, stderr), stopCommand(stdout), &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(stdout, "atlas-server %s\n", version.Get())
+		},
+	})
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "Error: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+		return 1
+	}
+	return 0
+}
+
+func startCommand(stdout, stderr io.Writer) *cobra.Command {
+	cfg := config.DefaultServer()
+	var gpuFlag bool
+	var gpus string
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start the server in the foreground (Ctrl-C stops it; running jobs keep running)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			file := config.DefaultServer()
+			warnings, err := config.LoadServer(&file)
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(stderr, "Warning:", w)
+			}
+			// The file sets what the flags did not.
+			flags := cmd.Flags()
+			if !flags.Changed("host") {
+				cfg.Host = file.Host
+			}
+			if !flags.Changed("port") {
+				cfg.Port = file.Port
+			}
+			if !flags.Changed("workers") {
+				cfg.Workers = file.Workers
+				if v := os.Getenv("NUM_WORKERS"); v != "" {
+					n, err := strconv.Atoi(v)
+					if err != nil || n < 1 {
+						return fmt.Errorf("NUM_WORKERS=%q: want a number of workers, 1 or more", v)
+					}
+					cfg.Workers = n
+				}
+			}
+			if !flags.Changed("executor") {
+				cfg.Executor = file.Executor
+			}
+			if !flags.Changed("python") {
+				cfg.Python = file.Python
+			}
+			cfg.StopGrace, cfg.MaxBundleBytes, cfg.Database, cfg.HeartbeatTimeout = file.StopGrace, file.MaxBundleBytes, file.Database, file.HeartbeatTimeout
+			cfg.GPUs = file.GPUs
+			if gpus != "" {
+				cfg.GPUs = strings.Split(gpus, ",")
+			}
+			if gpuFlag {
+				ids, err := discoverGPUs()
+				if err != nil {
+					return err
+				}
+				cfg.GPUs = ids
+				if !flags.Changed("workers") && len(ids) > cfg.Workers {
+					cfg.Workers = len(ids)
+				}
+			}
+			if cfg.Workers < 1 {
+				return fmt.Errorf("--workers must be 1 or more, got %d", cfg.Workers)
+			}
+			return run(cmd.Context(), cfg, stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Host, "host", cfg.Host, "address to listen on")
+	f.IntVarP(&cfg.Port, "port", "p", cfg.Port, "port of the API and GUI (0 picks a free one)")
+	f.IntVarP(&cfg.Workers, "workers", "w", cfg.Workers, "jobs that run at the same time (default: $NUM_WORKERS, or 1)")
+	f.StringVar(&cfg.Executor, "executor", cfg.Executor, "where jobs run: auto, docker or process")
+	f.BoolVarP(&gpuFlag, "enable-gpu", "g", false, "find GPUs with nvidia-smi and give them to jobs that ask for num_gpus")
+	f.StringVar(&gpus, "gpus", "", "comma-separated GPU ids jobs may use (instead of -g)")
+	f.StringVar(&cfg.Python, "python", cfg.Python, "Python interpreter for the process executor")
+	return cmd
+}
+
+// discoverGPUs lists GPU ids with nvidia-smi, honouring CUDA_VISIBLE_DEVICES.
+func discoverGPUs() ([]string, error) {
+	out, err := execOutput("nvidia-smi", "--query-gpu=index", "--format=csv,noheader")
+	if err != nil {
+		return nil, fmt.Errorf("-g: cannot list GPUs with nvidia-smi: %v", err)
+	}
+	var ids []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			ids = append(ids, l)
+		}
+	}
+	if v := os.Getenv("CUDA_VISIBLE_DEVICES"); v != "" {
+		allowed := map[string]bool{}
+		for _, id := range strings.Split(v, ",") {
+			allowed[strings.TrimSpace(id)] = true
+		}
+		var kept []string
+		for _, id := range ids {
+			if allowed[id] {
+				kept = append(kept, id)
+			}
+		}
+		ids = kept
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("-g: nvidia-smi found no GPU")
+	}
+	return ids, nil
+}
+
+// paths is the layout of $FOUNDATIONS_HOME.
+type paths struct{ home string }
+
+func (p paths) db() string     { return filepath.Join(p.home, "atlas.db") }
+func (p paths) blobs() string  { return filepath.Join(p.home, "blobs") }
+func (p paths) logs() string   { return filepath.Join(p.home, "logs", "jobs") }
+func (p paths) work() string   { return filepath.Join(p.home, "work") }
+func (p paths) run() string    { return filepath.Join(p.home, "run") }
+func (p paths) envs() string   { return filepath.Join(p.home, "envs") }
+func (p paths) sdk() string    { return filepath.Join(p.home, "sdk") }
+func (p paths) secret() string { return filepath.Join(p.home, "secret") }
+func (p paths) pid() string    { return filepath.Join(p.home, "run", "atlas-server.pid") }
+
+// run starts every component, serves until ctx ends, then stops them in reverse order.
+func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	p := paths{home: cfg.Home}
+	for _, d := range []string{p.home, p.run(), p.sdk()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if pid, ok := runningPID(p.pid()); ok {
+		return fmt.Errorf("atlas-server is already running with this FOUNDATIONS_HOME (%s), pid %d", p.home, pid)
+	}
+	secret, err := loadSecret(p.secret())
+	if err != nil {
+		return err
+	}
+	dbPath := cfg.Database
+	if dbPath == "" {
+		dbPath = p.db()
+	}
+	st, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	blobs, err := blob.New(p.blobs())
+	if err != nil {
+		return err
+	}
+	logDir, err := logs.New(p.logs())
+	if err != nil {
+		return err
+	}
+	sdkDir, err := python.Extract(p.sdk())
+	if err != nil {
+		return fmt.Errorf("extract the Python SDK: %w", err)
+	}
+	exec, why, err := chooseExecutor(cfg, p)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	localURL := "http://" + net.JoinHostPort(loopbackFor(cfg.Host), strconv.Itoa(port))
+
+	hub := api.NewHub()
+	sched := scheduler.New(scheduler.Config{
+		Store: st, Blobs: blobs, Logs: logDir, Executor: exec, Workers: cfg.Workers, GPUs: cfg.GPUs,
+		WorkRoot: p.work(), SDKDir: sdkDir, StopGrace: cfg.StopGrace, HeartbeatTimeout: cfg.HeartbeatTimeout,
+		MaxBundleBytes: cfg.MaxBundleBytes, Changed: hub.JobChanged, Logger: logger,
+		JobEnv: func(j *atlas.Job) []string {
+			return []string{"FOUNDATIONS_JOB_ID=" + j.ID, "FOUNDATIONS_PROJECT_NAME=" + j.Project,
+				"FOUNDATIONS_USER=" + j.User, "FOUNDATIONS_SCHEDULER_URL=" + localURL,
+				"FOUNDATIONS_TOKEN=" + api.JobToken(secret, j.ID), "FOUNDATIONS_HOME=" + p.home}
+		},
+	})
+	if err := sched.Start(ctx); err != nil {
+		return err
+	}
+	defer sched.Stop()
+
+	handler := api.New(api.Config{Store: st, Blobs: blobs, Logs: logDir, Scheduler: sched, Hub: hub,
+		Version: version.Get(), MaxBundleBytes: cfg.MaxBundleBytes, Secret: secret, Web: web.FS(), Logger: logger})
+	baseCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return baseCtx }}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	if wrote, err := config.WriteDefaultSubmission(p.home, localURL); err != nil {
+		logger.Warn("could not write the default submission config", "err", err)
+	} else if wrote {
+		logger.Info("wrote the default submission config", "path", filepath.Join(p.home, "config", "submission", "scheduler.config.yaml"))
+	}
+	if err := os.WriteFile(p.pid(), []byte(fmt.Sprintf("%d\n%s\n", os.Getpid(), localURL)), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(p.pid())
+
+	gpuInfo := "none"
+	if len(cfg.GPUs) > 0 {
+		gpuInfo = strings.Join(cfg.GPUs, ",")
+	}
+	fmt.Fprintf(stdout, "Atlas server %s\n", version.Get())
+	fmt.Fprintf(stdout, "  data:     %s\n", p.home)
+	fmt.Fprintf(stdout, "  executor: %s (%s)\n", exec.Name(), why)
+	fmt.Fprintf(stdout, "  workers:  %d, GPUs: %s\n", cfg.Workers, gpuInfo)
+	if !web.Built() {
+		fmt.Fprintf(stdout, "  GUI:      not built (run `make build`); the API is available\n")
+	}
+	fmt.Fprintf(stdout, "Atlas server listening on %s (GUI and API). Ctrl-C to stop.\n", localURL)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	}
+	fmt.Fprintln(stdout, "Atlas server stopping; running jobs keep running and are picked up at the next start.")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cancelRequests() // ends log streams and long polls
+	_ = srv.Shutdown(shutdownCtx)
+	return nil
+}
+
+// chooseExecutor picks the executor and says why.
+func chooseExecutor(cfg config.Server, p paths) (executor.Executor, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	newProcess := func() (executor.Executor, error) {
+		return process.New(process.Config{Self: self, RunDir: p.run(), EnvsDir: p.envs(), Python: cfg.Python})
+	}
+	switch cfg.Executor {
+	case "process":
+		e, err := newProcess()
+		return e, "chosen with --executor process", err
+	case "auto", "":
+		e, err := newProcess()
+		return e, "jobs run as local processes", err
+	case "docker":
+		return nil, "", errors.New("--executor docker: the Docker executor is not available in this build")
+	}
+	return nil, "", fmt.Errorf("--executor %q: want auto, docker or process", cfg.Executor)
+}
+
+// loopbackFor returns the address jobs on this machine use to reach a server bound to host.
+func loopbackFor(host string) string {
+	switch host {
+	case "", "0.0.0.0":
+		return "127.0.0.1"
+	case "::", "[::]":
+		return "::1"
+	}
+	return host
+}
+
+func loadSecret(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err == nil && len(data) >= 32 {
+		return data, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	return secret, config.WriteFileAtomic(path, secret, 0o600)
+}
+
+// runningPID returns the pid in the pid file if that process is alive.
+func runningPID(path string) (int, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.SplitN(strings.TrimSpace(string(data)), "\n", 2)[0])
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0, false
+	}
+	// A stale file may name a pid the system gave to another program since.
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	self, serr := os.Executable()
+	if err == nil && serr == nil && filepath.Base(strings.TrimSuffix(exe, " (deleted)")) != filepath.Base(self) {
+		return 0, false
+	}
+	return pid, true
+}
+
+func stopCommand(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the server started with this FOUNDATIONS_HOME (jobs keep running)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := paths{home: config.Home()}
+			pid, ok := runningPID(p.pid())
+			if !ok {
+				return fmt.Errorf("atlas-server is not running (no live pid in %s)", p.pid())
+			}
+			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+				return fmt.Errorf("stop pid %d: %w", pid, err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				if _, alive := runningPID(p.pid()); !alive {
+					fmt.Fprintln(stdout, "Atlas server stopped.")
+					return nil
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			return fmt.Errorf("atlas-server (pid %d) did not stop within 30s", pid)
+		},
+	}
+}
+
+func execOutput(name string, args ...string) (string, error) {
+	out, err := osexec.Command(name, args...).Output()
+	return string(out), err
+}

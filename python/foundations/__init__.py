@@ -1,0 +1,214 @@
+"""Atlas SDK: track parameters, metrics, tags and artifacts of a job, and submit jobs.
+
+Inside a job started by the scheduler, tracking calls write to that job. In a script run by hand
+(`python main.py`), the first tracking call records a new job on the local Atlas server; at exit
+the working directory is archived and the job is marked completed or failed. With
+FOUNDATIONS_COMMAND_LINE=True (or a script that only submits jobs) no job is recorded.
+
+Only the standard library is used.
+"""
+import json
+import math
+import numbers
+import os
+
+from . import _config, _tracker
+from ._deployment import DeploymentWrapper, get_metrics_for_all_jobs, submit
+from ._syncable import SyncableDirectory, create_syncable_directory, set_tensorboard_logdir
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "log_param", "log_params", "log_metric", "set_tag", "save_artifact", "load_parameters", "submit",
+    "get_metrics_for_all_jobs", "set_project_name", "create_syncable_directory", "set_tensorboard_logdir",
+    "DeploymentWrapper", "SyncableDirectory",
+]
+
+PARAMETERS_FILE = "foundations_job_parameters.json"
+
+_warned_outside = [False]
+
+
+def _job():
+    return _tracker.current()
+
+
+def _scalar(value):
+    """numpy scalars and 0-d arrays become Python numbers."""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0 and not isinstance(value, (str, bytes)):
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def _check_key(kind, key):
+    if isinstance(key, bool) or not isinstance(key, (str, numbers.Number)):
+        raise ValueError("Invalid {} name {!r}: want a string".format(kind, key))
+    key = str(key)
+    if not key:
+        raise ValueError("Invalid {} name: empty".format(kind))
+    if len(key) > 1000:
+        raise ValueError("Invalid {} name: {} characters long; the limit is 1000".format(kind, len(key)))
+    return key
+
+
+def _metric_value(key, value):
+    value = _scalar(value)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value) if not isinstance(value, int) else value
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+            raise ValueError("log_metric: value of {!r} is {}; metrics must be finite numbers".format(key, value))
+        if isinstance(value, int) and abs(value) > 2 ** 63:
+            raise ValueError("log_metric: value of {!r} is too large".format(key))
+        return value
+    if isinstance(value, str):
+        if len(value) > 10000:
+            raise ValueError("log_metric: string value of {!r} is longer than 10000 characters".format(key))
+        return value
+    shown = repr(value)
+    if len(shown) > 30:
+        shown = shown[:27] + "..."
+    raise TypeError("log_metric: invalid value {} of type {} for {!r}: want a number, a string or a list of them".format(
+        shown, type(value).__name__, key))
+
+
+def log_metric(key, value, step=None):
+    """Logs a metric. Repeated calls with the same key make a series (with steps 0, 1, 2...
+    unless step is given). value: a number (numpy scalars too), a string, or a list of them."""
+    key = _check_key("metric", key)
+    if step is not None:
+        step = _scalar(step)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError("log_metric: step must be a non-negative integer, got {!r}".format(step))
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        values = [_metric_value(key, v) for v in value]
+    else:
+        values = [_metric_value(key, value)]
+    job = _job()
+    if job is None:
+        return
+    for i, v in enumerate(values):
+        job.writer.add_metric(key, v, None if step is None else step + i)
+
+
+def _param_value(key, value):
+    value = _scalar(value)
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Real):
+        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+            raise ValueError("log_param: value of {!r} is {}; parameters must be finite numbers".format(key, value))
+        return value if isinstance(value, int) else float(value)
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_param_value(key, v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _param_value(key, v) for k, v in value.items()}
+    raise TypeError("log_param: invalid value of type {} for {!r}: want a number, string, bool, None or a list of them".format(
+        type(value).__name__, key))
+
+
+def log_param(key, value):
+    """Records a parameter of the job. Logging the same key again overwrites it."""
+    key = _check_key("parameter", key)
+    value = _param_value(key, value)
+    job = _job()
+    if job is not None:
+        job.writer.add_param(key, value)
+
+
+def _flatten(prefix, value, out):
+    if isinstance(value, dict):
+        if not value:
+            out[prefix] = None
+        for k, v in value.items():
+            _flatten("{}_{}".format(prefix, k) if prefix else str(k), v, out)
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out[prefix] = None
+        for i, v in enumerate(value):
+            _flatten("{}_{}".format(prefix, i), v, out)
+    else:
+        out[prefix] = value
+
+
+def log_params(parameters):
+    """Records several parameters. Nested dicts and lists are flattened: {"a": {"b": 1}} logs
+    a_b, and {"k": [1, 2]} logs k_0 and k_1."""
+    if not isinstance(parameters, dict):
+        raise TypeError("log_params: want a dict, got {}".format(type(parameters).__name__))
+    flat = {}
+    for k, v in parameters.items():
+        _flatten(str(_check_key("parameter", k)), _scalar(v), flat)
+    checked = {_check_key("parameter", k): _param_value(k, v) for k, v in flat.items()}
+    job = _job()
+    if job is not None:
+        for k, v in checked.items():
+            job.writer.add_param(k, v)
+
+
+def set_tag(key, value=""):
+    """Tags the job. Setting the same key again updates its value."""
+    key = _check_key("tag", key)
+    value = _scalar(value)
+    if not isinstance(value, (str, numbers.Number, bool)) and value is not None:
+        raise TypeError("set_tag: value must be a string or a number, got {}".format(type(value).__name__))
+    job = _job()
+    if job is not None:
+        job.writer.add_tag(key, "" if value is None else str(value))
+
+
+def save_artifact(filepath, key=None):
+    """Saves a file with the job, shown in the GUI (images, audio, text are previewed). key
+    defaults to the file name; saving a key again replaces it."""
+    if not isinstance(filepath, (str, os.PathLike)):
+        raise TypeError("save_artifact: filepath must be a path, got {}".format(type(filepath).__name__))
+    filepath = os.fspath(filepath)
+    if not os.path.isfile(filepath):
+        raise FileNotFoundError("save_artifact: {} is not a file".format(filepath))
+    key = _check_key("artifact", key if key is not None else os.path.basename(filepath))
+    job = _job()
+    if job is not None:
+        job.writer.add_artifact(key, filepath)
+
+
+def load_parameters(log_parameters=True):
+    """Returns the parameters the job was submitted with ({} when none), read from
+    foundations_job_parameters.json, and logs them as the job's parameters."""
+    try:
+        with open(PARAMETERS_FILE, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    params = json.loads(text) if text.strip() else {}
+    if not isinstance(params, dict):
+        raise ValueError("{} does not hold a JSON object".format(PARAMETERS_FILE))
+    if log_parameters and params:
+        log_params(params)
+    return params
+
+
+def set_project_name(project_name="default"):
+    """Sets the project of the job this script records. Call it before any tracking call."""
+    if not isinstance(project_name, str) or not project_name.strip():
+        raise ValueError("set_project_name: want a non-empty string")
+    job = _tracker.current(create=False)
+    if job is not None:
+        if job.project != project_name:
+            _tracker.warn("the job was already recorded in project {!r}; set_project_name must come before the first "
+                          "tracking call".format(job.project))
+        return
+    _tracker._project_override = project_name
+
+
+def flush(timeout=None):
+    """Waits until everything tracked so far is stored by the server. Returns False on timeout."""
+    job = _tracker.current(create=False)
+    return True if job is None else job.writer.flush(timeout)

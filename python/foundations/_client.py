@@ -1,0 +1,129 @@
+"""A small HTTP client for the Atlas API (/api/v1), on http.client with keep-alive."""
+import http.client
+import json
+import socket
+import threading
+import urllib.parse
+
+
+class APIError(Exception):
+    """The server answered with an error status."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Unreachable(ConnectionError):
+    """The server could not be reached."""
+
+
+class Client:
+    """One connection per thread to one server."""
+
+    def __init__(self, base_url, token=None, timeout=60):
+        u = urllib.parse.urlsplit(base_url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError("invalid scheduler URL {!r}: want http://host:port".format(base_url))
+        self.base_url = base_url.rstrip("/")
+        self._scheme = u.scheme
+        self._host = u.hostname
+        self._port = u.port
+        self._prefix = u.path.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _conn(self, timeout):
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            c = cls(self._host, self._port, timeout=timeout)
+            self._local.conn = c
+        c.timeout = timeout
+        if c.sock is not None:
+            c.sock.settimeout(timeout)
+        return c
+
+    def close(self):
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+    def request(self, method, path, body=None, headers=None, timeout=None, stream=False):
+        """Sends a request; returns (status, headers, body bytes) or the open response if stream."""
+        hdrs = {"Connection": "keep-alive"}
+        if self.token:
+            hdrs["Authorization"] = "Bearer " + self.token
+        if headers:
+            hdrs.update(headers)
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+            hdrs["Content-Type"] = "application/json"
+        t = timeout or self.timeout
+        for attempt in (0, 1):
+            conn = self._conn(t)
+            try:
+                conn.request(method, self._prefix + path, body=body, headers=hdrs)
+                resp = conn.getresponse()
+                break
+            except (http.client.HTTPException, OSError) as e:
+                self.close()
+                # A kept-alive connection the server closed: retry once on a fresh one.
+                reused = isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError))
+                if attempt == 0 and reused and (body is None or isinstance(body, (bytes, str))):
+                    continue
+                raise Unreachable("Cannot currently find Atlas server at {}. Start Atlas server with "
+                                  "`atlas-server start`. ({})".format(self.base_url, e)) from None
+        if resp.status >= 300:
+            data = resp.read()
+            msg = data.decode("utf-8", "replace").strip()
+            try:
+                msg = json.loads(msg).get("error", msg)
+            except (ValueError, AttributeError):
+                pass
+            raise APIError(resp.status, msg or "HTTP {}".format(resp.status))
+        if stream:
+            self._local.conn = None  # the response owns the connection now
+            return resp
+        return resp.status, resp.headers, resp.read()
+
+    def json(self, method, path, body=None, timeout=None):
+        _, _, data = self.request(method, path, body=body, timeout=timeout)
+        return json.loads(data) if data else None
+
+    def has_blob(self, digest):
+        try:
+            self.request("HEAD", "/api/v1/blobs/" + digest)
+            return True
+        except APIError as e:
+            if e.status == 404:
+                return False
+            raise
+
+    def put_blob_file(self, digest, path):
+        if self.has_blob(digest):
+            return False
+        with open(path, "rb") as f:
+            self.request("PUT", "/api/v1/blobs/" + digest, body=f,
+                         headers={"Content-Type": "application/octet-stream",
+                                  "Content-Length": str(_size(f))}, timeout=600)
+        return True
+
+
+def _size(f):
+    pos = f.tell()
+    f.seek(0, 2)
+    n = f.tell()
+    f.seek(pos)
+    return n - pos
+
+
+def quote(s):
+    return urllib.parse.quote(s, safe="")
+
+
+def is_timeout(e):
+    return isinstance(e, (socket.timeout, TimeoutError))

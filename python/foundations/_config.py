@@ -1,0 +1,129 @@
+"""Where things are: FOUNDATIONS_HOME, submission configs, the job's environment.
+
+Only the standard library is used, so a tiny reader handles the few top-level YAML keys the SDK
+needs (scheduler_url, token, project_name); the server parses job.config.yaml in full.
+"""
+import os
+import re
+
+TRUE_VALUES = ("true", "1", "yes")
+
+_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*?)\s*$")
+
+
+def home():
+    return os.environ.get("FOUNDATIONS_HOME") or os.path.join(os.path.expanduser("~"), ".foundations")
+
+
+def command_line_mode():
+    """FOUNDATIONS_COMMAND_LINE set to True/true/1: this process only submits jobs."""
+    return os.environ.get("FOUNDATIONS_COMMAND_LINE", "").strip().lower() in TRUE_VALUES
+
+
+def top_level_scalars(text):
+    """Returns the top-level `key: scalar` pairs of a YAML document (nested blocks are skipped)."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line[0] in " \t#-":
+            continue
+        m = _LINE.match(line)
+        if not m:
+            continue
+        key, value = m.group(1), m.group(2)
+        if value.startswith(("'", '"')):
+            quote = value[0]
+            end = value.find(quote, 1)
+            value = value[1:end] if end > 0 else value[1:]
+        else:
+            value = value.split(" #", 1)[0].strip()
+        if value in ("", "~", "null"):
+            continue
+        out[key] = value
+    return out
+
+
+def submission_dirs():
+    return [os.path.join(os.getcwd(), "config", "submission"), os.path.join(home(), "config", "submission")]
+
+
+def load_submission(name):
+    """Returns (scheduler_url, token) of the submission config called name."""
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ValueError("invalid scheduler config name {!r}".format(name))
+    tried = []
+    for d in submission_dirs():
+        path = os.path.join(d, name + ".config.yaml")
+        if not os.path.exists(path):
+            tried.append(path)
+            continue
+        with open(path, encoding="utf-8") as f:
+            values = top_level_scalars(f.read())
+        url = values.get("scheduler_url")
+        if not url:
+            raise ValueError("{}: scheduler_url is missing".format(path))
+        return url.rstrip("/"), token_for(url, values.get("token"))
+    raise ValueError("could not find submission configuration with name {!r} (looked for {})".format(name, " and ".join(tried)))
+
+
+def token_for(url, config_token=None):
+    """FOUNDATIONS_TOKEN, then credentials.yaml, then the submission config's token."""
+    if os.environ.get("FOUNDATIONS_TOKEN"):
+        return os.environ["FOUNDATIONS_TOKEN"]
+    path = os.path.join(home(), "credentials.yaml")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return config_token
+    # credentials.yaml: servers: {<url>: {token: ...}}, default: {token: ...}
+    current, default, found = None, None, None
+    want = url.rstrip("/")
+    for line in text.splitlines():
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if stripped.endswith(":") and indent in (0, 2):
+            key = stripped[:-1].strip("'\"")
+            if indent == 0:
+                current = "default" if key == "default" else None
+            else:
+                current = key
+        elif stripped.startswith("token:"):
+            value = stripped[len("token:"):].strip().strip("'\"")
+            if current == "default":
+                default = value
+            elif current == want:
+                found = value
+    return found or default or config_token
+
+
+def local_scheduler_url():
+    """The URL of the local server: the job's environment, else the `scheduler` config."""
+    url = os.environ.get("FOUNDATIONS_SCHEDULER_URL")
+    if url:
+        return url.rstrip("/"), os.environ.get("FOUNDATIONS_TOKEN")
+    try:
+        return load_submission("scheduler")
+    except (ValueError, OSError):
+        return "http://127.0.0.1:5555", token_for("http://127.0.0.1:5555")
+
+
+def project_from_job_config(directory):
+    path = os.path.join(directory, "job.config.yaml")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return top_level_scalars(f.read()).get("project_name")
+    except OSError:
+        return None
+
+
+def read_job_config(directory):
+    path = os.path.join(directory, "job.config.yaml")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def spool_dir():
+    return os.environ.get("FOUNDATIONS_SPOOL_DIR") or os.path.join(home(), "spool")

@@ -1,0 +1,325 @@
+// Package sdk is the Go client of the Atlas REST API (/api/v1). The foundations CLI uses it,
+// and Go programs may too. It depends on the standard library only and never on the server's
+// packages.
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to one Atlas server.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client for the server at baseURL (e.g. http://127.0.0.1:5555). token may be
+// empty.
+func New(baseURL, token string) *Client {
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{
+		Transport: &http.Transport{
+			Proxy:               nil, // the scheduler is reached directly, never through a proxy
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 8,
+		},
+	}}
+}
+
+// BaseURL is the server's address.
+func (c *Client) BaseURL() string { return c.base }
+
+// Error is an error response from the server.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// IsNotFound reports whether err is a 404 from the server.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// IsConflict reports whether err is a 409 from the server.
+func IsConflict(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusConflict
+}
+
+// UnreachableError means the server could not be reached at all.
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the Atlas server at %s (is `atlas-server start` running?)", e.URL)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+// do sends a request and returns the response if its status is 2xx.
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if req.Context().Err() != nil {
+			return nil, req.Context().Err()
+		}
+		return nil, &UnreachableError{URL: c.base, Err: err}
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var eb ErrorBody
+	msg := strings.TrimSpace(string(data))
+	if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
+		msg = eb.Error
+	}
+	if msg == "" {
+		msg = resp.Status
+	}
+	return nil, &Error{Status: resp.StatusCode, Message: msg}
+}
+
+// call sends a JSON request and decodes a JSON answer into out (if not nil).
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := c.newRequest(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Health checks the server is up.
+func (c *Client) Health(ctx context.Context) (*Health, error) {
+	var h Health
+	return &h, c.call(ctx, http.MethodGet, "/api/v1/health", nil, &h)
+}
+
+// HasBlob reports whether the server stores a blob.
+func (c *Client) HasBlob(ctx context.Context, digest string) (bool, error) {
+	req, err := c.newRequest(ctx, http.MethodHead, "/api/v1/blobs/"+digest, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.do(req)
+	if IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	return true, nil
+}
+
+// PutBlob uploads a blob; the server checks it hashes to digest.
+func (c *Client) PutBlob(ctx context.Context, digest string, r io.Reader, size int64) error {
+	req, err := c.newRequest(ctx, http.MethodPut, "/api/v1/blobs/"+digest, r)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// UploadFile uploads a file as a blob unless the server has it. It reports whether it uploaded.
+func (c *Client) UploadFile(ctx context.Context, digest, path string) (bool, error) {
+	has, err := c.HasBlob(ctx, digest)
+	if err != nil || has {
+		return false, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	return true, c.PutBlob(ctx, digest, f, fi.Size())
+}
+
+// Submit queues a job (or records an execution-mode job).
+func (c *Client) Submit(ctx context.Context, spec *JobSpec) (*SubmitResult, error) {
+	var r SubmitResult
+	return &r, c.call(ctx, http.MethodPost, "/api/v1/jobs", spec, &r)
+}
+
+// Job returns one job with its params, metrics, tags and artifacts.
+func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
+	var j Job
+	return &j, c.call(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, &j)
+}
+
+// WaitJob returns the job once its state is no longer one of states, or after timeout (then
+// with the state unchanged). The server holds the request open (long poll).
+func (c *Client) WaitJob(ctx context.Context, id string, timeout time.Duration, states ...string) (*Job, error) {
+	q := url.Values{"wait_while": {strings.Join(states, ",")}, "timeout": {timeout.String()}}
+	var j Job
+	return &j, c.call(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id)+"?"+q.Encode(), nil, &j)
+}
+
+// Jobs lists jobs.
+func (c *Client) Jobs(ctx context.Context, o ListOptions) (*JobList, error) {
+	q := url.Values{}
+	if o.Project != "" {
+		q.Set("project", o.Project)
+	}
+	if len(o.States) > 0 {
+		q.Set("state", strings.Join(o.States, ","))
+	}
+	if len(o.Filters) > 0 {
+		data, _ := json.Marshal(o.Filters)
+		q.Set("filters", string(data))
+	}
+	if o.Sort != "" {
+		q.Set("sort", o.Sort)
+	}
+	if o.Desc {
+		q.Set("desc", "true")
+	}
+	if o.Limit != 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Offset != 0 {
+		q.Set("offset", strconv.Itoa(o.Offset))
+	}
+	if o.Full {
+		q.Set("full", "true")
+	}
+	var l JobList
+	return &l, c.call(ctx, http.MethodGet, "/api/v1/jobs?"+q.Encode(), nil, &l)
+}
+
+// StopJob stops a running job, or takes a queued one out of the queue.
+func (c *Client) StopJob(ctx context.Context, id string) (*Job, error) {
+	var j Job
+	return &j, c.call(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(id)+"/stop", nil, &j)
+}
+
+// DeleteJob deletes a finished job and everything stored for it.
+func (c *Client) DeleteJob(ctx context.Context, id string) error {
+	return c.call(ctx, http.MethodDelete, "/api/v1/jobs/"+url.PathEscape(id), nil, nil)
+}
+
+// ClearQueue removes queued jobs, of one project when project is not empty.
+func (c *Client) ClearQueue(ctx context.Context, project string) (*ClearQueueResult, error) {
+	var r ClearQueueResult
+	return &r, c.call(ctx, http.MethodPost, "/api/v1/queue/clear", map[string]string{"project": project}, &r)
+}
+
+// Queue returns the queue and the running jobs.
+func (c *Client) Queue(ctx context.Context) (*Queue, error) {
+	var q Queue
+	return &q, c.call(ctx, http.MethodGet, "/api/v1/queue", nil, &q)
+}
+
+// Logs returns a job's output from offset. With follow the stream stays open until the job has
+// finished and all its output was sent. The caller closes the reader.
+func (c *Client) Logs(ctx context.Context, id string, offset int64, follow bool) (io.ReadCloser, error) {
+	q := url.Values{"offset": {strconv.FormatInt(offset, 10)}}
+	if follow {
+		q.Set("follow", "true")
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id)+"/logs?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Archive returns the gzip-compressed tar of a finished job's working directory.
+func (c *Client) Archive(ctx context.Context, id string) (io.ReadCloser, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id)+"/archive", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Track sends a batch of tracked values for a job.
+func (c *Client) Track(ctx context.Context, id string, b *TrackBatch) (*TrackResult, error) {
+	var r TrackResult
+	return &r, c.call(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(id)+"/track", b, &r)
+}
+
+// MetricSeries returns the points of one metric, downsampled by the server to at most
+// maxPoints (0: the server's default).
+func (c *Client) MetricSeries(ctx context.Context, id, key string, maxPoints int) (*MetricSeries, error) {
+	q := url.Values{}
+	if maxPoints > 0 {
+		q.Set("max_points", strconv.Itoa(maxPoints))
+	}
+	var s MetricSeries
+	return &s, c.call(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id)+"/metrics/"+url.PathEscape(key)+"?"+q.Encode(), nil, &s)
+}
+
+// Projects lists projects.
+func (c *Client) Projects(ctx context.Context) ([]Project, error) {
+	var ps []Project
+	return ps, c.call(ctx, http.MethodGet, "/api/v1/projects", nil, &ps)
+}

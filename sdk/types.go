@@ -1,0 +1,256 @@
+package sdk
+
+import "time"
+
+// Job states.
+const (
+	StateQueued    = "queued"
+	StateStarting  = "starting"
+	StateRunning   = "running"
+	StateCompleted = "completed"
+	StateFailed    = "failed"
+	StateStopped   = "stopped"
+)
+
+// Finished reports whether a state is terminal.
+func Finished(state string) bool {
+	return state == StateCompleted || state == StateFailed || state == StateStopped
+}
+
+// Worker is a job's container settings (job.config.yaml's worker block).
+type Worker struct {
+	Image       string            `json:"image,omitempty"`
+	Entrypoint  []string          `json:"entrypoint,omitempty"`
+	Command     []string          `json:"command,omitempty"`
+	WorkingDir  string            `json:"working_dir,omitempty"`
+	Volumes     map[string]Volume `json:"volumes,omitempty"`
+	Environment map[string]string `json:"environment,omitempty"`
+}
+
+// Volume is one host path mounted into a worker.
+type Volume struct {
+	Bind string `json:"bind"`
+	Mode string `json:"mode"`
+}
+
+// JobSpec is the body of POST /api/v1/jobs. Fields left empty come from JobConfig (the raw
+// job.config.yaml, parsed by the server), then from defaults.
+type JobSpec struct {
+	// ID may be set by the client (a UUID) so that a retried submission is not queued twice.
+	ID         string         `json:"id,omitempty"`
+	Project    string         `json:"project,omitempty"`
+	User       string         `json:"user,omitempty"`
+	Command    []string       `json:"command,omitempty"`
+	Entrypoint []string       `json:"entrypoint,omitempty"`
+	Params     map[string]any `json:"params,omitempty"`
+	NumGPUs    *int           `json:"num_gpus,omitempty"`
+	RAMGB      *float64       `json:"ram_gb,omitempty"`
+	Priority   *int           `json:"priority,omitempty"`
+	Worker     *Worker        `json:"worker,omitempty"`
+	// BundleDigest names an uploaded bundle ("sha256:<hex>").
+	BundleDigest string `json:"bundle_digest,omitempty"`
+	// JobConfig is the content of the job folder's job.config.yaml, if any.
+	JobConfig string `json:"job_config,omitempty"`
+	// Mode is "scheduled" (default: the server runs it) or "execution" (a script started by
+	// hand records itself; nothing is queued).
+	Mode     string `json:"mode,omitempty"`
+	ParentID string `json:"parent_id,omitempty"`
+}
+
+// SubmitResult is the answer to a submission.
+type SubmitResult struct {
+	Job *Job `json:"job"`
+	// Token lets an execution-mode script write to its own job.
+	Token string `json:"token,omitempty"`
+	// Warnings are non-fatal problems, such as unknown keys in job.config.yaml.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Metric is the summary of one metric of a job.
+type Metric struct {
+	Key      string   `json:"key"`
+	Last     any      `json:"last"`
+	LastStep int64    `json:"last_step"`
+	Count    int64    `json:"count"`
+	Min      *float64 `json:"min,omitempty"`
+	Max      *float64 `json:"max,omitempty"`
+}
+
+// Artifact is a file saved by a job.
+type Artifact struct {
+	Key       string    `json:"key"`
+	Filename  string    `json:"filename"`
+	Digest    string    `json:"digest"`
+	Size      int64     `json:"size"`
+	CreatedAt time.Time `json:"created_at"`
+	URL       string    `json:"url,omitempty"`
+}
+
+// Job is a job as the API shows it.
+type Job struct {
+	ID              string         `json:"id"`
+	Project         string         `json:"project"`
+	User            string         `json:"user"`
+	State           string         `json:"state"`
+	Mode            string         `json:"mode"`
+	Priority        int            `json:"priority"`
+	ParentID        string         `json:"parent_id,omitempty"`
+	Command         []string       `json:"command"`
+	Entrypoint      []string       `json:"entrypoint,omitempty"`
+	SubmittedParams map[string]any `json:"submitted_params,omitempty"`
+	NumGPUs         int            `json:"num_gpus"`
+	RAMGB           float64        `json:"ram_gb,omitempty"`
+	Worker          Worker         `json:"worker"`
+	BundleDigest    string         `json:"bundle_digest,omitempty"`
+	ArchiveDigest   string         `json:"archive_digest,omitempty"`
+	Executor        string         `json:"executor,omitempty"`
+	GPUIDs          []string       `json:"gpu_ids,omitempty"`
+	ExitCode        *int           `json:"exit_code,omitempty"`
+	Reason          string         `json:"reason,omitempty"`
+	StopRequested   bool           `json:"stop_requested,omitempty"`
+	CreatedAt       time.Time      `json:"created_at"`
+	StartedAt       *time.Time     `json:"started_at,omitempty"`
+	FinishedAt      *time.Time     `json:"finished_at,omitempty"`
+	// DurationSeconds runs to now for a running job.
+	DurationSeconds *float64 `json:"duration_seconds,omitempty"`
+
+	Params    map[string]any    `json:"params"`
+	Metrics   []Metric          `json:"metrics"`
+	Tags      map[string]string `json:"tags"`
+	Artifacts []Artifact        `json:"artifacts,omitempty"`
+
+	// QueuePosition (1-based) and WaitingReason are set for queued jobs.
+	QueuePosition int    `json:"queue_position,omitempty"`
+	WaitingReason string `json:"waiting_reason,omitempty"`
+}
+
+// JobList is a page of jobs.
+type JobList struct {
+	Jobs  []*Job `json:"jobs"`
+	Total int    `json:"total"`
+	// Params and Metrics list the keys used in the project, when the list is for one project.
+	Params  []string `json:"params,omitempty"`
+	Metrics []string `json:"metrics,omitempty"`
+}
+
+// Filter narrows a job list; see the OpenAPI description of GET /api/v1/jobs.
+type Filter struct {
+	Field  string   `json:"field"`
+	Op     string   `json:"op"`
+	Values []string `json:"values,omitempty"`
+	Min    *float64 `json:"min,omitempty"`
+	Max    *float64 `json:"max,omitempty"`
+}
+
+// ListOptions selects jobs.
+type ListOptions struct {
+	Project string
+	States  []string
+	Filters []Filter
+	Sort    string
+	Desc    bool
+	Limit   int
+	Offset  int
+	// Full asks for params, metrics and tags of each job.
+	Full bool
+}
+
+// MetricSeries holds the points of one metric.
+type MetricSeries struct {
+	Key         string        `json:"key"`
+	Total       int           `json:"total"`
+	Downsampled bool          `json:"downsampled"`
+	Points      []MetricPoint `json:"points"`
+}
+
+// MetricPoint is one logged value.
+type MetricPoint struct {
+	Step  int64   `json:"step"`
+	Value any     `json:"value"`
+	Time  float64 `json:"time"`
+}
+
+// TrackBatch is the body of POST /api/v1/jobs/{id}/track. Writer and Seq make retries safe:
+// the server applies each (writer, seq) once.
+type TrackBatch struct {
+	Writer    string                 `json:"writer"`
+	Seq       int64                  `json:"seq"`
+	Params    map[string]any         `json:"params,omitempty"`
+	Metrics   map[string]MetricBatch `json:"metrics,omitempty"`
+	Tags      map[string]string      `json:"tags,omitempty"`
+	Artifacts []Artifact             `json:"artifacts,omitempty"`
+}
+
+// MetricBatch holds new points of one metric, column-wise. Steps and Times may be empty.
+type MetricBatch struct {
+	Values []any     `json:"values"`
+	Steps  []int64   `json:"steps,omitempty"`
+	Times  []float64 `json:"times,omitempty"`
+}
+
+// TrackResult answers a track batch.
+type TrackResult struct {
+	Applied bool `json:"applied"`
+}
+
+// FinishRequest is sent by an execution-mode script when it ends.
+type FinishRequest struct {
+	State         string `json:"state"`
+	ExitCode      *int   `json:"exit_code,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	ArchiveDigest string `json:"archive_digest,omitempty"`
+}
+
+// HeartbeatResult tells a script whether it was asked to stop.
+type HeartbeatResult struct {
+	State string `json:"state"`
+	Stop  bool   `json:"stop"`
+}
+
+// Queue is the scheduler's view: queued jobs in order, and running jobs.
+type Queue struct {
+	Queued    []*Job `json:"queued"`
+	Running   []*Job `json:"running"`
+	Workers   int    `json:"workers"`
+	GPUs      int    `json:"gpus"`
+	Executor  string `json:"executor"`
+}
+
+// ClearQueueResult says how many jobs clear-queue removed.
+type ClearQueueResult struct {
+	Removed int      `json:"removed"`
+	IDs     []string `json:"ids"`
+}
+
+// Project is a project with counts of its jobs by state.
+type Project struct {
+	Name         string         `json:"name"`
+	CreatedAt    time.Time      `json:"created_at"`
+	LastActivity time.Time      `json:"last_activity"`
+	Description  string         `json:"description"`
+	Counts       map[string]int `json:"counts"`
+	Tags         []string       `json:"tags"`
+	Jobs         int            `json:"jobs"`
+}
+
+// Note is a comment on a project.
+type Note struct {
+	ID        int64     `json:"id"`
+	Author    string    `json:"author"`
+	Message   string    `json:"message"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Health is the answer of GET /api/v1/health.
+type Health struct {
+	Status   string `json:"status"`
+	Version  string `json:"version"`
+	Executor string `json:"executor"`
+	Workers  int    `json:"workers"`
+	GPUs     int    `json:"gpus"`
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
