@@ -209,11 +209,11 @@ type HeartbeatResult struct {
 
 // Queue is the scheduler's view: queued jobs in order, and running jobs.
 type Queue struct {
-	Queued    []*Job `json:"queued"`
-	Running   []*Job `json:"running"`
-	Workers   int    `json:"workers"`
-	GPUs      int    `json:"gpus"`
-	Executor  string `json:"executor"`
+	Queued   []*Job `json:"queued"`
+	Running  []*Job `json:"running"`
+	Workers  int    `json:"workers"`
+	GPUs     int    `json:"gpus"`
+	Executor string `json:"executor"`
 }
 
 // ClearQueueResult says how many jobs clear-queue removed.

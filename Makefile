@@ -1,0 +1,34 @@
+# Atlas in Go. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/atlasgo/atlas/internal/version.Version=$(VERSION)
+export CGO_ENABLED := 0
+
+.PHONY: help build run test test-go test-python bench clean
+
+help: ## list targets
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/atlas-server and bin/foundations
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/atlas-server ./cmd/foundations
+
+run: build ## build, start atlas-server with its defaults, and submit a sample job the first time
+	@scripts/run.sh
+
+test: build ## set up what the tests need and run every test
+	scripts/test-setup.sh
+	$(MAKE) test-go test-python
+
+test-go: ## Go unit and end-to-end tests
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-python: ## Python SDK tests against a real atlas-server
+	ATLAS_SERVER_BIN=$(CURDIR)/bin/atlas-server FOUNDATIONS_BIN=$(CURDIR)/bin/foundations \
+		python3 -m unittest discover -s python/tests -t python -v
+
+bench: build ## run the benchmarks (figures in bench/README.md)
+	bench/run.sh
+
+clean: ## remove build output
+	rm -rf bin
