@@ -1,0 +1,153 @@
+package process_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/executor"
+	"github.com/atlasgo/atlas/internal/executor/executortest"
+	"github.com/atlasgo/atlas/internal/executor/process"
+)
+
+// The test binary doubles as the shim, as the server binary does.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == process.ShimArg {
+		os.Exit(process.Shim(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+func python(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 is required (CI=true)")
+		}
+		t.Skip("python3 not found")
+	}
+	return p
+}
+
+func newHarness(t *testing.T) executortest.Harness {
+	py := python(t)
+	dir := t.TempDir()
+	return executortest.Harness{New: func(t *testing.T) executor.Executor {
+		e, err := process.New(process.Config{Self: os.Args[0], RunDir: filepath.Join(dir, "run"),
+			EnvsDir: filepath.Join(dir, "envs"), Python: py})
+		require.NoError(t, err)
+		return e
+	}}
+}
+
+func TestConformance(t *testing.T) {
+	executortest.Exercise(t, newHarness(t))
+}
+
+// Stop ends the whole process group, not just the job's main process.
+func TestStopKillsChildren(t *testing.T) {
+	h := newHarness(t)
+	e := h.New(t)
+	work := t.TempDir()
+	script := `
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"])
+open("child.pid", "w").write(str(child.pid))
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+`
+	require.NoError(t, os.WriteFile(filepath.Join(work, "main.py"), []byte(script), 0o644))
+	logPath := filepath.Join(t.TempDir(), "job.log")
+	hd, err := e.Start(context.Background(), &executor.Spec{Job: &atlas.Job{ID: "kids", Command: []string{"main.py"}},
+		WorkDir: work, LogPath: logPath, SDKDir: work})
+	require.NoError(t, err)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		data, _ := os.ReadFile(logPath)
+		if strings.Contains(string(data), "ready") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "job never started: %s", data)
+		time.Sleep(10 * time.Millisecond)
+	}
+	data, err := os.ReadFile(filepath.Join(work, "child.pid"))
+	require.NoError(t, err)
+	child, err := strconv.Atoi(string(data))
+	require.NoError(t, err)
+	require.NoError(t, hd.Stop(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = hd.Wait(ctx)
+	require.NoError(t, err)
+	// The grandchild got SIGTERM with the group. It is not our child, so it may linger as a
+	// zombie until init reaps it: check that it is not running.
+	for {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
+		if err != nil || strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))[0] == "Z" {
+			break
+		}
+		require.NoError(t, syscall.Kill(child, 0))
+		require.True(t, time.Now().Before(deadline), "child %d still running after stop", child)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A job with requirements.txt gets a virtualenv built once per requirements content.
+func TestRequirementsAreCached(t *testing.T) {
+	py := python(t)
+	if err := exec.Command(py, "-c", "import venv, ensurepip").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 venv and ensurepip are required (CI=true)")
+		}
+		t.Skip("python3 cannot create virtualenvs here")
+	}
+	h := newHarness(t)
+	e := h.New(t)
+	// An empty requirements file still gets an environment: installing nothing needs no index.
+	runJob := func(name string) string {
+		work := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(work, "requirements.txt"), []byte("# nothing\n"), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(work, "main.py"), []byte("import sys\nprint('prefix', sys.prefix)\n"), 0o644))
+		logPath := filepath.Join(t.TempDir(), "job.log")
+		hd, err := e.Start(context.Background(), &executor.Spec{Job: &atlas.Job{ID: name, Command: []string{"main.py"}},
+			WorkDir: work, LogPath: logPath, SDKDir: work})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		res, err := hd.Wait(ctx)
+		require.NoError(t, err)
+		data, _ := os.ReadFile(logPath)
+		require.Equal(t, 0, res.ExitCode, string(data))
+		return string(data)
+	}
+	first := runJob("req1")
+	require.Contains(t, first, "Installing user requirements")
+	second := runJob("req2")
+	require.Contains(t, second, "Using cached environment")
+	require.NotContains(t, second, "Installing user requirements")
+	// Both jobs ran in the same cached virtualenv.
+	require.Equal(t, prefixLine(t, first), prefixLine(t, second))
+	require.Contains(t, prefixLine(t, first), string(filepath.Separator)+"envs"+string(filepath.Separator))
+}
+
+func prefixLine(t *testing.T, log string) string {
+	t.Helper()
+	for _, l := range strings.Split(log, "\n") {
+		if strings.HasPrefix(l, "prefix ") {
+			return l
+		}
+	}
+	t.Fatalf("no prefix line in log:\n%s", log)
+	return ""
+}

@@ -1,0 +1,107 @@
+package scheduler
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	fresh := now.Add(-time.Minute)
+	old := now.Add(-2 * time.Hour)
+	job := func(id string, gpus int, at time.Time) Candidate {
+		return Candidate{ID: id, NumGPUs: gpus, QueuedAt: at}
+	}
+	tests := []struct {
+		name     string
+		queue    []Candidate
+		free     Free
+		starts   []Start
+		waiting  map[string]string
+		fairness time.Duration
+	}{
+		{
+			name:   "EmptyQueue",
+			free:   Free{Slots: 2, TotalSlot: 2},
+			starts: nil,
+		},
+		{
+			name:    "FillsFreeSlotsInQueueOrder",
+			queue:   []Candidate{job("a", 0, fresh), job("b", 0, fresh), job("c", 0, fresh)},
+			free:    Free{Slots: 2, TotalSlot: 2},
+			starts:  []Start{{JobID: "a", GPUIDs: []string{}}, {JobID: "b", GPUIDs: []string{}}},
+			waiting: map[string]string{"c": "waiting for a free worker (2 of 2 busy)"},
+		},
+		{
+			name:    "NoFreeSlot",
+			queue:   []Candidate{job("a", 0, fresh)},
+			free:    Free{Slots: 0, TotalSlot: 1},
+			waiting: map[string]string{"a": "waiting for a free worker (1 of 1 busy)"},
+		},
+		{
+			name:   "GPUsHandedOutInOrder",
+			queue:  []Candidate{job("a", 2, fresh), job("b", 1, fresh)},
+			free:   Free{Slots: 4, TotalSlot: 4, GPUs: []string{"0", "1", "2"}, TotalGPUs: 3},
+			starts: []Start{{JobID: "a", GPUIDs: []string{"0", "1"}}, {JobID: "b", GPUIDs: []string{"2"}}},
+		},
+		{
+			name:    "BigJobDoesNotBlockSmallerOnesBehindIt",
+			queue:   []Candidate{job("big", 4, fresh), job("small", 1, fresh), job("cpu", 0, fresh)},
+			free:    Free{Slots: 4, TotalSlot: 4, GPUs: []string{"0", "1"}, TotalGPUs: 4},
+			starts:  []Start{{JobID: "small", GPUIDs: []string{"0"}}, {JobID: "cpu", GPUIDs: []string{}}},
+			waiting: map[string]string{"big": "waiting for 4 GPUs (2 of 4 free)"},
+		},
+		{
+			name:     "StarvedJobReservesWhatItNeeds",
+			queue:    []Candidate{job("big", 2, old), job("small", 1, fresh), job("cpu", 0, fresh)},
+			free:     Free{Slots: 3, TotalSlot: 4, GPUs: []string{"0"}, TotalGPUs: 2},
+			fairness: time.Hour,
+			// The one free GPU is held for "big"; the CPU job may still use a spare slot.
+			starts: []Start{{JobID: "cpu", GPUIDs: []string{}}},
+			waiting: map[string]string{
+				"big":   "waiting for 2 GPUs (1 of 2 free)",
+				"small": "waiting behind job big, which has waited longest and has resources held for it",
+			},
+		},
+		{
+			name:     "StarvedJobHoldsALastSlot",
+			queue:    []Candidate{job("big", 1, old), job("cpu", 0, fresh)},
+			free:     Free{Slots: 1, TotalSlot: 2, GPUs: []string{}, TotalGPUs: 1},
+			fairness: time.Hour,
+			waiting: map[string]string{
+				"big": "waiting for 1 GPU (0 of 1 free)",
+				"cpu": "waiting behind job big, which has waited longest and has resources held for it",
+			},
+		},
+		{
+			name:     "WithinFairnessBoundBackfillContinues",
+			queue:    []Candidate{job("big", 2, fresh), job("small", 1, fresh)},
+			free:     Free{Slots: 2, TotalSlot: 2, GPUs: []string{"0"}, TotalGPUs: 2},
+			fairness: time.Hour,
+			starts:   []Start{{JobID: "small", GPUIDs: []string{"0"}}},
+			waiting:  map[string]string{"big": "waiting for 2 GPUs (1 of 2 free)"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := Decide(tt.queue, tt.free, now, tt.fairness)
+			require.Equal(t, tt.starts, got.Start)
+			if tt.waiting == nil {
+				tt.waiting = map[string]string{}
+			}
+			require.Equal(t, tt.waiting, got.Waiting)
+		})
+	}
+}
+
+// Decide does not change its input.
+func TestDecide_DoesNotModifyFreeGPUs(t *testing.T) {
+	t.Parallel()
+	gpus := []string{"0", "1"}
+	Decide([]Candidate{{ID: "a", NumGPUs: 1}}, Free{Slots: 1, TotalSlot: 1, GPUs: gpus, TotalGPUs: 2}, time.Now(), 0)
+	require.Equal(t, []string{"0", "1"}, gpus)
+}
