@@ -304,8 +304,19 @@ func (s *Store) JobDelete(ctx context.Context, id string) (*atlas.Job, []atlas.A
 		if arts, err = scanArtifacts(rows); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE id = ?`, id); err != nil {
-			return err
+		// Forget the project's columns that only this job used.
+		for _, q := range []string{
+			`DELETE FROM project_keys WHERE project = ?1 AND kind = 'param' AND key IN (SELECT key FROM params WHERE job_id = ?2)
+				AND NOT EXISTS (SELECT 1 FROM params p JOIN jobs o ON o.id = p.job_id
+					WHERE p.key = project_keys.key AND o.project = ?1 AND o.id != ?2)`,
+			`DELETE FROM project_keys WHERE project = ?1 AND kind = 'metric' AND key IN (SELECT key FROM metric_summary WHERE job_id = ?2)
+				AND NOT EXISTS (SELECT 1 FROM metric_summary m JOIN jobs o ON o.id = m.job_id
+					WHERE m.key = project_keys.key AND o.project = ?1 AND o.id != ?2)`,
+			`DELETE FROM jobs WHERE id = ?2`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, j.Project, id); err != nil {
+				return err
+			}
 		}
 		job = j
 		return nil
@@ -350,25 +361,21 @@ func (s *Store) BlobRefs(ctx context.Context, digest string) (int, error) {
 	return n, err
 }
 
-// sortExpr maps a sort column to SQL; the bool says whether it needs the join argument.
-func sortExpr(col string) (expr, join string, arg any, err error) {
+// sortColumn maps a plain sort column to SQL, and whether it can be NULL.
+func sortColumn(col string) (expr string, nullable bool, err error) {
 	switch col {
 	case "", "created_at":
-		return "j.created_at", "", nil, nil
-	case "started_at", "finished_at", "state", "user", "project", "seq", "priority":
-		return "j." + col, "", nil, nil
+		return "j.created_at", false, nil
+	case "state", "user", "project", "seq", "priority":
+		return "j." + col, false, nil
 	case "id", "job_id":
-		return "j.id", "", nil, nil
+		return "j.id", false, nil
+	case "started_at", "finished_at":
+		return "j." + col, true, nil
 	case "duration":
-		return "(COALESCE(j.finished_at, CAST(strftime('%s','now') AS INTEGER) * 1000000000) - j.started_at)", "", nil, nil
+		return "(COALESCE(j.finished_at, CAST(strftime('%s','now') AS INTEGER) * 1000000000) - j.started_at)", true, nil
 	}
-	if k, ok := strings.CutPrefix(col, "param:"); ok {
-		return "COALESCE(sp.num, sp.value)", "LEFT JOIN params sp ON sp.job_id = j.id AND sp.key = ?", k, nil
-	}
-	if k, ok := strings.CutPrefix(col, "metric:"); ok {
-		return "COALESCE(sm.last_num, sm.last)", "LEFT JOIN metric_summary sm ON sm.job_id = j.id AND sm.key = ?", k, nil
-	}
-	return "", "", nil, atlas.Invalidf("cannot sort by %q: want created_at, started_at, finished_at, duration, state, user, id, param:<key> or metric:<key>", col)
+	return "", false, atlas.Invalidf("cannot sort by %q: want created_at, started_at, finished_at, duration, state, user, id, param:<key> or metric:<key>", col)
 }
 
 func filterSQL(f store.Filter) (string, []any, error) {
@@ -465,9 +472,6 @@ func likeEscape(s string) string {
 func (s *Store) JobList(ctx context.Context, p *store.JobListParams) ([]*atlas.Job, int, error) {
 	var where []string
 	var args []any
-	if p.Project != "" {
-		where, args = append(where, "j.project = ?"), append(args, p.Project)
-	}
 	if len(p.States) > 0 {
 		where, args = append(where, "j.state IN ("+placeholders(len(p.States))+")"), append(args, anys(p.States)...)
 	}
@@ -478,40 +482,121 @@ func (s *Store) JobList(ctx context.Context, p *store.JobListParams) ([]*atlas.J
 		}
 		where, args = append(where, c), append(args, a...)
 	}
-	whereSQL := ""
-	if len(where) > 0 {
-		whereSQL = " WHERE " + strings.Join(where, " AND ")
+	jobWhere, jobArgs := where, args
+	if p.Project != "" {
+		jobWhere, jobArgs = append([]string{"j.project = ?"}, where...), append([]any{p.Project}, args...)
 	}
 	var total int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs j`+whereSQL, args...).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	expr, join, joinArg, err := sortExpr(p.Sort)
-	if err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs j`+whereClause(jobWhere), jobArgs...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	dir := "ASC"
 	if p.Desc {
 		dir = "DESC"
 	}
-	q := `SELECT ` + jobColumns + ` FROM jobs j `
-	var qargs []any
-	if join != "" {
-		q += join
-		qargs = append(qargs, joinArg)
-	}
-	qargs = append(qargs, args...)
-	q += whereSQL + fmt.Sprintf(" ORDER BY (%s) IS NULL, %s %s, j.seq %s", expr, expr, dir, dir)
 	limit := p.Limit
 	if limit <= 0 {
-		limit = -1
+		limit = total
 	}
-	q += " LIMIT ? OFFSET ?"
-	qargs = append(qargs, limit, p.Offset)
-	rows, err := s.r.QueryContext(ctx, q, qargs...)
+	if kind, key, ok := keyedSort(p.Sort); ok {
+		jobs, err := s.listByKey(ctx, p, kind, key, dir, where, args, limit)
+		return jobs, total, err
+	}
+	expr, nullable, err := sortColumn(p.Sort)
+	if err != nil {
+		return nil, 0, err
+	}
+	order := fmt.Sprintf("%s %s, j.seq %s", expr, dir, dir)
+	if nullable {
+		order = fmt.Sprintf("(%s) IS NULL, ", expr) + order
+	}
+	q := `SELECT ` + jobColumns + ` FROM jobs j` + whereClause(jobWhere) + ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
+	rows, err := s.r.QueryContext(ctx, q, append(jobArgs, limit, p.Offset)...)
 	if err != nil {
 		return nil, 0, err
 	}
 	jobs, err := collectJobs(rows)
 	return jobs, total, err
+}
+
+func whereClause(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+func keyedSort(col string) (table, key string, ok bool) {
+	if k, ok := strings.CutPrefix(col, "param:"); ok {
+		return "params", k, true
+	}
+	if k, ok := strings.CutPrefix(col, "metric:"); ok {
+		return "metric_summary", k, true
+	}
+	return "", "", false
+}
+
+// listByKey pages through jobs sorted by a param or metric in three runs, each read in index
+// order: jobs with a numeric value, then jobs with a text value, then jobs without the key.
+// Going through the (project, key, value) index keeps the first page of a 10,000-job project
+// to a few dozen row lookups instead of a join and sort over every job.
+func (s *Store) listByKey(ctx context.Context, p *store.JobListParams, table, key, dir string, where []string, args []any, limit int) ([]*atlas.Job, error) {
+	num, text := "x.num", "x.value"
+	if table == "metric_summary" {
+		num, text = "x.last_num", "x.last"
+	}
+	keyWhere, keyArgs := []string{"x.key = ?"}, []any{key}
+	if p.Project != "" {
+		keyWhere, keyArgs = []string{"x.project = ?", "x.key = ?"}, []any{p.Project, key}
+	}
+	runs := []struct{ cond, order string }{
+		{num + " IS NOT NULL", fmt.Sprintf("%s %s, j.seq %s", num, dir, dir)},
+		{num + " IS NULL", fmt.Sprintf("%s %s, j.seq %s", text, dir, dir)},
+	}
+	var out []*atlas.Job
+	offset := p.Offset
+	for _, r := range runs {
+		if len(out) >= limit {
+			return out, nil
+		}
+		conds := append(append(append([]string{}, keyWhere...), r.cond), where...)
+		cargs := append(append([]any{}, keyArgs...), args...)
+		from := ` FROM ` + table + ` x JOIN jobs j ON j.id = x.job_id` + whereClause(conds)
+		if offset > 0 {
+			var n int
+			if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*)`+from, cargs...).Scan(&n); err != nil {
+				return nil, err
+			}
+			if offset >= n {
+				offset -= n
+				continue
+			}
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT `+jobColumns+from+` ORDER BY `+r.order+` LIMIT ? OFFSET ?`,
+			append(cargs, limit-len(out), offset)...)
+		if err != nil {
+			return nil, err
+		}
+		jobs, err := collectJobs(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, jobs...)
+		offset = 0
+	}
+	if len(out) >= limit {
+		return out, nil
+	}
+	conds := append([]string{"NOT EXISTS (SELECT 1 FROM " + table + " x WHERE x.job_id = j.id AND x.key = ?)"}, where...)
+	cargs := append([]any{key}, args...)
+	if p.Project != "" {
+		conds, cargs = append([]string{"j.project = ?"}, conds...), append([]any{p.Project}, cargs...)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs j`+whereClause(conds)+
+		` ORDER BY j.seq `+dir+` LIMIT ? OFFSET ?`, append(cargs, limit-len(out), offset)...)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := collectJobs(rows)
+	return append(out, jobs...), err
 }

@@ -103,8 +103,8 @@ func (s *Store) ProjectColumns(ctx context.Context, name string) ([]string, []st
 		sql string
 		dst *[]string
 	}{
-		{`SELECT DISTINCT p.key FROM params p JOIN jobs j ON j.id = p.job_id WHERE j.project = ?`, &params},
-		{`SELECT DISTINCT m.key FROM metric_summary m JOIN jobs j ON j.id = m.job_id WHERE j.project = ?`, &metrics},
+		{`SELECT key FROM project_keys WHERE project = ? AND kind = 'param' ORDER BY key`, &params},
+		{`SELECT key FROM project_keys WHERE project = ? AND kind = 'metric' ORDER BY key`, &metrics},
 	} {
 		rows, err := s.r.QueryContext(ctx, q.sql, name)
 		if err != nil {

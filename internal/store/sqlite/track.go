@@ -42,15 +42,21 @@ func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, erro
 			}
 		}
 		for _, k := range sortedKeys(b.Params) {
+			if err := addProjectKey(ctx, tx, project, "param", k); err != nil {
+				return err
+			}
 			v := b.Params[k]
-			if _, err := tx.ExecContext(ctx, `INSERT INTO params (job_id, key, value, num) VALUES (?, ?, ?, ?)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO params (job_id, project, key, value, num) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT(job_id, key) DO UPDATE SET value = excluded.value, num = excluded.num`,
-				b.JobID, k, mustJSON(v), numOf(v)); err != nil {
+				b.JobID, project, k, mustJSON(v), numOf(v)); err != nil {
 				return err
 			}
 		}
 		for _, k := range sortedKeys(b.Metrics) {
-			if err := appendMetric(ctx, tx, b.JobID, k, b.Metrics[k]); err != nil {
+			if err := addProjectKey(ctx, tx, project, "metric", k); err != nil {
+				return err
+			}
+			if err := appendMetric(ctx, tx, b.JobID, project, k, b.Metrics[k]); err != nil {
 				return err
 			}
 		}
@@ -79,6 +85,12 @@ func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, erro
 		return nil
 	})
 	return applied, err
+}
+
+func addProjectKey(ctx context.Context, tx *sql.Tx, project, kind, key string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO project_keys (project, kind, key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		project, kind, key)
+	return err
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -114,7 +126,7 @@ func numOf(v any) any {
 	return nil
 }
 
-func appendMetric(ctx context.Context, tx *sql.Tx, jobID, key string, pts []atlas.MetricPoint) error {
+func appendMetric(ctx context.Context, tx *sql.Tx, jobID, project, key string, pts []atlas.MetricPoint) error {
 	if len(pts) == 0 {
 		return nil
 	}
@@ -154,10 +166,10 @@ func appendMetric(ctx context.Context, tx *sql.Tx, jobID, key string, pts []atla
 		minArg, maxArg = mn, mx
 	}
 	last := vals[len(vals)-1]
-	_, err = tx.ExecContext(ctx, `INSERT INTO metric_summary (job_id, key, count, last, last_num, last_step, min, max)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, key) DO UPDATE SET count = excluded.count,
+	_, err = tx.ExecContext(ctx, `INSERT INTO metric_summary (job_id, project, key, count, last, last_num, last_step, min, max)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, key) DO UPDATE SET count = excluded.count,
 		last = excluded.last, last_num = excluded.last_num, last_step = excluded.last_step, min = excluded.min,
-		max = excluded.max`, jobID, key, count+int64(len(pts)), mustJSON(last), numOf(last), steps[len(steps)-1],
+		max = excluded.max`, jobID, project, key, count+int64(len(pts)), mustJSON(last), numOf(last), steps[len(steps)-1],
 		minArg, maxArg)
 	return err
 }

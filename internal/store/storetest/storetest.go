@@ -217,6 +217,27 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		jobs, _, err = s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "metric:acc", Limit: 20})
 		require.NoError(t, err)
 		require.Equal(t, "j3", jobs[len(jobs)-1].ID, "missing values sort last")
+		// Pages put together are the whole list, whatever the sort.
+		for _, sortBy := range []string{"metric:acc", "param:opt", "param:lr", "created_at", "duration"} {
+			for _, desc := range []bool{false, true} {
+				all, _, err := s.JobList(ctx, &store.JobListParams{Project: "p", Sort: sortBy, Desc: desc})
+				require.NoError(t, err)
+				require.Len(t, all, 10)
+				var paged []*atlas.Job
+				for off := 0; off < 10; off += 3 {
+					page, total, err := s.JobList(ctx, &store.JobListParams{Project: "p", Sort: sortBy, Desc: desc, Limit: 3, Offset: off})
+					require.NoError(t, err)
+					require.Equal(t, 10, total)
+					paged = append(paged, page...)
+				}
+				require.Equal(t, ids(all), ids(paged), "sort %s desc=%v", sortBy, desc)
+			}
+		}
+		// Across projects too ("other" has no metric and sorts last).
+		jobs, _, err = s.JobList(ctx, &store.JobListParams{Sort: "metric:acc", Desc: true})
+		require.NoError(t, err)
+		require.Len(t, jobs, 11)
+		require.Equal(t, "j9", jobs[0].ID)
 
 		jobs, total, err = s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "param:lr", Desc: true, Limit: 2, Offset: 2})
 		require.NoError(t, err)
@@ -265,8 +286,11 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		_, _, err := s.JobDelete(ctx, "a")
 		require.ErrorIs(t, err, atlas.ErrConflict, "queued jobs cannot be deleted")
 		finish(t, s, "a", atlas.StateCompleted)
-		_, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "a", Params: map[string]any{"x": 1.0},
+		_, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "a", Params: map[string]any{"x": 1.0, "shared": 1.0},
+			Metrics:   map[string][]atlas.MetricPoint{"only_a": {{Value: 1.0}}},
 			Artifacts: []atlas.Artifact{{Key: "k", Filename: "f", Digest: "sha256:bb", Size: 1}}})
+		require.NoError(t, err)
+		_, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "b", Params: map[string]any{"shared": 2.0}})
 		require.NoError(t, err)
 		j, arts, err := s.JobDelete(ctx, "a")
 		require.NoError(t, err)
@@ -277,6 +301,10 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		n, err := s.BlobRefs(ctx, "sha256:bb")
 		require.NoError(t, err)
 		require.Zero(t, n)
+		params, metrics, err := s.ProjectColumns(ctx, "p")
+		require.NoError(t, err)
+		require.Equal(t, []string{"shared"}, params, "columns only the deleted job had are gone")
+		require.Empty(t, metrics)
 
 		cleared, err := s.JobsDeleteQueued(ctx, "q")
 		require.NoError(t, err)

@@ -40,14 +40,18 @@ CREATE INDEX jobs_state ON jobs(state, priority, seq);
 CREATE INDEX jobs_bundle ON jobs(bundle_digest);
 CREATE INDEX jobs_archive ON jobs(archive_digest);
 
+-- params and metric_summary repeat the job's project so that a project's job table can be
+-- sorted by a param or metric straight from an index.
 CREATE TABLE params (
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    key    TEXT NOT NULL,
+    job_id  TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    project TEXT NOT NULL,
+    key     TEXT NOT NULL,
     value  TEXT NOT NULL,   -- JSON
     num    REAL,            -- the value when it is a number, for sorting and range filters
     PRIMARY KEY (job_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX params_key ON params(key, num);
+CREATE INDEX params_project_key ON params(project, key, num);
 
 -- Metric points are stored in chunks: one row per key per batch, so a batch of 10,000 points
 -- is a handful of inserts.
@@ -63,6 +67,7 @@ CREATE INDEX metric_chunks_job_key ON metric_chunks(job_id, key, id);
 
 CREATE TABLE metric_summary (
     job_id    TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    project   TEXT NOT NULL,
     key       TEXT NOT NULL,
     count     INTEGER NOT NULL,
     last      TEXT NOT NULL,  -- JSON
@@ -73,6 +78,7 @@ CREATE TABLE metric_summary (
     PRIMARY KEY (job_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX metric_summary_key ON metric_summary(key, last_num);
+CREATE INDEX metric_summary_project_key ON metric_summary(project, key, last_num);
 
 CREATE TABLE tags (
     job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
@@ -98,6 +104,14 @@ CREATE TABLE writer_seqs (
     writer TEXT NOT NULL,
     seq    INTEGER NOT NULL,
     PRIMARY KEY (job_id, writer)
+) WITHOUT ROWID;
+
+-- The param and metric keys used in each project: the columns of its job table.
+CREATE TABLE project_keys (
+    project TEXT NOT NULL REFERENCES projects(name),
+    kind    TEXT NOT NULL,  -- 'param' or 'metric'
+    key     TEXT NOT NULL,
+    PRIMARY KEY (project, kind, key)
 ) WITHOUT ROWID;
 
 CREATE TABLE notes (

@@ -1,0 +1,390 @@
+// Command atlasbench measures atlas-server end to end: it starts the real binary with a fresh
+// FOUNDATIONS_HOME and drives it through the HTTP API, as users do.
+//
+//	atlasbench latency  [-n 200]           submit → running of a trivial job on an idle server
+//	atlasbench drain    [-n 1000] [-w 2]   jobs/s draining a queue, next to a plain loop
+//	atlasbench gen      -home DIR [-jobs 10000 -params 20 -metrics 20]
+//	atlasbench listing  [-jobs 10000]      first page of a big project sorted by a metric
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/bundle"
+	"github.com/atlasgo/atlas/internal/store"
+	"github.com/atlasgo/atlas/internal/store/sqlite"
+	"github.com/atlasgo/atlas/sdk"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: atlasbench latency|drain|gen|listing [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "latency":
+		err = latency(os.Args[2:])
+	case "drain":
+		err = drain(os.Args[2:])
+	case "gen":
+		err = gen(os.Args[2:])
+	case "listing":
+		err = listing(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "atlasbench:", err)
+		os.Exit(1)
+	}
+}
+
+// server is a running atlas-server.
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	home string
+}
+
+func serverBin() string {
+	if b := os.Getenv("ATLAS_SERVER_BIN"); b != "" {
+		return b
+	}
+	return "bin/atlas-server"
+}
+
+func startServer(home string, args ...string) (*server, error) {
+	cmd := exec.Command(serverBin(), append([]string{"start", "--port", "0"}, args...)...)
+	cmd.Env = append(os.Environ(), "FOUNDATIONS_HOME="+home)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if _, rest, ok := strings.Cut(line, "listening on "); ok {
+			go io.Copy(io.Discard, out)
+			return &server{cmd: cmd, url: strings.Fields(rest)[0], home: home}, nil
+		}
+	}
+	cmd.Process.Kill()
+	return nil, fmt.Errorf("atlas-server exited before serving")
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	s.cmd.Wait()
+}
+
+// trivialFolder writes a job folder whose main.py does nothing, and its bundle.
+func trivialFolder(dir, script string) (string, string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.py"), []byte(script), 0o644); err != nil {
+		return "", "", err
+	}
+	var buf bytes.Buffer
+	if _, err := bundle.Create(dir, &buf, bundle.JobFolder); err != nil {
+		return "", "", err
+	}
+	path := dir + ".tar.gz"
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("sha256:%x", sha256.Sum256(buf.Bytes())), path, nil
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func latency(args []string) error {
+	fs := flag.NewFlagSet("latency", flag.ExitOnError)
+	n := fs.Int("n", 200, "jobs")
+	fs.Parse(args)
+	home, _ := os.MkdirTemp("", "atlasbench-")
+	defer os.RemoveAll(home)
+	srv, err := startServer(home)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	digest, path, err := trivialFolder(filepath.Join(home, "job"), "pass\n")
+	if err != nil {
+		return err
+	}
+	c := sdk.New(srv.url, "")
+	ctx := context.Background()
+	if _, err := c.UploadFile(ctx, digest, path); err != nil {
+		return err
+	}
+	var lat []time.Duration
+	for i := 0; i < *n; i++ {
+		t0 := time.Now()
+		res, err := c.Submit(ctx, &sdk.JobSpec{Project: "latency", Command: []string{"main.py"}, BundleDigest: digest})
+		if err != nil {
+			return err
+		}
+		j, err := c.WaitJob(ctx, res.Job.ID, 30*time.Second, sdk.StateQueued, sdk.StateStarting, sdk.StateRunning)
+		if err != nil {
+			return err
+		}
+		if j.StartedAt == nil || j.State != sdk.StateCompleted {
+			return fmt.Errorf("job %s ended %s: %s", j.ID, j.State, j.Reason)
+		}
+		lat = append(lat, j.StartedAt.Sub(t0))
+	}
+	fmt.Printf("submit→running, %d trivial jobs one at a time (process executor): median %.1f ms, p99 %.1f ms\n",
+		*n, ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func drain(args []string) error {
+	fs := flag.NewFlagSet("drain", flag.ExitOnError)
+	n := fs.Int("n", 1000, "jobs")
+	workers := fs.Int("w", 2, "workers")
+	fs.Parse(args)
+	home, _ := os.MkdirTemp("", "atlasbench-")
+	defer os.RemoveAll(home)
+
+	// The ceiling: a plain loop starting the same command n times.
+	dir := filepath.Join(home, "plain")
+	if _, _, err := trivialFolder(dir, "pass\n"); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	for i := 0; i < *n; i++ {
+		c := exec.Command("python3", "main.py")
+		c.Dir = dir
+		if err := c.Run(); err != nil {
+			return err
+		}
+	}
+	plain := time.Since(t0)
+
+	srv, err := startServer(home, "--workers", fmt.Sprint(*workers))
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	c := sdk.New(srv.url, "")
+	ctx := context.Background()
+	// Blockers hold every worker while the queue fills, so the drain is measured on its own.
+	block, bpath, err := trivialFolder(filepath.Join(home, "block"), "import os, time\nwhile not os.path.exists(os.environ['GO_FILE']): time.sleep(0.01)\n")
+	if err != nil {
+		return err
+	}
+	digest, path, err := trivialFolder(filepath.Join(home, "job"), "pass\n")
+	if err != nil {
+		return err
+	}
+	for _, u := range [][2]string{{block, bpath}, {digest, path}} {
+		if _, err := c.UploadFile(ctx, u[0], u[1]); err != nil {
+			return err
+		}
+	}
+	goFile := filepath.Join(home, "go")
+	for i := 0; i < *workers; i++ {
+		if _, err := c.Submit(ctx, &sdk.JobSpec{Project: "drain", Command: []string{"main.py"}, BundleDigest: block,
+			Worker: &sdk.Worker{Environment: map[string]string{"GO_FILE": goFile}}}); err != nil {
+			return err
+		}
+	}
+	var last string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := 0; i < *n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			res, err := c.Submit(ctx, &sdk.JobSpec{Project: "drain", Command: []string{"main.py"}, BundleDigest: digest})
+			if err != nil {
+				panic(err)
+			}
+			mu.Lock()
+			last = res.Job.ID
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	_ = last
+	t0 = time.Now()
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		return err
+	}
+	for {
+		q, err := c.Queue(ctx)
+		if err != nil {
+			return err
+		}
+		if len(q.Queued) == 0 && len(q.Running) == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	drained := time.Since(t0)
+	list, err := c.Jobs(ctx, sdk.ListOptions{Project: "drain", States: []string{sdk.StateCompleted}, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if list.Total != *n+*workers {
+		return fmt.Errorf("%d of %d jobs completed", list.Total, *n+*workers)
+	}
+	rate, ceiling := float64(*n)/drained.Seconds(), float64(*n)/plain.Seconds()
+	fmt.Printf("drain %d queued trivial jobs, %d workers: %.1f jobs/s (%.1f s); plain loop of `python3 main.py`: %.1f runs/s (%.1f s); %.0f%% of the ceiling\n",
+		*n, *workers, rate, drained.Seconds(), ceiling, plain.Seconds(), 100*rate/ceiling)
+	return nil
+}
+
+// gen fills a FOUNDATIONS_HOME with a project of many finished jobs, each with params and
+// metric series, through the store (as the server would store them).
+func gen(args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ExitOnError)
+	home := fs.String("home", "", "FOUNDATIONS_HOME to fill")
+	jobs := fs.Int("jobs", 10000, "jobs")
+	params := fs.Int("params", 20, "params per job")
+	metrics := fs.Int("metrics", 20, "metrics per job")
+	points := fs.Int("points", 10, "points per metric")
+	project := fs.String("project", "big", "project name")
+	fs.Parse(args)
+	if *home == "" {
+		return fmt.Errorf("-home is required")
+	}
+	return generate(*home, *project, *jobs, *params, *metrics, *points)
+}
+
+func generate(home, project string, jobs, params, metrics, points int) error {
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(home, "atlas.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	start := time.Now().Add(-time.Duration(jobs) * time.Minute)
+	for i := 0; i < jobs; i++ {
+		created := start.Add(time.Duration(i) * time.Minute)
+		j := &atlas.Job{ID: uuid.NewString(), Project: project, User: []string{"alice", "bob", "carol"}[i%3],
+			State: atlas.StateQueued, Mode: atlas.ModeScheduled, Command: []string{"main.py"}, CreatedAt: created}
+		if err := st.JobInsert(ctx, j); err != nil {
+			return err
+		}
+		final := atlas.StateCompleted
+		if i%10 == 0 {
+			final = atlas.StateFailed
+		}
+		for k, to := range []atlas.State{atlas.StateStarting, atlas.StateRunning, final} {
+			code := 0
+			p := &store.JobSetStateParams{ID: j.ID, To: to, At: created.Add(time.Duration(k) * 20 * time.Second)}
+			if to.Finished() {
+				if to == atlas.StateFailed {
+					code = 1
+				}
+				p.ExitCode = &code
+			}
+			if _, err := st.JobSetState(ctx, p); err != nil {
+				return err
+			}
+		}
+		b := &store.TrackBatch{JobID: j.ID, Params: map[string]any{}, Metrics: map[string][]atlas.MetricPoint{},
+			Tags: map[string]string{}}
+		for p := 0; p < params; p++ {
+			if p%4 == 3 {
+				b.Params[fmt.Sprintf("p%02d", p)] = []string{"adam", "sgd", "rmsprop"}[r.IntN(3)]
+			} else {
+				b.Params[fmt.Sprintf("p%02d", p)] = r.Float64()
+			}
+		}
+		for m := 0; m < metrics; m++ {
+			pts := make([]atlas.MetricPoint, points)
+			for s := range pts {
+				pts[s] = atlas.MetricPoint{Step: int64(s), Value: r.Float64(), Time: float64(created.Unix() + int64(s))}
+			}
+			b.Metrics[fmt.Sprintf("m%02d", m)] = pts
+		}
+		if i%50 == 0 {
+			b.Tags["best"] = ""
+		}
+		if _, err := st.TrackBatch(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func listing(args []string) error {
+	fs := flag.NewFlagSet("listing", flag.ExitOnError)
+	jobs := fs.Int("jobs", 10000, "jobs")
+	rounds := fs.Int("n", 50, "requests")
+	fs.Parse(args)
+	home, _ := os.MkdirTemp("", "atlasbench-")
+	defer os.RemoveAll(home)
+	t0 := time.Now()
+	if err := generate(home, "big", *jobs, 20, 20, 10); err != nil {
+		return err
+	}
+	fmt.Printf("generated %d jobs × 20 params × 20 metrics × 10 points in %.1f s\n", *jobs, time.Since(t0).Seconds())
+	srv, err := startServer(home)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	for _, q := range []string{
+		"project=big&sort=metric:m07&desc=true&limit=50",
+		"project=big&sort=param:p05&limit=50",
+		"project=big&limit=50",
+		`project=big&sort=metric:m03&limit=50&filters=[{"field":"param:p01","op":"range","min":0.2,"max":0.6}]`,
+	} {
+		var ds []time.Duration
+		for i := 0; i < *rounds; i++ {
+			t := time.Now()
+			resp, err := http.Get(srv.url + "/api/v1/jobs?" + strings.ReplaceAll(q, `"`, "%22"))
+			if err != nil {
+				return err
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("%s: %s", q, body)
+			}
+			ds = append(ds, time.Since(t))
+		}
+		fmt.Printf("GET /api/v1/jobs?%s: median %.1f ms, p99 %.1f ms\n", q, ms(percentile(ds, 0.5)), ms(percentile(ds, 0.99)))
+	}
+	return nil
+}
