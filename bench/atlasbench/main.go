@@ -181,9 +181,15 @@ func drain(args []string) error {
 	if _, _, err := trivialFolder(dir, "pass\n"); err != nil {
 		return err
 	}
+	// The same interpreter the server resolves (not a pyenv-style wrapper script).
+	out, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		return err
+	}
+	python := strings.TrimSpace(string(out))
 	t0 := time.Now()
 	for i := 0; i < *n; i++ {
-		c := exec.Command("python3", "main.py")
+		c := exec.Command(python, "main.py")
 		c.Dir = dir
 		if err := c.Run(); err != nil {
 			return err
@@ -263,7 +269,7 @@ func drain(args []string) error {
 		return fmt.Errorf("%d of %d jobs completed", list.Total, *n+*workers)
 	}
 	rate, ceiling := float64(*n)/drained.Seconds(), float64(*n)/plain.Seconds()
-	fmt.Printf("drain %d queued trivial jobs, %d workers: %.1f jobs/s (%.1f s); plain loop of `python3 main.py`: %.1f runs/s (%.1f s); %.0f%% of the ceiling\n",
+	fmt.Printf("drain %d queued trivial jobs, %d workers: %.1f jobs/s (%.1f s); plain loop of `python main.py`: %.1f runs/s (%.1f s); %.0f%% of the ceiling\n",
 		*n, *workers, rate, drained.Seconds(), ceiling, plain.Seconds(), 100*rate/ceiling)
 	return nil
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every benchmark against the real binaries in bin/ (make build first) and prints the
+# figures. Each starts its own atlas-server with a temporary FOUNDATIONS_HOME.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ATLAS_SERVER_BIN=$PWD/bin/atlas-server
+go build -o bin/ ./bench/atlasbench
+echo "== 1. submit → running latency"
+bin/atlasbench latency -n 200
+echo "== 2. drain 1,000 queued jobs"
+bin/atlasbench drain -n 1000 -w 2
+echo "== 3. metric points/s from one Python process"
+if [ -f bench/python_metrics.py ]; then python3 bench/python_metrics.py; else echo "(bench/python_metrics.py missing)"; fi
+echo "== 4. listing a project of 10,000 jobs × 20 params × 20 metrics"
+bin/atlasbench listing -jobs 10000
