@@ -509,6 +509,7 @@ type Job struct {
 	StartedAt       *time.Time        `json:"started_at"`
 	FinishedAt      *time.Time        `json:"finished_at"`
 	QueuePosition   int               `json:"queue_position"`
+	WaitingReason   string            `json:"waiting_reason"`
 	Metrics         []struct {
 		Key   string `json:"key"`
 		Last  any    `json:"last"`

@@ -244,6 +244,11 @@ print("deletable job ran")
 	requireOneLineError(t, res, running, "running")
 	require.Equal(t, "running", s.job(t, running).State)
 	require.FileExists(t, s.logPath(running))
+	// So is a queued one.
+	queued := s.submitNoStream(t, done, "main.py")
+	res = cli(t, s.Home, done, "delete", "job", "scheduler", queued)
+	requireOneLineError(t, res, queued, "queued")
+	require.Equal(t, "queued", s.job(t, queued).State)
 
 	res = cli(t, s.Home, done, "delete", "job", "scheduler", id)
 	require.Equal(t, 0, res.Code, res.String())
@@ -262,6 +267,7 @@ print("deletable job ran")
 
 	openGate(t, gate)
 	require.Equal(t, "completed", s.waitDone(t, running).State)
+	require.Equal(t, "completed", s.waitDone(t, queued).State)
 	res = cli(t, s.Home, done, "delete", "job", "scheduler", running)
 	require.Equal(t, 0, res.Code, "a job that has finished can be deleted:\n%s", res)
 }
@@ -339,4 +345,78 @@ func TestVersions(t *testing.T) {
 	serverVersion, ok := strings.CutPrefix(strings.TrimSpace(res.Stdout), "atlas-server ")
 	require.True(t, ok, res.String())
 	require.Equal(t, cliVersion, serverVersion)
+}
+
+// A job that ignores SIGTERM is killed after the grace period and ends stopped.
+func TestStopJobIgnoringSIGTERM(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	home := newHome(t)
+	writeFiles(t, home, map[string]string{"config/server.config.yaml": "stop_grace: 1s\n"})
+	s := startServer(t, home)
+	proj := newProject(t, "stubborn", map[string]string{
+		"main.py": "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + gateScript,
+	})
+	id := s.submitNoStream(t, proj, "main.py", gatePath(t))
+	s.waitLog(t, id, "job is waiting for its gate")
+	res := cli(t, s.Home, proj, "stop", "job", "scheduler", id)
+	require.Equal(t, 0, res.Code, res.String())
+	j := s.waitDone(t, id)
+	require.Equal(t, "stopped", j.State)
+	require.NotContains(t, s.logs(t, id), "job passed its gate")
+	queued, running := s.queue(t)
+	require.Empty(t, queued)
+	require.Empty(t, running, "the killed job frees its worker")
+}
+
+// `foundations get logs` on a queued job says it has no output yet.
+func TestGetLogsOfQueuedJob(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	gate := gatePath(t)
+	proj := newProject(t, "queued", map[string]string{"main.py": gateScript})
+	held := s.submitNoStream(t, proj, "main.py", gate)
+	s.waitRunning(t, held)
+	waiting := s.submitNoStream(t, proj, "main.py", gate)
+	res := cli(t, s.Home, proj, "get", "logs", "scheduler", waiting)
+	require.Equal(t, 0, res.Code, res.String())
+	require.Contains(t, res.Stderr, "queued")
+	require.Empty(t, strings.TrimSpace(res.Stdout))
+	openGate(t, gate)
+	require.Equal(t, "completed", s.waitDone(t, waiting).State)
+}
+
+// processGone reports whether a process has ended (a zombie has ended too).
+func processGone(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	return len(fields) > 0 && fields[0] == "Z"
+}
+
+// Stopping a job stops the processes it started too.
+func TestStopJobStopsItsChildren(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	proj := newProject(t, "tree", map[string]string{
+		"main.py": `import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+print("CHILD", child.pid, flush=True)
+child.wait()
+`,
+	})
+	id := s.submitNoStream(t, proj, "main.py")
+	out := s.waitLog(t, id, "CHILD ")
+	var pid int
+	_, err := fmt.Sscanf(out[strings.Index(out, "CHILD "):], "CHILD %d", &pid)
+	require.NoError(t, err, out)
+	require.False(t, processGone(pid), "the child should be running")
+	res := cli(t, s.Home, proj, "stop", "job", "scheduler", id)
+	require.Equal(t, 0, res.Code, res.String())
+	require.Equal(t, "stopped", s.waitDone(t, id).State)
+	require.True(t, processGone(pid), "the job's child process %d outlived the stopped job", pid)
 }

@@ -213,50 +213,61 @@ func TestServerTwoWorkers(t *testing.T) {
 }
 
 // --gpus 0,1 hands GPU ids from the pool to jobs that ask for them, through
-// CUDA_VISIBLE_DEVICES; a job asking for more than the pool holds is refused at submit.
+// CUDA_VISIBLE_DEVICES; a job waiting for a GPU does not hold up jobs that need none; a job
+// asking for more than the pool holds is refused at submit.
 func TestServerGPUPool(t *testing.T) {
 	requirePython(t)
 	t.Parallel()
-	s := startServer(t, newHome(t), "--gpus", "0,1", "--workers", "2")
+	s := startServer(t, newHome(t), "--gpus", "0,1", "--workers", "4")
 	var health struct {
 		GPUs    int `json:"gpus"`
 		Workers int `json:"workers"`
 	}
 	require.Equal(t, http.StatusOK, s.api(t, http.MethodGet, "/api/v1/health", nil, &health))
 	require.Equal(t, 2, health.GPUs)
-	require.Equal(t, 2, health.Workers)
+	require.Equal(t, 4, health.Workers)
 
 	gate := gatePath(t)
 	proj := newProject(t, "gpus", map[string]string{
 		"job.config.yaml": "num_gpus: 1\n",
-		"main.py":         "import os\nprint('CUDA=[' + os.environ.get('CUDA_VISIBLE_DEVICES', 'unset') + ']', flush=True)\n" + strings.Replace(gateScript, "import os, sys, time\n", "import sys, time\n", 1),
+		"main.py":         "import os\nprint('CUDA=[' + os.environ.get('CUDA_VISIBLE_DEVICES', 'unset') + ']', flush=True)\n" + gateScript,
 	})
-	a := s.submitNoStream(t, proj, "main.py", gate)
-	b := s.submitNoStream(t, proj, "main.py", gate)
 	cudaRE := regexp.MustCompile(`CUDA=\[([^\]]*)\]`)
-	seen := map[string]string{}
-	for _, id := range []string{a, b} {
+	cuda := func(id string) string {
 		out := s.waitLog(t, id, "job is waiting for its gate")
 		m := cudaRE.FindStringSubmatch(out)
 		require.NotNil(t, m, out)
-		require.Contains(t, []string{"0", "1"}, m[1], "a 1-GPU job sees one id from the pool")
-		seen[id] = m[1]
-		require.Equal(t, []string{m[1]}, s.job(t, id).GPUIDs)
+		return m[1]
+	}
+	a := s.submitNoStream(t, proj, "main.py", gate)
+	b := s.submitNoStream(t, proj, "main.py", gate)
+	seen := map[string]string{}
+	for _, id := range []string{a, b} {
+		seen[id] = cuda(id)
+		require.Contains(t, []string{"0", "1"}, seen[id], "a 1-GPU job sees one id from the pool")
+		require.Equal(t, []string{seen[id]}, s.job(t, id).GPUIDs)
 	}
 	require.NotEqual(t, seen[a], seen[b], "two jobs running at once get different GPUs")
 
-	res := cli(t, s.Home, proj, "submit", "--num-gpus", "3", "scheduler", ".", "main.py", gate)
+	// Both GPUs are taken: a third 1-GPU job waits, and a job that needs none runs past it.
+	c := s.submitNoStream(t, proj, "main.py", gate)
+	res := cli(t, s.Home, proj, "submit", "--stream-job-logs", "False", "--num-gpus", "0", "scheduler", ".", "main.py", gate)
+	require.Equal(t, 0, res.Code, res.String())
+	d := jobID(t, res.Stderr)
+	require.Equal(t, "", cuda(d), "a job that asks for no GPU sees none")
+	j := s.job(t, c)
+	require.Equal(t, "queued", j.State)
+	require.Contains(t, j.WaitingReason, "GPU")
+
+	res = cli(t, s.Home, proj, "submit", "--num-gpus", "3", "scheduler", ".", "main.py", gate)
 	requireOneLineError(t, res, "3 GPUs", "has 2")
-	require.Len(t, s.jobs(t, ""), 2, "the refused job is not created")
+	require.Len(t, s.jobs(t, ""), 4, "the refused job is not created")
 
 	openGate(t, gate)
-	require.Equal(t, "completed", s.waitDone(t, a).State)
-	require.Equal(t, "completed", s.waitDone(t, b).State)
-
-	// A job that asks for no GPU sees none.
-	res = cli(t, s.Home, proj, "submit", "--num-gpus", "0", "scheduler", ".", "main.py", gate)
-	require.Equal(t, 0, res.Code, res.String())
-	require.Contains(t, res.Stdout, "CUDA=[]")
+	for _, id := range []string{a, b, c, d} {
+		require.Equal(t, "completed", s.waitDone(t, id).State)
+	}
+	require.Len(t, s.job(t, c).GPUIDs, 1, "the waiting job got a GPU once one was free")
 }
 
 // Execution mode: `python main.py` in a project folder, with a server running, records a job
@@ -303,6 +314,18 @@ func TestExecutionMode(t *testing.T) {
 	require.Equal(t, "failed", failed.State)
 	require.Contains(t, failed.Reason, "boom")
 
+	// The job is created at the first tracking call: a script that tracks nothing, or runs
+	// with FOUNDATIONS_COMMAND_LINE set, records no job.
+	writeFiles(t, proj, map[string]string{"quiet.py": "import foundations\nprint('quiet')\n"})
+	res = python(t, s.Home, proj, nil, "quiet.py")
+	require.Equal(t, 0, res.Code, res.String())
+	for _, v := range []string{"True", "true", "1"} {
+		res = python(t, s.Home, proj, []string{"FOUNDATIONS_COMMAND_LINE=" + v}, "main.py")
+		require.Equal(t, 0, res.Code, res.String())
+		require.Contains(t, res.Stdout, "epoch 5/5: loss 0.1681")
+	}
+	require.Len(t, s.jobs(t, ""), 2, "only the two tracking runs are jobs")
+
 	// No server reachable: the script runs all the same, with one warning.
 	down := newHome(t)
 	writeFiles(t, down, map[string]string{"config/submission/scheduler.config.yaml": fmt.Sprintf("scheduler_url: http://127.0.0.1:%d\n", freePort(t))})
@@ -325,4 +348,42 @@ func TestServerListeningLine(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.NotZero(t, s.Port, "--port 0 picks a free port and prints it")
+}
+
+// A server that was killed (no clean shutdown) starts again on the same home, and re-attaches
+// to the job that kept running.
+func TestServerRestartAfterCrash(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	gate := gatePath(t)
+	proj := newProject(t, "crash", map[string]string{"main.py": gateScript})
+	id := s.submitNoStream(t, proj, "main.py", gate)
+	s.waitLog(t, id, "job is waiting for its gate")
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGKILL))
+	_, err := s.WaitExit(30 * time.Second)
+	require.NoError(t, err)
+
+	s = startServer(t, s.Home, "--port", strconv.Itoa(s.Port))
+	require.Equal(t, "running", s.job(t, id).State)
+	openGate(t, gate)
+	j := s.waitDone(t, id)
+	require.Equal(t, "completed", j.State, "reason: %s", j.Reason)
+	require.Contains(t, s.logs(t, id), "job passed its gate")
+}
+
+// The scheduler config the server wrote for itself follows it when it restarts on another
+// port; otherwise every command talks to the old address.
+func TestServerRestartOnOtherPortUpdatesItsConfig(t *testing.T) {
+	knownBug(t, "after `atlas-server start --port A`, stop, `atlas-server start --port B` on the same "+
+		"FOUNDATIONS_HOME, the scheduler.config.yaml the server wrote itself still says port A, so "+
+		"`foundations` commands fail with \"cannot reach the Atlas server at ...:A\"")
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	s.Stop()
+	s = startServer(t, s.Home, "--port", strconv.Itoa(freePort(t)))
+	res := cli(t, s.Home, t.TempDir(), "clear-queue", "scheduler")
+	require.Equal(t, 0, res.Code, res.String())
+	res = cli(t, s.Home, t.TempDir(), "info", "--env")
+	require.Contains(t, res.Stdout, s.URL)
 }

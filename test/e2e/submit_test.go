@@ -329,3 +329,67 @@ func TestSubmitMalformedJobConfigUnclosedMappingLine(t *testing.T) {
 	res := cli(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
 	requireOneLineError(t, res, filepath.Join(proj, "job.config.yaml")+":4:", "invalid YAML")
 }
+
+// Everything a job writes, to stdout and stderr, reaches the streaming CLI, in order.
+func TestSubmitStreamsAllOutput(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	proj := newProject(t, "chatty", map[string]string{
+		"main.py": "import sys\nfor i in range(20000):\n    print('line', i)\nprint('to stderr', file=sys.stderr)\nprint('héllo ✓ 日本')\n",
+	})
+	res := cli(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
+	require.Equal(t, 0, res.Code, res.String())
+	var lines []string
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		if strings.HasPrefix(l, "line ") {
+			lines = append(lines, l)
+		}
+	}
+	require.Len(t, lines, 20000, "every line is streamed exactly once")
+	for i, l := range lines {
+		if l != fmt.Sprintf("line %d", i) {
+			require.Failf(t, "output out of order", "line %d is %q", i, l)
+		}
+	}
+	requireInOrder(t, res.Stdout, "line 19999", "to stderr", "héllo ✓ 日本")
+	require.Equal(t, s.logs(t, jobID(t, res.Stderr)), res.Stdout, "what was streamed is the job's log, all of it")
+}
+
+// Ctrl-C while the job is still queued also stops only the streaming.
+func TestSubmitCtrlCWhileQueued(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	gate := gatePath(t)
+	held := s.submitNoStream(t, newProject(t, "held", map[string]string{"main.py": gateScript}), "main.py", gate)
+	s.waitRunning(t, held)
+	proj := newProject(t, "queued", map[string]string{"main.py": "print('queued job ran')\n"})
+	p := startCLI(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
+	require.NoError(t, p.Stderr.WaitFor("Job queued.", 2*time.Minute))
+	id := jobID(t, p.Stderr.String())
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+	res := p.Wait(t)
+	require.Equal(t, 0, res.Code, res.String())
+	require.Equal(t, "queued", s.job(t, id).State, "Ctrl-C does not take the job out of the queue")
+	openGate(t, gate)
+	require.Equal(t, "completed", s.waitDone(t, id).State)
+	require.Contains(t, s.logs(t, id), "queued job ran")
+}
+
+// A job stopped while submit streams it makes submit exit non-zero and say so.
+func TestSubmitStreamingJobStopped(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	proj := newProject(t, "stopped", map[string]string{"main.py": gateScript})
+	p := startCLI(t, s.Home, proj, "submit", "scheduler", ".", "main.py", gatePath(t))
+	require.NoError(t, p.Stdout.WaitFor("job is waiting for its gate", 2*time.Minute))
+	id := jobID(t, p.Stderr.String())
+	stop := cli(t, s.Home, proj, "stop", "job", "scheduler", id)
+	require.Equal(t, 0, stop.Code, stop.String())
+	res := p.Wait(t)
+	require.NotEqual(t, 0, res.Code, res.String())
+	require.Contains(t, res.Stderr, "Job '"+id+"' was stopped")
+	require.Equal(t, "stopped", s.job(t, id).State)
+}
