@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // archiveMain changes its working directory (writes, edits and deletes files), prints a line,
@@ -387,14 +390,25 @@ func TestGetLogsOfQueuedJob(t *testing.T) {
 	require.Equal(t, "completed", s.waitDone(t, waiting).State)
 }
 
-// processGone reports whether a process has ended (a zombie has ended too).
-func processGone(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+// waitProcessGone waits (without polling) until a process has ended; false if it is still
+// alive after timeout.
+func waitProcessGone(t *testing.T, pid int, timeout time.Duration) bool {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
 		return true
 	}
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	return len(fields) > 0 && fields[0] == "Z"
+	require.NoError(t, err)
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int(timeout.Milliseconds()))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		require.NoError(t, err)
+		return n > 0
+	}
 }
 
 // Stopping a job stops the processes it started too.
@@ -414,9 +428,9 @@ child.wait()
 	var pid int
 	_, err := fmt.Sscanf(out[strings.Index(out, "CHILD "):], "CHILD %d", &pid)
 	require.NoError(t, err, out)
-	require.False(t, processGone(pid), "the child should be running")
+	require.False(t, waitProcessGone(t, pid, 0), "the child should be running")
 	res := cli(t, s.Home, proj, "stop", "job", "scheduler", id)
 	require.Equal(t, 0, res.Code, res.String())
 	require.Equal(t, "stopped", s.waitDone(t, id).State)
-	require.True(t, processGone(pid), "the job's child process %d outlived the stopped job", pid)
+	require.True(t, waitProcessGone(t, pid, 30*time.Second), "the job's child process %d outlived the stopped job", pid)
 }

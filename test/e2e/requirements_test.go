@@ -66,7 +66,7 @@ func TestRequirementsInstalledAndCached(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, newHome(t))
 	proj := newProject(t, "reqs", map[string]string{
-		"main.py": "import atlas_e2e_helper\nprint(atlas_e2e_helper.greet())\n",
+		"main.py": "import atlas_e2e_helper, foundations\nprint(atlas_e2e_helper.greet())\nfoundations.log_metric('installed', 1)\n",
 	})
 	wheel := buildWheel(t, proj, "atlas-e2e-helper", "1.0", "atlas_e2e_helper",
 		"def greet():\n    return 'hello from the local wheel'\n")
@@ -92,4 +92,32 @@ func TestRequirementsInstalledAndCached(t *testing.T) {
 	require.Contains(t, second.Stderr, "has completed")
 	// The log the server keeps says the same as what was streamed.
 	require.Contains(t, s.logs(t, jobID(t, second.Stderr)), "Using cached environment")
+	// The SDK is injected into the job's environment too.
+	require.EqualValues(t, 1, s.job(t, jobID(t, second.Stderr)).Metric("installed"))
+}
+
+// A requirements.txt that cannot be installed fails the job with a clear reason, and is not
+// cached: once fixed, the next job installs and runs.
+func TestRequirementsInstallFailure(t *testing.T) {
+	requireVenv(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	proj := newProject(t, "badreqs", map[string]string{
+		"requirements.txt": "--no-index\n./atlas_e2e_missing-1.0-py3-none-any.whl\n",
+		"main.py":          "print('must not run')\n",
+	})
+	res := cli(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
+	require.NotEqual(t, 0, res.Code, res.String())
+	id := jobID(t, res.Stderr)
+	require.Contains(t, res.Stderr, "Job '"+id+"' has failed")
+	require.Contains(t, res.Stderr, "requirements.txt")
+	require.NotContains(t, res.Stdout, "must not run")
+	require.Equal(t, "failed", s.job(t, id).State)
+
+	buildWheel(t, proj, "atlas-e2e-missing", "1.0", "atlas_e2e_missing", "VALUE = 42\n")
+	writeFiles(t, proj, map[string]string{"main.py": "import atlas_e2e_missing\nprint('value', atlas_e2e_missing.VALUE)\n"})
+	res = cli(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
+	require.Equal(t, 0, res.Code, res.String())
+	require.Contains(t, res.Stdout, "value 42")
+	require.NotContains(t, res.Stdout, "Using cached environment", "a failed install is not cached")
 }

@@ -178,6 +178,11 @@ func TestServerRestartKeepsQueuedJob(t *testing.T) {
 	waiting := s.submitNoStream(t, newProject(t, "waiting", map[string]string{"main.py": "print('the queued job ran')\n"}), "main.py")
 	require.Equal(t, "queued", s.job(t, waiting).State)
 
+	// Stopped with `atlas-server stop` this time.
+	res := runIn(t, s.Home, t.TempDir(), nil, serverBin(), "stop")
+	require.Equal(t, 0, res.Code, res.String())
+	_, err := s.WaitExit(30 * time.Second)
+	require.NoError(t, err)
 	s = restart(t, s)
 	require.Equal(t, "queued", s.job(t, waiting).State, "a queued job stays queued across a restart")
 	queued, running := s.queue(t)

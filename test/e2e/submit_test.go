@@ -393,3 +393,24 @@ func TestSubmitStreamingJobStopped(t *testing.T) {
 	require.Contains(t, res.Stderr, "Job '"+id+"' was stopped")
 	require.Equal(t, "stopped", s.job(t, id).State)
 }
+
+// A streaming submit rides out a server restart: it reconnects and prints the rest of the
+// output, without repeating any, and reports how the job ended.
+func TestSubmitStreamingSurvivesServerRestart(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	gate := gatePath(t)
+	proj := newProject(t, "reconnect", map[string]string{
+		"main.py": gateScript + "for i in range(5):\n    print('after', i, flush=True)\n",
+	})
+	p := startCLI(t, s.Home, proj, "submit", "scheduler", ".", "main.py", gate)
+	require.NoError(t, p.Stdout.WaitFor("job is waiting for its gate", 2*time.Minute))
+	s = restart(t, s)
+	openGate(t, gate)
+	res := p.Wait(t)
+	require.Equal(t, 0, res.Code, res.String())
+	id := jobID(t, res.Stderr)
+	require.Contains(t, res.Stderr, "Job '"+id+"' has completed.")
+	require.Equal(t, s.logs(t, id), res.Stdout, "the streamed output is the job's whole log, once")
+}
