@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/atlasgo/atlas/internal/version.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help build run test test-go test-python bench clean
+.PHONY: help build run test test-go test-python bench worker-image clean
 
 help: ## list targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,9 @@ test-go: ## Go unit and end-to-end tests
 test-python: ## Python SDK tests against a real atlas-server
 	ATLAS_SERVER_BIN=$(CURDIR)/bin/atlas-server FOUNDATIONS_BIN=$(CURDIR)/bin/foundations \
 		python3 -m unittest discover -s python/tests -t python -v
+
+worker-image: ## build the Docker worker image atlas-ce/worker:latest from Debian packages (no registry)
+	scripts/worker-image.sh
 
 bench: build ## run the benchmarks (figures in bench/README.md)
 	bench/run.sh

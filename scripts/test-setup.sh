@@ -1,14 +1,41 @@
 #!/usr/bin/env bash
-# Provisions what the tests need and is missing, from the machine's configured package sources.
-# On a developer machine it only reports; with CI=true it installs (as root) and starts services.
+# Provisions what the tests need and is missing, from the machine's configured package sources:
+# Python 3 with venv, a Docker engine and the worker image. With CI=true it installs (as root)
+# and starts what is missing; by hand it only says what is missing, and the tests that need it
+# skip with that reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci=${CI:-}
+say() { echo "test-setup: $*"; }
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need python3; then
-  if [ "$ci" = true ]; then apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null; else echo "test-setup: python3 is missing; Python tests will fail"; fi
-fi
-python3 -c 'import venv, ensurepip' 2>/dev/null || {
-  if [ "$ci" = true ]; then apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; else echo "test-setup: python3 venv/ensurepip missing; requirements tests will skip"; fi
+apt_updated=
+install() {
+  if [ "$ci" != true ]; then say "missing $* (CI=true installs it)"; return 1; fi
+  [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  say "installed $*"
 }
-echo "test-setup: ready"
+
+need python3 || install python3 python3-venv || true
+python3 -c 'import venv, ensurepip' 2>/dev/null || install python3-venv || true
+
+# Docker engine (Debian's docker.io; no systemd here, so dockerd is started by hand).
+if ! need docker || ! need dockerd; then install docker.io || true; fi
+if need dockerd && ! docker info >/dev/null 2>&1; then
+  if [ "$ci" = true ]; then
+    (setsid dockerd >/tmp/atlas-dockerd.log 2>&1 &)
+    for _ in $(seq 1 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+    docker info >/dev/null 2>&1 && say "started dockerd" || { say "dockerd did not start:"; tail -20 /tmp/atlas-dockerd.log; exit 1; }
+  else
+    say "no Docker engine running; Docker tests will skip"
+  fi
+fi
+if docker info >/dev/null 2>&1 && ! docker image inspect atlas-ce/worker:latest >/dev/null 2>&1; then
+  if [ "$ci" = true ]; then
+    need mmdebstrap || install mmdebstrap
+    scripts/worker-image.sh
+  else
+    say "worker image atlas-ce/worker:latest missing (make worker-image); Docker tests will skip"
+  fi
+fi
+say "ready"

@@ -55,6 +55,10 @@ type JobSpec struct {
 	// hand records itself; nothing is queued).
 	Mode     string `json:"mode,omitempty"`
 	ParentID string `json:"parent_id,omitempty"`
+	// UID and GID of the submitting user, so that Docker workers write files as that user.
+	// The server uses them only for submissions from its own machine.
+	UID *int `json:"uid,omitempty"`
+	GID *int `json:"gid,omitempty"`
 }
 
 // SubmitResult is the answer to a submission.
@@ -101,6 +105,7 @@ type Job struct {
 	NumGPUs         int            `json:"num_gpus"`
 	RAMGB           float64        `json:"ram_gb,omitempty"`
 	Worker          Worker         `json:"worker"`
+	RunAs           string         `json:"run_as,omitempty"`
 	BundleDigest    string         `json:"bundle_digest,omitempty"`
 	ArchiveDigest   string         `json:"archive_digest,omitempty"`
 	Executor        string         `json:"executor,omitempty"`

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -26,7 +28,7 @@ func toWire(j *atlas.Job) *sdk.Job {
 	w := &sdk.Job{
 		ID: j.ID, Project: j.Project, User: j.User, State: string(j.State), Mode: string(j.Mode), Priority: j.Priority,
 		ParentID: j.ParentID, Command: j.Command, Entrypoint: j.Entrypoint, SubmittedParams: j.Params, NumGPUs: j.NumGPUs,
-		RAMGB: j.RAMGB, BundleDigest: j.BundleDigest, ArchiveDigest: j.ArchiveDigest, Executor: j.Executor,
+		RAMGB: j.RAMGB, RunAs: j.RunAs, BundleDigest: j.BundleDigest, ArchiveDigest: j.ArchiveDigest, Executor: j.Executor,
 		GPUIDs: j.GPUIDs, ExitCode: j.ExitCode, Reason: j.Reason, StopRequested: j.StopRequested,
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
 		Params: map[string]any{}, Metrics: []sdk.Metric{}, Tags: map[string]string{},
@@ -112,6 +114,16 @@ func (s *Server) fullJob(ctx context.Context, j *atlas.Job) (*sdk.Job, error) {
 		w.WaitingReason = s.cfg.Scheduler.Waiting()[j.ID]
 	}
 	return w, nil
+}
+
+// isLocal reports whether a request comes from this machine (loopback or the unix socket).
+func isLocal(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr == "@" || r.RemoteAddr == "" // unix socket peers have no address
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -231,6 +243,9 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	if spec.UID != nil && spec.GID != nil && *spec.UID >= 0 && *spec.GID >= 0 && isLocal(r) {
+		j.RunAs = fmt.Sprintf("%d:%d", *spec.UID, *spec.GID)
+	}
 	now := time.Now().UTC()
 	j.CreatedAt = now
 	if j.Mode == atlas.ModeExecution {

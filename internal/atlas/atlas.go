@@ -107,6 +107,9 @@ type Job struct {
 	NumGPUs    int            `json:"num_gpus"`
 	RAMGB      float64        `json:"ram_gb,omitempty"`
 	Worker     Worker         `json:"worker"`
+	// RunAs is "uid:gid" of the local user who submitted the job; containers run as that user
+	// so the files they write belong to them. Empty: the server's own user.
+	RunAs string `json:"run_as,omitempty"`
 
 	BundleDigest  string `json:"bundle_digest,omitempty"`
 	ArchiveDigest string `json:"archive_digest,omitempty"`

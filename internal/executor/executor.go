@@ -45,6 +45,9 @@ type Handle interface {
 	Wait(ctx context.Context) (Result, error)
 	// Stop asks the job to end (SIGTERM), and kills it after grace. It returns at once.
 	Stop(grace time.Duration) error
+	// Release removes what the executor kept to recover the job (exit status files, the
+	// stopped container). The scheduler calls it once the job's end is recorded.
+	Release() error
 }
 
 // Executor starts jobs.

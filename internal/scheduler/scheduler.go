@@ -261,7 +261,10 @@ func (s *Scheduler) start(j *atlas.Job) {
 		s.fail(j, atlas.StateStarting, oneLine(err))
 		return
 	}
-	j2, err := s.cfg.Store.JobSetState(s.ctx, &store.JobSetStateParams{ID: j.ID, From: []atlas.State{atlas.StateStarting},
+	// The job is running now: record it even if the server is shutting down, so that the next
+	// start re-attaches to it instead of queueing it again.
+	ctx := context.WithoutCancel(s.ctx)
+	j2, err := s.cfg.Store.JobSetState(ctx, &store.JobSetStateParams{ID: j.ID, From: []atlas.State{atlas.StateStarting},
 		To: atlas.StateRunning, RunInfo: h.RunInfo()})
 	if err != nil {
 		s.cfg.Logger.Error("record job running", "job", j.ID, "err", err)
@@ -275,7 +278,7 @@ func (s *Scheduler) start(j *atlas.Job) {
 		r.handle = h
 	}
 	s.mu.Unlock()
-	if cur, err := s.cfg.Store.JobGet(s.ctx, j.ID); err == nil && cur.StopRequested {
+	if cur, err := s.cfg.Store.JobGet(ctx, j.ID); err == nil && cur.StopRequested {
 		_ = h.Stop(s.cfg.StopGrace)
 	}
 	s.watch(j, h)
@@ -319,18 +322,23 @@ func (s *Scheduler) watch(j *atlas.Job, h executor.Handle) {
 	if err != nil {
 		return // server shutting down
 	}
-	s.finish(j, res)
+	if s.finish(j, res) {
+		if err := h.Release(); err != nil {
+			s.cfg.Logger.Warn("release job resources", "job", j.ID, "err", err)
+		}
+	}
 }
 
-// finish archives the working directory and records the final state.
-func (s *Scheduler) finish(j *atlas.Job, res executor.Result) {
+// finish archives the working directory and records the final state. It reports whether the
+// state was recorded.
+func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 	defer s.release(j.ID)
 	workDir := s.workDir(j.ID)
 	archive, archErr := s.archive(workDir)
 	cur, err := s.cfg.Store.JobGet(s.ctx, j.ID)
 	if err != nil {
 		s.cfg.Logger.Error("finish job", "job", j.ID, "err", err)
-		return
+		return false
 	}
 	to, reason := atlas.StateCompleted, ""
 	switch {
@@ -353,10 +361,11 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) {
 		ArchiveDigest: archive})
 	if err != nil {
 		s.cfg.Logger.Error("record job end", "job", j.ID, "err", err)
-		return
+		return false
 	}
 	s.cfg.Changed(j2)
 	os.RemoveAll(workDir)
+	return true
 }
 
 // archive stores the working directory as a blob.
@@ -470,6 +479,21 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		s.running[j.ID] = &run{gpus: j.GPUIDs, handle: h}
 		s.mu.Unlock()
 		s.wg.Go(func() { s.watch(j, h) })
+	}
+	if c, ok := s.cfg.Executor.(executor.Cleaner); ok {
+		s.mu.Lock()
+		known := map[string]bool{}
+		for id := range s.running {
+			known[id] = true
+		}
+		s.mu.Unlock()
+		removed, err := c.RemoveOrphans(ctx, func(id string) bool { return known[id] })
+		for _, r := range removed {
+			s.cfg.Logger.Info("removed a container left by a job this server no longer runs", "container", r)
+		}
+		if err != nil {
+			s.cfg.Logger.Warn("remove orphaned containers", "err", err)
+		}
 	}
 	return nil
 }

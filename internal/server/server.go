@@ -30,6 +30,7 @@ import (
 	"github.com/atlasgo/atlas/internal/blob"
 	"github.com/atlasgo/atlas/internal/config"
 	"github.com/atlasgo/atlas/internal/executor"
+	"github.com/atlasgo/atlas/internal/executor/docker"
 	"github.com/atlasgo/atlas/internal/executor/process"
 	"github.com/atlasgo/atlas/internal/logs"
 	"github.com/atlasgo/atlas/internal/scheduler"
@@ -120,6 +121,7 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 					return err
 				}
 				cfg.GPUs = ids
+				gpuDevices = true
 				if !flags.Changed("workers") && len(ids) > cfg.Workers {
 					cfg.Workers = len(ids)
 				}
@@ -138,6 +140,7 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVarP(&gpuFlag, "enable-gpu", "g", false, "find GPUs with nvidia-smi and give them to jobs that ask for num_gpus")
 	f.StringVar(&gpus, "gpus", "", "comma-separated GPU ids jobs may use (instead of -g)")
 	f.StringVar(&cfg.Python, "python", cfg.Python, "Python interpreter for the process executor")
+	f.StringVar(&workerImage, "worker-image", workerImage, "default Docker image of jobs")
 	return cmd
 }
 
@@ -184,6 +187,10 @@ func (p paths) envs() string   { return filepath.Join(p.home, "envs") }
 func (p paths) sdk() string    { return filepath.Join(p.home, "sdk") }
 func (p paths) secret() string { return filepath.Join(p.home, "secret") }
 func (p paths) pid() string    { return filepath.Join(p.home, "run", "atlas-server.pid") }
+func (p paths) sock() string   { return filepath.Join(p.home, "run", "sock") }
+
+// gpuDevices is set by -g: the GPUs are real, so Docker is asked for them.
+var gpuDevices bool
 
 // run starts every component, serves until ctx ends, then stops them in reverse order.
 func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error {
@@ -222,9 +229,12 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("extract the Python SDK: %w", err)
 	}
-	exec, why, err := chooseExecutor(cfg, p)
+	exec, why, err := chooseExecutor(ctx, cfg, p, gpuDevices)
 	if err != nil {
 		return err
+	}
+	if c, ok := exec.(io.Closer); ok {
+		defer c.Close()
 	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
@@ -257,8 +267,25 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	defer cancelRequests()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return baseCtx }}
-	serveErr := make(chan error, 1)
+	// Jobs in containers reach the API through a unix socket in a directory mounted into them:
+	// the server need not listen on an address containers can reach, and a restarted server's
+	// new socket appears in running containers too.
+	sockPath := filepath.Join(p.sock(), "api.sock")
+	if err := os.MkdirAll(p.sock(), 0o755); err != nil {
+		return err
+	}
+	os.Remove(sockPath)
+	uln, err := net.Listen("unix", sockPath)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", sockPath, err)
+	}
+	defer uln.Close()
+	if err := os.Chmod(sockPath, 0o666); err != nil {
+		return err
+	}
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(uln) }()
 
 	if wrote, err := config.WriteDefaultSubmission(p.home, localURL); err != nil {
 		logger.Warn("could not write the default submission config", "err", err)
@@ -297,26 +324,43 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 }
 
 // chooseExecutor picks the executor and says why.
-func chooseExecutor(cfg config.Server, p paths) (executor.Executor, string, error) {
+func chooseExecutor(ctx context.Context, cfg config.Server, p paths, gpuDevices bool) (executor.Executor, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
 	newProcess := func() (executor.Executor, error) {
-		return process.New(process.Config{Self: self, RunDir: p.run(), EnvsDir: p.envs(), Python: cfg.Python})
+		return process.New(process.Config{Self: self, RunDir: p.run(), EnvsDir: filepath.Join(p.envs(), "process"), Python: cfg.Python})
+	}
+	newDocker := func() (*docker.Executor, error) {
+		return docker.New(ctx, docker.Config{Image: workerImage, SocketDir: p.sock(), EnvsDir: filepath.Join(p.envs(), "docker"),
+			Home: p.home, GPUDevices: gpuDevices})
 	}
 	switch cfg.Executor {
 	case "process":
 		e, err := newProcess()
-		return e, "chosen with --executor process", err
-	case "auto", "":
-		e, err := newProcess()
-		return e, "jobs run as local processes", err
+		return e, "chosen with --executor process; jobs run as local processes", err
 	case "docker":
-		return nil, "", errors.New("--executor docker: the Docker executor is not available in this build")
+		e, err := newDocker()
+		if err != nil {
+			return nil, "", fmt.Errorf("--executor docker: %w", err)
+		}
+		return e, "chosen with --executor docker; " + e.Describe(ctx), nil
+	case "auto", "":
+		if e, derr := newDocker(); derr == nil {
+			return e, "a Docker engine is reachable; " + e.Describe(ctx), nil
+		} else {
+			pe, err := newProcess()
+			return pe, "jobs run as local processes: " + oneLine(derr), err
+		}
 	}
 	return nil, "", fmt.Errorf("--executor %q: want auto, docker or process", cfg.Executor)
 }
+
+// workerImage is the default Docker image of jobs (--worker-image).
+var workerImage = docker.DefaultImage
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // loopbackFor returns the address jobs on this machine use to reach a server bound to host.
 func loopbackFor(host string) string {

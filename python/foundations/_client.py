@@ -19,12 +19,31 @@ class Unreachable(ConnectionError):
     """The server could not be reached."""
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket: how jobs in Docker workers reach the server."""
+
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self._path)
+        self.sock = s
+
+
 class Client:
-    """One connection per thread to one server."""
+    """One connection per thread to one server. base_url is http://host:port, https://..., or
+    http+unix://<percent-encoded socket path>."""
 
     def __init__(self, base_url, token=None, timeout=60):
         u = urllib.parse.urlsplit(base_url)
-        if u.scheme not in ("http", "https") or not u.hostname:
+        if u.scheme == "http+unix" and u.netloc:
+            self._socket = urllib.parse.unquote(u.netloc)
+        elif u.scheme in ("http", "https") and u.hostname:
+            self._socket = None
+        else:
             raise ValueError("invalid scheduler URL {!r}: want http://host:port".format(base_url))
         self.base_url = base_url.rstrip("/")
         self._scheme = u.scheme
@@ -38,8 +57,11 @@ class Client:
     def _conn(self, timeout):
         c = getattr(self._local, "conn", None)
         if c is None:
-            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-            c = cls(self._host, self._port, timeout=timeout)
+            if self._socket:
+                c = _UnixHTTPConnection(self._socket, timeout)
+            else:
+                cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+                c = cls(self._host, self._port, timeout=timeout)
             self._local.conn = c
         c.timeout = timeout
         if c.sock is not None:

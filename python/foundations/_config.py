@@ -50,6 +50,10 @@ def load_submission(name):
     """Returns (scheduler_url, token) of the submission config called name."""
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ValueError("invalid scheduler config name {!r}".format(name))
+    if name == "scheduler" and os.environ.get("FOUNDATIONS_JOB_ID") and os.environ.get("FOUNDATIONS_SCHEDULER_URL"):
+        # Inside a job, "scheduler" is the server that runs it (in a Docker worker there is no
+        # config file, and the server is reached through its unix socket).
+        return os.environ["FOUNDATIONS_SCHEDULER_URL"].rstrip("/"), os.environ.get("FOUNDATIONS_TOKEN")
     tried = []
     for d in submission_dirs():
         path = os.path.join(d, name + ".config.yaml")

@@ -26,6 +26,8 @@ type Harness struct {
 	New func(t *testing.T) executor.Executor
 	// Grace is the stop grace period to use; short, to keep the suite fast.
 	Grace time.Duration
+	// SDKDir holds the Python SDK (python.Extract), as the server passes it to executors.
+	SDKDir string
 }
 
 // Exercise runs the suite.
@@ -36,7 +38,7 @@ func Exercise(t *testing.T, h Harness) {
 	t.Run("RunsInWorkDirWithEnvAndLogs", func(t *testing.T) {
 		t.Parallel()
 		e := h.New(t)
-		spec := newSpec(t, "a", `
+		spec := h.newSpec(t, "a", `
 import os
 print("hello from", os.environ["FOUNDATIONS_JOB_ID"], os.environ["EXTRA"])
 open("out.txt", "w").write("written")
@@ -53,7 +55,7 @@ open("out.txt", "w").write("written")
 	t.Run("ExitCodeAndStderr", func(t *testing.T) {
 		t.Parallel()
 		e := h.New(t)
-		spec := newSpec(t, "b", `
+		spec := h.newSpec(t, "b", `
 import sys
 print("to stderr", file=sys.stderr)
 sys.exit(3)
@@ -66,7 +68,7 @@ sys.exit(3)
 	t.Run("ArgumentsReachTheScript", func(t *testing.T) {
 		t.Parallel()
 		e := h.New(t)
-		spec := newSpec(t, "c", `
+		spec := h.newSpec(t, "c", `
 import sys
 print("args:", sys.argv[1:])
 `)
@@ -79,7 +81,7 @@ print("args:", sys.argv[1:])
 	t.Run("StopSendsTermThenKills", func(t *testing.T) {
 		t.Parallel()
 		e := h.New(t)
-		spec := newSpec(t, "d", `
+		spec := h.newSpec(t, "d", `
 import signal, sys, time
 def term(*_):
     print("got SIGTERM", flush=True)
@@ -96,7 +98,7 @@ while True:
 		require.Contains(t, readLog(t, spec), "got SIGTERM")
 		require.Equal(t, 0, res.ExitCode)
 
-		stubborn := newSpec(t, "e", `
+		stubborn := h.newSpec(t, "e", `
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print("ready", flush=True)
@@ -113,7 +115,7 @@ while True:
 	t.Run("RecoverAfterRestart", func(t *testing.T) {
 		t.Parallel()
 		e := h.New(t)
-		spec := newSpec(t, "f", `
+		spec := h.newSpec(t, "f", `
 import os, time
 print("ready", flush=True)
 while not os.path.exists("go"):
@@ -142,6 +144,18 @@ raise SystemExit(7)
 		require.Equal(t, 7, wait(t, hd3).ExitCode)
 	})
 
+	t.Run("ReleasedJobIsGone", func(t *testing.T) {
+		t.Parallel()
+		e := h.New(t)
+		spec := h.newSpec(t, "g", "print('done')\n")
+		hd := start(t, e, spec)
+		require.Equal(t, 0, wait(t, hd).ExitCode)
+		require.NoError(t, hd.Release())
+		spec.Job.RunInfo = hd.RunInfo()
+		_, err := h.New(t).Recover(context.Background(), spec.Job, spec.LogPath)
+		require.True(t, errors.Is(err, executor.ErrGone), "after Release the job cannot be recovered; got %v", err)
+	})
+
 	t.Run("RecoverUnknownIsGone", func(t *testing.T) {
 		t.Parallel()
 		e := h.New(t)
@@ -151,7 +165,7 @@ raise SystemExit(7)
 	})
 }
 
-func newSpec(t *testing.T, name, script string) *executor.Spec {
+func (h Harness) newSpec(t *testing.T, name, script string) *executor.Spec {
 	t.Helper()
 	dir := t.TempDir()
 	work := filepath.Join(dir, "work")
@@ -168,7 +182,7 @@ func newSpec(t *testing.T, name, script string) *executor.Spec {
 		WorkDir: work,
 		Env:     []string{"FOUNDATIONS_JOB_ID=" + id},
 		LogPath: filepath.Join(dir, "job.log"),
-		SDKDir:  dir,
+		SDKDir:  h.SDKDir,
 	}
 }
 
@@ -176,7 +190,13 @@ func start(t *testing.T, e executor.Executor, spec *executor.Spec) executor.Hand
 	t.Helper()
 	hd, err := e.Start(context.Background(), spec)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = hd.Stop(0) })
+	t.Cleanup(func() {
+		_ = hd.Stop(0)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = hd.Wait(ctx)
+		_ = hd.Release()
+	})
 	return hd
 }
 

@@ -260,6 +260,15 @@ func (h *handle) Wait(ctx context.Context) (executor.Result, error) {
 	}
 }
 
+// Release implements executor.Handle.
+func (h *handle) Release() error {
+	os.Remove(strings.TrimSuffix(h.exitFile, ".exit") + ".json")
+	if err := os.Remove(h.exitFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // Stop implements executor.Handle.
 func (h *handle) Stop(grace time.Duration) error {
 	select {

@@ -17,6 +17,7 @@ import (
 	"github.com/atlasgo/atlas/internal/executor"
 	"github.com/atlasgo/atlas/internal/executor/executortest"
 	"github.com/atlasgo/atlas/internal/executor/process"
+	atlaspython "github.com/atlasgo/atlas/python"
 )
 
 // The test binary doubles as the shim, as the server binary does.
@@ -42,7 +43,9 @@ func python(t *testing.T) string {
 func newHarness(t *testing.T) executortest.Harness {
 	py := python(t)
 	dir := t.TempDir()
-	return executortest.Harness{New: func(t *testing.T) executor.Executor {
+	sdkDir, err := atlaspython.Extract(t.TempDir())
+	require.NoError(t, err)
+	return executortest.Harness{SDKDir: sdkDir, New: func(t *testing.T) executor.Executor {
 		e, err := process.New(process.Config{Self: os.Args[0], RunDir: filepath.Join(dir, "run"),
 			EnvsDir: filepath.Join(dir, "envs"), Python: py})
 		require.NoError(t, err)

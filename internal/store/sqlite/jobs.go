@@ -14,7 +14,7 @@ import (
 )
 
 const jobColumns = `j.id, j.seq, j.project, j.user, j.state, j.mode, j.priority, j.parent_id, j.command,
-	j.entrypoint, j.params, j.num_gpus, j.ram_gb, j.worker, j.bundle_digest, j.archive_digest, j.executor,
+	j.entrypoint, j.params, j.num_gpus, j.ram_gb, j.worker, j.run_as, j.bundle_digest, j.archive_digest, j.executor,
 	j.gpu_ids, j.exit_code, j.reason, j.stop_requested, j.run_info, j.token_hash, j.created_at, j.started_at,
 	j.finished_at, j.heartbeat_at`
 
@@ -29,7 +29,7 @@ func scanJob(sc scanner) (*atlas.Job, error) {
 		stopRequested                                int
 	)
 	err := sc.Scan(&j.ID, &j.Seq, &j.Project, &j.User, &j.State, &j.Mode, &j.Priority, &j.ParentID, &command,
-		&entrypoint, &params, &j.NumGPUs, &j.RAMGB, &worker, &j.BundleDigest, &j.ArchiveDigest, &j.Executor,
+		&entrypoint, &params, &j.NumGPUs, &j.RAMGB, &worker, &j.RunAs, &j.BundleDigest, &j.ArchiveDigest, &j.Executor,
 		&gpuIDs, &exitCode, &j.Reason, &stopRequested, &j.RunInfo, &j.TokenHash, &createdAt, &startedAt,
 		&finishedAt, &heartbeatAt)
 	if err != nil {
@@ -89,12 +89,12 @@ func (s *Store) JobInsert(ctx context.Context, j *atlas.Job) error {
 			heartbeat = nanos(*j.HeartbeatAt)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, seq, project, user, state, mode, priority, parent_id,
-			command, entrypoint, params, num_gpus, ram_gb, worker, bundle_digest, archive_digest, executor, gpu_ids,
+			command, entrypoint, params, num_gpus, ram_gb, worker, run_as, bundle_digest, archive_digest, executor, gpu_ids,
 			reason, run_info, token_hash, created_at, started_at, heartbeat_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			j.ID, j.Seq, j.Project, j.User, j.State, j.Mode, j.Priority, j.ParentID,
 			mustJSON(nonNil(j.Command)), mustJSON(nonNil(j.Entrypoint)), mustJSON(j.Params), j.NumGPUs, j.RAMGB,
-			mustJSON(j.Worker), j.BundleDigest, j.ArchiveDigest, j.Executor, mustJSON(nonNil(j.GPUIDs)),
+			mustJSON(j.Worker), j.RunAs, j.BundleDigest, j.ArchiveDigest, j.Executor, mustJSON(nonNil(j.GPUIDs)),
 			j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), started, heartbeat)
 		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: jobs.id") {
 			return atlas.Conflictf("job %s already exists", j.ID)

@@ -26,6 +26,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		j := newJob("a", "proj")
 		j.Params = map[string]any{"lr": 0.1, "layers": []any{1.0, 2.0}}
 		j.Worker = atlas.Worker{Image: "img", Volumes: map[string]atlas.Volume{"/data": {Bind: "/in", Mode: "ro"}}}
+		j.RunAs = "1000:1000"
 		require.NoError(t, s.JobInsert(ctx, j))
 		require.NotZero(t, j.Seq)
 		got, err := s.JobGet(ctx, "a")
@@ -35,6 +36,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Equal(t, []string{"main.py", "--x"}, got.Command)
 		require.Equal(t, 0.1, got.Params["lr"])
 		require.Equal(t, "ro", got.Worker.Volumes["/data"].Mode)
+		require.Equal(t, "1000:1000", got.RunAs)
 		require.Equal(t, "tokenhash", got.TokenHash)
 
 		_, err = s.JobGet(ctx, "missing")

@@ -21,6 +21,7 @@ CREATE TABLE jobs (
     num_gpus       INTEGER NOT NULL DEFAULT 0,
     ram_gb         REAL NOT NULL DEFAULT 0,
     worker         TEXT NOT NULL DEFAULT '{}',  -- JSON
+    run_as         TEXT NOT NULL DEFAULT '',    -- uid:gid
     bundle_digest  TEXT NOT NULL DEFAULT '',
     archive_digest TEXT NOT NULL DEFAULT '',
     executor       TEXT NOT NULL DEFAULT '',
