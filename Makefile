@@ -21,7 +21,7 @@ test: build ## set up what the tests need and run every test
 	$(MAKE) test-go test-python
 
 test-go: ## Go unit and end-to-end tests
-	$(GO) test -count=1 -timeout 20m ./...
+	ATLAS_EXECUTOR=process $(GO) test -count=1 -timeout 20m ./...
 
 test-python: ## Python SDK tests against a real atlas-server
 	ATLAS_SERVER_BIN=$(CURDIR)/bin/atlas-server FOUNDATIONS_BIN=$(CURDIR)/bin/foundations \

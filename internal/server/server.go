@@ -106,6 +106,9 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 			}
 			if !flags.Changed("executor") {
 				cfg.Executor = file.Executor
+				if v := os.Getenv("ATLAS_EXECUTOR"); v != "" {
+					cfg.Executor = v
+				}
 			}
 			if !flags.Changed("python") {
 				cfg.Python = file.Python
@@ -136,7 +139,7 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.Host, "host", cfg.Host, "address to listen on")
 	f.IntVarP(&cfg.Port, "port", "p", cfg.Port, "port of the API and GUI (0 picks a free one)")
 	f.IntVarP(&cfg.Workers, "workers", "w", cfg.Workers, "jobs that run at the same time (default: $NUM_WORKERS, or 1)")
-	f.StringVar(&cfg.Executor, "executor", cfg.Executor, "where jobs run: auto, docker or process")
+	f.StringVar(&cfg.Executor, "executor", cfg.Executor, "where jobs run: auto, docker or process (default: $ATLAS_EXECUTOR, or auto)")
 	f.BoolVarP(&gpuFlag, "enable-gpu", "g", false, "find GPUs with nvidia-smi and give them to jobs that ask for num_gpus")
 	f.StringVar(&gpus, "gpus", "", "comma-separated GPU ids jobs may use (instead of -g)")
 	f.StringVar(&cfg.Python, "python", cfg.Python, "Python interpreter for the process executor")
