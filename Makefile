@@ -24,7 +24,7 @@ test-go: ## Go unit and end-to-end tests
 	ATLAS_EXECUTOR=process $(GO) test -count=1 -timeout 20m ./...
 
 test-python: ## Python SDK tests against a real atlas-server
-	ATLAS_SERVER_BIN=$(CURDIR)/bin/atlas-server FOUNDATIONS_BIN=$(CURDIR)/bin/foundations \
+	ATLAS_EXECUTOR=process ATLAS_SERVER_BIN=$(CURDIR)/bin/atlas-server FOUNDATIONS_BIN=$(CURDIR)/bin/foundations \
 		python3 -m unittest discover -s python/tests -t python -v
 
 worker-image: ## build the Docker worker image atlas-ce/worker:latest from Debian packages (no registry)
