@@ -11,6 +11,7 @@ import json
 import math
 import numbers
 import os
+import sys
 
 from . import _config, _tracker
 from ._deployment import DeploymentWrapper, get_metrics_for_all_jobs, submit
@@ -51,7 +52,20 @@ def _check_key(kind, key):
         raise ValueError("Invalid {} name: empty".format(kind))
     if len(key) > 1000:
         raise ValueError("Invalid {} name: {} characters long; the limit is 1000".format(kind, len(key)))
+    if "\x00" in key:
+        raise ValueError("Invalid {} name {!r}: contains a NUL character".format(kind, _short(key)))
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("Invalid {} name {!r}: not valid UTF-8 text (lone surrogate)".format(kind, _short(key))) from None
+    if size > 1000:
+        # The server counts the limit in UTF-8 bytes: refuse here rather than lose the batch there.
+        raise ValueError("Invalid {} name: {} bytes long in UTF-8; the limit is 1000".format(kind, size))
     return key
+
+
+def _short(text, limit=40):
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _metric_value(key, value):
@@ -68,6 +82,9 @@ def _metric_value(key, value):
     if isinstance(value, str):
         if len(value) > 10000:
             raise ValueError("log_metric: string value of {!r} is longer than 10000 characters".format(key))
+        if len(value) > 2500 and len(value.encode("utf-8", "surrogatepass")) > 10000:
+            # The server counts the limit in UTF-8 bytes: refuse here rather than lose values there.
+            raise ValueError("log_metric: string value of {!r} is longer than 10000 bytes in UTF-8".format(key))
         return value
     shown = repr(value)
     if len(shown) > 30:
@@ -76,10 +93,23 @@ def _metric_value(key, value):
         shown, type(value).__name__, key))
 
 
+_FLOAT_MAX = sys.float_info.max
+_INT_LIMIT = 2 ** 63
+_known_keys = set()  # metric names already checked, for the fast path
+_add_point = None  # the job's Writer.add_point, once there is a job
+
+
 def log_metric(key, value, step=None):
     """Logs a metric. Repeated calls with the same key make a series (with steps 0, 1, 2...
     unless step is given). value: a number (numpy scalars too), a string, or a list of them."""
-    key = _check_key("metric", key)
+    global _add_point
+    # Fast path: a known name and a plain finite float or int (the comparisons are False for NaN and inf).
+    if step is None and _add_point is not None and type(key) is str and key in _known_keys:
+        t = type(value)
+        if (t is float and -_FLOAT_MAX <= value <= _FLOAT_MAX) or (t is int and -_INT_LIMIT <= value <= _INT_LIMIT):
+            _add_point(key, value)
+            return
+    checked = _check_key("metric", key)
     if step is not None:
         step = _scalar(step)
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
@@ -87,14 +117,17 @@ def log_metric(key, value, step=None):
     if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        values = [_metric_value(key, v) for v in value]
+        values = [_metric_value(checked, v) for v in value]
     else:
-        values = [_metric_value(key, value)]
+        values = [_metric_value(checked, value)]
+    if type(key) is str and len(_known_keys) < 100_000:
+        _known_keys.add(key)
     job = _job()
     if job is None:
         return
+    _add_point = job.writer.add_point
     for i, v in enumerate(values):
-        job.writer.add_metric(key, v, None if step is None else step + i)
+        job.writer.add_metric(checked, v, None if step is None else step + i)
 
 
 def _param_value(key, value):
@@ -104,7 +137,13 @@ def _param_value(key, value):
     if isinstance(value, numbers.Real):
         if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
             raise ValueError("log_param: value of {!r} is {}; parameters must be finite numbers".format(key, value))
-        return value if isinstance(value, int) else float(value)
+        if isinstance(value, int):
+            try:
+                float(value)
+            except OverflowError:
+                raise ValueError("log_param: value of {!r} is too large ({} bits)".format(key, value.bit_length())) from None
+            return value
+        return float(value)
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
@@ -125,6 +164,9 @@ def log_param(key, value):
 
 
 def _flatten(prefix, value, out):
+    value = _scalar(value)
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:  # numpy arrays flatten like lists
+        value = value.tolist()
     if isinstance(value, dict):
         if not value:
             out[prefix] = None
@@ -146,7 +188,7 @@ def log_params(parameters):
         raise TypeError("log_params: want a dict, got {}".format(type(parameters).__name__))
     flat = {}
     for k, v in parameters.items():
-        _flatten(str(_check_key("parameter", k)), _scalar(v), flat)
+        _flatten(str(_check_key("parameter", k)), v, flat)
     checked = {_check_key("parameter", k): _param_value(k, v) for k, v in flat.items()}
     job = _job()
     if job is not None:

@@ -1,8 +1,9 @@
 """The job a process writes to, and the durable, batched, exactly-once channel to the server.
 
 Tracking calls only append to an in-memory buffer. A background thread turns the buffer into
-numbered batches; each batch is written to a spool file before it is sent and removed only once
-the server acknowledged it. The server applies each (writer, seq) once, so a batch resent after
+numbered batches (at most MAX_BATCH_POINTS points each) and writes each to a spool file; a second
+one sends them in order, one at a time, while the next is being encoded, and removes each spool
+file only once the server acknowledged it. The server applies each (writer, seq) once, so a batch resent after
 a timeout or a server restart is stored exactly once. If the process ends while the server is
 unreachable, the spool stays on disk and the next process that tracks anything resends it.
 """
@@ -21,6 +22,10 @@ from ._client import APIError, Client, Unreachable, quote
 
 FLUSH_INTERVAL = 0.2
 MAX_BATCH_POINTS = 100_000
+MAX_AHEAD = 2  # batches taken and not yet acknowledged: one being sent, the next being encoded
+# Batch k has seq k * SEQ_STRIDE: the server applies a (writer, seq) once and wants seqs to
+# grow, so the parts of a refused batch can be numbered in the gap before the next batch.
+SEQ_STRIDE = 1 << 32
 HEARTBEAT_INTERVAL = 30.0
 
 
@@ -42,35 +47,64 @@ class Writer:
         self.seq = 0
         self.lock = threading.Lock()
         self.params = {}
-        self.metrics = {}
+        self.metrics = {}  # key -> [values, times, steps or None (no explicit step yet)]
         self.tags = {}
         self.artifacts = []
         self.points = 0
-        self.pending = []  # (seq, path, batch) written to the spool, not yet acknowledged
-        self.wake = threading.Event()
-        self.idle = threading.Condition(self.lock)
+        # Batches taken from the buffer and not yet acknowledged, in seq order: [spool path or
+        # None, body, batch, encoded?, seq of the next batch]. MAX_AHEAD of them at most (more
+        # only while the parts of a refused batch are sent).
+        self.pending = []
+        self.wake = threading.Event()  # wakes the encoder
+        self.idle = threading.Condition(self.lock)  # notified when everything was acknowledged
+        self.ready = threading.Condition(self.lock)  # notified when a batch is encoded, or at close
         self.closed = False
+        self.split_warned = False
         self.dir = os.path.join(_config.spool_dir(), self.id)
         os.makedirs(os.path.join(self.dir, "blobs"), exist_ok=True)
-        with open(os.path.join(self.dir, "meta.json"), "w") as f:
-            json.dump({"job_id": job_id, "pid": os.getpid(), "url": client.base_url}, f)
-        self.thread = threading.Thread(target=self._run, name="foundations-writer", daemon=True)
+        _write_json(os.path.join(self.dir, "meta.json"),
+                    {"job_id": job_id, "pid": os.getpid(), "url": client.base_url, "token": client.token})
+        self.thread = threading.Thread(target=self._encode_loop, name="foundations-writer", daemon=True)
         self.thread.start()
+        self.sender = threading.Thread(target=self._send_loop, name="foundations-sender", daemon=True)
+        self.sender.start()
 
     # --- called by tracking functions (any thread) ---
 
+    def add_point(self, key, value, _now=time.time_ns):
+        """One metric point with the next step: the hot path of log_metric. Times are kept in
+        integer nanoseconds: much cheaper to encode than float seconds."""
+        lock = self.lock
+        lock.acquire()
+        try:
+            m = self.metrics.get(key)
+            if m is None:
+                m = self.metrics[key] = [[], [], None]
+            m[0].append(value)
+            m[1].append(_now())
+            if m[2] is not None:
+                m[2].append(-1)
+            self.points += 1
+            if self.points == MAX_BATCH_POINTS:  # once per crossing: a full batch is waiting
+                self.wake.set()
+        finally:
+            lock.release()
+
     def add_metric(self, key, value, step):
+        if step is None:
+            self.add_point(key, value)
+            return
         with self.lock:
             m = self.metrics.get(key)
             if m is None:
-                m = self.metrics[key] = ([], [], [], [False])
+                m = self.metrics[key] = [[], [], None]
+            if m[2] is None:
+                m[2] = [-1] * len(m[0])
             m[0].append(value)
-            m[1].append(-1 if step is None else step)
-            m[2].append(time.time())
-            if step is not None:
-                m[3][0] = True
+            m[1].append(time.time_ns())
+            m[2].append(step)
             self.points += 1
-            if self.points >= MAX_BATCH_POINTS:
+            if self.points == MAX_BATCH_POINTS:  # once per crossing: a full batch is waiting
                 self.wake.set()
 
     def add_param(self, key, value):
@@ -94,13 +128,16 @@ class Writer:
                                    "size": os.path.getsize(blob)})
             self.wake.set()
 
-    # --- delivery ---
+    def _buffered(self):
+        return bool(self.params or self.metrics or self.tags or self.artifacts)
+
+    # --- delivery (the encoder and sender threads) ---
 
     def _take(self):
-        """Moves the buffer into a numbered, spooled batch. Called with the lock held."""
-        if not (self.params or self.metrics or self.tags or self.artifacts):
+        """Moves the buffer into a numbered batch. Called with the lock held."""
+        if not self._buffered():
             return None
-        self.seq += 1
+        self.seq += SEQ_STRIDE
         batch = {"writer": self.id, "seq": self.seq}
         if self.params:
             batch["params"] = self.params
@@ -109,83 +146,156 @@ class Writer:
         if self.artifacts:
             batch["artifacts"] = self.artifacts
         if self.metrics:
-            ms = {}
-            for k, (values, steps, times, explicit) in self.metrics.items():
-                m = {"values": values, "times": times}
-                if explicit[0]:
-                    m["steps"] = steps
-                ms[k] = m
+            # At most MAX_BATCH_POINTS points a batch (a long series is cut; the rest goes next).
+            ms, budget = {}, MAX_BATCH_POINTS
+            for k in list(self.metrics):
+                values, times, steps = m = self.metrics[k]
+                n = len(values)
+                if n > budget:
+                    m[0], m[1] = values[budget:], times[budget:]
+                    values, times = values[:budget], times[:budget]
+                    if steps is not None:
+                        m[2], steps = steps[budget:], steps[:budget]
+                    n = budget
+                else:
+                    del self.metrics[k]
+                ms[k] = {"values": values, "times": times} if steps is None else \
+                    {"values": values, "steps": steps, "times": times}
+                budget -= n
+                self.points -= n
+                if budget <= 0:
+                    break
             batch["metrics"] = ms
-        self.params, self.metrics, self.tags, self.artifacts, self.points = {}, {}, {}, [], 0
+        self.params, self.tags, self.artifacts = {}, {}, []
         return batch
 
     def _spool(self, batch):
-        path = os.path.join(self.dir, "{:012d}.json".format(batch["seq"]))
-        data = json.dumps(batch, separators=(",", ":"), allow_nan=False)
-        with open(path + ".tmp", "w") as f:
-            f.write(data)
-        os.replace(path + ".tmp", path)
-        return path, data.encode()
+        """Encodes a batch and writes it to the spool; returns (path or None, body)."""
+        data = encode_batch(batch)
+        path = os.path.join(self.dir, "{:020d}.json".format(batch["seq"]))
+        try:
+            with open(path + ".tmp", "wb") as f:
+                f.write(data)
+            os.replace(path + ".tmp", path)
+        except OSError as e:
+            warn("cannot write tracked values to the spool {} ({}); they are only kept in memory.".format(self.dir, e))
+            path = None
+        return path, data
 
     def _send(self, path, data, batch):
         for a in batch.get("artifacts", ()):
             self.client.put_blob_file(a["digest"], os.path.join(self.dir, "blobs", a["digest"].split(":", 1)[1]))
         self.client.request("POST", "/api/v1/jobs/{}/track".format(quote(self.job_id)), body=data,
                             headers={"Content-Type": "application/json"})
-        os.unlink(path)
+        _unlink(path)
 
-    def _run(self):
-        backoff = 0.2
-        warned = False
+    def _refused(self, path, batch, end, err):
+        """The server refused a batch (400, 413). Sends its parts one key at a time (a long
+        series in halves), so that only the values the server does not accept are lost. The
+        parts are numbered between the batch's seq and end, the seq of the batch after it."""
+        parts = _split(batch)
+        width = (end - batch["seq"] - 1) // max(1, len(parts))
+        if not parts or width < 1:
+            warn("the server refused {} of job {}: {}".format(_describe(batch), self.job_id, err.message))
+            _unlink(path)
+            return []
+        if not self.split_warned:
+            self.split_warned = True
+            warn("the server refused tracked values of job {} ({}); sending them one key at a time to keep the "
+                 "others.".format(self.job_id, err.message))
+        spooled = []
+        for i, part in enumerate(parts):
+            part["writer"], part["seq"] = self.id, batch["seq"] + 1 + i * width
+            spooled.append(list(self._spool(part)) + [part, True, part["seq"] + width])
+        _unlink(path)
+        return spooled
+
+    def _encode_loop(self):
+        """Takes batches from the buffer, encodes and spools them, while the previous one is sent."""
         while True:
             self.wake.wait(FLUSH_INTERVAL)
             self.wake.clear()
             with self.lock:
-                if not self.pending:
-                    batch = self._take()
-                    if batch is not None:
-                        self.pending.append((batch["seq"],) + self._spool(batch) + (batch,))
-                if not self.pending:
+                batch = self._take() if len(self.pending) < MAX_AHEAD else None
+                if batch is not None:
+                    # In pending from now on, so that flush() waits for it while it is encoded.
+                    entry = [None, None, batch, False, batch["seq"] + SEQ_STRIDE]
+                    self.pending.append(entry)
+                elif not self.pending and not self._buffered():
                     self.idle.notify_all()
                     if self.closed:
+                        self.ready.notify_all()
                         return
-                    continue
-                _, path, data, batch = self.pending[0]
+            if batch is None:
+                continue
+            try:
+                entry[:2] = self._spool(batch)
+            except (TypeError, ValueError) as e:  # not JSON: the SDK's checks were bypassed
+                warn("dropped tracked values of job {} that cannot be sent: {}".format(self.job_id, e))
+                with self.lock:
+                    self.pending.remove(entry)
+                    self.wake.set()
+                continue
+            with self.lock:
+                entry[3] = True
+                self.ready.notify_all()
+                if len(self.pending) < MAX_AHEAD and self._buffered():
+                    self.wake.set()
+
+    def _send_loop(self):
+        """Sends encoded batches in order, one at a time, until each is acknowledged."""
+        backoff = 0.2
+        warned = False
+        while True:
+            with self.lock:
+                while not (self.pending and self.pending[0][3]):
+                    if self.closed and not self.pending and not self._buffered():
+                        return
+                    self.ready.wait(1.0)
+                path, data, batch, _, end = self.pending[0]
+            retry = False
+            done = []
             try:
                 self._send(path, data, batch)
             except Unreachable:
+                retry = True
+            except APIError as e:
+                if e.status >= 500 or e.status in (408, 429):
+                    retry = True
+                elif e.status in (400, 413):
+                    done = self._refused(path, batch, end, e)
+                else:  # 404 (job deleted), 409...: nothing can store it
+                    warn("the server refused tracked values of job {}: {}".format(self.job_id, e.message))
+                    _unlink(path)
+            except Exception as e:  # a connection cut mid-answer, a spool file removed...: retry
                 if not warned:
-                    warn("cannot reach the Atlas server at {}; keeping tracked values and retrying.".format(self.client.base_url))
+                    warn("sending tracked values failed ({}: {}); retrying.".format(type(e).__name__, e))
+                    warned = True
+                retry = True
+            if retry:
+                if not warned:
+                    warn("cannot reach the Atlas server at {}; keeping tracked values and retrying.".format(
+                        self.client.base_url))
                     warned = True
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            except APIError as e:
-                if e.status >= 500 or e.status == 429:
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                # The server refused the batch (a value it does not accept): drop it, say why.
-                warn("the server refused tracked values of job {}: {}".format(self.job_id, e.message))
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
             if warned:
                 _log("INFO", "reconnected to the Atlas server; tracked values delivered.")
                 warned = False
             backoff = 0.2
             with self.lock:
-                self.pending.pop(0)
-                if self.points or self.params or self.tags or self.artifacts or self.closed:
-                    self.wake.set()
+                self.pending[:1] = done
+                if not self.pending and not self._buffered():
+                    self.idle.notify_all()
+                self.wake.set()
 
     def flush(self, timeout=None):
         """Waits until everything tracked so far was acknowledged; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.lock:
             self.wake.set()
-            while self.pending or self.params or self.metrics or self.tags or self.artifacts:
+            while self.pending or self._buffered():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -193,27 +303,99 @@ class Writer:
                 self.wake.set()
         return True
 
-    def close(self, timeout):
+    def close(self, timeout, keep_spool=False):
+        """Flushes (up to timeout) and stops the writer. The spool is removed once everything
+        was delivered (unless keep_spool); otherwise it is left for the next process to resend."""
         ok = self.flush(timeout)
         with self.lock:
             self.closed = True
             self.wake.set()
-        if ok:
+            self.ready.notify_all()
+        if ok and not keep_spool:
             shutil.rmtree(self.dir, ignore_errors=True)
-        else:
+        elif not ok:
             warn("could not deliver all tracked values of job {} to {}; they are kept in {} and sent by the next "
                  "script that tracks anything.".format(self.job_id, self.client.base_url, self.dir))
         return ok
 
 
-def resend_orphans(spool=None):
-    """Sends batches left in the spool by processes that ended before delivering them."""
+def encode_batch(batch):
+    """The JSON body of a batch. Metric times are integer nanoseconds in memory and are written
+    as JSON numbers in seconds with an exponent ("1700000000123456789e-9"): exact, and several
+    times cheaper than formatting floats, which matters at a million points a second."""
+    metrics = batch.get("metrics")
+    rest = {k: v for k, v in batch.items() if k != "metrics"}
+    head = json.dumps(rest, separators=(",", ":"), allow_nan=False)
+    if not metrics:
+        return head.encode()
+    parts = []
+    for key, m in metrics.items():
+        item = '{}:{{"values":{}'.format(json.dumps(key), json.dumps(m["values"], separators=(",", ":"), allow_nan=False))
+        if m.get("steps") is not None:
+            item += ',"steps":' + json.dumps(m["steps"], separators=(",", ":"))
+        times = m.get("times")
+        if times:
+            item += ',"times":[' + "e-9,".join(map(str, times)) + "e-9]"
+        parts.append(item + "}")
+    return (head[:-1] + ("," if len(head) > 2 else "") + '"metrics":{' + ",".join(parts) + "}}").encode()
+
+
+def _unlink(path):
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _write_json(path, value):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(value, f)
+    os.replace(tmp, path)
+
+
+def _split(batch):
+    """The parts of a refused batch: one per param, tag, artifact and metric key, and a
+    metric's points in halves. Empty when the batch is a single value: nothing to split."""
+    parts = [{"params": {k: v}} for k, v in (batch.get("params") or {}).items()]
+    parts += [{"tags": {k: v}} for k, v in (batch.get("tags") or {}).items()]
+    parts += [{"artifacts": [a]} for a in batch.get("artifacts") or ()]
+    metrics = batch.get("metrics") or {}
+    for k, m in metrics.items():
+        parts.append({"metrics": {k: m}})
+    if len(parts) == 1 and len(metrics) == 1:
+        (k, m), = metrics.items()
+        n = len(m["values"])
+        if n < 2:
+            return []
+        half = n // 2
+        return [{"metrics": {k: {f: v[:half] for f, v in m.items()}}},
+                {"metrics": {k: {f: v[half:] for f, v in m.items()}}}]
+    return parts if len(parts) > 1 else []
+
+
+def _describe(batch):
+    for kind, name in (("params", "parameter"), ("tags", "tag"), ("metrics", "metric")):
+        for k in batch.get(kind) or ():
+            return "{} {!r}".format(name, k)
+    for a in batch.get("artifacts") or ():
+        return "artifact {!r}".format(a.get("key"))
+    return "tracked values"
+
+
+def resend_orphans(spool=None, deadline=None):
+    """Sends what processes that ended before delivering it left in the spool: their batches in
+    order, then (scripts run by hand) the archive of their folder and how they ended."""
     spool = spool or _config.spool_dir()
     try:
-        writers = os.listdir(spool)
+        writers = sorted(os.listdir(spool))
     except OSError:
         return
     for w in writers:
+        if deadline is not None and time.monotonic() > deadline:
+            return
         d = os.path.join(spool, w)
         try:
             with open(os.path.join(d, "meta.json")) as f:
@@ -222,27 +404,57 @@ def resend_orphans(spool=None):
             continue
         if meta.get("pid") == os.getpid() or _alive(meta.get("pid")):
             continue
-        client = Client(meta["url"], _config.token_for(meta["url"]))
+        url = meta.get("url")
+        if not url:
+            continue
+        client = Client(url, meta.get("token") or _config.token_for(url), timeout=30)
+        job = quote(meta["job_id"])
         try:
-            for name in sorted(n for n in os.listdir(d) if n.endswith(".json") and n != "meta.json"):
+            for name in sorted(n for n in os.listdir(d) if n.endswith(".json") and n[0].isdigit()):
                 p = os.path.join(d, name)
                 with open(p, "rb") as f:
                     data = f.read()
                 batch = json.loads(data)
-                for a in batch.get("artifacts", ()):
-                    client.put_blob_file(a["digest"], os.path.join(d, "blobs", a["digest"].split(":", 1)[1]))
                 try:
-                    client.request("POST", "/api/v1/jobs/{}/track".format(quote(meta["job_id"])), body=data,
+                    for a in batch.get("artifacts", ()):
+                        client.put_blob_file(a["digest"], os.path.join(d, "blobs", a["digest"].split(":", 1)[1]))
+                    client.request("POST", "/api/v1/jobs/{}/track".format(job), body=data,
                                    headers={"Content-Type": "application/json"})
                 except APIError as e:
-                    if e.status >= 500:
+                    if e.status >= 500 or e.status in (408, 429):
                         raise
+                    warn("the server refused tracked values of job {} left in {}: {}".format(meta["job_id"], d, e.message))
                 os.unlink(p)
+            _send_finish(client, job, d)
             shutil.rmtree(d, ignore_errors=True)
-        except (Unreachable, APIError, OSError, ValueError):
+            _log("INFO", "sent the tracked values job {} left in the spool.".format(meta["job_id"]))
+        except (Unreachable, APIError, OSError, ValueError, KeyError):
             continue
         finally:
             client.close()
+
+
+def _send_finish(client, job, d):
+    """Sends the end of a script run by hand that the spool kept (finish.json), if any."""
+    path = os.path.join(d, "finish.json")
+    try:
+        with open(path) as f:
+            body = json.load(f)
+    except FileNotFoundError:
+        return
+    archive = body.get("archive_digest")
+    if archive:
+        blob = os.path.join(d, "blobs", archive.split(":", 1)[1])
+        try:
+            client.put_blob_file(archive, blob)
+        except FileNotFoundError:
+            del body["archive_digest"]
+    try:
+        client.json("POST", "/api/v1/jobs/{}/finish".format(job), body=body)
+    except APIError as e:
+        if e.status >= 500 or e.status in (408, 429):
+            raise
+    os.unlink(path)
 
 
 def _alive(pid):
@@ -276,7 +488,8 @@ class Job:
         self.stop = threading.Event()
         if execution_mode:
             threading.Thread(target=self._heartbeat, name="foundations-heartbeat", daemon=True).start()
-        threading.Thread(target=resend_orphans, name="foundations-resend", daemon=True).start()
+        self.resender = threading.Thread(target=resend_orphans, name="foundations-resend", daemon=True)
+        self.resender.start()
 
     def _heartbeat(self):
         hb = Client(self.client.base_url, self.client.token, timeout=10)
@@ -379,16 +592,34 @@ def _install_exit_hooks():
         real_exit(code)
 
     sys.exit = exit_
+    # exit() and quit() (site's helpers, common in scripts) raise SystemExit without sys.exit.
+    # A bare `raise SystemExit(n)` cannot be seen from atexit: Python does not expose the code.
+    import builtins
+    for name in ("exit", "quit"):
+        helper = getattr(builtins, name, None)
+        if helper is not None and not getattr(helper, "_foundations", False):
+            def quitter(code=None, _helper=helper):
+                _exit_code[0] = code
+                _helper(code)
+
+            quitter._foundations = True
+            quitter.__doc__ = getattr(helper, "__doc__", None)
+            setattr(builtins, name, quitter)
     atexit.register(_at_exit_execution)
 
 
 def _at_exit_scheduled():
     job = _job
-    if job is not None:
-        job.writer.close(flush_timeout())
+    if job is None:
+        return
+    deadline = time.monotonic() + flush_timeout()
+    job.writer.close(flush_timeout())
+    job.resender.join(max(0.0, deadline - time.monotonic()))
 
 
 def _at_exit_execution():
+    """Delivers what is left, archives the working directory and records how the script ended.
+    When the server cannot be reached, all of it stays in the spool for the next script."""
     job = _job
     if job is None:
         return
@@ -397,28 +628,57 @@ def _at_exit_execution():
     if isinstance(code, int) and code != 0 or (code is not None and not isinstance(code, int)):
         job.failed = True
         job.exit_code = code if isinstance(code, int) else 1
-    delivered = job.writer.close(flush_timeout())
-    archive = None
-    try:
-        path, digest = _bundle.create(os.getcwd())
-        try:
-            job.client.put_blob_file(digest, path)
-            archive = digest
-        finally:
-            os.unlink(path)
-    except (Unreachable, APIError, OSError) as e:
-        warn("could not archive the working directory of job {}: {}".format(job.id, e))
+    timeout = flush_timeout()
+    deadline = time.monotonic() + timeout
+    writer = job.writer
+    delivered = writer.close(timeout, keep_spool=True)
     state = "failed" if job.failed else "completed"
     body = {"state": state, "exit_code": job.exit_code if job.exit_code is not None else 0}
     if job.failed:
         body["reason"] = job.reason or "exited with code {}".format(job.exit_code)
-    if archive:
-        body["archive_digest"] = archive
+    archive_path = None
     try:
-        job.client.json("POST", "/api/v1/jobs/{}/finish".format(quote(job.id)), body=body, timeout=30)
-    except (Unreachable, APIError) as e:
-        warn("could not record the end of job {}: {}".format(job.id, e))
+        archive_path, body["archive_digest"] = _bundle.create(os.getcwd())
+    except OSError as e:
+        warn("could not archive the working directory of job {}: {}".format(job.id, e))
+    finished = False
+    if delivered:
+        try:
+            if archive_path:
+                job.client.put_blob_file(body["archive_digest"], archive_path)
+            job.client.json("POST", "/api/v1/jobs/{}/finish".format(quote(job.id)), body=body, timeout=30)
+            finished = True
+        except APIError as e:
+            if e.status < 500 and e.status not in (408, 429):
+                warn("could not record the end of job {}: {}".format(job.id, e))
+                finished = True  # resending would not help
+        except (Unreachable, OSError):
+            pass
+    if finished:
+        _remove(archive_path)
+        shutil.rmtree(writer.dir, ignore_errors=True)
+    else:
+        # Keep the archive and the end of the job with the undelivered values.
+        try:
+            if archive_path:
+                shutil.move(archive_path, os.path.join(writer.dir, "blobs", body["archive_digest"].split(":", 1)[1]))
+            _write_json(os.path.join(writer.dir, "finish.json"), body)
+            if delivered:
+                warn("could not record the end of job {} on {}; it is kept in {} and sent by the next script that "
+                     "tracks anything.".format(job.id, job.client.base_url, writer.dir))
+        except OSError as e:
+            warn("could not keep the end of job {} in the spool: {}".format(job.id, e))
+            _remove(archive_path)
+    job.resender.join(max(0.0, deadline - time.monotonic()))
     return delivered
+
+
+def _remove(path):
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def is_finite(x):
