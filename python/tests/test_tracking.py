@@ -1,0 +1,318 @@
+"""What the tracking calls accept, refuse and store: params, metrics, tags, artifacts, parameters files."""
+import json
+
+from tests.atlas_server import ServerTestCase, numpy_python
+
+# Runs every bad call, prints [name, exception type, message] for each, then logs a good value.
+BAD_VALUES_SCRIPT = r'''
+import json, math
+import foundations
+
+cases = [
+    ("metric dict value", lambda: foundations.log_metric("m", {"a": 1})),
+    ("metric None value", lambda: foundations.log_metric("m", None)),
+    ("metric object value", lambda: foundations.log_metric("m", object())),
+    ("metric nan", lambda: foundations.log_metric("m", float("nan"))),
+    ("metric inf", lambda: foundations.log_metric("m", float("inf"))),
+    ("metric -inf", lambda: foundations.log_metric("m", -math.inf)),
+    ("metric nan in list", lambda: foundations.log_metric("m", [1.0, float("nan")])),
+    ("metric dict in list", lambda: foundations.log_metric("m", [1.0, {"x": 1}])),
+    ("metric huge int", lambda: foundations.log_metric("m", 10 ** 30)),
+    ("metric long string", lambda: foundations.log_metric("m", "x" * 10001)),
+    ("metric None key", lambda: foundations.log_metric(None, 1)),
+    ("metric list key", lambda: foundations.log_metric(["a"], 1)),
+    ("metric empty key", lambda: foundations.log_metric("", 1)),
+    ("metric 1001-char key", lambda: foundations.log_metric("k" * 1001, 1)),
+    ("metric NUL in key", lambda: foundations.log_metric("a\x00b", 1)),
+    ("metric negative step", lambda: foundations.log_metric("m", 1, step=-1)),
+    ("metric float step", lambda: foundations.log_metric("m", 1, step=1.5)),
+    ("param nan", lambda: foundations.log_param("p", float("nan"))),
+    ("param object", lambda: foundations.log_param("p", object())),
+    ("param None key", lambda: foundations.log_param(None, 1)),
+    ("param empty key", lambda: foundations.log_param("", 1)),
+    ("param 1001-char key", lambda: foundations.log_param("k" * 1001, 1)),
+    ("param huge int", lambda: foundations.log_param("p", 10 ** 400)),
+    ("params not a dict", lambda: foundations.log_params([("a", 1)])),
+    ("params inf inside", lambda: foundations.log_params({"a": {"b": float("inf")}})),
+    ("tag dict value", lambda: foundations.set_tag("t", {"a": 1})),
+    ("tag empty key", lambda: foundations.set_tag("", "v")),
+    ("tag None key", lambda: foundations.set_tag(None, "v")),
+    ("artifact missing file", lambda: foundations.save_artifact("no-such-file.txt")),
+    ("artifact a directory", lambda: foundations.save_artifact(".")),
+    ("artifact not a path", lambda: foundations.save_artifact(42)),
+]
+out = []
+for name, call in cases:
+    try:
+        call()
+        out.append([name, None, None])
+    except Exception as e:
+        out.append([name, type(e).__name__, str(e)])
+foundations.log_metric("good", 1)
+print(json.dumps(out))
+'''
+
+EXPECTED_ERRORS = {
+    "metric dict value": "TypeError", "metric None value": "TypeError", "metric object value": "TypeError",
+    "metric nan": "ValueError", "metric inf": "ValueError", "metric -inf": "ValueError",
+    "metric nan in list": "ValueError", "metric dict in list": "TypeError", "metric huge int": "ValueError",
+    "metric long string": "ValueError", "metric None key": ("TypeError", "ValueError"),
+    "metric list key": ("TypeError", "ValueError"), "metric empty key": "ValueError",
+    "metric 1001-char key": "ValueError", "metric NUL in key": "ValueError", "metric negative step": "ValueError",
+    "metric float step": "ValueError", "param nan": "ValueError", "param object": "TypeError",
+    "param None key": ("TypeError", "ValueError"), "param empty key": "ValueError",
+    "param 1001-char key": "ValueError", "param huge int": "ValueError", "params not a dict": "TypeError",
+    "params inf inside": "ValueError", "tag dict value": "TypeError", "tag empty key": "ValueError",
+    "tag None key": ("TypeError", "ValueError"), "artifact missing file": "FileNotFoundError",
+    "artifact a directory": "FileNotFoundError", "artifact not a path": "TypeError",
+}
+
+
+class TrackingTest(ServerTestCase):
+
+    def run_job(self, script, files=None, env=None, python=None):
+        """Runs script as main.py in a new project folder; returns (the job, stdout)."""
+        project, cwd = self.project_dir("track", files=files)
+        r = self.run_script(script, cwd, env=env, python=python)
+        job = self.server.wait_job(self.only_job(project)["id"])
+        self.assertEqual(job["state"], "completed", r.stderr)
+        return job, r.stdout
+
+    def test_log_params_flattening(self):
+        job, _ = self.run_job(r'''
+import foundations
+foundations.log_params({
+    "lr": 0.1, "name": "resnet", "flag": True, "none": None,
+    "opt": {"name": "adam", "betas": [0.9, 0.999], "sched": {"warmup": 5}},
+    "layers": [64, 128],
+    "blocks": [{"k": 3}, {"k": 5}],
+    "empty_dict": {}, "empty_list": [],
+    7: "seven",
+})
+''')
+        self.assertEqual(job["params"], {
+            "lr": 0.1, "name": "resnet", "flag": True, "none": None,
+            "opt_name": "adam", "opt_betas_0": 0.9, "opt_betas_1": 0.999, "opt_sched_warmup": 5,
+            "layers_0": 64, "layers_1": 128,
+            "blocks_0_k": 3, "blocks_1_k": 5,
+            "empty_dict": None, "empty_list": None,
+            "7": "seven",
+        })
+
+    def test_log_param_overwrites_and_keeps_lists(self):
+        job, _ = self.run_job(r'''
+import foundations
+foundations.log_param("lr", 0.1)
+foundations.log_param("lr", 0.2)
+foundations.log_param("batch", 32)
+foundations.flush()
+foundations.log_param("batch", 64)     # overwrites a value already stored
+foundations.log_param("sizes", [1, 2, 3])
+foundations.log_param("tuple", (1, "a"))
+foundations.log_param("nothing", None)
+''')
+        self.assertEqual(job["params"], {"lr": 0.2, "batch": 64, "sizes": [1, 2, 3], "tuple": [1, "a"], "nothing": None})
+
+    def test_log_metric_value_types(self):
+        job, _ = self.run_job(r'''
+import foundations
+foundations.log_metric("int", 3)
+foundations.log_metric("float", 0.25)
+foundations.log_metric("negative", -1.5e-8)
+foundations.log_metric("big", 2 ** 53)
+foundations.log_metric("bool", True)
+foundations.log_metric("bool", False)
+foundations.log_metric("str", "converged")
+foundations.log_metric("list", [0.5, 0.25, 0.125])
+foundations.log_metric("list", [1, 2])
+foundations.log_metric("tuple", (7, 8))
+foundations.log_metric("mixed", 1)
+foundations.log_metric("mixed", "a")
+foundations.log_metric("stepped", [10, 20], step=5)
+foundations.log_metric("stepped", 30, step=100)
+foundations.log_metric(12, 1.0)
+''')
+        def series(key):
+            return [(p["step"], p["value"]) for p in self.server.metric(job["id"], key)["points"]]
+
+        self.assertEqual(series("int"), [(0, 3)])
+        self.assertEqual(series("float"), [(0, 0.25)])
+        self.assertEqual(series("negative"), [(0, -1.5e-8)])
+        self.assertEqual(series("big"), [(0, 2 ** 53)])
+        self.assertEqual(series("bool"), [(0, 1), (1, 0)])
+        self.assertEqual(series("str"), [(0, "converged")])
+        self.assertEqual(series("list"), [(0, 0.5), (1, 0.25), (2, 0.125), (3, 1), (4, 2)])
+        self.assertEqual(series("tuple"), [(0, 7), (1, 8)])
+        self.assertEqual(series("mixed"), [(0, 1), (1, "a")])
+        self.assertEqual(series("stepped"), [(5, 10), (6, 20), (100, 30)])
+        self.assertEqual(series("12"), [(0, 1.0)])
+        summary = {m["key"]: m for m in job["metrics"]}
+        self.assertEqual(summary["list"]["count"], 5)
+        self.assertEqual(summary["list"]["last"], 2)
+        self.assertEqual(summary["list"]["min"], 0.125)
+        self.assertEqual(summary["list"]["max"], 2)
+        self.assertEqual(summary["str"]["last"], "converged")
+
+    def test_numpy_values(self):
+        python = numpy_python()
+        job, out = self.run_job(python=python, script=r'''
+import json
+import numpy as np
+import foundations
+foundations.log_metric("f32", np.float32(0.5))
+foundations.log_metric("f64", np.float64(0.25))
+foundations.log_metric("i64", np.int64(7))
+foundations.log_metric("u8", np.uint8(255))
+foundations.log_metric("npbool", np.bool_(True))
+foundations.log_metric("zero_d", np.array(1.5))
+foundations.log_metric("array", np.array([1.0, 2.0, 3.0]))
+foundations.log_metric("stepped", np.float64(4.0), step=np.int64(9))
+foundations.log_param("np_param", np.float64(0.01))
+foundations.log_params({"np_list": np.array([1, 2]), "np_int": np.int32(3)})
+errors = []
+for bad in (np.float64("nan"), np.float32("inf"), np.array([1.0, np.nan])):
+    try:
+        foundations.log_metric("bad", bad)
+    except ValueError as e:
+        errors.append(str(e))
+print(json.dumps(errors))
+''')
+        self.assertEqual(len(json.loads(out)), 3)
+        values = {k: [p["value"] for p in self.server.metric(job["id"], k)["points"]]
+                  for k in ("f32", "f64", "i64", "u8", "npbool", "zero_d", "array", "stepped")}
+        self.assertEqual(values, {"f32": [0.5], "f64": [0.25], "i64": [7], "u8": [255], "npbool": [1],
+                                  "zero_d": [1.5], "array": [1.0, 2.0, 3.0], "stepped": [4.0]})
+        self.assertEqual(self.server.metric(job["id"], "stepped")["points"][0]["step"], 9)
+        self.assertEqual(job["params"], {"np_param": 0.01, "np_list_0": 1, "np_list_1": 2, "np_int": 3})
+        self.assertNotIn("bad", {m["key"] for m in job["metrics"]})
+
+    def test_bad_values_raise_clear_errors_and_store_nothing(self):
+        job, out = self.run_job(BAD_VALUES_SCRIPT)
+        results = {name: (kind, msg) for name, kind, msg in json.loads(out)}
+        self.assertEqual(set(results), set(EXPECTED_ERRORS))
+        for name, want in EXPECTED_ERRORS.items():
+            kind, msg = results[name]
+            with self.subTest(name):
+                self.assertIn(kind, want if isinstance(want, tuple) else (want,), "{}: got {} {}".format(name, kind, msg))
+                self.assertTrue(msg and "\n" not in msg and len(msg) < 300, "a clear one-line message: {!r}".format(msg))
+        self.assertIn("nan", results["metric nan"][1].lower())
+        self.assertIn("1001", results["metric 1001-char key"][1])
+        self.assertIn("no-such-file.txt", results["artifact missing file"][1])
+        # Nothing of the refused calls was stored, and the script went on.
+        self.assertEqual([m["key"] for m in job["metrics"]], ["good"])
+        self.assertEqual(job["params"], {})
+        self.assertEqual(job["tags"], {})
+        self.assertEqual(job.get("artifacts") or [], [])
+
+    def test_unicode_keys_and_values(self):
+        keys = ["损失", "λ_rate", "🚀 accuracy", "naïve/score", "a b?c&d=e#f%", "é" * 500]
+        job, _ = self.run_job("# -*- coding: utf-8 -*-\nimport foundations\nkeys = {!r}\n".format(keys) + r'''
+for i, k in enumerate(keys):
+    foundations.log_metric(k, i)
+    foundations.log_param(k, "värde-" + k)
+    foundations.set_tag(k, "étiquette")
+foundations.log_metric("text", "日本語のテキスト")
+open("résumé ✓.txt", "w", encoding="utf-8").write("données")
+foundations.save_artifact("résumé ✓.txt", key="ключ")
+''')
+        self.assertEqual({m["key"] for m in job["metrics"]}, set(keys) | {"text"})
+        for i, k in enumerate(keys):
+            self.assertEqual([p["value"] for p in self.server.metric(job["id"], k)["points"]], [i])
+            self.assertEqual(job["params"][k], "värde-" + k)
+            self.assertEqual(job["tags"][k], "étiquette")
+        self.assertEqual(self.server.metric(job["id"], "text")["points"][0]["value"], "日本語のテキスト")
+        self.assertEqual(job["artifacts"][0]["key"], "ключ")
+        self.assertEqual(job["artifacts"][0]["filename"], "résumé ✓.txt")
+        self.assertEqual(self.server.artifact(job["id"], "ключ").decode("utf-8"), "données")
+
+    def test_long_unicode_key_limit(self):
+        # 1000 characters is the documented limit, whatever the characters.
+        job, out = self.run_job(r'''
+import json, foundations
+res = []
+for key in ("k" * 1000, "é" * 1001, "\ud800bad"):
+    try:
+        foundations.log_metric(key, 1)
+        res.append(None)
+    except ValueError as e:
+        res.append(str(e))
+foundations.log_metric("after", 1)
+print(json.dumps(res))
+''')
+        res = json.loads(out)
+        self.assertIsNone(res[0])
+        self.assertIn("1001", res[1])
+        self.assertIn("UTF-8", res[2])
+        self.assertEqual(sorted(m["key"] for m in job["metrics"]), sorted(["k" * 1000, "after"]))
+
+    def test_set_tag(self):
+        job, _ = self.run_job(r'''
+import foundations
+foundations.set_tag("stage", "dev")
+foundations.set_tag("stage", "prod")
+foundations.set_tag("flag")
+foundations.set_tag("count", 3)
+foundations.set_tag("ratio", 0.5)
+''')
+        self.assertEqual(job["tags"], {"stage": "prod", "flag": "", "count": "3", "ratio": "0.5"})
+
+    def test_save_artifact(self):
+        job, out = self.run_job(r'''
+import os, foundations
+os.makedirs("out", exist_ok=True)
+with open("out/plot.png", "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n" + bytes(1000))
+foundations.save_artifact("out/plot.png")
+with open("log.txt", "w") as f:
+    f.write("first")
+foundations.save_artifact("log.txt", key="log")
+with open("log.txt", "w") as f:
+    f.write("changed after saving")        # the saved content is the one at the call
+with open("log2.txt", "w") as f:
+    f.write("second")
+foundations.save_artifact("log2.txt", key="log")   # the same key again: replaced
+try:
+    foundations.save_artifact("missing.bin")
+except FileNotFoundError as e:
+    print("FileNotFoundError", e)
+''')
+        self.assertIn("FileNotFoundError", out)
+        self.assertIn("missing.bin", out)
+        arts = {a["key"]: a for a in job["artifacts"]}
+        self.assertEqual(set(arts), {"plot.png", "log"})
+        self.assertEqual(self.server.artifact(job["id"], "plot.png"), b"\x89PNG\r\n\x1a\n" + bytes(1000))
+        self.assertEqual(self.server.artifact(job["id"], "log"), b"second")
+        self.assertEqual(arts["log"]["filename"], "log2.txt")
+
+    def test_load_parameters_without_file(self):
+        project, cwd = self.project_dir("params")
+        r = self.run_script("import json, foundations\nprint(json.dumps(foundations.load_parameters()))\n", cwd)
+        self.assertEqual(json.loads(r.stdout), {})
+        self.assertEqual(self.server.jobs(project), [], "load_parameters without parameters records no job")
+
+    def test_load_parameters_with_file(self):
+        params = {"lr": 0.01, "model": {"depth": 4, "widths": [8, 16]}, "name": "run-1"}
+        job, out = self.run_job("import json, foundations\nprint(json.dumps(foundations.load_parameters()))\n",
+                                files={"foundations_job_parameters.json": json.dumps(params)})
+        self.assertEqual(json.loads(out), params)
+        self.assertEqual(job["params"], {"lr": 0.01, "model_depth": 4, "model_widths_0": 8, "model_widths_1": 16,
+                                         "name": "run-1"})
+
+    def test_load_parameters_without_logging(self):
+        project, cwd = self.project_dir("params", files={"foundations_job_parameters.json": '{"a": 1}'})
+        r = self.run_script("import json, foundations\nprint(json.dumps(foundations.load_parameters(log_parameters=False)))\n",
+                            cwd)
+        self.assertEqual(json.loads(r.stdout), {"a": 1})
+        self.assertEqual(self.server.jobs(project), [])
+
+    def test_many_values_in_several_batches(self):
+        job, _ = self.run_job(r'''
+import foundations
+for i in range(250000):
+    foundations.log_metric("m", i)
+''')
+        self.assertEqual(job["metrics"][0]["count"], 250000)
+        pts = self.server.metric(job["id"], "m")
+        self.assertEqual(pts["total"], 250000)
+        self.assertEqual(pts["points"][-1], dict(pts["points"][-1], step=249999, value=249999))
+
