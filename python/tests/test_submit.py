@@ -164,9 +164,13 @@ print(json.dumps(out))
         self.drive([0.2, 0.3])
         other = unique("nothing-here")
         r = self.run_script(r'''
-import json, sys, foundations
+import importlib.util, json, sys, foundations
 rows = foundations.get_metrics_for_all_jobs(sys.argv[1])
-if not isinstance(rows, list):           # a pandas DataFrame when pandas is installed
+kind = type(rows).__name__
+if importlib.util.find_spec("pandas") is None:
+    assert isinstance(rows, list) and all(isinstance(r, dict) for r in rows), kind
+else:                                    # a pandas DataFrame when pandas is installed
+    assert kind == "DataFrame", kind
     rows = rows.to_dict("records")
 try:
     foundations.get_metrics_for_all_jobs(sys.argv[2])

@@ -1,5 +1,6 @@
 """What the tracking calls accept, refuse and store: params, metrics, tags, artifacts, parameters files."""
 import json
+import os
 
 from tests.atlas_server import ServerTestCase, numpy_python
 
@@ -157,6 +158,7 @@ foundations.log_metric(12, 1.0)
         python = numpy_python()
         job, out = self.run_job(python=python, script=r'''
 import json
+import os
 import numpy as np
 import foundations
 foundations.log_metric("f32", np.float32(0.5))
@@ -316,3 +318,36 @@ for i in range(250000):
         self.assertEqual(pts["total"], 250000)
         self.assertEqual(pts["points"][-1], dict(pts["points"][-1], step=249999, value=249999))
 
+
+    def test_syncable_directory_and_tensorboard_logdir(self):
+        source, _ = self.run_job(r'''
+import os, foundations
+sync = foundations.create_syncable_directory("ckpt", "ckpt")
+os.makedirs("ckpt/sub", exist_ok=True)
+with open("ckpt/model.txt", "w") as f:
+    f.write("weights v1")
+with open("ckpt/sub/opt.txt", "w") as f:
+    f.write("optimizer")
+sync.upload()
+with open("ckpt/model.txt", "w") as f:
+    f.write("weights v2")
+sync.upload()                              # only the changed file again
+foundations.set_tensorboard_logdir("tb")   # uploaded when the script ends
+with open("tb/events.out", "w") as f:
+    f.write("events")
+''')
+        self.assertEqual(source["tags"], {"tf": "tf"})
+        self.assertEqual(sorted(a["key"] for a in source["artifacts"]),
+                         ["syncable/__tensorboard__/events.out", "syncable/ckpt/model.txt", "syncable/ckpt/sub/opt.txt"])
+        self.assertEqual(self.server.artifact(source["id"], "syncable/ckpt/model.txt"), b"weights v2")
+        _, out = self.run_job("SOURCE = {!r}\n".format(source["id"]) + r'''
+import json, os, foundations
+sync = foundations.create_syncable_directory("ckpt", "restored", source_job_id=SOURCE)
+files = {}
+for root, _, names in os.walk("restored"):
+    for n in names:
+        with open(os.path.join(root, n)) as f:
+            files[os.path.relpath(os.path.join(root, n), "restored")] = f.read()
+print(json.dumps(files))
+''')
+        self.assertEqual(json.loads(out), {"model.txt": "weights v2", os.path.join("sub", "opt.txt"): "optimizer"})
