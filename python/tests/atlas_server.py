@@ -138,13 +138,13 @@ class AtlasServer:
                 self.port = urllib.parse.urlsplit(self.url).port
                 return self
 
-    def stop(self, timeout=30.0):
-        """SIGTERM, then waits for the process to end (SIGKILL only if it does not)."""
+    def stop(self, timeout=30.0, sig=signal.SIGTERM):
+        """SIGTERM (or sig), then waits for the process to end (SIGKILL only if it does not)."""
         p, self.proc = self.proc, None
         if p is None:
             return
         if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
+            p.send_signal(sig)
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import tempfile
 import unittest
 
@@ -146,6 +147,32 @@ class DeliveryTest(unittest.TestCase):
         self.assertEqual(job["params"], {"phase": 3})
         self.assertEqual(job["tags"], {"while-down": "yes"})
         self.assertFalse(os.path.exists(spool), "the spool is removed once everything is delivered")
+
+    def test_server_killed_while_batches_are_in_flight(self):
+        # SIGKILL lands wherever it lands: before, during or after a batch is stored. Batches
+        # stored whose answer was lost are resent and must not be stored twice.
+        project, cwd = self.project_dir("kill", r'''
+import foundations
+for i in range(400000):
+    foundations.log_metric("m", i)
+    if i == 50000:
+        print("started", foundations._tracker.current().id, flush=True)
+print("done", foundations.flush(120), flush=True)
+''')
+        script = self.server.popen("main.py", cwd)
+        self.addCleanup(script.kill)
+        job_id = script.expect("started").split()[1]
+        for _ in range(2):
+            wait_for(lambda: self.server.job(job_id)["metrics"], what="the first stored points")
+            self.server.stop(sig=signal.SIGKILL)
+            self.server.start()
+        self.assertIn("done True", script.expect("done", timeout=150))
+        code, stderr = script.finish()
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(self.server.wait_job(job_id)["state"], "completed")
+        series = self.server.metric(job_id, "m")
+        self.assertEqual(series["total"], 400000)
+        self.assertTrue(all(p["value"] == p["step"] for p in series["points"]), "in order")
 
     def test_scheduled_job_keeps_running_and_delivers_across_a_server_restart(self):
         project, cwd = self.project_dir("sched-restart", SCHEDULED_SCRIPT)
