@@ -511,6 +511,10 @@ _unavailable = False
 _warned_outside = False
 _project_override = None
 _exit_code = [None]
+try:  # the folder the script was started in: its archive, even if the script changes directory
+    _start_dir = os.getcwd()
+except OSError:
+    _start_dir = None
 
 
 def flush_timeout():
@@ -638,7 +642,7 @@ def _at_exit_execution():
         body["reason"] = job.reason or "exited with code {}".format(job.exit_code)
     archive_path = None
     try:
-        archive_path, body["archive_digest"] = _bundle.create(os.getcwd())
+        archive_path, body["archive_digest"] = _bundle.create(_start_dir or os.getcwd())
     except OSError as e:
         warn("could not archive the working directory of job {}: {}".format(job.id, e))
     finished = False

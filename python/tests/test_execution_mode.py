@@ -98,6 +98,14 @@ class ExecutionModeTest(ServerTestCase):
             self.assertEqual(tar.extractfile("written-after.txt").read(), b"in the archive too\n")
             self.assertEqual(tar.extractfile("data.csv").read(), b"x,y\n1,2\n")
 
+    def test_archive_is_the_folder_the_script_started_in(self):
+        project, cwd = self.project_dir("chdir", files={"data/input.txt": "input"})
+        self.run_script("import os, foundations\nfoundations.log_metric('m', 1)\nos.chdir('data')\n"
+                        "open('output.txt', 'w').write('out')\n", cwd)
+        job = self.server.wait_job(self.only_job(project)["id"])
+        with tarfile.open(fileobj=io.BytesIO(self.server.archive(job["id"])), mode="r:gz") as tar:
+            self.assertLessEqual({"main.py", "data/input.txt", "data/output.txt"}, set(tar.getnames()))
+
     def test_uncaught_exception_fails_the_job_with_a_reason(self):
         project, cwd = self.project_dir("exc")
         r = self.run_script("import foundations\nfoundations.log_metric('loss', 0.5)\n"
