@@ -229,7 +229,10 @@ def load_parameters(log_parameters=True):
             text = f.read()
     except FileNotFoundError:
         return {}
-    params = json.loads(text) if text.strip() else {}
+    try:
+        params = json.loads(text) if text.strip() else {}
+    except ValueError as e:
+        raise ValueError("{} is not valid JSON: {}".format(os.path.abspath(PARAMETERS_FILE), e)) from None
     if not isinstance(params, dict):
         raise ValueError("{} does not hold a JSON object".format(PARAMETERS_FILE))
     if log_parameters and params:

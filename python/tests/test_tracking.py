@@ -300,6 +300,13 @@ except FileNotFoundError as e:
         self.assertEqual(job["params"], {"lr": 0.01, "model_depth": 4, "model_widths_0": 8, "model_widths_1": 16,
                                          "name": "run-1"})
 
+    def test_load_parameters_with_a_broken_file(self):
+        project, cwd = self.project_dir("params", files={"foundations_job_parameters.json": '{"lr": 0.1,'})
+        r = self.run_script("import foundations\ntry:\n    foundations.load_parameters()\n"
+                            "except ValueError as e:\n    print(e)\n", cwd)
+        self.assertIn("foundations_job_parameters.json is not valid JSON", r.stdout)
+        self.assertEqual(self.server.jobs(project), [])
+
     def test_load_parameters_without_logging(self):
         project, cwd = self.project_dir("params", files={"foundations_job_parameters.json": '{"a": 1}'})
         r = self.run_script("import json, foundations\nprint(json.dumps(foundations.load_parameters(log_parameters=False)))\n",
