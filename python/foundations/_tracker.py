@@ -60,10 +60,17 @@ class Writer:
         self.ready = threading.Condition(self.lock)  # notified when a batch is encoded, or at close
         self.closed = False
         self.split_warned = False
+        self.spool_warned = False
+        self.blob_paths = {}  # digest -> file, for artifacts when there is no spool
         self.dir = os.path.join(_config.spool_dir(), self.id)
-        os.makedirs(os.path.join(self.dir, "blobs"), exist_ok=True)
-        _write_json(os.path.join(self.dir, "meta.json"),
-                    {"job_id": job_id, "pid": os.getpid(), "url": client.base_url, "token": client.token})
+        try:
+            os.makedirs(os.path.join(self.dir, "blobs"), exist_ok=True)
+            _write_json(os.path.join(self.dir, "meta.json"),
+                        {"job_id": job_id, "pid": os.getpid(), "url": client.base_url, "token": client.token})
+        except OSError as e:
+            warn("cannot use the spool {} ({}); tracked values are kept in memory only until the server has "
+                 "them.".format(self.dir, e))
+            self.dir = None
         self.thread = threading.Thread(target=self._encode_loop, name="foundations-writer", daemon=True)
         self.thread.start()
         self.sender = threading.Thread(target=self._send_loop, name="foundations-sender", daemon=True)
@@ -118,11 +125,14 @@ class Writer:
     def add_artifact(self, key, path):
         """Copies the file into the spool now, so later changes to it do not matter."""
         digest = _bundle.file_digest(path)
-        blob = os.path.join(self.dir, "blobs", digest.split(":", 1)[1])
-        if not os.path.exists(blob):
-            tmp = blob + ".tmp"
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, blob)
+        if self.dir is None:
+            blob = self.blob_paths[digest] = os.path.abspath(path)
+        else:
+            blob = self._blob(digest)
+            if not os.path.exists(blob):
+                tmp = blob + ".tmp"
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, blob)
         with self.lock:
             self.artifacts.append({"key": key, "filename": os.path.basename(path), "digest": digest,
                                    "size": os.path.getsize(blob)})
@@ -169,22 +179,33 @@ class Writer:
         self.params, self.tags, self.artifacts = {}, {}, []
         return batch
 
+    def _blob(self, digest):
+        if self.dir is None:
+            return self.blob_paths[digest]
+        return os.path.join(self.dir, "blobs", digest.split(":", 1)[1])
+
     def _spool(self, batch):
         """Encodes a batch and writes it to the spool; returns (path or None, body)."""
         data = encode_batch(batch)
+        if self.dir is None:
+            return None, data
         path = os.path.join(self.dir, "{:020d}.json".format(batch["seq"]))
         try:
             with open(path + ".tmp", "wb") as f:
                 f.write(data)
             os.replace(path + ".tmp", path)
         except OSError as e:
-            warn("cannot write tracked values to the spool {} ({}); they are only kept in memory.".format(self.dir, e))
+            if not self.spool_warned:
+                self.spool_warned = True
+                warn("cannot write tracked values to the spool {} ({}); they are kept in memory only until the "
+                     "server has them.".format(self.dir, e))
+            _unlink(path + ".tmp")
             path = None
         return path, data
 
     def _send(self, path, data, batch):
         for a in batch.get("artifacts", ()):
-            self.client.put_blob_file(a["digest"], os.path.join(self.dir, "blobs", a["digest"].split(":", 1)[1]))
+            self.client.put_blob_file(a["digest"], self._blob(a["digest"]))
         self.client.request("POST", "/api/v1/jobs/{}/track".format(quote(self.job_id)), body=data,
                             headers={"Content-Type": "application/json"})
         _unlink(path)
@@ -311,11 +332,14 @@ class Writer:
             self.closed = True
             self.wake.set()
             self.ready.notify_all()
-        if ok and not keep_spool:
+        if ok and not keep_spool and self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
-        elif not ok:
+        elif not ok and self.dir:
             warn("could not deliver all tracked values of job {} to {}; they are kept in {} and sent by the next "
                  "script that tracks anything.".format(self.job_id, self.client.base_url, self.dir))
+        elif not ok:
+            warn("could not deliver all tracked values of job {} to {}; without a spool they are lost.".format(
+                self.job_id, self.client.base_url))
         return ok
 
 
@@ -658,9 +682,12 @@ def _at_exit_execution():
                 finished = True  # resending would not help
         except (Unreachable, OSError):
             pass
-    if finished:
+    if finished or writer.dir is None:
         _remove(archive_path)
-        shutil.rmtree(writer.dir, ignore_errors=True)
+        if writer.dir:
+            shutil.rmtree(writer.dir, ignore_errors=True)
+        elif not finished:
+            warn("could not record the end of job {} on {}.".format(job.id, job.client.base_url))
     else:
         # Keep the archive and the end of the job with the undelivered values.
         try:

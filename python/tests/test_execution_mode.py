@@ -1,6 +1,7 @@
 """Execution mode: `python main.py` with `import foundations` records a job on the local server."""
 import io
 import json
+import os
 import tarfile
 
 from tests.atlas_server import ServerTestCase, unique
@@ -191,6 +192,17 @@ class ExecutionModeTest(ServerTestCase):
         self.assertEqual(r.stdout.strip(), "finished")
         self.assertEqual(r.stderr.count("WARNING"), 1, r.stderr)
         self.assertIn("not tracked", r.stderr)
+
+    def test_tracks_without_a_usable_spool(self):
+        project, cwd = self.project_dir("nospool", files={"not-a-dir": "a file"})
+        r = self.run_script("import foundations\nfoundations.log_metric('m', 1)\nfoundations.log_param('p', 2)\n"
+                            "open('a.txt', 'w').write('A')\nfoundations.save_artifact('a.txt')\n", cwd,
+                            env=self.server.env(FOUNDATIONS_SPOOL_DIR=os.path.join(cwd, "not-a-dir", "spool")))
+        self.assertEqual(r.stderr.count("WARNING"), 1, r.stderr)
+        self.assertIn("cannot use the spool", r.stderr)
+        job = self.server.wait_job(self.only_job(project)["id"])
+        self.assertEqual((job["state"], job["params"], job["metrics"][0]["last"]), ("completed", {"p": 2}, 1))
+        self.assertEqual(self.server.artifact(job["id"], "a.txt"), b"A")
 
     def test_flush_returns_true_once_everything_is_stored(self):
         _, cwd = self.project_dir("flush")
