@@ -7,15 +7,19 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -52,16 +56,39 @@ func (e *Error) Error() string {
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
-	return b.String()
+	return oneLine(b.String())
 }
 
 // Unwrap lets callers test config errors with errors.Is(err, atlas.ErrInvalid).
 func (e *Error) Unwrap() error { return atlas.ErrInvalid }
 
+// oneLine escapes control characters, so that a key or file name holding a newline cannot
+// break a message in two.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// maxSteps bounds the work aliases and merge keys can make a small document cause.
+const maxSteps = 200_000
+
 // parser walks a YAML document and collects warnings for unknown keys.
 type parser struct {
 	file     string
 	warnings []string
+	steps    int
+	open     map[*yaml.Node]bool // collections being decoded, to catch aliases to themselves
 }
 
 func (p *parser) errf(n *yaml.Node, key, format string, args ...any) error {
@@ -73,52 +100,214 @@ func (p *parser) errf(n *yaml.Node, key, format string, args ...any) error {
 }
 
 func (p *parser) warnf(n *yaml.Node, key string) {
-	p.warnings = append(p.warnings, fmt.Sprintf("%s:%d: unknown key %q (ignored)", p.file, n.Line, key))
+	p.warnings = append(p.warnings, oneLine(fmt.Sprintf("%s:%d: unknown key %q (ignored)", p.file, n.Line, key)))
+}
+
+// step counts one node visited; a document that needs too many is refused.
+func (p *parser) step(n *yaml.Node, key string) error {
+	p.steps++
+	if p.steps > maxSteps {
+		return p.errf(n, key, "too many values once aliases and merge keys are expanded (more than %d)", maxSteps)
+	}
+	return nil
 }
 
 // document parses data and returns its top-level mapping, or nil for an empty document.
 func (p *parser) document(data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			return nil, &Error{File: p.file, Msg: strings.Join(te.Errors, "; ")}
-		}
-		// yaml.v3 messages look like "yaml: line 3: mapping values are not allowed here".
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		line := 0
-		if rest, ok := strings.CutPrefix(msg, "line "); ok {
-			if i := strings.Index(rest, ":"); i > 0 {
-				if n, err := strconv.Atoi(rest[:i]); err == nil {
-					line, msg = n, strings.TrimSpace(rest[i+1:])
-				}
-			}
-		}
-		return nil, &Error{File: p.file, Line: line, Msg: "invalid YAML: " + msg}
+		return nil, syntaxError(p.file, data, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil
 	}
-	root := doc.Content[0]
-	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+	root := deref(doc.Content[0])
+	if isNull(root) {
 		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, p.errf(root, "", "want a mapping of keys to values at the top level")
+		return nil, p.errf(root, "", "want a mapping of keys to values at the top level, got %s", describe(root))
 	}
 	return root, nil
 }
 
-// pairs iterates a mapping node's key/value pairs.
-func pairs(n *yaml.Node) [][2]*yaml.Node {
-	var out [][2]*yaml.Node
+// The problems yaml.v3's parser (not its scanner) reports. It numbers their lines from 0, and
+// leaves the number out for line 0.
+var parserProblems = []string{
+	"did not find expected <document start>",
+	"did not find expected <stream-start>",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected node content",
+	"found duplicate %TAG directive",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found undefined tag handle",
+}
+
+// The problems yaml.v3's reader reports, about bytes that are not text YAML allows.
+var readerProblems = []string{
+	"control characters are not allowed",
+	"invalid leading UTF-8 octet",
+	"invalid trailing UTF-8 octet",
+	"incomplete UTF-8 octet sequence",
+	"invalid length of a UTF-8 sequence",
+	"invalid Unicode character",
+}
+
+// syntaxError turns a yaml.v3 parse error into an Error with the line it is on.
+func syntaxError(file string, data []byte, err error) *Error {
+	// yaml.v3 messages look like "yaml: line 3: mapping values are not allowed here".
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if i := strings.Index(rest, ":"); i > 0 {
+			if n, err := strconv.Atoi(rest[:i]); err == nil {
+				line, msg = n, strings.TrimSpace(rest[i+1:])
+			}
+		}
+	}
+	switch {
+	case slices.Contains(parserProblems, msg):
+		line++
+	case line > 0:
+	case slices.Contains(readerProblems, msg):
+		// The reader's problems carry no position: find the first bad byte.
+		if i := firstBadByte(data); i >= 0 {
+			line = lineAt(data, i)
+		}
+	case strings.HasPrefix(msg, "unknown anchor '"):
+		name := strings.TrimSuffix(strings.TrimPrefix(msg, "unknown anchor '"), "' referenced")
+		if i := bytes.Index(data, []byte("*"+name)); i >= 0 {
+			line = lineAt(data, i)
+		}
+	default:
+		line = 1 // the scanner leaves the number out for the first line
+	}
+	return &Error{File: file, Line: line, Msg: "invalid YAML: " + msg}
+}
+
+func lineAt(data []byte, offset int) int { return bytes.Count(data[:offset], []byte("\n")) + 1 }
+
+// firstBadByte returns the offset of the first byte YAML does not allow: invalid UTF-8 or a
+// control character other than tab, newline and carriage return, or -1.
+func firstBadByte(data []byte) int {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return i
+		case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		case r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0xfffe || r == 0xffff:
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+// deref follows an alias to the node it names.
+func deref(n *yaml.Node) *yaml.Node {
+	if n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias
+	}
+	return n
+}
+
+// entries returns the key/value pairs of a mapping node with aliases followed and "<<" merge
+// keys expanded (keys of the mapping itself win over merged ones). A key given twice is
+// reported as a warning; the last one is used, as PyYAML does.
+func (p *parser) entries(n *yaml.Node, key string) ([][2]*yaml.Node, error) {
+	return p.entriesOf(n, key, nil)
+}
+
+func (p *parser) entriesOf(n *yaml.Node, key string, path []*yaml.Node) ([][2]*yaml.Node, error) {
+	if slices.Contains(path, n) {
+		return nil, p.errf(n, key, "a merge key includes the mapping it is in")
+	}
+	path = append(path, n)
+	var merged, own [][2]*yaml.Node
+	first := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		out = append(out, [2]*yaml.Node{n.Content[i], n.Content[i+1]})
+		k, v := n.Content[i], deref(n.Content[i+1])
+		if err := p.step(k, key); err != nil {
+			return nil, err
+		}
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			srcs := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				srcs = v.Content
+			}
+			for _, src := range srcs {
+				src = deref(src)
+				if src.Kind != yaml.MappingNode {
+					return nil, p.errf(src, joinKey(key, "<<"), "want a mapping or a list of mappings to merge, got %s", describe(src))
+				}
+				sub, err := p.entriesOf(src, key, path)
+				if err != nil {
+					return nil, err
+				}
+				merged = append(merged, lastOfEach(sub)...)
+			}
+			continue
+		}
+		if k.Kind == yaml.ScalarNode {
+			if line, ok := first[k.Value]; ok {
+				p.warnings = append(p.warnings, oneLine(fmt.Sprintf("%s:%d: key %q is given twice (first on line %d); the last one is used",
+					p.file, k.Line, joinKey(key, k.Value), line)))
+			} else {
+				first[k.Value] = k.Line
+			}
+		}
+		own = append(own, [2]*yaml.Node{k, v})
+	}
+	if len(merged) == 0 {
+		return own, nil
+	}
+	// Of the merged keys, the first source that has one wins, and only if the mapping itself
+	// does not set it.
+	seen := map[string]bool{}
+	for k := range first {
+		seen[k] = true
+	}
+	var out [][2]*yaml.Node
+	for _, kv := range merged {
+		if kv[0].Kind == yaml.ScalarNode {
+			if seen[kv[0].Value] {
+				continue
+			}
+			seen[kv[0].Value] = true
+		}
+		out = append(out, kv)
+	}
+	return append(out, own...), nil
+}
+
+// lastOfEach drops all but the last pair of each key, which is the one a mapping's reader uses.
+func lastOfEach(kvs [][2]*yaml.Node) [][2]*yaml.Node {
+	last := map[string]int{}
+	for i, kv := range kvs {
+		last[kv[0].Value] = i
+	}
+	var out [][2]*yaml.Node
+	for i, kv := range kvs {
+		if kv[0].Kind != yaml.ScalarNode || last[kv[0].Value] == i {
+			out = append(out, kv)
+		}
 	}
 	return out
 }
 
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+func joinKey(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
 
 func (p *parser) str(n *yaml.Node, key string) (string, error) {
 	if isNull(n) {
@@ -131,22 +320,23 @@ func (p *parser) str(n *yaml.Node, key string) (string, error) {
 }
 
 func (p *parser) integer(n *yaml.Node, key string) (int, error) {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 		return 0, p.errf(n, key, "want an integer, got %s", describe(n))
 	}
-	v, err := strconv.Atoi(n.Value)
-	if err != nil {
+	// Decode knows YAML's forms: 0x1F, 0o17, 1_000, +5.
+	var v int
+	if err := n.Decode(&v); err != nil {
 		return 0, p.errf(n, key, "want an integer, got %q", n.Value)
 	}
 	return v, nil
 }
 
 func (p *parser) number(n *yaml.Node, key string) (float64, error) {
-	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") {
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") {
 		return 0, p.errf(n, key, "want a number, got %s", describe(n))
 	}
-	v, err := strconv.ParseFloat(n.Value, 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+	var v float64
+	if err := n.Decode(&v); err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, p.errf(n, key, "want a finite number, got %q", n.Value)
 	}
 	return v, nil
@@ -162,6 +352,10 @@ func (p *parser) strList(n *yaml.Node, key string) ([]string, error) {
 	case n.Kind == yaml.SequenceNode:
 		var out []string
 		for _, c := range n.Content {
+			c = deref(c)
+			if err := p.step(c, key); err != nil {
+				return nil, err
+			}
 			if c.Kind != yaml.ScalarNode {
 				return nil, p.errf(c, key, "want a list of strings, got an item that is %s", kindName(c))
 			}
@@ -179,12 +373,24 @@ func (p *parser) strMap(n *yaml.Node, key string) (map[string]string, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errf(n, key, "want a mapping of names to values, got %s", kindName(n))
 	}
+	kvs, err := p.entries(n, key)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
-	for _, kv := range pairs(n) {
-		if kv[1].Kind != yaml.ScalarNode {
-			return nil, p.errf(kv[1], key+"."+kv[0].Value, "want a string, number or boolean, got %s", kindName(kv[1]))
+	for _, kv := range kvs {
+		k := joinKey(key, kv[0].Value)
+		if kv[0].Kind != yaml.ScalarNode || kv[0].Value == "" {
+			return nil, p.errf(kv[0], key, "want names as keys, got %s", describe(kv[0]))
 		}
-		out[kv[0].Value] = kv[1].Value
+		if kv[1].Kind != yaml.ScalarNode {
+			return nil, p.errf(kv[1], k, "want a string, number or boolean, got %s", kindName(kv[1]))
+		}
+		if isNull(kv[1]) {
+			out[kv[0].Value] = ""
+		} else {
+			out[kv[0].Value] = kv[1].Value
+		}
 	}
 	return out, nil
 }
@@ -201,42 +407,113 @@ func kindName(n *yaml.Node) string {
 	return "a scalar"
 }
 
+// describe names what a node holds, for "want X, got Y" messages.
 func describe(n *yaml.Node) string {
-	if n.Kind == yaml.ScalarNode {
-		return strconv.Quote(n.Value)
+	if n.Kind != yaml.ScalarNode {
+		return kindName(n)
 	}
-	return kindName(n)
+	switch n.ShortTag() {
+	case "!!str":
+		return "the string " + strconv.Quote(n.Value)
+	case "!!null":
+		return "nothing"
+	case "!!bool", "!!int", "!!float":
+		return n.Value
+	}
+	return strconv.Quote(n.Value)
 }
 
-// toAny decodes a node into plain Go values (maps with string keys, slices, scalars).
-func (p *parser) toAny(n *yaml.Node, key string) (any, error) {
-	var v any
-	if err := n.Decode(&v); err != nil {
-		return nil, p.errf(n, key, "%v", err)
+// maxParamDepth bounds how deeply params nest: they are stored as JSON and shown in the GUI.
+const maxParamDepth = 64
+
+// params decodes a mapping of parameters into plain JSON-compatible Go values: maps with string
+// keys, slices, strings, ints, finite floats, booleans and nil.
+func (p *parser) params(n *yaml.Node, key string) (map[string]any, error) {
+	v, err := p.value(n, key, 0)
+	if err != nil {
+		return nil, err
 	}
-	return normalize(v), nil
+	return v.(map[string]any), nil
 }
 
-func normalize(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			t[k] = normalize(x)
-		}
-		return t
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, x := range t {
-			m[fmt.Sprint(k)] = normalize(x)
-		}
-		return m
-	case []any:
-		for i, x := range t {
-			t[i] = normalize(x)
-		}
-		return t
+func (p *parser) value(use *yaml.Node, key string, depth int) (any, error) {
+	n := deref(use) // errors point at where an alias is used, not where its anchor is
+	if err := p.step(use, key); err != nil {
+		return nil, err
 	}
-	return v
+	if depth > maxParamDepth {
+		return nil, p.errf(use, key, "nested more than %d levels deep", maxParamDepth)
+	}
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		if p.open[n] {
+			return nil, p.errf(use, key, "an alias refers to a value that contains it")
+		}
+		if p.open == nil {
+			p.open = map[*yaml.Node]bool{}
+		}
+		p.open[n] = true
+		defer delete(p.open, n)
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		kvs, err := p.entries(n, key)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]any, len(kvs))
+		for _, kv := range kvs {
+			if kv[0].Kind != yaml.ScalarNode {
+				return nil, p.errf(kv[0], key, "want names as keys, got %s", kindName(kv[0]))
+			}
+			k := joinKey(key, kv[0].Value)
+			v, err := p.value(kv[1], k, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[kv[0].Value] = v
+		}
+		return out, nil
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for i, c := range n.Content {
+			v, err := p.value(c, fmt.Sprintf("%s[%d]", key, i), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.ScalarNode:
+		return p.scalar(n, key)
+	}
+	return nil, p.errf(n, key, "want a value, got %s", kindName(n))
+}
+
+func (p *parser) scalar(n *yaml.Node, key string) (any, error) {
+	switch n.ShortTag() {
+	case "!!null":
+		return nil, nil
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return nil, p.errf(n, key, "want true or false, got %q", n.Value)
+		}
+		return b, nil
+	case "!!int":
+		var i int
+		if err := n.Decode(&i); err != nil {
+			return nil, p.errf(n, key, "want an integer that fits in 64 bits, got %q", n.Value)
+		}
+		return i, nil
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, p.errf(n, key, "want a finite number, got %q (params are stored as JSON)", n.Value)
+		}
+		return f, nil
+	}
+	// Strings, and what has no JSON form (timestamps, binary, custom tags), as written.
+	return n.Value, nil
 }
 
 func readFile(path string) ([]byte, error) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +35,15 @@ func LoadCredentials() (*Credentials, error) {
 		return nil, err
 	}
 	if err := yaml.Unmarshal(data, c); err != nil {
-		return nil, &Error{File: filepath.Join(Home(), CredentialsFile), Msg: "invalid YAML: " + err.Error()}
+		path := filepath.Join(Home(), CredentialsFile)
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			// "line 2: cannot unmarshal !!seq into string", one per problem: the first will do.
+			e := syntaxError(path, data, errors.New(te.Errors[0]))
+			e.Msg = strings.TrimPrefix(e.Msg, "invalid YAML: ")
+			return nil, e
+		}
+		return nil, syntaxError(path, data, err)
 	}
 	return c, nil
 }

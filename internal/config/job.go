@@ -22,7 +22,7 @@ type Job struct {
 	Params      map[string]any
 	Entrypoint  []string
 	Worker      atlas.Worker
-	// Warnings lists keys that were not understood.
+	// Warnings lists keys that were not understood, and keys given twice.
 	Warnings []string
 }
 
@@ -40,7 +40,11 @@ func ParseJob(name string, data []byte) (*Job, error) {
 	if root == nil {
 		return j, nil
 	}
-	for _, kv := range pairs(root) {
+	kvs, err := p.entries(root, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range kvs {
 		k, v := kv[0].Value, kv[1]
 		switch k {
 		case "project_name":
@@ -98,13 +102,11 @@ func ParseJob(name string, data []byte) (*Job, error) {
 				continue
 			}
 			if v.Kind != yaml.MappingNode {
-				return nil, p.errf(v, k, "want a mapping of parameter names to values, got %s", kindName(v))
+				return nil, p.errf(v, k, "want a mapping of parameter names to values, got %s", describe(v))
 			}
-			x, err := p.toAny(v, k)
-			if err != nil {
+			if j.Params, err = p.params(v, k); err != nil {
 				return nil, err
 			}
-			j.Params = x.(map[string]any)
 		case "entrypoint":
 			if j.Entrypoint, err = p.strList(v, k); err != nil {
 				return nil, err
@@ -126,10 +128,13 @@ func (p *parser) worker(n *yaml.Node, w *atlas.Worker) error {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return p.errf(n, "worker", "want a mapping (image, entrypoint, command, volumes, environment), got %s", kindName(n))
+		return p.errf(n, "worker", "want a mapping (image, entrypoint, command, volumes, environment), got %s", describe(n))
 	}
-	var err error
-	for _, kv := range pairs(n) {
+	kvs, err := p.entries(n, "worker")
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
 		k, v := kv[0].Value, kv[1]
 		key := "worker." + k
 		switch k {
@@ -158,21 +163,30 @@ func (p *parser) worker(n *yaml.Node, w *atlas.Worker) error {
 				continue
 			}
 			if v.Kind != yaml.MappingNode {
-				return p.errf(v, key, "want a mapping of host paths to {bind, mode}, got %s", kindName(v))
+				return p.errf(v, key, "want a mapping of host paths to {bind, mode}, got %s", describe(v))
+			}
+			hvs, err := p.entries(v, key)
+			if err != nil {
+				return err
 			}
 			w.Volumes = map[string]atlas.Volume{}
-			for _, hv := range pairs(v) {
+			for _, hv := range hvs {
 				host := hv[0].Value
 				vk := key + "." + host
-				if !filepath.IsAbs(host) {
-					return p.errf(hv[0], vk, "host path must be absolute")
+				if hv[0].Kind != yaml.ScalarNode || !filepath.IsAbs(host) {
+					return p.errf(hv[0], vk, "host path must be absolute, got %q", host)
 				}
 				vol := atlas.Volume{Mode: "rw"}
-				switch hv[1].Kind {
-				case yaml.ScalarNode: // "/host: /container" shorthand
+				switch {
+				case isNull(hv[1]):
+				case hv[1].Kind == yaml.ScalarNode: // "/host: /container" shorthand
 					vol.Bind = hv[1].Value
-				case yaml.MappingNode:
-					for _, f := range pairs(hv[1]) {
+				case hv[1].Kind == yaml.MappingNode:
+					fields, err := p.entries(hv[1], vk)
+					if err != nil {
+						return err
+					}
+					for _, f := range fields {
 						switch f[0].Value {
 						case "bind":
 							if vol.Bind, err = p.str(f[1], vk+".bind"); err != nil {
@@ -192,8 +206,11 @@ func (p *parser) worker(n *yaml.Node, w *atlas.Worker) error {
 				default:
 					return p.errf(hv[1], vk, "want {bind: /container/path, mode: rw|ro}, got %s", kindName(hv[1]))
 				}
-				if vol.Bind == "" || !strings.HasPrefix(vol.Bind, "/") {
-					return p.errf(hv[1], vk+".bind", "want an absolute container path")
+				if vol.Bind == "" {
+					return p.errf(hv[1], vk+".bind", "missing: set it to the absolute path in the container")
+				}
+				if !strings.HasPrefix(vol.Bind, "/") {
+					return p.errf(hv[1], vk+".bind", "want an absolute container path, got %q", vol.Bind)
 				}
 				w.Volumes[host] = vol
 			}

@@ -3,6 +3,9 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -32,6 +35,9 @@ type Server struct {
 	// is marked failed.
 	HeartbeatTimeout time.Duration
 }
+
+// executors are the accepted values of executor.
+var executors = []string{"auto", "process", "docker"}
 
 // DefaultServer returns the embedded defaults.
 func DefaultServer() Server {
@@ -63,45 +69,73 @@ func LoadServer(s *Server) ([]string, error) {
 	if err != nil || root == nil {
 		return nil, err
 	}
-	for _, kv := range pairs(root) {
+	kvs, err := p.entries(root, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range kvs {
 		k, v := kv[0].Value, kv[1]
+		bad := "" // what the value should have been, if it is out of range
 		switch k {
 		case "host":
 			s.Host, err = p.str(v, k)
 		case "port":
-			s.Port, err = p.integer(v, k)
+			if s.Port, err = p.integer(v, k); err == nil && (s.Port < 0 || s.Port > 65535) {
+				bad = "want a port from 1 to 65535 (0 picks a free one)"
+			}
 		case "workers":
-			s.Workers, err = p.integer(v, k)
+			if s.Workers, err = p.integer(v, k); err == nil && s.Workers < 1 {
+				bad = "want 1 or more"
+			}
 		case "executor":
-			s.Executor, err = p.str(v, k)
+			if s.Executor, err = p.str(v, k); err == nil && !slices.Contains(executors, s.Executor) {
+				bad = "want one of " + strings.Join(executors, ", ")
+			}
 		case "gpus":
 			s.GPUs, err = p.strList(v, k)
 		case "python":
-			s.Python, err = p.str(v, k)
+			if s.Python, err = p.str(v, k); err == nil && s.Python == "" {
+				bad = "want the Python interpreter to run jobs with, e.g. python3"
+			}
 		case "database":
 			s.Database, err = p.str(v, k)
 		case "max_bundle_bytes":
 			var n int
-			n, err = p.integer(v, k)
+			if n, err = p.integer(v, k); err == nil && n <= 0 {
+				bad = "want a number of bytes greater than 0"
+			}
 			s.MaxBundleBytes = int64(n)
 		case "stop_grace", "heartbeat_timeout":
 			var d time.Duration
-			if v.Kind != yaml.ScalarNode {
-				return nil, p.errf(v, k, "want a duration like 10s, got %s", kindName(v))
+			if v.Kind != yaml.ScalarNode || isNull(v) {
+				return nil, p.errf(v, k, "want a duration like 10s, got %s", describe(v))
 			}
 			if d, err = time.ParseDuration(v.Value); err != nil {
 				return nil, p.errf(v, k, "want a duration like 10s, got %q", v.Value)
 			}
 			if k == "stop_grace" {
 				s.StopGrace = d
+				if d < 0 {
+					bad = "want a duration of 0s or more"
+				}
 			} else {
 				s.HeartbeatTimeout = d
+				if d <= 0 {
+					bad = "want a duration greater than 0s"
+				}
 			}
 		default:
 			p.warnf(kv[0], k)
 		}
 		if err != nil {
 			return nil, err
+		}
+		if bad != "" {
+			got := describe(v)
+			if v.ShortTag() == "!!str" {
+				got = strconv.Quote(v.Value) // the type is right, only the value is not
+			}
+			return nil, p.errf(v, k, "%s, got %s", bad, got)
 		}
 	}
 	return p.warnings, nil

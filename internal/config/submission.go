@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,12 +43,19 @@ func ParseSubmission(name, path string, data []byte) (*Submission, error) {
 	}
 	s := &Submission{Name: name, Path: path}
 	if root != nil {
-		for _, kv := range pairs(root) {
+		kvs, err := p.entries(root, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range kvs {
 			k, v := kv[0].Value, kv[1]
 			switch k {
 			case "scheduler_url":
 				if s.SchedulerURL, err = p.str(v, k); err != nil {
 					return nil, err
+				}
+				if s.SchedulerURL == "" {
+					return nil, p.errf(v, k, "%s", missingURL)
 				}
 				if err := validateURL(s.SchedulerURL); err != nil {
 					return nil, p.errf(v, k, "%v", err)
@@ -63,18 +71,39 @@ func ParseSubmission(name, path string, data []byte) (*Submission, error) {
 		}
 	}
 	if s.SchedulerURL == "" {
-		return nil, &Error{File: path, Key: "scheduler_url", Msg: "missing: set it to the scheduler's address, e.g. http://127.0.0.1:5555"}
+		return nil, &Error{File: path, Key: "scheduler_url", Msg: missingURL}
 	}
 	s.SchedulerURL = strings.TrimRight(s.SchedulerURL, "/")
 	return s, nil
 }
 
+const missingURL = "missing: set it to the scheduler's address, e.g. http://127.0.0.1:5555"
+
 func validateURL(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !validHost(u.Hostname()) {
+		if strings.ContainsAny(s, "<>") {
+			return fmt.Errorf("want an http:// or https:// URL with a host, got %q (replace the <placeholder> with the scheduler's address)", s)
+		}
 		return fmt.Errorf("want an http:// or https:// URL with a host, got %q", s)
 	}
 	return nil
+}
+
+// validHost accepts an IP address or a DNS name (letters, digits, '-', '_' and dots).
+func validHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // LoadSubmission finds and parses the submission config called name.
@@ -164,6 +193,11 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	// On disk before the rename, or a crash could leave an empty file in its place.
+	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
 	}
