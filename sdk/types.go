@@ -238,6 +238,14 @@ type Project struct {
 	Jobs         int            `json:"jobs"`
 }
 
+// Values holds columns of values of a project's jobs: entry i of every slice is job IDs[i].
+type Values struct {
+	IDs       []string         `json:"ids"`
+	States    []string         `json:"states"`
+	CreatedAt []time.Time      `json:"created_at"`
+	Columns   map[string][]any `json:"columns"`
+}
+
 // Note is a comment on a project.
 type Note struct {
 	ID        int64     `json:"id"`

@@ -359,13 +359,15 @@ func (s *Server) waitJob(w http.ResponseWriter, r *http.Request, id string, stat
 	}
 }
 
-func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
+// listParams reads the selection shared by job lists and value columns: project, state, user,
+// q (id contains) and filters.
+func listParams(r *http.Request) (*store.JobListParams, error) {
 	q := r.URL.Query()
 	p := &store.JobListParams{Project: q.Get("project"), Sort: q.Get("sort"), Limit: 100}
 	if v := q.Get("state"); v != "" {
 		for _, st := range strings.Split(v, ",") {
 			if !atlas.State(st).Valid() {
-				return atlas.Invalidf("invalid state %q", st)
+				return nil, atlas.Invalidf("invalid state %q", st)
 			}
 			p.States = append(p.States, atlas.State(st))
 		}
@@ -379,14 +381,22 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 	if v := q.Get("filters"); v != "" {
 		var fs []sdk.Filter
 		if err := json.Unmarshal([]byte(v), &fs); err != nil {
-			return atlas.Invalidf("invalid filters: want a JSON list of {field, op, values, min, max}: %v", err)
+			return nil, atlas.Invalidf("invalid filters: want a JSON list of {field, op, values, min, max}: %v", err)
 		}
 		for _, f := range fs {
 			p.Filters = append(p.Filters, store.Filter{Field: f.Field, Op: f.Op, Values: f.Values, Min: f.Min, Max: f.Max})
 		}
 	}
+	return p, nil
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	p, err := listParams(r)
+	if err != nil {
+		return err
+	}
 	p.Desc = q.Get("desc") == "true" || (q.Get("sort") == "" && q.Get("desc") == "")
-	var err error
 	if v := q.Get("limit"); v != "" {
 		if p.Limit, err = strconv.Atoi(v); err != nil {
 			return atlas.Invalidf("invalid limit %q", v)

@@ -46,6 +46,37 @@ func (s *Server) getProject(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// values returns columns of param and metric values of a project's (filtered) jobs, compactly:
+// what the parallel-coordinates and overview charts need for thousands of jobs.
+func (s *Server) values(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if _, err := s.cfg.Store.ProjectGet(r.Context(), name); err != nil {
+		return err
+	}
+	p, err := listParams(r)
+	if err != nil {
+		return err
+	}
+	p.Project = name
+	v, err := s.cfg.Store.JobValues(r.Context(), p, r.URL.Query()["column"])
+	if err != nil {
+		return err
+	}
+	states := make([]string, len(v.States))
+	for i, st := range v.States {
+		states[i] = string(st)
+	}
+	writeJSON(w, http.StatusOK, sdk.Values{IDs: nonNilStrings(v.IDs), States: states, CreatedAt: v.CreatedAt, Columns: v.Columns})
+	return nil
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 func (s *Server) setDescription(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Description string `json:"description"`

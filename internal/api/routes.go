@@ -42,6 +42,7 @@ var routeTable = []route{
 	{"POST /api/v1/queue/clear", (*Server).clearQueue},
 	{"GET /api/v1/projects", (*Server).listProjects},
 	{"GET /api/v1/projects/{name}", (*Server).getProject},
+	{"GET /api/v1/projects/{name}/values", (*Server).values},
 	{"PUT /api/v1/projects/{name}/description", (*Server).setDescription},
 	{"GET /api/v1/projects/{name}/notes", (*Server).listNotes},
 	{"POST /api/v1/projects/{name}/notes", (*Server).addNote},

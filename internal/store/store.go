@@ -25,6 +25,10 @@ type Store interface {
 	JobGet(ctx context.Context, id string) (*atlas.Job, error)
 	// JobList returns one page of jobs and the total number matching.
 	JobList(ctx context.Context, p *JobListParams) ([]*atlas.Job, int, error)
+	// JobValues returns the given columns ("param:<key>", "metric:<key>": the last value) of
+	// every job matching p, in submit order; Sort, Limit and Offset are ignored. It feeds
+	// charts over a whole project without sending whole jobs.
+	JobValues(ctx context.Context, p *JobListParams, columns []string) (*Values, error)
 	// JobsInState returns the jobs in any of the states, in queue order (priority desc, seq asc).
 	JobsInState(ctx context.Context, states ...atlas.State) ([]*atlas.Job, error)
 	// JobQueue returns the queued jobs in queue order (priority desc, seq asc), with only what
@@ -91,6 +95,15 @@ type Filter struct {
 	Values []string
 	Min    *float64
 	Max    *float64
+}
+
+// Values holds columns of many jobs, one entry per job in each slice; nil where a job has no
+// value.
+type Values struct {
+	IDs       []string
+	States    []atlas.State
+	CreatedAt []time.Time
+	Columns   map[string][]any
 }
 
 // QueueEntry is a queued job as the scheduler sees it.

@@ -519,6 +519,94 @@ func (s *Store) JobList(ctx context.Context, p *store.JobListParams) ([]*atlas.J
 	return jobs, total, err
 }
 
+// JobValues implements store.Store.
+func (s *Store) JobValues(ctx context.Context, p *store.JobListParams, columns []string) (*store.Values, error) {
+	var where []string
+	var args []any
+	if p.Project != "" {
+		where, args = append(where, "j.project = ?"), append(args, p.Project)
+	}
+	if len(p.States) > 0 {
+		where, args = append(where, "j.state IN ("+placeholders(len(p.States))+")"), append(args, anys(p.States)...)
+	}
+	for _, f := range p.Filters {
+		c, a, err := filterSQL(f)
+		if err != nil {
+			return nil, err
+		}
+		where, args = append(where, c), append(args, a...)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT j.id, j.state, j.created_at FROM jobs j`+whereClause(where)+` ORDER BY j.seq`, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := &store.Values{Columns: map[string][]any{}}
+	index := map[string]int{}
+	for rows.Next() {
+		var id string
+		var st atlas.State
+		var at int64
+		if err := rows.Scan(&id, &st, &at); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		index[id] = len(out.IDs)
+		out.IDs, out.States, out.CreatedAt = append(out.IDs, id), append(out.States, st), append(out.CreatedAt, time.Unix(0, at).UTC())
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, col := range columns {
+		table, key, ok := keyedSort(col)
+		if !ok {
+			return nil, atlas.Invalidf("unknown column %q: want param:<key> or metric:<key>", col)
+		}
+		num, text := "num", "value"
+		if table == "metric_summary" {
+			num, text = "last_num", "last"
+		}
+		q := `SELECT job_id, ` + num + `, ` + text + ` FROM ` + table + ` WHERE key = ?`
+		qargs := []any{key}
+		if p.Project != "" {
+			q, qargs = q+` AND project = ?`, append(qargs, p.Project)
+		}
+		vals := make([]any, len(out.IDs))
+		rows, err := s.r.QueryContext(ctx, q, qargs...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id, raw string
+			var n sql.NullFloat64
+			if err := rows.Scan(&id, &n, &raw); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			i, ok := index[id]
+			if !ok {
+				continue
+			}
+			if n.Valid && !strings.HasPrefix(raw, "t") && !strings.HasPrefix(raw, "f") { // booleans keep their JSON form
+				vals[i] = n.Float64
+				continue
+			}
+			var v any
+			if err := json.Unmarshal([]byte(raw), &v); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			vals[i] = v
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		out.Columns[col] = vals
+	}
+	return out, nil
+}
+
 func whereClause(conds []string) string {
 	if len(conds) == 0 {
 		return ""

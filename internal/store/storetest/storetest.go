@@ -272,6 +272,18 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 		require.Equal(t, []string{"lr", "opt"}, params)
 		require.Equal(t, []string{"acc"}, metrics)
+
+		vals, err := s.JobValues(ctx, &store.JobListParams{Project: "p", Filters: []store.Filter{{Field: "user", Op: "in", Values: []string{"alice"}}}},
+			[]string{"param:lr", "param:opt", "metric:acc", "metric:none"})
+		require.NoError(t, err)
+		require.Equal(t, []string{"j0", "j2", "j4", "j6", "j8"}, vals.IDs)
+		require.Len(t, vals.States, 5)
+		require.Equal(t, []any{0.0, 0.2, 0.4, 0.6, 0.8}, vals.Columns["param:lr"])
+		require.Equal(t, []any{"adam", "adam", "adam", "adam", "adam"}, vals.Columns["param:opt"])
+		require.Equal(t, []any{0.0, 4.0, 2.0, 1.0, 1.0}, vals.Columns["metric:acc"])
+		require.Equal(t, []any{nil, nil, nil, nil, nil}, vals.Columns["metric:none"])
+		_, err = s.JobValues(ctx, &store.JobListParams{Project: "p"}, []string{"lr"})
+		require.ErrorIs(t, err, atlas.ErrInvalid)
 	})
 
 	t.Run("DeleteAndClearQueue", func(t *testing.T) {
