@@ -167,9 +167,7 @@ func (e *env) submit(cmd *cobra.Command, f *submitFlags, envName, dir string, co
 	if err != nil {
 		return cancelled(ctx, err)
 	}
-	for _, w := range res.Warnings {
-		e.warn("%s", w)
-	}
+	// res.Warnings repeats what the local parse of job.config.yaml already printed.
 	id := res.Job.ID
 	e.info("Job submitted with ID '%s'.", id)
 	if !stream {
@@ -204,7 +202,7 @@ func (e *env) follow(ctx context.Context, client *sdk.Client, id string, announc
 	for {
 		job, err := client.WaitJob(ctx, id, 30*time.Second, sdk.StateQueued, sdk.StateStarting)
 		if err == nil && job.State != sdk.StateQueued && job.State != sdk.StateStarting {
-			if announce && !announced {
+			if announce && !announced && job.StartedAt != nil {
 				e.info("Job running, streaming logs.")
 				announced = true
 			}

@@ -199,8 +199,6 @@ func TestSubmitUnknownJobConfigKeyWarns(t *testing.T) {
 // The same warning should be printed once, not once by the CLI and again as relayed by the
 // server.
 func TestSubmitUnknownJobConfigKeyWarnsOnce(t *testing.T) {
-	knownBug(t, "an unknown job.config.yaml key is warned twice by `foundations submit` "+
-		"(once by the CLI with the full path, once relayed from the server as \"job.config.yaml:2: ...\")")
 	requirePython(t)
 	t.Parallel()
 	s := startServer(t, newHome(t))
@@ -317,8 +315,6 @@ func TestSubmitParamsFileInWorkingDir(t *testing.T) {
 
 // An unclosed flow mapping is reported at the line where it opens.
 func TestSubmitMalformedJobConfigUnclosedMappingLine(t *testing.T) {
-	knownBug(t, "for `params: {a: 1` left unclosed on line 4 of job.config.yaml, submit reports "+
-		"job.config.yaml:3 (one line too early)")
 	requirePython(t)
 	t.Parallel()
 	s := startServer(t, newHome(t))
