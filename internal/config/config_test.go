@@ -275,22 +275,40 @@ func TestSubmissionDirs(t *testing.T) {
 func TestWriteDefaultSubmission(t *testing.T) {
 	t.Parallel()
 	home := t.TempDir()
-	wrote, err := WriteDefaultSubmission(home, "http://127.0.0.1:5555")
+	wrote, note, err := WriteDefaultSubmission(home, "http://127.0.0.1:5555")
 	require.NoError(t, err)
 	require.True(t, wrote)
+	require.Empty(t, note)
 	path := filepath.Join(home, "config", "submission", DefaultEnv+".config.yaml")
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	s, err := ParseSubmission(DefaultEnv, path, data)
-	require.NoError(t, err)
-	require.Equal(t, "http://127.0.0.1:5555", s.SchedulerURL)
+	read := func() *Submission {
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		s, err := ParseSubmission(DefaultEnv, path, data)
+		require.NoError(t, err)
+		return s
+	}
+	require.Equal(t, "http://127.0.0.1:5555", read().SchedulerURL)
 
-	wrote, err = WriteDefaultSubmission(home, "http://elsewhere:1")
+	wrote, _, err = WriteDefaultSubmission(home, "http://127.0.0.1:5555")
 	require.NoError(t, err)
-	require.False(t, wrote, "an existing config is left alone")
+	require.False(t, wrote, "nothing to change")
+
+	// The server moved to another port: the file it wrote follows it.
+	wrote, _, err = WriteDefaultSubmission(home, "http://127.0.0.1:6000")
+	require.NoError(t, err)
+	require.True(t, wrote)
+	require.Equal(t, "http://127.0.0.1:6000", read().SchedulerURL)
+
+	// A file the user edited is theirs: left alone, with a note when it points elsewhere.
+	edited := []byte("scheduler_url: http://remote:5555\ntoken: abc\n")
+	require.NoError(t, os.WriteFile(path, edited, 0o644))
+	wrote, note, err = WriteDefaultSubmission(home, "http://127.0.0.1:6000")
+	require.NoError(t, err)
+	require.False(t, wrote)
+	require.Contains(t, note, "http://remote:5555")
 	again, err := os.ReadFile(path)
 	require.NoError(t, err)
-	require.Equal(t, data, again)
+	require.Equal(t, edited, again)
 }
 
 func TestWriteFileAtomic(t *testing.T) {

@@ -164,21 +164,36 @@ func ListSubmissions(cwd string) []Env {
 	return out
 }
 
-// WriteDefaultSubmission writes $FOUNDATIONS_HOME/config/submission/scheduler.config.yaml
-// pointing at url, unless the file exists. It reports whether it wrote the file.
-func WriteDefaultSubmission(home, url string) (bool, error) {
+const defaultSubmissionHeader = "# The local Atlas scheduler, written by `atlas-server start`.\n" +
+	"# Copy this file as <name>.config.yaml and change scheduler_url to submit elsewhere.\n"
+
+// WriteDefaultSubmission makes $FOUNDATIONS_HOME/config/submission/scheduler.config.yaml point
+// at url: it writes the file when it is missing, and updates it when it is still the file the
+// server wrote (the server moved to another port). A file the user edited is left alone; then
+// the returned note says where it points, if that is not url.
+func WriteDefaultSubmission(home, url string) (wrote bool, note string, err error) {
 	dir := filepath.Join(home, "config", "submission")
 	path := filepath.Join(dir, DefaultEnv+".config.yaml")
-	if _, err := os.Stat(path); err == nil {
-		return false, nil
+	content := defaultSubmissionHeader + "scheduler_url: " + url + "\n"
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil && string(old) == content:
+		return false, "", nil
+	case err == nil:
+		rest, ours := strings.CutPrefix(string(old), defaultSubmissionHeader+"scheduler_url: ")
+		if !ours || strings.Count(rest, "\n") != 1 || !strings.HasSuffix(rest, "\n") {
+			if s, perr := ParseSubmission(DefaultEnv, path, old); perr == nil && s.SchedulerURL != url {
+				return false, fmt.Sprintf("%s points at %s, not at this server (%s)", path, s.SchedulerURL, url), nil
+			}
+			return false, "", nil
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return false, "", err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return false, err
+		return false, "", err
 	}
-	content := "# The local Atlas scheduler, written by `atlas-server start`.\n" +
-		"# Copy this file as <name>.config.yaml and change scheduler_url to submit elsewhere.\n" +
-		"scheduler_url: " + url + "\n"
-	return true, WriteFileAtomic(path, []byte(content), 0o644)
+	return true, "", WriteFileAtomic(path, []byte(content), 0o644)
 }
 
 // WriteFileAtomic writes data to a temporary file beside path and renames it into place.

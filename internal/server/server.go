@@ -290,10 +290,12 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	go func() { serveErr <- srv.Serve(ln) }()
 	go func() { serveErr <- srv.Serve(uln) }()
 
-	if wrote, err := config.WriteDefaultSubmission(p.home, localURL); err != nil {
+	if wrote, note, err := config.WriteDefaultSubmission(p.home, localURL); err != nil {
 		logger.Warn("could not write the default submission config", "err", err)
 	} else if wrote {
 		logger.Info("wrote the default submission config", "path", filepath.Join(p.home, "config", "submission", "scheduler.config.yaml"))
+	} else if note != "" {
+		logger.Warn("the scheduler config does not point at this server", "note", note)
 	}
 	if err := os.WriteFile(p.pid(), []byte(fmt.Sprintf("%d\n%s\n", os.Getpid(), localURL)), 0o644); err != nil {
 		return err

@@ -380,9 +380,6 @@ func TestServerRestartAfterCrash(t *testing.T) {
 // The scheduler config the server wrote for itself follows it when it restarts on another
 // port; otherwise every command talks to the old address.
 func TestServerRestartOnOtherPortUpdatesItsConfig(t *testing.T) {
-	knownBug(t, "after `atlas-server start --port A`, stop, `atlas-server start --port B` on the same "+
-		"FOUNDATIONS_HOME, the scheduler.config.yaml the server wrote itself still says port A, so "+
-		"`foundations` commands fail with \"cannot reach the Atlas server at ...:A\"")
 	t.Parallel()
 	s := startServer(t, newHome(t))
 	s.Stop()
