@@ -55,12 +55,9 @@ def _check_key(kind, key):
     if "\x00" in key:
         raise ValueError("Invalid {} name {!r}: contains a NUL character".format(kind, _short(key)))
     try:
-        size = len(key.encode("utf-8"))
+        key.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("Invalid {} name {!r}: not valid UTF-8 text (lone surrogate)".format(kind, _short(key))) from None
-    if size > 1000:
-        # The server counts the limit in UTF-8 bytes: refuse here rather than lose the batch there.
-        raise ValueError("Invalid {} name: {} bytes long in UTF-8; the limit is 1000".format(kind, size))
     return key
 
 
@@ -82,9 +79,6 @@ def _metric_value(key, value):
     if isinstance(value, str):
         if len(value) > 10000:
             raise ValueError("log_metric: string value of {!r} is longer than 10000 characters".format(key))
-        if len(value) > 2500 and len(value.encode("utf-8", "surrogatepass")) > 10000:
-            # The server counts the limit in UTF-8 bytes: refuse here rather than lose values there.
-            raise ValueError("log_metric: string value of {!r} is longer than 10000 bytes in UTF-8".format(key))
         return value
     shown = repr(value)
     if len(shown) > 30:

@@ -232,7 +232,7 @@ foundations.save_artifact("résumé ✓.txt", key="ключ")
         job, out = self.run_job(r'''
 import json, foundations
 res = []
-for key in ("k" * 1000, "é" * 1001, "\ud800bad"):
+for key in ("k" * 1000, "é" * 1000, "é" * 1001, "\ud800bad"):
     try:
         foundations.log_metric(key, 1)
         res.append(None)
@@ -243,9 +243,10 @@ print(json.dumps(res))
 ''')
         res = json.loads(out)
         self.assertIsNone(res[0])
-        self.assertIn("1001", res[1])
-        self.assertIn("UTF-8", res[2])
-        self.assertEqual(sorted(m["key"] for m in job["metrics"]), sorted(["k" * 1000, "after"]))
+        self.assertIsNone(res[1], "the limit counts characters, not bytes")
+        self.assertIn("1001", res[2])
+        self.assertIn("UTF-8", res[3])
+        self.assertEqual(sorted(m["key"] for m in job["metrics"]), sorted(["k" * 1000, "é" * 1000, "after"]))
 
     def test_set_tag(self):
         job, _ = self.run_job(r'''
