@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/atlasgo/atlas/internal/version.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help build run test test-go test-python bench worker-image clean
+.PHONY: help build run test test-go test-python test-fuzz bench worker-image clean
 
 help: ## list targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,7 +18,10 @@ run: build ## build, start atlas-server with its defaults, and submit a sample j
 
 test: build ## set up what the tests need and run every test
 	scripts/test-setup.sh
-	$(MAKE) test-go test-python
+	$(MAKE) test-go test-python test-fuzz
+
+test-fuzz: ## run every Go fuzz target for a short, bounded time
+	FUZZTIME=$${FUZZTIME:-5s} scripts/fuzz.sh
 
 test-go: ## Go unit and end-to-end tests
 	ATLAS_EXECUTOR=process $(GO) test -count=1 -timeout 20m ./...

@@ -18,6 +18,8 @@ install() {
 
 need python3 || install python3 python3-venv || true
 python3 -c 'import venv, ensurepip' 2>/dev/null || install python3-venv || true
+# numpy scalars in log_metric are tested with any python3 that has numpy (Debian's package).
+python3 -c 'import numpy' 2>/dev/null || { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; } || install python3-numpy || true
 
 # Docker engine (Debian's docker.io; no systemd here, so dockerd is started by hand).
 if ! need docker || ! need dockerd; then install docker.io || true; fi
