@@ -26,6 +26,10 @@ type Spec struct {
 	LogPath string
 	// SDKDir is a directory holding the `foundations` Python package, to put on PYTHONPATH.
 	SDKDir string
+	// SpoolDir is the job's own spool directory (FOUNDATIONS_SPOOL_DIR for the SDK): tracked
+	// values the SDK could not deliver before the job ended are left there, and the server
+	// stores them when it records the job's end.
+	SpoolDir string
 }
 
 // Result is how a job ended.

@@ -57,6 +57,10 @@ type Config struct {
 	// HeartbeatTimeout fails execution-mode jobs whose script stopped reporting.
 	HeartbeatTimeout time.Duration
 	MaxBundleBytes   int64
+	// SpoolRoot holds one spool directory per job, where the SDK leaves values it could not
+	// deliver; DrainSpool stores them when the job ends.
+	SpoolRoot  string
+	DrainSpool func(ctx context.Context, jobID, dir string) error
 	// Changed is called after every state change a job goes through.
 	Changed func(j *atlas.Job)
 	Logger  *slog.Logger
@@ -240,6 +244,13 @@ func (s *Scheduler) release(id string) {
 
 func (s *Scheduler) workDir(id string) string { return filepath.Join(s.cfg.WorkRoot, id) }
 
+func (s *Scheduler) spoolDir(id string) string {
+	if s.cfg.SpoolRoot == "" {
+		return ""
+	}
+	return filepath.Join(s.cfg.SpoolRoot, id)
+}
+
 // start prepares and launches a claimed job, then watches it.
 func (s *Scheduler) start(j *atlas.Job) {
 	workDir := s.workDir(j.ID)
@@ -256,7 +267,7 @@ func (s *Scheduler) start(j *atlas.Job) {
 		env = append(env, k+"="+j.Worker.Environment[k])
 	}
 	h, err := s.cfg.Executor.Start(s.ctx, &executor.Spec{Job: j, WorkDir: workDir, Env: env,
-		LogPath: s.cfg.Logs.Path(j.ID), SDKDir: s.cfg.SDKDir})
+		LogPath: s.cfg.Logs.Path(j.ID), SDKDir: s.cfg.SDKDir, SpoolDir: s.spoolDir(j.ID)})
 	if err != nil {
 		s.fail(j, atlas.StateStarting, oneLine(err))
 		return
@@ -291,6 +302,11 @@ func (s *Scheduler) prepare(j *atlas.Job, workDir string) error {
 	}
 	if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return err
+	}
+	if d := s.spoolDir(j.ID); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
 	}
 	if j.BundleDigest != "" {
 		f, err := s.cfg.Blobs.Open(j.BundleDigest)
@@ -334,6 +350,13 @@ func (s *Scheduler) watch(j *atlas.Job, h executor.Handle) {
 func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 	defer s.release(j.ID)
 	workDir := s.workDir(j.ID)
+	spoolDone := true
+	if d := s.spoolDir(j.ID); d != "" && s.cfg.DrainSpool != nil {
+		if err := s.cfg.DrainSpool(s.ctx, j.ID, d); err != nil {
+			spoolDone = false
+			s.cfg.Logger.Error("store the values the job left in its spool", "job", j.ID, "err", err)
+		}
+	}
 	archive, archErr := s.archive(workDir)
 	cur, err := s.cfg.Store.JobGet(s.ctx, j.ID)
 	if err != nil {
@@ -365,6 +388,9 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 	}
 	s.cfg.Changed(j2)
 	os.RemoveAll(workDir)
+	if d := s.spoolDir(j.ID); d != "" && spoolDone {
+		os.RemoveAll(d)
+	}
 	return true
 }
 

@@ -249,23 +249,28 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	localURL := "http://" + net.JoinHostPort(loopbackFor(cfg.Host), strconv.Itoa(port))
 
 	hub := api.NewHub()
+	var handler *api.Server // set below, before the scheduler starts
 	sched := scheduler.New(scheduler.Config{
 		Store: st, Blobs: blobs, Logs: logDir, Executor: exec, Workers: cfg.Workers, GPUs: cfg.GPUs,
 		WorkRoot: p.work(), SDKDir: sdkDir, StopGrace: cfg.StopGrace, HeartbeatTimeout: cfg.HeartbeatTimeout,
 		MaxBundleBytes: cfg.MaxBundleBytes, Changed: hub.JobChanged, Logger: logger,
+		SpoolRoot: filepath.Join(p.home, "spool", "jobs"),
+		DrainSpool: func(ctx context.Context, jobID, dir string) error {
+			return handler.ApplySpool(ctx, jobID, dir)
+		},
 		JobEnv: func(j *atlas.Job) []string {
 			return []string{"FOUNDATIONS_JOB_ID=" + j.ID, "FOUNDATIONS_PROJECT_NAME=" + j.Project,
 				"FOUNDATIONS_USER=" + j.User, "FOUNDATIONS_SCHEDULER_URL=" + localURL,
 				"FOUNDATIONS_TOKEN=" + api.JobToken(secret, j.ID), "FOUNDATIONS_HOME=" + p.home}
 		},
 	})
+
+	handler = api.New(api.Config{Store: st, Blobs: blobs, Logs: logDir, Scheduler: sched, Hub: hub,
+		Version: version.Get(), MaxBundleBytes: cfg.MaxBundleBytes, Secret: secret, Web: web.FS(), Logger: logger})
 	if err := sched.Start(ctx); err != nil {
 		return err
 	}
 	defer sched.Stop()
-
-	handler := api.New(api.Config{Store: st, Blobs: blobs, Logs: logDir, Scheduler: sched, Hub: hub,
-		Version: version.Get(), MaxBundleBytes: cfg.MaxBundleBytes, Secret: secret, Web: web.FS(), Logger: logger})
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second,

@@ -5,7 +5,7 @@
 // (read-only, /atlas/sdk), the job's log file (/atlas/job.log), the directory holding the
 // server's unix socket (/atlas/run: jobs reach the API without the server listening on a
 // network address) and, when the job has a requirements.txt, the environment cached for that
-// (image, requirements) pair (/atlas/env). The container's first process is the SDK's
+// (image, requirements) pair (/atlas/env), and the job's spool (/atlas/spool). The container's first process is the SDK's
 // prelude: it appends all output to the log file, installs requirements once per cache, and
 // runs the command. Like process jobs, containers keep running and logging while the server
 // restarts; the server finds them again by label and reads their exit status from Docker.
@@ -51,6 +51,7 @@ const (
 	logPath    = "/atlas/job.log"
 	runPath    = "/atlas/run"
 	envPath    = "/atlas/env"
+	spoolPath  = "/atlas/spool"
 	socketName = "api.sock"
 )
 
@@ -196,6 +197,13 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 		e.cfg.SocketDir + ":" + runPath + ":rw",
 	}
 	env := append([]string{}, spec.Env...)
+	if spec.SpoolDir != "" {
+		if err := os.Lchown(spec.SpoolDir, uid, gid); err != nil && os.Getuid() == 0 {
+			return nil, err
+		}
+		binds = append(binds, spec.SpoolDir+":"+spoolPath+":rw")
+		env = append(env, "FOUNDATIONS_SPOOL_DIR="+spoolPath)
+	}
 	if data, err := os.ReadFile(filepath.Join(spec.WorkDir, "requirements.txt")); err == nil {
 		sum := sha256.New()
 		sum.Write([]byte(img.ID))

@@ -160,6 +160,9 @@ func jobEnv(spec *executor.Spec) []string {
 		pythonPath += string(os.PathListSeparator) + p
 	}
 	env = append(env, "PYTHONPATH="+pythonPath, "PYTHONUNBUFFERED=1")
+	if spec.SpoolDir != "" {
+		env = append(env, "FOUNDATIONS_SPOOL_DIR="+spec.SpoolDir)
+	}
 	return append(env, spec.Env...)
 }
 
