@@ -10,8 +10,9 @@ export CGO_ENABLED := 0
 help: ## list targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/atlas-server and bin/foundations
+build: ## build bin/atlas-server, bin/foundations and the Python SDK wheel
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/atlas-server ./cmd/foundations
+	python3 scripts/python-wheel.py bin >/dev/null
 
 run: build ## build, start atlas-server with its defaults, and submit a sample job the first time
 	@scripts/run.sh
