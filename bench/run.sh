@@ -7,6 +7,13 @@ export ATLAS_SERVER_BIN=$PWD/bin/atlas-server
 go build -o bin/ ./bench/atlasbench
 echo "== 1. submit → running latency"
 bin/atlasbench latency -n 200
+if docker image inspect atlas-ce/worker:latest >/dev/null 2>&1; then
+  echo "== 1b. Docker: submit → container running, next to docker run --rm; cached requirements"
+  bin/atlasbench latency -n 50 -executor docker
+  bin/atlasbench latency -n 50 -executor docker -requirements
+else
+  echo "== 1b. Docker benchmarks skipped: no Docker engine or worker image (make worker-image)"
+fi
 echo "== 2. drain 1,000 queued jobs"
 bin/atlasbench drain -n 1000 -w 2
 echo "== 3. metric points/s from one Python process"
