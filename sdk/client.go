@@ -138,6 +138,12 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// Whoami says who the client's token belongs to.
+func (c *Client) Whoami(ctx context.Context) (*Who, error) {
+	var w Who
+	return &w, c.call(ctx, http.MethodGet, "/api/v1/whoami", nil, &w)
+}
+
 // Health checks the server is up.
 func (c *Client) Health(ctx context.Context) (*Health, error) {
 	var h Health

@@ -257,10 +257,19 @@ type Note struct {
 // Health is the answer of GET /api/v1/health.
 type Health struct {
 	Status   string `json:"status"`
+	Auth     bool   `json:"auth"`
 	Version  string `json:"version"`
 	Executor string `json:"executor"`
 	Workers  int    `json:"workers"`
 	GPUs     int    `json:"gpus"`
+}
+
+// Who is the answer of GET /api/v1/whoami.
+type Who struct {
+	Auth  bool   `json:"auth"`
+	User  string `json:"user"`
+	Admin bool   `json:"admin"`
+	Job   string `json:"job,omitempty"`
 }
 
 // ErrorBody is the JSON body of every error response.

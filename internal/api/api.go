@@ -7,9 +7,6 @@ package api
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -46,6 +43,11 @@ type Config struct {
 	MaxBundleBytes int64
 	// Secret signs per-job tokens.
 	Secret []byte
+	// Auth requires a token on every request but health and login.
+	Auth bool
+	// AllowedVolumeRoots are the host paths under which worker.volumes of untrusted submitters
+	// (remote, or any non-admin when Auth is on) must lie.
+	AllowedVolumeRoots []string
 	// Web is the GUI's static files (index.html at the root); nil serves nothing.
 	Web    fs.FS
 	Logger *slog.Logger
@@ -76,14 +78,6 @@ func New(cfg Config) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
-}
-
-// JobToken returns the token a job uses to write to itself. It is derived from the server's
-// secret, so it need not be stored.
-func JobToken(secret []byte, jobID string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("job:" + jobID))
-	return "job." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // httpError carries a status for errors that are not domain errors.

@@ -57,7 +57,7 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	if _, err := s.cfg.Store.JobGet(ctx, id); err != nil {
+	if _, err := s.jobFor(r, id); err != nil {
 		return err
 	}
 	q := r.URL.Query()
@@ -87,7 +87,7 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	j, err := s.cfg.Store.JobGet(r.Context(), id)
+	j, err := s.jobFor(r, id)
 	if err != nil {
 		return err
 	}

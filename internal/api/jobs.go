@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -114,16 +114,6 @@ func (s *Server) fullJob(ctx context.Context, j *atlas.Job) (*sdk.Job, error) {
 		w.WaitingReason = s.cfg.Scheduler.Waiting()[j.ID]
 	}
 	return w, nil
-}
-
-// isLocal reports whether a request comes from this machine (loopback or the unix socket).
-func isLocal(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr == "@" || r.RemoteAddr == "" // unix socket peers have no address
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -243,7 +233,20 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	if spec.UID != nil && spec.GID != nil && *spec.UID >= 0 && *spec.GID >= 0 && isLocal(r) {
+	p := principalOf(r)
+	if s.cfg.Auth || p.JobID != "" {
+		j.User = p.User // the real user, not what the client says
+	}
+	if p.JobID != "" {
+		j.ParentID = p.JobID // a job submits child jobs
+	}
+	trusted := (p.Local && !s.cfg.Auth) || p.Admin
+	if !trusted {
+		if err := s.checkVolumes(j); err != nil {
+			return err
+		}
+	}
+	if spec.UID != nil && spec.GID != nil && *spec.UID >= 0 && *spec.GID >= 0 && p.Local && !s.cfg.Auth {
 		j.RunAs = fmt.Sprintf("%d:%d", *spec.UID, *spec.GID)
 	}
 	now := time.Now().UTC()
@@ -292,13 +295,36 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// checkVolumes refuses worker.volumes outside the allowed roots.
+func (s *Server) checkVolumes(j *atlas.Job) error {
+	for host := range j.Worker.Volumes {
+		p := filepath.Clean(host)
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			p = resolved
+		}
+		ok := false
+		for _, root := range s.cfg.AllowedVolumeRoots {
+			root = filepath.Clean(root)
+			ok = ok || p == root || strings.HasPrefix(p, root+string(filepath.Separator))
+		}
+		if !ok {
+			roots := "none are configured (allowed_volume_roots in server.config.yaml)"
+			if len(s.cfg.AllowedVolumeRoots) > 0 {
+				roots = strings.Join(s.cfg.AllowedVolumeRoots, ", ")
+			}
+			return atlas.Deniedf("worker.volumes: %s is not under a host path this server lets remote users mount; %s", host, roots)
+		}
+	}
+	return nil
+}
+
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	ctx := r.Context()
 	if wait := r.URL.Query().Get("wait_while"); wait != "" {
 		return s.waitJob(w, r, id, strings.Split(wait, ","))
 	}
-	j, err := s.cfg.Store.JobGet(ctx, id)
+	j, err := s.jobFor(r, id)
 	if err != nil {
 		return err
 	}
@@ -327,7 +353,7 @@ func (s *Server) waitJob(w http.ResponseWriter, r *http.Request, id string, stat
 	recheck := time.NewTicker(time.Second) // the hub may drop changes for slow subscribers
 	defer recheck.Stop()
 	for {
-		j, err := s.cfg.Store.JobGet(r.Context(), id)
+		j, err := s.jobFor(r, id)
 		if err != nil {
 			return err
 		}
@@ -408,6 +434,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	ctx := r.Context()
+	if who := principalOf(r); s.cfg.Auth && who.JobID != "" {
+		p.Filters = append(p.Filters, store.Filter{Field: "user", Op: "in", Values: []string{who.User}})
+	}
 	jobs, total, err := s.cfg.Store.JobList(ctx, p)
 	if err != nil {
 		return err
@@ -429,7 +458,14 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) stopJob(w http.ResponseWriter, r *http.Request) error {
-	j, err := s.cfg.Scheduler.StopJob(r.Context(), r.PathValue("id"))
+	j, err := s.jobFor(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.canControl(r, j); err != nil {
+		return err
+	}
+	j, err = s.cfg.Scheduler.StopJob(r.Context(), j.ID)
 	if err != nil {
 		return err
 	}
@@ -438,7 +474,14 @@ func (s *Server) stopJob(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
-	j, arts, err := s.cfg.Store.JobDelete(r.Context(), r.PathValue("id"))
+	j, err := s.jobFor(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := s.canControl(r, j); err != nil {
+		return err
+	}
+	j, arts, err := s.cfg.Store.JobDelete(r.Context(), j.ID)
 	if err != nil {
 		return err
 	}

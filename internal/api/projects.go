@@ -165,7 +165,11 @@ func (s *Server) clearQueue(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	jobs, err := s.cfg.Store.JobsDeleteQueued(r.Context(), body.Project)
+	user := ""
+	if p := principalOf(r); s.cfg.Auth && !p.Admin {
+		user = p.User // without admin rights, clear-queue clears your own jobs
+	}
+	jobs, err := s.cfg.Store.JobsDeleteQueued(r.Context(), body.Project, user)
 	if err != nil {
 		return err
 	}

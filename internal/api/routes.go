@@ -9,6 +9,7 @@ import (
 type route struct {
 	pattern string
 	handler func(*Server, http.ResponseWriter, *http.Request) error
+	access  access
 }
 
 // Routes returns the API's method-and-path patterns, for the OpenAPI test.
@@ -21,39 +22,46 @@ func Routes() []string {
 }
 
 var routeTable = []route{
-	{"GET /api/v1/health", (*Server).health},
-	{"HEAD /api/v1/blobs/{digest}", (*Server).headBlob},
-	{"PUT /api/v1/blobs/{digest}", (*Server).putBlob},
-	{"GET /api/v1/jobs", (*Server).listJobs},
-	{"POST /api/v1/jobs", (*Server).submitJob},
-	{"GET /api/v1/jobs/{id}", (*Server).getJob},
-	{"DELETE /api/v1/jobs/{id}", (*Server).deleteJob},
-	{"POST /api/v1/jobs/{id}/stop", (*Server).stopJob},
-	{"GET /api/v1/jobs/{id}/logs", (*Server).jobLogs},
-	{"GET /api/v1/jobs/{id}/archive", (*Server).jobArchive},
-	{"POST /api/v1/jobs/{id}/track", (*Server).track},
-	{"POST /api/v1/jobs/{id}/heartbeat", (*Server).heartbeat},
-	{"POST /api/v1/jobs/{id}/finish", (*Server).finish},
-	{"GET /api/v1/jobs/{id}/metrics/{key}", (*Server).metricSeries},
-	{"GET /api/v1/jobs/{id}/artifacts/{key}", (*Server).artifact},
-	{"PUT /api/v1/jobs/{id}/tags/{key}", (*Server).setTag},
-	{"DELETE /api/v1/jobs/{id}/tags/{key}", (*Server).deleteTag},
-	{"GET /api/v1/queue", (*Server).queue},
-	{"POST /api/v1/queue/clear", (*Server).clearQueue},
-	{"GET /api/v1/projects", (*Server).listProjects},
-	{"GET /api/v1/projects/{name}", (*Server).getProject},
-	{"GET /api/v1/projects/{name}/values", (*Server).values},
-	{"PUT /api/v1/projects/{name}/description", (*Server).setDescription},
-	{"GET /api/v1/projects/{name}/notes", (*Server).listNotes},
-	{"POST /api/v1/projects/{name}/notes", (*Server).addNote},
-	{"GET /api/v1/events", (*Server).events},
+	{"GET /api/v1/health", (*Server).health, accessPublic},
+	{"POST /api/v1/login", (*Server).login, accessPublic},
+	{"POST /api/v1/logout", (*Server).logout, accessPublic},
+	{"GET /api/v1/whoami", (*Server).whoami, accessAny},
+	{"HEAD /api/v1/blobs/{digest}", (*Server).headBlob, accessAny},
+	{"PUT /api/v1/blobs/{digest}", (*Server).putBlob, accessAny},
+	{"GET /api/v1/jobs", (*Server).listJobs, accessAny},
+	{"POST /api/v1/jobs", (*Server).submitJob, accessAny},
+	{"GET /api/v1/jobs/{id}", (*Server).getJob, accessAny},
+	{"DELETE /api/v1/jobs/{id}", (*Server).deleteJob, accessUser},
+	{"POST /api/v1/jobs/{id}/stop", (*Server).stopJob, accessUser},
+	{"GET /api/v1/jobs/{id}/logs", (*Server).jobLogs, accessAny},
+	{"GET /api/v1/jobs/{id}/archive", (*Server).jobArchive, accessAny},
+	{"POST /api/v1/jobs/{id}/track", (*Server).track, accessAny},
+	{"POST /api/v1/jobs/{id}/heartbeat", (*Server).heartbeat, accessAny},
+	{"POST /api/v1/jobs/{id}/finish", (*Server).finish, accessAny},
+	{"GET /api/v1/jobs/{id}/metrics/{key}", (*Server).metricSeries, accessAny},
+	{"GET /api/v1/jobs/{id}/artifacts/{key}", (*Server).artifact, accessAny},
+	{"PUT /api/v1/jobs/{id}/tags/{key}", (*Server).setTag, accessAny},
+	{"DELETE /api/v1/jobs/{id}/tags/{key}", (*Server).deleteTag, accessAny},
+	{"GET /api/v1/queue", (*Server).queue, accessAny},
+	{"POST /api/v1/queue/clear", (*Server).clearQueue, accessUser},
+	{"GET /api/v1/projects", (*Server).listProjects, accessAny},
+	{"GET /api/v1/projects/{name}", (*Server).getProject, accessAny},
+	{"GET /api/v1/projects/{name}/values", (*Server).values, accessAny},
+	{"PUT /api/v1/projects/{name}/description", (*Server).setDescription, accessUser},
+	{"GET /api/v1/projects/{name}/notes", (*Server).listNotes, accessAny},
+	{"POST /api/v1/projects/{name}/notes", (*Server).addNote, accessUser},
+	{"GET /api/v1/events", (*Server).events, accessAny},
 }
 
 func (s *Server) routes() {
 	for _, rt := range routeTable {
-		h := rt.handler
+		h, need := rt.handler, rt.access
 		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := h(s, w, r); err != nil {
+			r, err := s.authenticate(r, need)
+			if err == nil {
+				err = h(s, w, r)
+			}
+			if err != nil {
 				s.writeError(w, r, err)
 			}
 		})
@@ -65,7 +73,7 @@ func (s *Server) routes() {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": s.cfg.Version,
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": s.cfg.Version, "auth": s.cfg.Auth,
 		"executor": s.cfg.Scheduler.ExecutorName(), "workers": s.cfg.Scheduler.Workers(), "gpus": s.cfg.Scheduler.TotalGPUs()})
 	return nil
 }

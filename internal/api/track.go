@@ -160,6 +160,9 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, trackLimit, &b); err != nil {
 		return err
 	}
+	if err := s.writable(r, r.PathValue("id")); err != nil {
+		return err
+	}
 	sb, err := s.trackBatch(r.PathValue("id"), &b)
 	if err != nil {
 		return err
@@ -172,8 +175,23 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// writable checks that the requester may write to a job, when there is anything to check.
+func (s *Server) writable(r *http.Request, id string) error {
+	if !s.cfg.Auth && principalOf(r).JobID == "" {
+		return nil
+	}
+	j, err := s.cfg.Store.JobGet(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return s.canWrite(r, j)
+}
+
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
+	if err := s.writable(r, id); err != nil {
+		return err
+	}
 	if err := s.cfg.Store.JobHeartbeat(r.Context(), id, time.Now().UTC()); err != nil {
 		return err
 	}
@@ -195,6 +213,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	j, err := s.cfg.Store.JobGet(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := s.canWrite(r, j); err != nil {
 		return err
 	}
 	if j.Mode != atlas.ModeExecution {
@@ -243,6 +264,9 @@ func (s *Server) setTag(w http.ResponseWriter, r *http.Request) error {
 	if err := validKey("tag", key); err != nil {
 		return err
 	}
+	if err := s.writable(r, r.PathValue("id")); err != nil {
+		return err
+	}
 	_, err := s.cfg.Store.TrackBatch(r.Context(), &store.TrackBatch{JobID: r.PathValue("id"), Tags: map[string]string{key: body.Value}})
 	if err != nil {
 		return err
@@ -252,6 +276,9 @@ func (s *Server) setTag(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteTag(w http.ResponseWriter, r *http.Request) error {
+	if err := s.writable(r, r.PathValue("id")); err != nil {
+		return err
+	}
 	if err := s.cfg.Store.TagDelete(r.Context(), r.PathValue("id"), r.PathValue("key")); err != nil {
 		return err
 	}
@@ -265,7 +292,7 @@ const DefaultMaxPoints = 2000
 func (s *Server) metricSeries(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id, key := r.PathValue("id"), r.PathValue("key")
-	if _, err := s.cfg.Store.JobGet(ctx, id); err != nil {
+	if _, err := s.jobFor(r, id); err != nil {
 		return err
 	}
 	maxPoints := DefaultMaxPoints
@@ -345,6 +372,9 @@ func asFloat(v any) (float64, bool) {
 func (s *Server) artifact(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id, key := r.PathValue("id"), r.PathValue("key")
+	if _, err := s.jobFor(r, id); err != nil {
+		return err
+	}
 	arts, err := s.cfg.Store.Artifacts(ctx, id)
 	if err != nil {
 		return err

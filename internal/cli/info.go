@@ -3,11 +3,13 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/atlasgo/atlas/internal/config"
+	"github.com/atlasgo/atlas/sdk"
 )
 
 func infoCommand(e *env) *cobra.Command {
@@ -47,27 +49,42 @@ func infoCommand(e *env) *cobra.Command {
 }
 
 func loginCommand(e *env) *cobra.Command {
-	var tok, name string
+	var tok string
 	cmd := &cobra.Command{
 		Use:   "login <scheduler_url>",
-		Short: "Store an API token for a scheduler in $FOUNDATIONS_HOME/credentials.yaml",
-		Args:  cobra.ExactArgs(1),
+		Short: "Check an API token against a scheduler and store it in $FOUNDATIONS_HOME/credentials.yaml",
+		Long: `Check an API token against a scheduler and store it in $FOUNDATIONS_HOME/credentials.yaml
+(readable by you only). The server's admin creates tokens with ` + "`atlas-server token create USER`" + `.
+FOUNDATIONS_TOKEN, when set, is used instead of stored tokens.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			url := strings.TrimRight(args[0], "/")
+			if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+				return fmt.Errorf("invalid scheduler URL %q: want http://host:port or https://host:port", args[0])
+			}
 			if tok == "" {
 				fmt.Fprint(e.stderr, "Token: ")
 				if _, err := fmt.Fscanln(e.stdin, &tok); err != nil || tok == "" {
 					return fmt.Errorf("no token given")
 				}
 			}
-			path, err := config.SaveCredential(args[0], name, tok)
+			who, err := sdk.New(url, tok).Whoami(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("Login Failed! %s", oneLine(err))
+			}
+			path, err := config.SaveCredential(url, who.User, tok)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "Login Succeeded! Token stored in %s\n", path)
+			switch {
+			case !who.Auth:
+				fmt.Fprintf(e.stdout, "Login Succeeded! (the server does not require tokens) Token stored in %s\n", path)
+			default:
+				fmt.Fprintf(e.stdout, "Login Succeeded! Logged in to %s as %s. Token stored in %s\n", url, who.User, path)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&tok, "token", "t", "", "API token (prompted for when not given)")
-	cmd.Flags().StringVarP(&name, "username", "u", "", "user name, for your reference")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -76,10 +77,13 @@ func SaveCredential(url, user, token string) (string, error) {
 		Token string `yaml:"token"`
 		User  string `yaml:"user,omitempty"`
 	}{Token: token, User: user}
-	data, err := yaml.Marshal(c)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
 		return "", err
 	}
+	data := buf.Bytes()
 	if err := os.MkdirAll(Home(), 0o700); err != nil {
 		return "", err
 	}

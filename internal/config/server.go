@@ -23,6 +23,8 @@ type Server struct {
 	Executor string // auto, process or docker
 	// GPUs are the ids of the GPUs jobs may use; a job asking for N gets N of them.
 	GPUs []string
+	// GPUDevices says the GPUs are real (found by nvidia-smi): Docker is asked for them.
+	GPUDevices bool `json:"-"`
 	// Python is the interpreter the process executor runs jobs with.
 	Python string
 	// StopGrace is how long a stopped job has between SIGTERM and SIGKILL.
@@ -34,6 +36,15 @@ type Server struct {
 	// HeartbeatTimeout: an execution-mode job whose script has not been heard from for this long
 	// is marked failed.
 	HeartbeatTimeout time.Duration
+	// WorkerImage is the Docker image of jobs that name none.
+	WorkerImage string
+	// Auth requires an API token on every request (users are managed with `atlas-server user`).
+	Auth bool
+	// TLSCert and TLSKey, both set, make the server speak HTTPS.
+	TLSCert, TLSKey string
+	// AllowedVolumeRoots are the host paths under which jobs submitted from other machines (or
+	// by non-admin users when Auth is on) may mount worker.volumes.
+	AllowedVolumeRoots []string
 }
 
 // executors are the accepted values of executor.
@@ -51,6 +62,7 @@ func DefaultServer() Server {
 		StopGrace:        10 * time.Second,
 		MaxBundleBytes:   2 << 30,
 		HeartbeatTimeout: 5 * time.Minute,
+		WorkerImage:      "atlas-ce/worker:latest",
 	}
 }
 
@@ -99,6 +111,27 @@ func LoadServer(s *Server) ([]string, error) {
 			}
 		case "database":
 			s.Database, err = p.str(v, k)
+		case "worker_image":
+			if s.WorkerImage, err = p.str(v, k); err == nil && s.WorkerImage == "" {
+				bad = "want a Docker image name"
+			}
+		case "auth":
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
+				return nil, p.errf(v, k, "want true or false, got %s", describe(v))
+			}
+			s.Auth = v.Value == "true" || v.Value == "True" || v.Value == "TRUE" || v.Value == "yes" || v.Value == "on"
+		case "tls_cert":
+			s.TLSCert, err = p.str(v, k)
+		case "tls_key":
+			s.TLSKey, err = p.str(v, k)
+		case "allowed_volume_roots":
+			if s.AllowedVolumeRoots, err = p.strList(v, k); err == nil {
+				for _, r := range s.AllowedVolumeRoots {
+					if !filepath.IsAbs(r) {
+						bad = "want absolute host paths"
+					}
+				}
+			}
 		case "max_bundle_bytes":
 			var n int
 			if n, err = p.integer(v, k); err == nil && n <= 0 {

@@ -54,7 +54,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(startCommand(stdout, stderr), stopCommand(stdout), &cobra.Command{
+	root.AddCommand(startCommand(stdout, stderr), stopCommand(stdout), userCommand(stdout), tokenCommand(stdout), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
@@ -70,51 +70,44 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func startCommand(stdout, stderr io.Writer) *cobra.Command {
-	cfg := config.DefaultServer()
-	var gpuFlag bool
+	fl := config.DefaultServer() // what the flags say; only the flags given override the file
+	var gpuFlag, insecure bool
 	var gpus string
 	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Start the server in the foreground (Ctrl-C stops it; running jobs keep running)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			file := config.DefaultServer()
-			warnings, err := config.LoadServer(&file)
+			cfg := config.DefaultServer()
+			warnings, err := config.LoadServer(&cfg)
 			if err != nil {
 				return err
 			}
 			for _, w := range warnings {
 				fmt.Fprintln(stderr, "Warning:", w)
 			}
-			// The file sets what the flags did not.
+			if v := os.Getenv("NUM_WORKERS"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 {
+					return fmt.Errorf("NUM_WORKERS=%q: want a number of workers, 1 or more", v)
+				}
+				cfg.Workers = n
+			}
+			if v := os.Getenv("ATLAS_EXECUTOR"); v != "" {
+				cfg.Executor = v
+			}
 			flags := cmd.Flags()
-			if !flags.Changed("host") {
-				cfg.Host = file.Host
-			}
-			if !flags.Changed("port") {
-				cfg.Port = file.Port
-			}
-			if !flags.Changed("workers") {
-				cfg.Workers = file.Workers
-				if v := os.Getenv("NUM_WORKERS"); v != "" {
-					n, err := strconv.Atoi(v)
-					if err != nil || n < 1 {
-						return fmt.Errorf("NUM_WORKERS=%q: want a number of workers, 1 or more", v)
-					}
-					cfg.Workers = n
+			for name, apply := range map[string]func(){
+				"host": func() { cfg.Host = fl.Host }, "port": func() { cfg.Port = fl.Port },
+				"workers": func() { cfg.Workers = fl.Workers }, "executor": func() { cfg.Executor = fl.Executor },
+				"python": func() { cfg.Python = fl.Python }, "worker-image": func() { cfg.WorkerImage = fl.WorkerImage },
+				"auth": func() { cfg.Auth = fl.Auth }, "tls-cert": func() { cfg.TLSCert = fl.TLSCert },
+				"tls-key": func() { cfg.TLSKey = fl.TLSKey },
+			} {
+				if flags.Changed(name) {
+					apply()
 				}
 			}
-			if !flags.Changed("executor") {
-				cfg.Executor = file.Executor
-				if v := os.Getenv("ATLAS_EXECUTOR"); v != "" {
-					cfg.Executor = v
-				}
-			}
-			if !flags.Changed("python") {
-				cfg.Python = file.Python
-			}
-			cfg.StopGrace, cfg.MaxBundleBytes, cfg.Database, cfg.HeartbeatTimeout = file.StopGrace, file.MaxBundleBytes, file.Database, file.HeartbeatTimeout
-			cfg.GPUs = file.GPUs
 			if gpus != "" {
 				cfg.GPUs = strings.Split(gpus, ",")
 			}
@@ -123,8 +116,7 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				cfg.GPUs = ids
-				gpuDevices = true
+				cfg.GPUs, cfg.GPUDevices = ids, true
 				if !flags.Changed("workers") && len(ids) > cfg.Workers {
 					cfg.Workers = len(ids)
 				}
@@ -132,19 +124,51 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 			if cfg.Workers < 1 {
 				return fmt.Errorf("--workers must be 1 or more, got %d", cfg.Workers)
 			}
+			if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+				return errors.New("--tls-cert and --tls-key go together")
+			}
+			if !isLoopback(cfg.Host) && !cfg.Auth {
+				if !insecure {
+					return fmt.Errorf("refusing to listen on %s without authentication: anyone who can reach it could run code here. "+
+						"Create a user and a token (atlas-server user add NAME; atlas-server token create NAME) and start with --auth, "+
+						"or pass --insecure if this network is trusted", cfg.Host)
+				}
+				fmt.Fprintf(stderr, "WARNING: listening on %s without authentication (--insecure): anyone who can reach this address can run jobs as %s.\n",
+					cfg.Host, currentUserName())
+			}
 			return run(cmd.Context(), cfg, stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Host, "host", cfg.Host, "address to listen on")
-	f.IntVarP(&cfg.Port, "port", "p", cfg.Port, "port of the API and GUI (0 picks a free one)")
-	f.IntVarP(&cfg.Workers, "workers", "w", cfg.Workers, "jobs that run at the same time (default: $NUM_WORKERS, or 1)")
-	f.StringVar(&cfg.Executor, "executor", cfg.Executor, "where jobs run: auto, docker or process (default: $ATLAS_EXECUTOR, or auto)")
+	f.StringVar(&fl.Host, "host", fl.Host, "address to listen on (not loopback: needs --auth or --insecure)")
+	f.IntVarP(&fl.Port, "port", "p", fl.Port, "port of the API and GUI (0 picks a free one)")
+	f.IntVarP(&fl.Workers, "workers", "w", fl.Workers, "jobs that run at the same time (default: $NUM_WORKERS, or 1)")
+	f.StringVar(&fl.Executor, "executor", fl.Executor, "where jobs run: auto, docker or process (default: $ATLAS_EXECUTOR, or auto)")
 	f.BoolVarP(&gpuFlag, "enable-gpu", "g", false, "find GPUs with nvidia-smi and give them to jobs that ask for num_gpus")
 	f.StringVar(&gpus, "gpus", "", "comma-separated GPU ids jobs may use (instead of -g)")
-	f.StringVar(&cfg.Python, "python", cfg.Python, "Python interpreter for the process executor")
-	f.StringVar(&workerImage, "worker-image", workerImage, "default Docker image of jobs")
+	f.StringVar(&fl.Python, "python", fl.Python, "Python interpreter for the process executor")
+	f.StringVar(&fl.WorkerImage, "worker-image", fl.WorkerImage, "default Docker image of jobs")
+	f.BoolVar(&fl.Auth, "auth", false, "require an API token on every request (see `atlas-server user` and `token`)")
+	f.BoolVar(&insecure, "insecure", false, "allow listening on a non-loopback address without --auth")
+	f.StringVar(&fl.TLSCert, "tls-cert", "", "serve HTTPS with this certificate file (PEM)")
+	f.StringVar(&fl.TLSKey, "tls-key", "", "the certificate's private key file (PEM)")
 	return cmd
+}
+
+// isLoopback reports whether host only accepts connections from this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func currentUserName() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
 }
 
 // discoverGPUs lists GPU ids with nvidia-smi, honouring CUDA_VISIBLE_DEVICES.
@@ -192,9 +216,6 @@ func (p paths) secret() string { return filepath.Join(p.home, "secret") }
 func (p paths) pid() string    { return filepath.Join(p.home, "run", "atlas-server.pid") }
 func (p paths) sock() string   { return filepath.Join(p.home, "run", "sock") }
 
-// gpuDevices is set by -g: the GPUs are real, so Docker is asked for them.
-var gpuDevices bool
-
 // run starts every component, serves until ctx ends, then stops them in reverse order.
 func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -220,6 +241,20 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
+	if cfg.Auth {
+		users, err := st.UserList(ctx)
+		if err != nil {
+			return err
+		}
+		tokens := 0
+		for _, u := range users {
+			tokens += u.Tokens
+		}
+		if tokens == 0 {
+			return errors.New("--auth: no user has a token yet, so nobody could log in: " +
+				"atlas-server user add NAME --admin && atlas-server token create NAME")
+		}
+	}
 	blobs, err := blob.New(p.blobs())
 	if err != nil {
 		return err
@@ -232,7 +267,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("extract the Python SDK: %w", err)
 	}
-	exec, why, err := chooseExecutor(ctx, cfg, p, gpuDevices)
+	exec, why, err := chooseExecutor(ctx, cfg, p)
 	if err != nil {
 		return err
 	}
@@ -246,7 +281,11 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	localURL := "http://" + net.JoinHostPort(loopbackFor(cfg.Host), strconv.Itoa(port))
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	localURL := scheme + "://" + net.JoinHostPort(loopbackFor(cfg.Host), strconv.Itoa(port))
 
 	hub := api.NewHub()
 	var handler *api.Server // set below, before the scheduler starts
@@ -266,7 +305,8 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	})
 
 	handler = api.New(api.Config{Store: st, Blobs: blobs, Logs: logDir, Scheduler: sched, Hub: hub,
-		Version: version.Get(), MaxBundleBytes: cfg.MaxBundleBytes, Secret: secret, Web: web.FS(), Logger: logger})
+		Version: version.Get(), MaxBundleBytes: cfg.MaxBundleBytes, Secret: secret, Web: web.FS(), Logger: logger,
+		Auth: cfg.Auth, AllowedVolumeRoots: cfg.AllowedVolumeRoots})
 	if err := sched.Start(ctx); err != nil {
 		return err
 	}
@@ -292,8 +332,12 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 		return err
 	}
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
-	go func() { serveErr <- srv.Serve(uln) }()
+	if cfg.TLSCert != "" {
+		go func() { serveErr <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	go func() { serveErr <- srv.Serve(uln) }() // jobs in containers: plain HTTP on a local socket
 
 	if wrote, note, err := config.WriteDefaultSubmission(p.home, localURL); err != nil {
 		logger.Warn("could not write the default submission config", "err", err)
@@ -315,6 +359,11 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "  data:     %s\n", p.home)
 	fmt.Fprintf(stdout, "  executor: %s (%s)\n", exec.Name(), why)
 	fmt.Fprintf(stdout, "  workers:  %d, GPUs: %s\n", cfg.Workers, gpuInfo)
+	if cfg.Auth {
+		fmt.Fprintf(stdout, "  auth:     on (API tokens; `foundations login %s`)\n", localURL)
+	} else {
+		fmt.Fprintf(stdout, "  auth:     off\n")
+	}
 	if !web.Built() {
 		fmt.Fprintf(stdout, "  GUI:      not built (run `make build`); the API is available\n")
 	}
@@ -334,7 +383,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 }
 
 // chooseExecutor picks the executor and says why.
-func chooseExecutor(ctx context.Context, cfg config.Server, p paths, gpuDevices bool) (executor.Executor, string, error) {
+func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.Executor, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
@@ -343,8 +392,8 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths, gpuDevices 
 		return process.New(process.Config{Self: self, RunDir: p.run(), EnvsDir: filepath.Join(p.envs(), "process"), Python: cfg.Python})
 	}
 	newDocker := func() (*docker.Executor, error) {
-		return docker.New(ctx, docker.Config{Image: workerImage, SocketDir: p.sock(), EnvsDir: filepath.Join(p.envs(), "docker"),
-			Home: p.home, GPUDevices: gpuDevices})
+		return docker.New(ctx, docker.Config{Image: cfg.WorkerImage, SocketDir: p.sock(), EnvsDir: filepath.Join(p.envs(), "docker"),
+			Home: p.home, GPUDevices: cfg.GPUDevices})
 	}
 	switch cfg.Executor {
 	case "process":
@@ -366,9 +415,6 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths, gpuDevices 
 	}
 	return nil, "", fmt.Errorf("--executor %q: want auto, docker or process", cfg.Executor)
 }
-
-// workerImage is the default Docker image of jobs (--worker-image).
-var workerImage = docker.DefaultImage
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
@@ -451,3 +497,5 @@ func execOutput(name string, args ...string) (string, error) {
 	out, err := osexec.Command(name, args...).Output()
 	return string(out), err
 }
+
+func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }

@@ -46,9 +46,9 @@ type Store interface {
 	// JobDelete removes a finished job and everything tracked for it. It returns the job as it
 	// was, so the caller can clean up its files.
 	JobDelete(ctx context.Context, id string) (*atlas.Job, []atlas.Artifact, error)
-	// JobsDeleteQueued removes every queued job (of one project, when project is not empty) and
-	// returns them.
-	JobsDeleteQueued(ctx context.Context, project string) ([]*atlas.Job, error)
+	// JobsDeleteQueued removes every queued job (of one project and one user, when they are not
+	// empty) and returns them.
+	JobsDeleteQueued(ctx context.Context, project, user string) ([]*atlas.Job, error)
 	// BlobRefs counts jobs and artifacts that refer to a blob.
 	BlobRefs(ctx context.Context, digest string) (int, error)
 
@@ -69,6 +69,17 @@ type Store interface {
 	ProjectColumns(ctx context.Context, name string) (params, metrics []string, err error)
 	NoteAdd(ctx context.Context, n *Note) error
 	Notes(ctx context.Context, project string) ([]Note, error)
+
+	// UserAdd creates a user; ErrConflict if the name is taken.
+	UserAdd(ctx context.Context, name string, admin bool) (*User, error)
+	UserList(ctx context.Context) ([]User, error)
+	// TokenAdd stores a token's hash for a user; ErrNotFound for an unknown user.
+	TokenAdd(ctx context.Context, user, hash, label string) (*Token, error)
+	// TokenUser returns the user a token hash belongs to, and notes the token's use;
+	// ErrNotFound for an unknown or revoked token.
+	TokenUser(ctx context.Context, hash string) (*User, error)
+	TokenList(ctx context.Context, user string) ([]Token, error)
+	TokenRevoke(ctx context.Context, id int64) error
 
 	Close() error
 }
@@ -148,6 +159,24 @@ type Project struct {
 	Description  string              `json:"description"`
 	Counts       map[atlas.State]int `json:"counts"`
 	Tags         []string            `json:"tags"`
+}
+
+// User is someone who may use the server when authentication is on.
+type User struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Admin     bool      `json:"admin"`
+	CreatedAt time.Time `json:"created_at"`
+	Tokens    int       `json:"tokens"`
+}
+
+// Token is an API token of a user (its secret is never stored, only its hash).
+type Token struct {
+	ID         int64      `json:"id"`
+	User       string     `json:"user"`
+	Label      string     `json:"label"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
 // Note is a comment on a project.

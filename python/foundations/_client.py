@@ -106,6 +106,9 @@ class Client:
                 msg = json.loads(msg).get("error", msg)
             except (ValueError, AttributeError):
                 pass
+            if not msg and resp.status == 401:
+                msg = ("authentication required by {}: run `foundations login {}` or set FOUNDATIONS_TOKEN"
+                       .format(self.base_url, self.base_url))
             raise APIError(resp.status, msg or "HTTP {}".format(resp.status))
         if stream:
             self._local.conn = None  # the response owns the connection now

@@ -79,18 +79,21 @@ def token_for(url, config_token=None):
             text = f.read()
     except OSError:
         return config_token
-    # credentials.yaml: servers: {<url>: {token: ...}}, default: {token: ...}
-    current, default, found = None, None, None
+    # credentials.yaml: servers: {<url>: {token: ...}}, default: {token: ...}, at any indentation.
+    section, current, server_indent, default, found = None, None, None, None, None
     want = url.rstrip("/")
     for line in text.splitlines():
         stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
         indent = len(line) - len(line.lstrip())
-        if stripped.endswith(":") and indent in (0, 2):
-            key = stripped[:-1].strip("'\"")
-            if indent == 0:
-                current = "default" if key == "default" else None
-            else:
-                current = key
+        if indent == 0:
+            section = stripped.split(":", 1)[0].strip("'\"")
+            current = "default" if section == "default" else None
+            server_indent = None
+        elif section == "servers" and stripped.endswith(":") and (server_indent is None or indent == server_indent):
+            server_indent = indent
+            current = stripped[:-1].strip().strip("'\"")
         elif stripped.startswith("token:"):
             value = stripped[len("token:"):].strip().strip("'\"")
             if current == "default":

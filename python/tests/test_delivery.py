@@ -190,7 +190,8 @@ print("done", foundations.flush(120), flush=True)
         self.server.stop()
         open(os.path.join(flags, "server-down"), "w").close()
         wait_for(lambda: flag("logged-while-down"), timeout=60, what="the job to log while the server is down")
-        wait_for(lambda: glob.glob(os.path.join(self.server.spool, "*", "0*.json")), what="a spooled batch")
+        # A scheduled job spools into its own directory, spool/jobs/<id>/<writer>/.
+        wait_for(lambda: glob.glob(os.path.join(self.server.spool, "jobs", job_id, "*", "0*.json")), what="a spooled batch")
         self.server.start()
         open(os.path.join(flags, "server-up"), "w").close()
 

@@ -325,7 +325,7 @@ func (s *Store) JobDelete(ctx context.Context, id string) (*atlas.Job, []atlas.A
 }
 
 // JobsDeleteQueued implements store.Store.
-func (s *Store) JobsDeleteQueued(ctx context.Context, project string) ([]*atlas.Job, error) {
+func (s *Store) JobsDeleteQueued(ctx context.Context, project, user string) ([]*atlas.Job, error) {
 	var out []*atlas.Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		q := `SELECT ` + jobColumns + ` FROM jobs j WHERE j.state = 'queued'`
@@ -333,6 +333,10 @@ func (s *Store) JobsDeleteQueued(ctx context.Context, project string) ([]*atlas.
 		if project != "" {
 			q += ` AND j.project = ?`
 			args = append(args, project)
+		}
+		if user != "" {
+			q += ` AND j.user = ?`
+			args = append(args, user)
 		}
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
