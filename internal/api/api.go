@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/blob"
@@ -45,6 +46,8 @@ type Config struct {
 	Secret []byte
 	// Auth requires a token on every request but health and login.
 	Auth bool
+	// MaxBundleEntries caps the files in a bundle (0: bundle.DefaultLimits).
+	MaxBundleEntries int
 	// AllowedVolumeRoots are the host paths under which worker.volumes of untrusted submitters
 	// (remote, or any non-admin when Auth is on) must lie.
 	AllowedVolumeRoots []string
@@ -60,6 +63,8 @@ type Server struct {
 	// blobMu orders "does the bundle exist, then insert a job using it" against "nothing uses
 	// this blob, delete it", so garbage collection never removes a blob a new job needs.
 	blobMu sync.RWMutex
+	// checked remembers bundles that unpacked cleanly, so each is checked once.
+	checked sync.Map
 }
 
 // New returns the API handler.
@@ -106,8 +111,16 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, atlas.ErrDenied):
 		return http.StatusForbidden
+	case diskFull(err):
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
+}
+
+// diskFull reports whether err comes from a full disk (the file system, or SQLite).
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(err.Error(), "database or disk is full")
 }
 
 // writeError is the one place errors become responses.
@@ -117,6 +130,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		msg = "request body is larger than the limit of " + humanBytes(mbe.Limit)
+	}
+	if status == http.StatusInsufficientStorage {
+		s.cfg.Logger.Error("disk full", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "the server's disk is full: nothing was stored; free space in its FOUNDATIONS_HOME"
 	}
 	if status == http.StatusInternalServerError {
 		if r.Context().Err() != nil {

@@ -270,6 +270,12 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 			s.blobMu.RUnlock()
 			return atlas.Invalidf("bundle %s was not uploaded: PUT it to /api/v1/blobs/{digest} first", j.BundleDigest)
 		}
+		if j.Mode == atlas.ModeScheduled {
+			if err := s.checkBundle(j.BundleDigest); err != nil {
+				s.blobMu.RUnlock()
+				return err
+			}
+		}
 	}
 	err = s.cfg.Store.JobInsert(ctx, j)
 	s.blobMu.RUnlock()

@@ -127,6 +127,9 @@ func (s *Store) PutFile(path string) (string, int64, error) {
 	return s.Put(f, "")
 }
 
+// TempDir is a directory on the same file system as the blobs, for scratch work.
+func (s *Store) TempDir() string { return filepath.Join(s.root, "tmp") }
+
 // Open opens a blob for reading.
 func (s *Store) Open(digest string) (*os.File, error) {
 	p, err := s.Path(digest)

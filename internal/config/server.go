@@ -31,6 +31,8 @@ type Server struct {
 	StopGrace time.Duration
 	// MaxBundleBytes caps uploads and the unpacked size of a bundle.
 	MaxBundleBytes int64
+	// MaxBundleFiles caps the entries of a bundle.
+	MaxBundleFiles int
 	// Database is a SQLite file path (default <home>/atlas.db).
 	Database string
 	// HeartbeatTimeout: an execution-mode job whose script has not been heard from for this long
@@ -61,6 +63,7 @@ func DefaultServer() Server {
 		Python:           "python3",
 		StopGrace:        10 * time.Second,
 		MaxBundleBytes:   2 << 30,
+		MaxBundleFiles:   1_000_000,
 		HeartbeatTimeout: 5 * time.Minute,
 		WorkerImage:      "atlas-ce/worker:latest",
 	}
@@ -131,6 +134,10 @@ func LoadServer(s *Server) ([]string, error) {
 						bad = "want absolute host paths"
 					}
 				}
+			}
+		case "max_bundle_files":
+			if s.MaxBundleFiles, err = p.integer(v, k); err == nil && s.MaxBundleFiles <= 0 {
+				bad = "want a number of files greater than 0"
 			}
 		case "max_bundle_bytes":
 			var n int

@@ -57,6 +57,9 @@ type Config struct {
 	// HeartbeatTimeout fails execution-mode jobs whose script stopped reporting.
 	HeartbeatTimeout time.Duration
 	MaxBundleBytes   int64
+	MaxBundleFiles   int
+	// MemoryGB is the machine's memory; a job asking for more is refused at submit (0: unknown).
+	MemoryGB float64
 	// SpoolRoot holds one spool directory per job, where the SDK leaves values it could not
 	// deliver; DrainSpool stores them when the job ends.
 	SpoolRoot  string
@@ -153,7 +156,27 @@ func (s *Scheduler) Validate(j *atlas.Job) error {
 		return atlas.Invalidf("job asks for %d GPU%s but this server has %d (start atlas-server with -g, or --gpus with a list of ids)",
 			j.NumGPUs, plural(j.NumGPUs), len(s.cfg.GPUs))
 	}
+	if s.cfg.MemoryGB > 0 && j.RAMGB > s.cfg.MemoryGB {
+		return atlas.Invalidf("job asks for ram: %g GB but this machine has %.1f GB", j.RAMGB, s.cfg.MemoryGB)
+	}
 	return nil
+}
+
+// MemoryGB reads the machine's memory from /proc/meminfo (0 when it cannot tell).
+func MemoryGB() float64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			var kb float64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb); err == nil {
+				return kb / (1 << 20)
+			}
+		}
+	}
+	return 0
 }
 
 // Waiting returns why each queued job is waiting, as of the last round.
@@ -313,7 +336,11 @@ func (s *Scheduler) prepare(j *atlas.Job, workDir string) error {
 		if err != nil {
 			return fmt.Errorf("bundle %s: %w", j.BundleDigest, err)
 		}
-		err = bundle.Extract(f, workDir, bundle.Limits{MaxBytes: s.cfg.MaxBundleBytes, MaxEntries: bundle.DefaultLimits.MaxEntries})
+		lim := bundle.Limits{MaxBytes: s.cfg.MaxBundleBytes, MaxEntries: s.cfg.MaxBundleFiles}
+		if lim.MaxEntries <= 0 {
+			lim.MaxEntries = bundle.DefaultLimits.MaxEntries
+		}
+		err = bundle.Extract(f, workDir, lim)
 		f.Close()
 		if err != nil {
 			return err

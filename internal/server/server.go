@@ -293,7 +293,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 		Store: st, Blobs: blobs, Logs: logDir, Executor: exec, Workers: cfg.Workers, GPUs: cfg.GPUs,
 		WorkRoot: p.work(), SDKDir: sdkDir, StopGrace: cfg.StopGrace, HeartbeatTimeout: cfg.HeartbeatTimeout,
 		MaxBundleBytes: cfg.MaxBundleBytes, Changed: hub.JobChanged, Logger: logger,
-		SpoolRoot: filepath.Join(p.home, "spool", "jobs"),
+		SpoolRoot: filepath.Join(p.home, "spool", "jobs"), MemoryGB: scheduler.MemoryGB(), MaxBundleFiles: cfg.MaxBundleFiles,
 		DrainSpool: func(ctx context.Context, jobID, dir string) error {
 			return handler.ApplySpool(ctx, jobID, dir)
 		},
@@ -306,7 +306,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 
 	handler = api.New(api.Config{Store: st, Blobs: blobs, Logs: logDir, Scheduler: sched, Hub: hub,
 		Version: version.Get(), MaxBundleBytes: cfg.MaxBundleBytes, Secret: secret, Web: web.FS(), Logger: logger,
-		Auth: cfg.Auth, AllowedVolumeRoots: cfg.AllowedVolumeRoots})
+		Auth: cfg.Auth, AllowedVolumeRoots: cfg.AllowedVolumeRoots, MaxBundleEntries: cfg.MaxBundleFiles})
 	if err := sched.Start(ctx); err != nil {
 		return err
 	}
