@@ -377,11 +377,13 @@ func (s *Scheduler) watch(j *atlas.Job, h executor.Handle) {
 func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 	defer s.release(j.ID)
 	workDir := s.workDir(j.ID)
-	spoolDone := true
 	if d := s.spoolDir(j.ID); d != "" && s.cfg.DrainSpool != nil {
+		// Stored values are applied once by (writer, seq): removing the spool only after the
+		// drain is safe against a crash at any point.
 		if err := s.cfg.DrainSpool(s.ctx, j.ID, d); err != nil {
-			spoolDone = false
 			s.cfg.Logger.Error("store the values the job left in its spool", "job", j.ID, "err", err)
+		} else {
+			os.RemoveAll(d)
 		}
 	}
 	archive, archErr := s.archive(workDir)
@@ -415,9 +417,6 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 	}
 	s.cfg.Changed(j2)
 	os.RemoveAll(workDir)
-	if d := s.spoolDir(j.ID); d != "" && spoolDone {
-		os.RemoveAll(d)
-	}
 	return true
 }
 

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -287,6 +288,9 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	}
 	localURL := scheme + "://" + net.JoinHostPort(loopbackFor(cfg.Host), strconv.Itoa(port))
 
+	// Jobs on this machine talk to the server over its unix socket: no TLS certificate or
+	// network address to get right (Docker jobs see the socket's directory at /atlas/run).
+	socketURL := "http+unix://" + url.PathEscape(filepath.Join(p.sock(), "api.sock"))
 	hub := api.NewHub()
 	var handler *api.Server // set below, before the scheduler starts
 	sched := scheduler.New(scheduler.Config{
@@ -299,7 +303,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 		},
 		JobEnv: func(j *atlas.Job) []string {
 			return []string{"FOUNDATIONS_JOB_ID=" + j.ID, "FOUNDATIONS_PROJECT_NAME=" + j.Project,
-				"FOUNDATIONS_USER=" + j.User, "FOUNDATIONS_SCHEDULER_URL=" + localURL,
+				"FOUNDATIONS_USER=" + j.User, "FOUNDATIONS_SCHEDULER_URL=" + socketURL,
 				"FOUNDATIONS_TOKEN=" + api.JobToken(secret, j.ID), "FOUNDATIONS_HOME=" + p.home}
 		},
 	})

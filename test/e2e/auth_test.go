@@ -127,15 +127,15 @@ func TestAuthTokensUsersAndJobTokens(t *testing.T) {
 }
 
 const jobTokenMain = `
-import json, os, urllib.request, urllib.error, foundations
-url, token, me = os.environ["FOUNDATIONS_SCHEDULER_URL"], os.environ["FOUNDATIONS_TOKEN"], os.environ["FOUNDATIONS_JOB_ID"]
+import json, os, foundations
+from foundations._client import APIError, Client
+me = os.environ["FOUNDATIONS_JOB_ID"]
+client = Client(os.environ["FOUNDATIONS_SCHEDULER_URL"], os.environ["FOUNDATIONS_TOKEN"])
 def call(method, path):
-    req = urllib.request.Request(url + path, method=method, headers={"Authorization": "Bearer " + token})
     try:
-        with urllib.request.urlopen(req) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
+        return client.request(method, path)[0]
+    except APIError as e:
+        return e.status
 results = {
     "read own": call("GET", "/api/v1/jobs/" + me),
     "read other user's": call("GET", "/api/v1/jobs/%s"),
