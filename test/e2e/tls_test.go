@@ -72,4 +72,3 @@ func TestTLS(t *testing.T) {
 	require.Contains(t, res.Stdout, "over https")
 	require.Contains(t, res.Stderr, "has completed")
 }
-
