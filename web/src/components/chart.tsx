@@ -1,0 +1,128 @@
+// Line and scatter charts on uPlot (canvas). Series may have different x values; they are
+// aligned on the union of x values, with gaps spanned.
+import { useEffect, useRef } from 'preact/hooks';
+import type uPlotT from 'uplot';
+import { fmtNumber } from '../format';
+
+export const PALETTE = ['#4f6bed', '#e8743b', '#19a979', '#d64d7a', '#945ecf', '#13a4b4', '#c9a01d', '#6c8893', '#ee6868', '#2f6497'];
+
+export interface Series {
+  label: string;
+  xs: ArrayLike<number>;
+  ys: ArrayLike<number | null>;
+  color?: string;
+}
+
+export interface ChartProps {
+  series: Series[];
+  height?: number;
+  xLabel?: string;
+  time?: boolean; // x is unix seconds
+  scatter?: boolean;
+  logY?: boolean;
+  /** Called with the series index and the x value under the cursor on click. */
+  onPick?: (seriesIdx: number, x: number, dataIdx: number) => void;
+  testid?: string;
+}
+
+let uplotPromise: Promise<typeof uPlotT> | null = null;
+const loadUPlot = () => (uplotPromise ??= import('./uplot').then((m) => m.default));
+
+export function align(series: Series[]): uPlotT.AlignedData {
+  if (series.length === 1) return [Array.from(series[0].xs), Array.from(series[0].ys)] as uPlotT.AlignedData;
+  const set = new Set<number>();
+  for (const s of series) for (let i = 0; i < s.xs.length; i++) set.add(s.xs[i]);
+  const xs = Float64Array.from(set).sort();
+  const index = new Map<number, number>();
+  xs.forEach((x, i) => index.set(x, i));
+  const cols = series.map((s) => {
+    const ys: (number | null)[] = new Array(xs.length).fill(null);
+    for (let i = 0; i < s.xs.length; i++) ys[index.get(s.xs[i])!] = s.ys[i];
+    return ys;
+  });
+  return [Array.from(xs), ...cols] as uPlotT.AlignedData;
+}
+
+export function Chart({ series, height = 220, xLabel = 'step', time = false, scatter = false, logY = false, onPick, testid }: ChartProps) {
+  const host = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlotT | null>(null);
+  const pick = useRef(onPick);
+  pick.current = onPick;
+
+  useEffect(() => {
+    let dead = false;
+    let ro: ResizeObserver | null = null;
+    loadUPlot().then((uPlot) => {
+      if (dead || !host.current) return;
+      const el = host.current;
+      const width = Math.max(200, el.clientWidth);
+      const opts: uPlotT.Options = {
+        width,
+        height,
+        scales: { x: { time }, y: logY ? { distr: 3 } : {} },
+        legend: { live: true },
+        cursor: { drag: { x: true, y: false }, points: { size: 7 } },
+        axes: [
+          { label: xLabel, stroke: '#6b7280', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, labelSize: 18, labelFont: '12px system-ui', font: '11px system-ui' },
+          { stroke: '#6b7280', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, font: '11px system-ui', size: 56, values: (_u, vals) => vals.map((v) => (v == null ? '' : fmtNumber(v))) },
+        ],
+        series: [
+          { label: xLabel, value: time ? '{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}' : (_u, v) => (v == null ? '' : String(v)) },
+          ...series.map((s, i) => {
+            const color = s.color ?? PALETTE[i % PALETTE.length];
+            return {
+              label: s.label,
+              stroke: color,
+              width: 1.6,
+              spanGaps: true,
+              value: (_u: uPlotT, v: number | null) => (v == null ? '–' : fmtNumber(v)),
+              ...(scatter
+                ? { paths: () => null, points: { show: true, size: 6, fill: color, stroke: color, width: 1 } }
+                : { points: { show: false } }),
+            } as uPlotT.Series;
+          }),
+        ],
+        hooks: {
+          ready: [
+            (u) => {
+              u.over.addEventListener('click', () => {
+                const idx = u.cursor.idx;
+                if (idx == null || !pick.current) return;
+                let best = -1;
+                let bestD = Infinity;
+                const top = u.cursor.top ?? 0;
+                for (let si = 1; si < u.series.length; si++) {
+                  const v = u.data[si][idx];
+                  if (v == null || !u.series[si].show) continue;
+                  const d = Math.abs(u.valToPos(v as number, 'y') - top);
+                  if (d < bestD) [best, bestD] = [si, d];
+                }
+                if (best > 0) pick.current(best - 1, u.data[0][idx] as number, idx);
+              });
+            },
+          ],
+        },
+      };
+      plot.current?.destroy();
+      plot.current = new uPlot(opts, align(series), el);
+      ro = new ResizeObserver(() => {
+        const w = Math.max(200, el.clientWidth);
+        if (plot.current && Math.abs(plot.current.width - w) > 2) plot.current.setSize({ width: w, height });
+      });
+      ro.observe(el);
+    });
+    return () => {
+      dead = true;
+      ro?.disconnect();
+      plot.current?.destroy();
+      plot.current = null;
+    };
+    // A new chart when the set of series changes; data-only changes go through setData below.
+  }, [series.map((s) => s.label).join('\u0000'), height, xLabel, time, scatter, logY]);
+
+  useEffect(() => {
+    if (plot.current) plot.current.setData(align(series));
+  }, [series]);
+
+  return <div class={`chart${onPick ? ' pickable' : ''}`} ref={host} data-testid={testid} />;
+}

@@ -1,0 +1,426 @@
+// Parallel coordinates over a project's jobs, drawn on a canvas: one vertical axis per chosen
+// param or metric, one polyline per job. Dragging along an axis brushes a range; the brush is a
+// filter of the jobs table (range for numbers, a set of values for text). Dragging an axis
+// title moves the axis.
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { api } from '../api';
+import { colLabel } from '../filters';
+import { fmtNumber, fmtValue } from '../format';
+import { toastError } from '../toast';
+import type { Filter, Values } from '../types';
+import { Spinner } from './icons';
+
+interface Axis {
+  field: string;
+  numeric: boolean;
+  min: number;
+  max: number;
+  cats: string[];
+  catIndex: Map<string, number>;
+  pos: Float64Array; // 0 (bottom) .. 1 (top) per job, NaN when missing
+}
+
+const TOP = 40;
+const BOTTOM = 22;
+const SIDE = 56;
+const STOPS = [
+  [13, 8, 135],
+  [106, 0, 168],
+  [177, 42, 144],
+  [225, 100, 98],
+  [245, 150, 40],
+];
+const BUCKETS = 24;
+const bucketColor = (b: number, alpha: number) => {
+  const t = b / (BUCKETS - 1);
+  const x = t * (STOPS.length - 1);
+  const i = Math.min(STOPS.length - 2, Math.floor(x));
+  const f = x - i;
+  const c = STOPS[i].map((v, k) => Math.round(v + (STOPS[i + 1][k] - v) * f));
+  return `rgba(${c[0]},${c[1]},${c[2]},${alpha})`;
+};
+
+function niceTicks(min: number, max: number, n = 5): number[] {
+  const span = max - min;
+  if (!(span > 0)) return [min];
+  const step0 = span / n;
+  const mag = Math.pow(10, Math.floor(Math.log10(step0)));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= n) ?? step0;
+  const out: number[] = [];
+  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+function buildAxes(v: Values, fields: string[]): Axis[] {
+  const n = v.ids.length;
+  return fields.map((field) => {
+    const col = v.columns[field] ?? [];
+    let numeric = true;
+    let any = false;
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const x = col[i];
+      if (x === null || x === undefined) continue;
+      any = true;
+      if (typeof x !== 'number') {
+        numeric = false;
+        break;
+      }
+      if (x < min) min = x;
+      if (x > max) max = x;
+    }
+    const pos = new Float64Array(n);
+    if (!any) {
+      pos.fill(NaN);
+      return { field, numeric: true, min: 0, max: 1, cats: [], catIndex: new Map(), pos };
+    }
+    if (numeric) {
+      if (min === max) {
+        min -= Math.abs(min) * 0.1 || 1;
+        max += Math.abs(max) * 0.1 || 1;
+      }
+      const span = max - min;
+      for (let i = 0; i < n; i++) {
+        const x = col[i];
+        pos[i] = typeof x === 'number' ? (x - min) / span : NaN;
+      }
+      return { field, numeric, min, max, cats: [], catIndex: new Map(), pos };
+    }
+    const set = new Set<string>();
+    for (let i = 0; i < n; i++) if (col[i] !== null && col[i] !== undefined) set.add(fmtValue(col[i]));
+    const cats = [...set].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    const catIndex = new Map(cats.map((c, i) => [c, i]));
+    const k = cats.length;
+    for (let i = 0; i < n; i++) {
+      const x = col[i];
+      pos[i] = x === null || x === undefined ? NaN : k === 1 ? 0.5 : catIndex.get(fmtValue(x))! / (k - 1);
+    }
+    return { field, numeric: false, min: 0, max: 1, cats, catIndex, pos };
+  });
+}
+
+/** The brush of an axis from the table's filters, as a 0..1 interval, or null. */
+function brushOf(a: Axis, f: Filter | undefined): [number, number] | null {
+  if (!f) return null;
+  if (a.numeric && f.op === 'range') {
+    const span = a.max - a.min;
+    const lo = f.min === undefined ? 0 : (f.min - a.min) / span;
+    const hi = f.max === undefined ? 1 : (f.max - a.min) / span;
+    return [Math.max(-0.02, lo), Math.min(1.02, hi)];
+  }
+  if (!a.numeric && f.op === 'in' && f.values?.length) {
+    const idx = f.values.map((v) => a.catIndex.get(v)).filter((i): i is number => i !== undefined);
+    if (!idx.length) return [0, 0];
+    const k = a.cats.length;
+    const p = (i: number) => (k === 1 ? 0.5 : i / (k - 1));
+    const pad = k > 1 ? 0.35 / (k - 1) : 0.1;
+    return [p(Math.min(...idx)) - pad, p(Math.max(...idx)) + pad];
+  }
+  return null;
+}
+
+function brushFilter(a: Axis, lo: number, hi: number): Filter | null {
+  if (a.numeric) {
+    const span = a.max - a.min;
+    const min = a.min + Math.max(0, lo) * span;
+    const max = a.min + Math.min(1, hi) * span;
+    const r = (x: number) => Number(x.toPrecision(6));
+    return { field: a.field, op: 'range', min: r(min), max: r(max) };
+  }
+  const k = a.cats.length;
+  const vals = a.cats.filter((_, i) => {
+    const p = k === 1 ? 0.5 : i / (k - 1);
+    return p >= lo && p <= hi;
+  });
+  return vals.length ? { field: a.field, op: 'in', values: vals } : null;
+}
+
+export interface ParCoordsProps {
+  project: string;
+  axes: string[];
+  filters: Filter[]; // all filters of the table: those on axes are brushes
+  refresh: number; // changes when the jobs changed
+  onBrush: (field: string, f: Filter | null) => void;
+  onAxes: (axes: string[]) => void;
+}
+
+export function ParCoords({ project, axes, filters, refresh, onBrush, onAxes }: ParCoordsProps) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const wrap = useRef<HTMLDivElement>(null);
+  const [width, setWidth] = useState(800);
+  const [data, setData] = useState<{ v: Values; axes: Axis[] } | null>(null);
+  const [loading, setLoading] = useState(false);
+  const [drag, setDrag] = useState<{ axis: number; y0: number; y1: number } | null>(null);
+  const [move, setMove] = useState<{ axis: number; x: number } | null>(null);
+  const height = 300;
+
+  const axisSet = new Set(axes);
+  const brushFilters = filters.filter((f) => axisSet.has(f.field) && (f.op === 'range' || f.op === 'in'));
+  const context = filters.filter((f) => !brushFilters.includes(f));
+  const contextKey = JSON.stringify(context);
+
+  useEffect(() => {
+    if (!axes.length) {
+      setData(null);
+      return;
+    }
+    const ac = new AbortController();
+    setLoading(true);
+    api
+      .values(project, axes, context, ac.signal)
+      .then((v) => {
+        setData({ v, axes: buildAxes(v, axes) });
+        setLoading(false);
+      })
+      .catch((e) => {
+        if (e.name !== 'AbortError') {
+          setLoading(false);
+          toastError(e, 'Chart');
+        }
+      });
+    return () => ac.abort();
+  }, [project, axes.join(','), contextKey, refresh]);
+
+  useEffect(() => {
+    const el = wrap.current;
+    if (!el) return;
+    const ro = new ResizeObserver(() => setWidth(el.clientWidth));
+    ro.observe(el);
+    setWidth(el.clientWidth);
+    return () => ro.disconnect();
+  }, []);
+
+  const plotH = height - TOP - BOTTOM;
+  const xs = useMemo(() => {
+    const k = data?.axes.length ?? 0;
+    const inner = width - 2 * SIDE;
+    return Array.from({ length: k }, (_, i) => (k === 1 ? width / 2 : SIDE + (inner * i) / (k - 1)));
+  }, [width, data]);
+  const toY = (p: number) => TOP + (1 - p) * plotH;
+  const fromY = (y: number) => 1 - (y - TOP) / plotH;
+
+  const brushes: ([number, number] | null)[] = (data?.axes ?? []).map((a, i) => {
+    if (drag && drag.axis === i) {
+      const p0 = fromY(drag.y0),
+        p1 = fromY(drag.y1);
+      return [Math.min(p0, p1), Math.max(p0, p1)];
+    }
+    return brushOf(a, brushFilters.find((f) => f.field === a.field));
+  });
+
+  // Which jobs pass every brush.
+  const active = useMemo(() => {
+    if (!data) return null;
+    const n = data.v.ids.length;
+    const ok = new Uint8Array(n).fill(1);
+    data.axes.forEach((a, k) => {
+      const b = brushes[k];
+      if (!b) return;
+      for (let i = 0; i < n; i++) {
+        const p = a.pos[i];
+        if (!(p >= b[0] - 1e-9 && p <= b[1] + 1e-9)) ok[i] = 0;
+      }
+    });
+    return ok;
+  }, [data, JSON.stringify(brushes)]);
+  const activeCount = active ? active.reduce((s, x) => s + x, 0) : 0;
+
+  // Axis order while an axis title is dragged.
+  const order = useMemo(() => {
+    const k = data?.axes.length ?? 0;
+    const idx = Array.from({ length: k }, (_, i) => i);
+    if (!move) return idx;
+    idx.splice(move.axis, 1);
+    let at = 0;
+    while (at < idx.length && xs[idx[at]] < move.x) at++;
+    idx.splice(at, 0, move.axis);
+    return idx;
+  }, [data, move, xs]);
+  const axisX = (i: number) => (move && move.axis === i ? move.x : xs[order.indexOf(i)]);
+
+  useEffect(() => {
+    const c = canvas.current;
+    if (!c || !data || !active) return;
+    const dpr = window.devicePixelRatio || 1;
+    c.width = Math.round(width * dpr);
+    c.height = Math.round(height * dpr);
+    c.style.width = width + 'px';
+    c.style.height = height + 'px';
+    const ctx = c.getContext('2d')!;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const { axes: A, v } = data;
+    const n = v.ids.length;
+    const seq = order;
+    const colorAxis = [...A.keys()].reverse().find((k) => A[k].numeric && A[k].cats.length === 0) ?? -1;
+    const paths: Path2D[] = Array.from({ length: BUCKETS }, () => new Path2D());
+    const grey = new Path2D();
+    for (let i = 0; i < n; i++) {
+      const p = active[i] ? (colorAxis >= 0 && !isNaN(A[colorAxis].pos[i]) ? paths[Math.round(A[colorAxis].pos[i] * (BUCKETS - 1))] : paths[0]) : grey;
+      let pen = false;
+      for (const k of seq) {
+        const pos = A[k].pos[i];
+        if (isNaN(pos)) {
+          pen = false;
+          continue;
+        }
+        const x = axisX(k),
+          y = toY(pos);
+        if (pen) p.lineTo(x, y);
+        else p.moveTo(x, y);
+        pen = true;
+      }
+    }
+    const alpha = Math.max(0.035, Math.min(0.85, 3.5 / Math.sqrt(Math.max(1, activeCount))));
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = 'rgba(160,168,184,0.12)';
+    ctx.stroke(grey);
+    paths.forEach((p, b) => {
+      ctx.strokeStyle = colorAxis >= 0 ? bucketColor(b, alpha) : `rgba(79,107,237,${alpha})`;
+      ctx.stroke(p);
+    });
+    // Axes, ticks and brushes.
+    ctx.font = '10.5px system-ui, sans-serif';
+    ctx.lineJoin = 'round';
+    const label = (t: string, x: number, y: number) => {
+      ctx.save();
+      ctx.strokeStyle = 'rgba(255,255,255,0.92)';
+      ctx.lineWidth = 3.5;
+      ctx.strokeText(t, x, y);
+      ctx.restore();
+      ctx.fillText(t, x, y);
+    };
+    A.forEach((a, k) => {
+      const x = axisX(k);
+      ctx.strokeStyle = '#9aa3b2';
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(x + 0.5, TOP);
+      ctx.lineTo(x + 0.5, TOP + plotH);
+      ctx.stroke();
+      ctx.fillStyle = '#5b6472';
+      ctx.textAlign = 'right';
+      ctx.textBaseline = 'middle';
+      if (a.numeric) {
+        const span = a.max - a.min;
+        for (const t of niceTicks(a.min, a.max, 5)) {
+          const y = toY((t - a.min) / span);
+          ctx.fillRect(x - 3, Math.round(y), 3, 1);
+          label(fmtNumber(t), x - 5, y);
+        }
+      } else {
+        const step = Math.ceil(a.cats.length / 12);
+        a.cats.forEach((c, i) => {
+          if (i % step) return;
+          const y = toY(a.cats.length === 1 ? 0.5 : i / (a.cats.length - 1));
+          ctx.fillRect(x - 3, Math.round(y), 3, 1);
+          label(c.length > 10 ? c.slice(0, 9) + '…' : c, x - 5, y);
+        });
+      }
+      const b = brushes[k];
+      if (b) {
+        const y0 = toY(Math.min(1.02, b[1])),
+          y1 = toY(Math.max(-0.02, b[0]));
+        ctx.fillStyle = 'rgba(79,107,237,0.16)';
+        ctx.strokeStyle = 'rgba(79,107,237,0.9)';
+        ctx.fillRect(x - 7, y0, 14, Math.max(2, y1 - y0));
+        ctx.strokeRect(x - 7 + 0.5, y0 + 0.5, 14, Math.max(2, y1 - y0));
+      }
+    });
+  }, [data, active, width, drag, move, order]);
+
+  const hitAxis = (x: number) => {
+    let best = -1;
+    let bd = 18;
+    xs.forEach((ax, i) => {
+      const d = Math.abs(ax - x);
+      if (d < bd) [best, bd] = [order[i], d];
+    });
+    return best;
+  };
+
+  const onDown = (e: PointerEvent) => {
+    if (!data) return;
+    const r = (e.currentTarget as HTMLElement).getBoundingClientRect();
+    const x = e.clientX - r.left,
+      y = e.clientY - r.top;
+    const k = hitAxis(x);
+    if (k < 0) return;
+    (e.currentTarget as HTMLElement).setPointerCapture(e.pointerId);
+    if (y < TOP - 4) setMove({ axis: k, x });
+    else setDrag({ axis: k, y0: Math.max(TOP, Math.min(TOP + plotH, y)), y1: Math.max(TOP, Math.min(TOP + plotH, y)) });
+    e.preventDefault();
+  };
+  const onMoveEv = (e: PointerEvent) => {
+    const r = (e.currentTarget as HTMLElement).getBoundingClientRect();
+    if (drag) setDrag({ ...drag, y1: Math.max(TOP - 6, Math.min(TOP + plotH + 6, e.clientY - r.top)) });
+    else if (move) setMove({ ...move, x: Math.max(SIDE / 2, Math.min(width - SIDE / 2, e.clientX - r.left)) });
+    else {
+      const x = e.clientX - r.left,
+        y = e.clientY - r.top;
+      const k = hitAxis(x);
+      (e.currentTarget as HTMLElement).style.cursor = k < 0 ? 'default' : y < TOP - 4 ? 'grab' : 'ns-resize';
+    }
+  };
+  const onUp = () => {
+    if (drag && data) {
+      const a = data.axes[drag.axis];
+      if (Math.abs(drag.y1 - drag.y0) < 3) onBrush(a.field, null);
+      else {
+        const p0 = fromY(drag.y0),
+          p1 = fromY(drag.y1);
+        onBrush(a.field, brushFilter(a, Math.min(p0, p1), Math.max(p0, p1)));
+      }
+      setDrag(null);
+    }
+    if (move && data) {
+      const next = order.map((i) => data.axes[i].field);
+      setMove(null);
+      if (next.join(',') !== axes.join(',')) onAxes(next);
+    }
+  };
+
+  return (
+    <div class="parcoords" ref={wrap} data-testid="parcoords">
+      {!axes.length && <div class="parcoords-empty">Choose parameters and metrics to compare jobs along parallel axes.</div>}
+      {axes.length > 0 && (
+        <div class="parcoords-stage" style={{ height: height + 'px' }}>
+          <canvas
+            ref={canvas}
+            onPointerDown={onDown}
+            onPointerMove={onMoveEv}
+            onPointerUp={onUp}
+            onPointerCancel={onUp}
+            aria-label="Parallel coordinates chart: drag along an axis to filter jobs"
+            role="img"
+          />
+          {data &&
+            data.axes.map((a, k) => (
+              <div key={a.field} class={`pc-label pc-${a.field.split(':')[0]}`} style={{ left: axisX(k) + 'px' }} title={`${a.field} — drag to move the axis`} data-field={a.field}>
+                {colLabel(a.field)}
+              </div>
+            ))}
+          {loading && (
+            <div class="parcoords-loading">
+              <Spinner />
+            </div>
+          )}
+        </div>
+      )}
+      {data && (
+        <div class="parcoords-foot subtle">
+          {brushFilters.length || drag ? (
+            <>
+              <strong data-testid="pc-count">{activeCount.toLocaleString()}</strong> of {data.v.ids.length.toLocaleString()} jobs inside the brushes
+            </>
+          ) : (
+            <>
+              {data.v.ids.length.toLocaleString()} jobs · drag along an axis to filter, drag a title to move it
+            </>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,261 @@
+// The project overview: metrics across jobs over time, the markdown description and notes.
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { api } from '../api';
+import { Chart, PALETTE } from '../components/chart';
+import type { Series } from '../components/chart';
+import { CountsBar } from '../components/counts';
+import { ProjectHeader, useProject } from '../components/projectheader';
+import { Empty, Loading } from '../components/ui';
+import { debounce, useJobEvents } from '../events';
+import { fmtAgo, fmtTime } from '../format';
+import { renderMarkdown } from '../markdown';
+import { navigate } from '../router';
+import { toast, toastError } from '../toast';
+import type { Note, Values } from '../types';
+
+function MetricsOverTime({ project }: { project: string }) {
+  const [keys, setKeys] = useState<string[] | null>(null);
+  const [chosen, setChosen] = useState<string[]>([]);
+  const [vals, setVals] = useState<Values | null>(null);
+  const [loading, setLoading] = useState(false);
+  const [n, setN] = useState(0);
+  const [reload] = useState(() => debounce(() => setN((x) => x + 1), 3000));
+  useJobEvents((e) => (!e || e.project === project) && reload());
+
+  useEffect(() => {
+    api.jobs({ project, limit: 1 }).then(
+      (r) => {
+        const ms = r.metrics ?? [];
+        setKeys(ms);
+        setChosen((c) => (c.length ? c : ms.slice(0, 1)));
+      },
+      (e) => toastError(e),
+    );
+  }, [project, n]);
+
+  useEffect(() => {
+    if (!chosen.length) return setVals(null);
+    const ac = new AbortController();
+    setLoading(true);
+    api
+      .values(project, chosen.map((k) => 'metric:' + k), [], ac.signal)
+      .then((v) => {
+        setVals(v);
+        setLoading(false);
+      })
+      .catch((e) => {
+        setLoading(false);
+        toastError(e, 'Chart');
+      });
+    return () => ac.abort();
+  }, [project, chosen.join(','), n]);
+
+  const { series, byTime, skipped } = useMemo(() => {
+    const byTime = new Map<number, string>();
+    const skipped: string[] = [];
+    if (!vals) return { series: [] as Series[], byTime, skipped };
+    const xsAll = vals.created_at.map((t) => Date.parse(t) / 1000);
+    xsAll.forEach((x, i) => byTime.set(x, vals.ids[i]));
+    const series: Series[] = [];
+    chosen.forEach((k, si) => {
+      const col = vals.columns['metric:' + k] ?? [];
+      const xs: number[] = [];
+      const ys: number[] = [];
+      let text = false;
+      col.forEach((v, i) => {
+        if (typeof v === 'number') {
+          xs.push(xsAll[i]);
+          ys.push(v);
+        } else if (v !== null && v !== undefined) text = true;
+      });
+      if (!xs.length && text) skipped.push(k);
+      else if (xs.length) series.push({ label: k, xs, ys, color: PALETTE[si % PALETTE.length] });
+    });
+    return { series, byTime, skipped };
+  }, [vals]);
+
+  if (keys === null) return <Loading />;
+  if (!keys.length) return <Empty title="No metrics have been logged yet!">Metrics logged with foundations.log_metric appear here, one point per job.</Empty>;
+  return (
+    <div>
+      <div class="metric-keys">
+        {keys.map((k) => (
+          <label key={k} class={`key-chip${chosen.includes(k) ? ' on' : ''}`}>
+            <input type="checkbox" checked={chosen.includes(k)} onChange={(e) => setChosen(e.currentTarget.checked ? [...chosen, k] : chosen.filter((x) => x !== k))} />
+            {k}
+          </label>
+        ))}
+      </div>
+      {loading && !vals && <Loading />}
+      {skipped.length > 0 && <div class="subtle small pad">{skipped.join(', ')}: text values cannot be graphed.</div>}
+      {series.length > 0 && (
+        <>
+          <Chart series={series} time scatter xLabel="launched" height={300} testid="overview-chart" onPick={(_s, x) => {
+            const id = byTime.get(x);
+            if (id) navigate(`/jobs/${encodeURIComponent(id)}`);
+          }} />
+          <div class="subtle small">Last value of each job, by launch time. Click a point to open its job.</div>
+        </>
+      )}
+      {!loading && vals && !series.length && !skipped.length && chosen.length > 0 && <div class="subtle pad">No job has these metrics.</div>}
+    </div>
+  );
+}
+
+function Description({ project, text, onSaved }: { project: string; text: string; onSaved: () => void }) {
+  const [editing, setEditing] = useState(false);
+  const [draft, setDraft] = useState(text);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    if (!editing) setDraft(text);
+  }, [text]);
+  const save = async () => {
+    setBusy(true);
+    try {
+      await api.setDescription(project, draft);
+      setEditing(false);
+      toast('Description saved', 'success');
+      onSaved();
+    } catch (e) {
+      toastError(e, 'Save');
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section class="card pad-card" data-testid="description">
+      <div class="card-head plain">
+        <h3>Description</h3>
+        {editing ? (
+          <div class="card-tools">
+            <button class="btn" onClick={() => (setEditing(false), setDraft(text))}>
+              Cancel
+            </button>
+            <button class="btn primary" onClick={save} disabled={busy} data-testid="save-description">
+              Save
+            </button>
+          </div>
+        ) : (
+          <button class="btn" onClick={() => setEditing(true)} data-testid="edit-description">
+            Edit
+          </button>
+        )}
+      </div>
+      {editing ? (
+        <div class="md-edit">
+          <textarea value={draft} onInput={(e) => setDraft(e.currentTarget.value)} rows={12} placeholder="Describe the project in Markdown: goals, data, how to run it…" aria-label="Description (Markdown)" autoFocus />
+          <div class="md md-preview" dangerouslySetInnerHTML={{ __html: renderMarkdown(draft) || '<p class="subtle">Preview</p>' }} />
+        </div>
+      ) : text.trim() ? (
+        <div class="md" data-testid="description-md" dangerouslySetInnerHTML={{ __html: renderMarkdown(text) }} />
+      ) : (
+        <div class="subtle">Your project overview is empty! Click Edit to add a description (Markdown).</div>
+      )}
+    </section>
+  );
+}
+
+function Notes({ project }: { project: string }) {
+  const [notes, setNotes] = useState<Note[] | null>(null);
+  const [author, setAuthor] = useState(() => localStorage.getItem('atlas.author') ?? '');
+  const [msg, setMsg] = useState('');
+  const load = () => api.notes(project).then(setNotes, (e) => toastError(e, 'Notes'));
+  useEffect(() => void load(), [project]);
+  const add = async (e: Event) => {
+    e.preventDefault();
+    if (!msg.trim()) return;
+    try {
+      localStorage.setItem('atlas.author', author);
+      await api.addNote(project, author.trim(), msg);
+      setMsg('');
+      load();
+    } catch (err) {
+      toastError(err, 'Note');
+    }
+  };
+  return (
+    <section class="card pad-card" data-testid="notes">
+      <h3>Notes</h3>
+      <form class="note-form" onSubmit={add}>
+        <textarea placeholder="Add a note…" value={msg} onInput={(e) => setMsg(e.currentTarget.value)} rows={3} aria-label="Note" onKeyDown={(e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && add(e)} />
+        <div class="note-form-row">
+          <input type="text" placeholder="Your name" value={author} onInput={(e) => setAuthor(e.currentTarget.value)} aria-label="Author" />
+          <button class="btn primary" type="submit" disabled={!msg.trim()}>
+            Add note
+          </button>
+        </div>
+      </form>
+      {notes === null && <Loading />}
+      {notes && notes.length === 0 && <div class="subtle small">No notes yet.</div>}
+      <ul class="notes">
+        {notes?.map((n) => (
+          <li key={n.id} class="note">
+            <div class="note-head">
+              <span class="avatar">{(n.author || '?').slice(0, 1).toUpperCase()}</span>
+              <strong>{n.author || 'anonymous'}</strong>
+              <span class="subtle small" title={fmtTime(n.created_at, true)}>
+                {fmtAgo(n.created_at)}
+              </span>
+            </div>
+            <div class="md note-body" dangerouslySetInnerHTML={{ __html: renderMarkdown(n.message) }} />
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+export function OverviewPage({ project }: { project: string }) {
+  const [proj, reloadProject] = useProject(project);
+  useEffect(() => {
+    document.title = `${project} overview · Atlas`;
+  }, [project]);
+  if (proj === null)
+    return (
+      <div class="page">
+        <ProjectHeader name={project} project={proj} tab="overview" />
+        <Empty title={`No project named “${project}”`} />
+      </div>
+    );
+  return (
+    <div class="page page-wide">
+      <ProjectHeader name={project} project={proj} tab="overview" />
+      <div class="overview-grid">
+        <div class="overview-main">
+          <section class="card pad-card">
+            <h3>Metrics across jobs</h3>
+            <MetricsOverTime project={project} />
+          </section>
+          {proj && <Description project={project} text={proj.description} onSaved={reloadProject} />}
+        </div>
+        <div class="overview-side">
+          {proj && (
+            <section class="card pad-card">
+              <h3>Jobs</h3>
+              <div class="big-number">{proj.jobs.toLocaleString()}</div>
+              <CountsBar counts={proj.counts} total={proj.jobs} />
+              <table class="kv small-kv">
+                <tbody>
+                  {Object.entries(proj.counts).map(([s, c]) => (
+                    <tr key={s}>
+                      <th>
+                        <span class={`dot state-bg-${s}`} /> {s}
+                      </th>
+                      <td>{c.toLocaleString()}</td>
+                    </tr>
+                  ))}
+                  <tr>
+                    <th>last activity</th>
+                    <td>{fmtAgo(proj.last_activity)}</td>
+                  </tr>
+                </tbody>
+              </table>
+            </section>
+          )}
+          <Notes project={project} />
+        </div>
+      </div>
+    </div>
+  );
+}
+

@@ -1,0 +1,136 @@
+// Wire types of the Atlas REST API (docs/openapi.yaml).
+
+export type State = 'queued' | 'starting' | 'running' | 'completed' | 'failed' | 'stopped';
+export const STATES: State[] = ['queued', 'starting', 'running', 'completed', 'failed', 'stopped'];
+export const isActive = (s: string) => s === 'queued' || s === 'starting' || s === 'running';
+export const isFinished = (s: string) => s === 'completed' || s === 'failed' || s === 'stopped';
+
+export interface Metric {
+  key: string;
+  last: unknown;
+  last_step: number;
+  count: number;
+  min?: number;
+  max?: number;
+}
+
+export interface Artifact {
+  key: string;
+  filename: string;
+  digest: string;
+  size: number;
+  created_at: string;
+  url?: string;
+}
+
+export interface Worker {
+  image?: string;
+  entrypoint?: string[];
+  command?: string[];
+  working_dir?: string;
+  volumes?: Record<string, { bind: string; mode: string }>;
+  environment?: Record<string, string>;
+}
+
+export interface Job {
+  id: string;
+  project: string;
+  user: string;
+  state: State;
+  mode: string;
+  priority: number;
+  parent_id?: string;
+  command: string[] | null;
+  entrypoint?: string[];
+  submitted_params?: Record<string, unknown>;
+  num_gpus: number;
+  ram_gb?: number;
+  worker: Worker;
+  run_as?: string;
+  bundle_digest?: string;
+  archive_digest?: string;
+  executor?: string;
+  gpu_ids?: string[];
+  exit_code?: number;
+  reason?: string;
+  stop_requested?: boolean;
+  created_at: string;
+  started_at?: string;
+  finished_at?: string;
+  duration_seconds?: number;
+  params: Record<string, unknown>;
+  metrics: Metric[];
+  tags: Record<string, string>;
+  artifacts?: Artifact[];
+  queue_position?: number;
+  waiting_reason?: string;
+}
+
+export interface JobList {
+  jobs: Job[];
+  total: number;
+  params?: string[];
+  metrics?: string[];
+}
+
+export interface Filter {
+  field: string;
+  op: 'in' | 'contains' | 'range' | 'exists';
+  values?: string[];
+  min?: number;
+  max?: number;
+}
+
+export interface Project {
+  name: string;
+  created_at: string;
+  last_activity: string;
+  description: string;
+  counts: Record<string, number>;
+  tags: string[] | null;
+  jobs: number;
+}
+
+export interface Note {
+  id: number;
+  author: string;
+  message: string;
+  created_at: string;
+}
+
+export interface Values {
+  ids: string[];
+  states: string[];
+  created_at: string[];
+  columns: Record<string, unknown[]>;
+}
+
+export interface MetricSeries {
+  key: string;
+  total: number;
+  downsampled: boolean;
+  points: { step: number; value: unknown; time: number }[];
+}
+
+export interface Queue {
+  queued: Job[];
+  running: Job[];
+  workers: number;
+  gpus: number;
+  executor: string;
+}
+
+export interface Health {
+  status: string;
+  version: string;
+  executor: string;
+  workers: number;
+  gpus: number;
+}
+
+export interface JobEvent {
+  id: string;
+  project: string;
+  state: State;
+  deleted?: boolean;
+}
