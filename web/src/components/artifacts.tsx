@@ -164,7 +164,7 @@ function Preview({ jobId, a }: { jobId: string; a: Artifact }) {
 
 export function Artifacts({ jobId, artifacts, selected, onSelect }: { jobId: string; artifacts: Artifact[]; selected?: string; onSelect: (key: string) => void }) {
   if (!artifacts.length) return <Empty title="No artifacts">Files saved with foundations.save_artifact appear here.</Empty>;
-  const cur = artifacts.find((a) => a.key === selected) ?? artifacts[0];
+  const cur = artifacts.find((a) => a.key === selected) ?? artifacts.find((a) => kindOf(a.filename) === 'image') ?? artifacts[0];
   return (
     <div class="artifacts">
       <ul class="artifact-list" data-testid="artifact-list">
@@ -176,8 +176,8 @@ export function Artifacts({ jobId, artifacts, selected, onSelect }: { jobId: str
                 <span class="artifact-icon">{k === 'image' ? <IconImage /> : k === 'audio' ? <IconAudio /> : <IconFile />}</span>
                 <span class="artifact-name">
                   <span class="artifact-key">{a.key}</span>
-                  <span class="subtle small">
-                    {a.filename} · {fmtBytes(a.size)} · {fmtTime(a.created_at)}
+                  <span class="subtle small" title={`${a.filename}, ${fmtBytes(a.size)}, saved ${fmtTime(a.created_at, true)}`}>
+                    {a.filename} · {fmtBytes(a.size)}
                   </span>
                 </span>
               </button>

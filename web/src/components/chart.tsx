@@ -59,7 +59,16 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
       const opts: uPlotT.Options = {
         width,
         height,
-        scales: { x: { time }, y: logY ? { distr: 3 } : {} },
+        scales: {
+          x: {
+            time,
+            range: (_u, min, max) => {
+              const pad = min === max ? Math.abs(min) * 0.05 || 1 : (max - min) * (scatter ? 0.03 : 0);
+              return [min - pad, max + pad];
+            },
+          },
+          y: logY ? { distr: 3 } : {},
+        },
         legend: { live: true },
         cursor: { drag: { x: true, y: false }, points: { size: 7 } },
         axes: [
@@ -78,7 +87,7 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
               value: (_u: uPlotT, v: number | null) => (v == null ? '–' : fmtNumber(v)),
               ...(scatter
                 ? { paths: () => null, points: { show: true, size: 6, fill: color, stroke: color, width: 1 } }
-                : { points: { show: false } }),
+                : {}),
             } as uPlotT.Series;
           }),
         ],

@@ -122,11 +122,13 @@ function brushOf(a: Axis, f: Filter | undefined): [number, number] | null {
 
 function brushFilter(a: Axis, lo: number, hi: number): Filter | null {
   if (a.numeric) {
+    // A brush that reaches an end of the axis is open on that side.
     const span = a.max - a.min;
-    const min = a.min + Math.max(0, lo) * span;
-    const max = a.min + Math.min(1, hi) * span;
     const r = (x: number) => Number(x.toPrecision(6));
-    return { field: a.field, op: 'range', min: r(min), max: r(max) };
+    const f: Filter = { field: a.field, op: 'range' };
+    if (lo > 0.004) f.min = r(a.min + lo * span);
+    if (hi < 0.996) f.max = r(a.min + hi * span);
+    return f.min === undefined && f.max === undefined ? null : f;
   }
   const k = a.cats.length;
   const vals = a.cats.filter((_, i) => {
@@ -258,19 +260,26 @@ export function ParCoords({ project, axes, filters, refresh, onBrush, onAxes }: 
     const grey = new Path2D();
     for (let i = 0; i < n; i++) {
       const p = active[i] ? (colorAxis >= 0 && !isNaN(A[colorAxis].pos[i]) ? paths[Math.round(A[colorAxis].pos[i] * (BUCKETS - 1))] : paths[0]) : grey;
-      let pen = false;
+      // Consecutive values are joined; a value with no neighbour gets a short dash.
+      let prevX = NaN,
+        prevY = NaN,
+        run = 0;
       for (const k of seq) {
         const pos = A[k].pos[i];
         if (isNaN(pos)) {
-          pen = false;
+          if (run === 1) (p.moveTo(prevX - 5, prevY), p.lineTo(prevX + 5, prevY));
+          run = 0;
           continue;
         }
         const x = axisX(k),
           y = toY(pos);
-        if (pen) p.lineTo(x, y);
+        if (run) p.lineTo(x, y);
         else p.moveTo(x, y);
-        pen = true;
+        run++;
+        prevX = x;
+        prevY = y;
       }
+      if (run === 1) (p.moveTo(prevX - 5, prevY), p.lineTo(prevX + 5, prevY));
     }
     const alpha = Math.max(0.035, Math.min(0.85, 3.5 / Math.sqrt(Math.max(1, activeCount))));
     ctx.lineWidth = 1;

@@ -354,7 +354,6 @@ export function JobPage({ id }: { id: string }) {
                 ['Bundle', job.bundle_digest ? <Digest d={job.bundle_digest} /> : undefined],
                 ['Archive', job.archive_digest ? <Digest d={job.archive_digest} /> : undefined],
                 ['Parent', job.parent_id ? <Link href={`/jobs/${encodeURIComponent(job.parent_id)}`}>{shortId(job.parent_id)}</Link> : undefined],
-                ['Exit code', job.exit_code !== undefined ? String(job.exit_code) : undefined],
                 ['Reason', job.reason],
               ]}
             />

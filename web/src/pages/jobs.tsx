@@ -816,7 +816,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
           ) : (
             <span class="subtle" data-testid="job-total">
               {s.total.toLocaleString()} job{s.total === 1 ? '' : 's'}
-              {filters.length ? ' match' : ''}
+              {filters.length ? (s.total === 1 ? ' matches' : ' match') : ''}
             </span>
           )}
         </div>
