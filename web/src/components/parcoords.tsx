@@ -259,7 +259,7 @@ export function ParCoords({ project, axes, filters, refresh, onBrush, onAxes }: 
     const paths: Path2D[] = Array.from({ length: BUCKETS }, () => new Path2D());
     const grey = new Path2D();
     for (let i = 0; i < n; i++) {
-      const p = active[i] ? (colorAxis >= 0 && !isNaN(A[colorAxis].pos[i]) ? paths[Math.round(A[colorAxis].pos[i] * (BUCKETS - 1))] : paths[0]) : grey;
+      const p: Path2D = active[i] ? (colorAxis >= 0 && !isNaN(A[colorAxis].pos[i]) ? paths[Math.round(A[colorAxis].pos[i] * (BUCKETS - 1))] : paths[0]) : grey;
       // Consecutive values are joined; a value with no neighbour gets a short dash.
       let prevX = NaN,
         prevY = NaN,
