@@ -55,10 +55,6 @@ type JobSpec struct {
 	// hand records itself; nothing is queued).
 	Mode     string `json:"mode,omitempty"`
 	ParentID string `json:"parent_id,omitempty"`
-	// UID and GID of the submitting user, so that Docker workers write files as that user.
-	// The server uses them only for submissions from its own machine.
-	UID *int `json:"uid,omitempty"`
-	GID *int `json:"gid,omitempty"`
 }
 
 // SubmitResult is the answer to a submission.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -246,8 +245,12 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if spec.UID != nil && spec.GID != nil && *spec.UID >= 0 && *spec.GID >= 0 && p.Local && !s.cfg.Auth {
-		j.RunAs = fmt.Sprintf("%d:%d", *spec.UID, *spec.GID)
+	if p.Local && !s.cfg.Auth {
+		// Containers run as the local user who submitted, as the kernel reports them: what the
+		// client claims (spec.UID) is never trusted.
+		if who, ok := peerUser(r); ok {
+			j.RunAs = who
+		}
 	}
 	now := time.Now().UTC()
 	j.CreatedAt = now

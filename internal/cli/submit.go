@@ -101,9 +101,8 @@ func (e *env) submit(cmd *cobra.Command, f *submitFlags, envName, dir string, co
 	for _, w := range jobCfg.Warnings {
 		e.warn("%s", w)
 	}
-	uid, gid := os.Getuid(), os.Getgid()
 	spec := &sdk.JobSpec{ID: uuid.NewString(), Project: f.project, User: currentUser(), Command: command,
-		JobConfig: string(raw), UID: &uid, GID: &gid}
+		JobConfig: string(raw)}
 	if spec.Project == "" && jobCfg.ProjectName == "" {
 		spec.Project = filepath.Base(abs)
 	}

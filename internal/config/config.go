@@ -29,6 +29,9 @@ import (
 // Home returns $FOUNDATIONS_HOME, or ~/.foundations.
 func Home() string {
 	if h := os.Getenv("FOUNDATIONS_HOME"); h != "" {
+		if abs, err := filepath.Abs(h); err == nil {
+			return abs // paths under it are handed to jobs and Docker, which need them absolute
+		}
 		return h
 	}
 	if h, err := os.UserHomeDir(); err == nil {

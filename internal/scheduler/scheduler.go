@@ -408,8 +408,11 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 		s.cfg.Logger.Error("archive job", "job", j.ID, "err", archErr)
 		_ = s.cfg.Logs.Append(j.ID, "Foundations ERROR: archiving the working directory failed: "+oneLine(archErr)+"\n")
 	}
-	code := res.ExitCode
-	j2, err := s.cfg.Store.JobSetState(s.ctx, &store.JobSetStateParams{ID: j.ID, To: to, Reason: reason, ExitCode: &code,
+	var code *int
+	if !res.Lost {
+		code = &res.ExitCode
+	}
+	j2, err := s.cfg.Store.JobSetState(s.ctx, &store.JobSetStateParams{ID: j.ID, To: to, Reason: reason, ExitCode: code,
 		ArchiveDigest: archive})
 	if err != nil {
 		s.cfg.Logger.Error("record job end", "job", j.ID, "err", err)
@@ -422,7 +425,9 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 
 // archive stores the working directory as a blob.
 func (s *Scheduler) archive(workDir string) (string, error) {
-	if _, err := os.Stat(workDir); err != nil {
+	if _, err := os.Stat(workDir); os.IsNotExist(err) {
+		return "", nil // nothing left to archive
+	} else if err != nil {
 		return "", err
 	}
 	tmp, err := os.CreateTemp(s.cfg.WorkRoot, ".archive-*")
@@ -550,12 +555,18 @@ func (s *Scheduler) recover(ctx context.Context) error {
 	return nil
 }
 
+// markLost fails a job whose process or container cannot be found; what it left (working
+// directory, spool) is still archived and stored.
 func (s *Scheduler) markLost(ctx context.Context, j *atlas.Job, reason string) {
 	s.cfg.Logger.Warn("marking job failed", "job", j.ID, "reason", reason)
 	_ = s.cfg.Logs.Append(j.ID, "Foundations ERROR: "+reason+"\n")
-	if j2, err := s.cfg.Store.JobSetState(ctx, &store.JobSetStateParams{ID: j.ID, To: atlas.StateFailed, Reason: reason}); err == nil {
-		s.cfg.Changed(j2)
+	if j.Mode == atlas.ModeExecution {
+		if j2, err := s.cfg.Store.JobSetState(ctx, &store.JobSetStateParams{ID: j.ID, To: atlas.StateFailed, Reason: reason}); err == nil {
+			s.cfg.Changed(j2)
+		}
+		return
 	}
+	s.finish(j, executor.Result{ExitCode: -1, Lost: true, Reason: reason})
 }
 
 // rescueSilentScripts fails execution-mode jobs whose script stopped sending heartbeats (it

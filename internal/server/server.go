@@ -318,7 +318,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return baseCtx }}
+		BaseContext: func(net.Listener) context.Context { return baseCtx }, ConnContext: api.ConnContext}
 	// Jobs in containers reach the API through a unix socket in a directory mounted into them:
 	// the server need not listen on an address containers can reach, and a restarted server's
 	// new socket appears in running containers too.

@@ -70,8 +70,6 @@ def submit(scheduler_config="scheduler", job_directory=None, project_name=None, 
         raise ValueError("submit: ram must be a number of GB greater than 0")
     client = _client(scheduler_config)
     spec = {"id": str(uuid.uuid4()), "user": _user(), "job_config": _config.read_job_config(directory)}
-    if hasattr(os, "getuid"):  # Docker workers write files as the submitting user
-        spec["uid"], spec["gid"] = os.getuid(), os.getgid()
     if project_name:
         spec["project"] = project_name
     elif not _config.project_from_job_config(directory):

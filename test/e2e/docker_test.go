@@ -373,14 +373,8 @@ except Exception as e:
 	require.Equal(t, 0, res.Code, res.String())
 	if m := regexp.MustCompile(`SUBMITTED=(\S+)`).FindStringSubmatch(res.Stdout); m != nil {
 		j := s.waitDone(t, m[1])
-		if _, err := os.Stat(filepath.Join(rootOnly, "written-by-job.txt")); err == nil {
-			knownBug(t, "the server trusts the uid/gid a submission claims: a local non-root user who sends "+
-				"uid 0 (e.g. os.getuid = lambda: 0 before foundations.submit, or curl POST /api/v1/jobs with "+
-				"\"uid\": 0) gets a container running as root, with any host path bound rw through "+
-				"worker.volumes: the job wrote into a root-owned 0755 directory. Over the unix socket the "+
-				"peer's uid is known (SO_PEERCRED).")
-		}
-		require.NotEqual(t, "0:0", s.record(t, m[1]).RunAs, "state %s", j.State)
+		require.Equal(t, "1000:1000", s.record(t, m[1]).RunAs, "the kernel's word, not the client's; state %s", j.State)
+		require.Contains(t, s.logs(t, m[1]), "job uid 1000")
 	}
 	require.NoFileExists(t, filepath.Join(rootOnly, "written-by-job.txt"))
 }
@@ -770,11 +764,6 @@ print(imagelib.VALUE, flush=True)
 	})
 	res := cli(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
 	require.Contains(t, res.Stdout, "IMAGE_SETTING=kept\n")
-	if res.Code != 0 && strings.Contains(res.Stdout, "No module named 'imagelib'") {
-		knownBug(t, "an image's ENV PYTHONPATH is replaced by the SDK's PYTHONPATH (/atlas/sdk), so the "+
-			"image's packages there are not importable: FROM atlas-ce/worker:latest + COPY imagelib.py /opt/lib/ + "+
-			"ENV PYTHONPATH=/opt/lib, used as worker.image; main.py `import imagelib` → ModuleNotFoundError")
-	}
 	require.Equal(t, 0, res.Code, res.String())
 	require.Contains(t, res.Stdout, "from the image PYTHONPATH\n")
 	require.EqualValues(t, 1, s.job(t, jobID(t, res.Stderr)).Metric("sdk"))
@@ -793,11 +782,6 @@ func TestDockerEnvironmentPythonPath(t *testing.T) {
 	})
 	res := cli(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
 	require.Contains(t, res.Stdout, "from lib on PYTHONPATH\n")
-	if res.Code != 0 && strings.Contains(res.Stdout, "No module named 'foundations'") {
-		knownBug(t, "PYTHONPATH in job.config.yaml's worker.environment replaces the injected SDK's path, so "+
-			"`import foundations` fails in the job: worker: {environment: {PYTHONPATH: /job/job_source/lib}} → "+
-			"ModuleNotFoundError: No module named 'foundations' (the process executor does the same)")
-	}
 	require.Equal(t, 0, res.Code, res.String())
 	require.EqualValues(t, 1, s.job(t, jobID(t, res.Stderr)).Metric("sdk"))
 }
@@ -823,13 +807,6 @@ func TestDockerImageWithoutPython(t *testing.T) {
 	require.NotContains(t, j.Reason, "\n")
 	require.NotContains(t, s.logs(t, id), "must not run")
 	require.Contains(t, s.logs(t, id), "python3", "the log names what is missing")
-	if !strings.Contains(j.Reason, "Python 3") {
-		knownBug(t, "a worker.image without python3 fails with the reason \"exited with code 127\" and only "+
-			"tini's \"[FATAL tini (7)] exec python3 failed: No such file or directory\" in the log, never the "+
-			"executor's intended \"image <ref> has no python3: Atlas workers need an image with Python 3\" (with "+
-			"HostConfig.Init the container starts, so the ContainerStart error it looks for never happens): "+
-			"`FROM scratch` + `COPY hello.txt /`, used as worker.image")
-	}
 	require.Contains(t, j.Reason, image)
 }
 
@@ -908,11 +885,6 @@ sys.exit(3)
 	require.Equal(t, 0, res.Code, res.String())
 	require.Equal(t, "stopped", s.waitDone(t, stopped).State)
 	waitContainerGone(t, stopped, since)
-	if _, err := os.Stat(s.workDir(removed)); err == nil {
-		knownBug(t, "a job whose container disappeared while atlas-server was down is marked failed at start, "+
-			"but its working directory $FOUNDATIONS_HOME/work/<id>/ is neither archived nor removed (it stays "+
-			"forever): submit a gate job, stop the server, `docker rm -f` its container, start the server")
-	}
 	require.NoDirExists(t, s.workDir(removed), "the lost job's working directory is not left behind")
 }
 
@@ -925,11 +897,6 @@ func TestDockerRelativeHome(t *testing.T) {
 	t.Cleanup(func() { removeHomeContainers("fh") })
 	startServerEnv(t, home, parent, []string{"FOUNDATIONS_HOME=fh"}, "--executor", "docker")
 	res := cli(t, home, newProject(t, "rel", map[string]string{"main.py": "print('ran with a relative home')\n"}), "submit", "scheduler", ".", "main.py")
-	if res.Code != 0 && strings.Contains(res.Stderr, "invalid characters for a local volume name") {
-		knownBug(t, "with a relative FOUNDATIONS_HOME (FOUNDATIONS_HOME=fh atlas-server start --executor docker), "+
-			"every job fails: \"create container: ... create fh/work/<id>: \\\"fh/work/<id>\\\" includes invalid "+
-			"characters for a local volume name ... use absolute path\" (the home is not made absolute)")
-	}
 	require.Equal(t, 0, res.Code, res.String())
 	require.Contains(t, res.Stdout, "ran with a relative home")
 }
@@ -987,13 +954,6 @@ func TestDockerNewVolumeDirOwnedBySubmitter(t *testing.T) {
 	})
 	chownTree(t, userHome, uid, gid)
 	res := runAs(t, cred, s.Home, proj, []string{"HOME=" + userHome}, cliBin(), "submit", "scheduler", ".", "main.py")
-	if res.Code != 0 && strings.Contains(res.Stdout, "Permission denied: '/data/out/result.txt'") {
-		u, _ := fileOwner(t, vol)
-		knownBug(t, fmt.Sprintf("a worker.volumes host path that does not exist is created by Docker as root "+
-			"(owner uid %d here), so the job, running as the submitting user, cannot write into it and a "+
-			"root-owned directory is left in the user's tree: as uid 1000, volumes: {/home/u/new/volume: "+
-			"{bind: /data/out, mode: rw}} with main.py writing /data/out/result.txt → PermissionError", u))
-	}
 	require.Equal(t, 0, res.Code, res.String())
 	for _, p := range []string{filepath.Join(userHome, "new"), vol, filepath.Join(vol, "result.txt")} {
 		u, g := fileOwner(t, p)

@@ -12,6 +12,7 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -172,7 +173,8 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 	argv := commandLine(j, imgEntrypoint, imgCmd)
 
 	user := j.RunAs
-	if user == "" {
+	if user == "" || os.Getuid() != 0 {
+		// Only a root server can hand files to another user; otherwise jobs run as the server.
 		user = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
 	}
 	uid, gid, err := parseUser(user)
@@ -225,12 +227,29 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 		if mode == "" {
 			mode = "rw"
 		}
+		// Docker would create a missing host path as root; create it as the job's user.
+		if _, err := os.Stat(host); os.IsNotExist(err) {
+			if err := mkdirAllAs(host, uid, gid); err != nil {
+				return nil, fmt.Errorf("worker.volumes: create %s: %w", host, err)
+			}
+		}
 		binds = append(binds, host+":"+v.Bind+":"+mode)
+	}
+	// The SDK joins PYTHONPATH; it does not replace the image's or the user's.
+	pythonPath := []string{sdkPath}
+	if v, ok := j.Worker.Environment["PYTHONPATH"]; ok && v != "" {
+		pythonPath = append([]string{v}, pythonPath...)
+	}
+	if img.Config != nil {
+		for _, kv := range img.Config.Env {
+			if v, ok := strings.CutPrefix(kv, "PYTHONPATH="); ok && v != "" {
+				pythonPath = append(pythonPath, v)
+			}
+		}
 	}
 	env = append(env,
 		"FOUNDATIONS_SCHEDULER_URL=http+unix://"+url.PathEscape(runPath+"/"+socketName),
 		"FOUNDATIONS_HOME=/tmp/foundations",
-		"PYTHONPATH="+sdkPath,
 		"PYTHONUNBUFFERED=1",
 		"ATLAS_LOG_FILE="+logPath,
 	)
@@ -238,8 +257,11 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 		env = append(env, "HOME=/tmp")
 	}
 	for k, v := range j.Worker.Environment { // the user's settings win
-		env = append(env, k+"="+v)
+		if k != "PYTHONPATH" {
+			env = append(env, k+"="+v)
+		}
 	}
+	env = append(env, "PYTHONPATH="+strings.Join(pythonPath, ":"))
 	workDir := workPath
 	if j.Worker.WorkingDir != "" {
 		workDir = j.Worker.WorkingDir
@@ -318,6 +340,25 @@ func parseUser(s string) (int, int, error) {
 		return 0, 0, fmt.Errorf("invalid user %q: want uid:gid", s)
 	}
 	return uid, gid, nil
+}
+
+// mkdirAllAs creates dir and its missing parents, owned by uid:gid.
+func mkdirAllAs(dir string, uid, gid int) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirAllAs(parent, uid, gid); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
+		return err
+	}
+	if os.Getuid() == 0 {
+		return os.Lchown(dir, uid, gid)
+	}
+	return nil
 }
 
 func chownTree(root string, uid, gid int) error {
@@ -434,12 +475,23 @@ func (h *handle) result(ctx context.Context) (executor.Result, error) {
 	} else if st.Error != "" {
 		res.Reason = firstLine(st.Error)
 	}
+	var early bytes.Buffer // what the container printed before the prelude took over its output
 	if logs, err := h.e.cli.ContainerLogs(ctx, h.id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true}); err == nil {
+		_, _ = stdcopy.StdCopy(&early, &early, io.LimitReader(logs, 1<<20))
+		logs.Close()
+	}
+	if early.Len() > 0 {
 		if f, err := os.OpenFile(h.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
-			_, _ = stdcopy.StdCopy(f, f, io.LimitReader(logs, 1<<20))
+			_, _ = f.Write(early.Bytes())
 			f.Close()
 		}
-		logs.Close()
+	}
+	if st.ExitCode == 127 && res.Reason == "" && strings.Contains(early.String(), "python3") {
+		image := ""
+		if ins.Container.Config != nil {
+			image = ins.Container.Config.Image
+		}
+		res.Reason = "image " + image + " has no python3: Atlas workers need an image with Python 3"
 	}
 	return res, nil
 }

@@ -155,15 +155,26 @@ func jobEnv(spec *executor.Spec) []string {
 			env = append(env, kv)
 		}
 	}
-	pythonPath := spec.SDKDir
+	// The SDK joins PYTHONPATH: after the job's own (worker.environment), before the server's.
+	pythonPath := []string{spec.SDKDir}
 	if p := os.Getenv("PYTHONPATH"); p != "" {
-		pythonPath += string(os.PathListSeparator) + p
+		pythonPath = append(pythonPath, p)
 	}
-	env = append(env, "PYTHONPATH="+pythonPath, "PYTHONUNBUFFERED=1")
+	for _, kv := range spec.Env {
+		if v, ok := strings.CutPrefix(kv, "PYTHONPATH="); ok && v != "" {
+			pythonPath = append([]string{v}, pythonPath...)
+		}
+	}
+	env = append(env, "PYTHONUNBUFFERED=1")
 	if spec.SpoolDir != "" {
 		env = append(env, "FOUNDATIONS_SPOOL_DIR="+spec.SpoolDir)
 	}
-	return append(env, spec.Env...)
+	for _, kv := range spec.Env {
+		if !strings.HasPrefix(kv, "PYTHONPATH=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "PYTHONPATH="+strings.Join(pythonPath, string(os.PathListSeparator)))
 }
 
 func resultFromWait(ps *os.ProcessState, waitErr error, exitFile string) executor.Result {
