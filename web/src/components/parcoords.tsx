@@ -143,11 +143,12 @@ export interface ParCoordsProps {
   axes: string[];
   filters: Filter[]; // all filters of the table: those on axes are brushes
   refresh: number; // changes when the jobs changed
+  ready: boolean; // false while the table loads a new query
   onBrush: (field: string, f: Filter | null) => void;
   onAxes: (axes: string[]) => void;
 }
 
-export function ParCoords({ project, axes, filters, refresh, onBrush, onAxes }: ParCoordsProps) {
+export function ParCoords({ project, axes, filters, refresh, ready, onBrush, onAxes }: ParCoordsProps) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const wrap = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(800);
@@ -160,29 +161,42 @@ export function ParCoords({ project, axes, filters, refresh, onBrush, onAxes }: 
   const axisSet = new Set(axes);
   const brushFilters = filters.filter((f) => axisSet.has(f.field) && (f.op === 'range' || f.op === 'in'));
   const context = filters.filter((f) => !brushFilters.includes(f));
-  const contextKey = JSON.stringify(context);
 
+  // The chart waits while the table loads a new query (ready false), so that the rows are on
+  // screen first; it fetches again only when its own inputs change.
+  const fetchKey = JSON.stringify([project, axes, context, refresh]);
+  const lastKey = useRef('');
   useEffect(() => {
     if (!axes.length) {
       setData(null);
       return;
     }
+    if (!ready || lastKey.current === fetchKey) return;
+    lastKey.current = fetchKey;
     const ac = new AbortController();
+    let done = false;
     setLoading(true);
     api
       .values(project, axes, context, ac.signal)
       .then((v) => {
+        done = true;
         setData({ v, axes: buildAxes(v, axes) });
         setLoading(false);
       })
       .catch((e) => {
+        done = true;
         if (e.name !== 'AbortError') {
           setLoading(false);
           toastError(e, 'Chart');
         }
       });
-    return () => ac.abort();
-  }, [project, axes.join(','), contextKey, refresh]);
+    return () => {
+      if (!done) {
+        ac.abort();
+        lastKey.current = '';
+      }
+    };
+  }, [fetchKey, ready]);
 
   useEffect(() => {
     const el = wrap.current;
@@ -239,11 +253,15 @@ export function ParCoords({ project, axes, filters, refresh, onBrush, onAxes }: 
     idx.splice(at, 0, move.axis);
     return idx;
   }, [data, move, xs]);
+  const drawn = useRef<unknown[]>([]);
   const axisX = (i: number) => (move && move.axis === i ? move.x : xs[order.indexOf(i)]);
 
   useEffect(() => {
     const c = canvas.current;
-    if (!c || !data || !active) return;
+    if (!c || !data || !active || !ready) return;
+    const inputs = [data, active, width, drag, move, order];
+    if (drawn.current.length && inputs.every((x, i) => x === drawn.current[i])) return;
+    drawn.current = inputs;
     const dpr = window.devicePixelRatio || 1;
     c.width = Math.round(width * dpr);
     c.height = Math.round(height * dpr);
@@ -337,7 +355,7 @@ export function ParCoords({ project, axes, filters, refresh, onBrush, onAxes }: 
         ctx.strokeRect(x - 7 + 0.5, y0 + 0.5, 14, Math.max(2, y1 - y0));
       }
     });
-  }, [data, active, width, drag, move, order]);
+  }, [data, active, width, drag, move, order, ready]);
 
   const hitAxis = (x: number) => {
     let best = -1;

@@ -1,9 +1,9 @@
 // The project page: the jobs table (virtualised rows over server pages, server-side sort and
 // filters), column chooser, selection actions and the parallel-coordinates chart. The view
 // (sort, filters, hidden columns, chart axes) lives in the URL.
-import { Fragment } from 'preact';
+import { Component, Fragment } from 'preact';
 import type { JSX } from 'preact';
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { IconChart, IconColumns, IconCompare, IconFilter, IconRefresh, IconSearch, IconSortDown, IconSortUp, IconStop, IconTrash, IconX } from '../components/icons';
 import { ParCoords } from '../components/parcoords';
@@ -27,6 +27,7 @@ const OVERSCAN = 8;
 
 interface ListState {
   gen: number;
+  dataGen: number; // the query generation of the rows held
   total: number;
   pages: Map<number, Job[]>;
   params: string[];
@@ -37,7 +38,7 @@ interface ListState {
 
 function useJobPages(project: string, sort: string, desc: boolean, filters: Filter[]) {
   const key = JSON.stringify([project, sort, desc, filters]);
-  const st = useRef<ListState>({ gen: 0, total: 0, pages: new Map(), params: [], metrics: [], loaded: false, error: '' });
+  const st = useRef<ListState>({ gen: 0, dataGen: 0, total: 0, pages: new Map(), params: [], metrics: [], loaded: false, error: '' });
   const inflight = useRef(new Map<number, AbortController>());
   const want = useRef<[number, number]>([0, 1]);
   const [, setTick] = useState(0);
@@ -56,6 +57,7 @@ function useJobPages(project: string, sort: string, desc: boolean, filters: Filt
         if (st.current.gen !== gen) return;
         const s = st.current;
         if (replaceAll) s.pages = new Map();
+        s.dataGen = gen;
         s.pages.set(page, res.jobs);
         s.total = res.total;
         if (res.params) s.params = res.params;
@@ -120,7 +122,7 @@ interface Col {
   group: 'job' | 'param' | 'metric';
   width: number;
   sort?: string;
-  sticky?: number; // left offset when the column stays in view
+  sticky?: boolean; // stays in view when the table scrolls sideways (leading columns only)
   cell: (j: Job) => JSX.Element | string;
   title?: (j: Job) => string;
 }
@@ -135,17 +137,16 @@ function metricTitle(m: Metric): string {
   return parts.join(' · ');
 }
 
-function buildColumns(params: string[], metrics: string[], now: number): Col[] {
-  void now; // durations of running jobs are recomputed when it changes
+function buildColumns(params: string[], metrics: string[]): Col[] {
   const cols: Col[] = [
-    { id: 'state', label: 'Status', group: 'job', width: 116, sort: 'state', sticky: 36, cell: (j) => <StateBadge state={j.state} stopping={j.stop_requested} /> },
+    { id: 'state', label: 'Status', group: 'job', width: 116, sort: 'state', sticky: true, cell: (j) => <StateBadge state={j.state} stopping={j.stop_requested} /> },
     {
       id: 'id',
       label: 'Job ID',
       group: 'job',
       width: 124,
       sort: 'id',
-      sticky: 152,
+      sticky: true,
       cell: (j) => (
         <span class="idcell">
           <Link href={`/jobs/${encodeURIComponent(j.id)}`} class="mono joblink" title={j.id}>
@@ -217,6 +218,110 @@ function buildColumns(params: string[], metrics: string[], now: number): Col[] {
       },
     });
   return cols;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout of the grid: leading sticky columns, then the others; only those in view are rendered.
+
+const SELECT_W = 36;
+const H_OVERSCAN = 240; // px of columns rendered beyond each side of the view
+
+interface Layout {
+  sticky: Col[];
+  rest: Col[];
+  left: Map<string, number>; // sticky columns' left offsets
+  x: number[]; // left edge of each of rest, from the first non-sticky column
+  stickyW: number;
+}
+
+function gridLayout(cols: Col[]): Layout {
+  const sticky: Col[] = [];
+  const rest: Col[] = [];
+  const left = new Map<string, number>();
+  let w = SELECT_W;
+  for (const c of cols) {
+    if (c.sticky && rest.length === 0) {
+      left.set(c.id, w);
+      w += c.width;
+      sticky.push(c);
+    } else rest.push(c);
+  }
+  const x: number[] = [];
+  let acc = 0;
+  for (const c of rest) {
+    x.push(acc);
+    acc += c.width;
+  }
+  return { sticky, rest, left, x, stickyW: w };
+}
+
+/** The range [a, b) of non-sticky columns in view, and the width of those left of it. */
+function visibleColumns(l: Layout, scrollLeft: number, viewW: number): { a: number; b: number; pad: number } {
+  const from = scrollLeft - H_OVERSCAN;
+  const to = scrollLeft + viewW - l.stickyW + H_OVERSCAN;
+  let a = 0;
+  while (a < l.rest.length && l.x[a] + l.rest[a].width < from) a++;
+  let b = a;
+  while (b < l.rest.length && l.x[b] < to) b++;
+  return { a, b, pad: a < l.rest.length ? l.x[a] : 0 };
+}
+
+interface RowProps {
+  i: number;
+  job: Job;
+  selected: boolean;
+  sticky: Col[];
+  cols: Col[];
+  pad: number;
+  tick: number; // changes every second for running jobs (their duration)
+  onToggle: (j: Job, on: boolean) => void;
+}
+
+/** One row of the grid; re-rendered only when its job, selection, position or columns change. */
+class Row extends Component<RowProps> {
+  shouldComponentUpdate(n: RowProps) {
+    const p = this.props;
+    return n.job !== p.job || n.selected !== p.selected || n.i !== p.i || n.cols !== p.cols || n.sticky !== p.sticky || n.pad !== p.pad || n.tick !== p.tick;
+  }
+  render({ i, job, selected, sticky, cols, pad, onToggle }: RowProps) {
+    let left = SELECT_W;
+    return (
+      <div
+        class={`tr${selected ? ' selected' : ''}`}
+        style={{ top: i * ROW_H + 'px' }}
+        role="row"
+        data-job={job.id}
+        data-state={job.state}
+        onClick={(e) => {
+          const t = e.target as HTMLElement;
+          if (t.closest('a,button,input,label')) return;
+          if (window.getSelection()?.toString()) return;
+          const href = `/jobs/${encodeURIComponent(job.id)}`;
+          if (e.ctrlKey || e.metaKey) window.open(href, '_blank');
+          else navigate(href);
+        }}
+      >
+        <label class="td sticky select-col" style={{ left: '0px', width: SELECT_W + 'px' }}>
+          <input type="checkbox" aria-label={`Select job ${job.id}`} checked={selected} onChange={(e) => onToggle(job, e.currentTarget.checked)} />
+        </label>
+        {sticky.map((c) => {
+          const l = left;
+          left += c.width;
+          return (
+            <div key={c.id} class="td sticky" style={{ left: l + 'px', width: c.width + 'px' }} data-col={c.id}>
+              {c.cell(job)}
+            </div>
+          );
+        })}
+        {pad > 0 && <div class="col-pad" style={{ width: pad + 'px' }} />}
+        {cols.map((c) => (
+          <div key={c.id} class="td" style={{ width: c.width + 'px' }} data-col={c.id}>
+            {c.cell(job)}
+          </div>
+        ))}
+      </div>
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,7 +557,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
     };
   }, []);
 
-  const allCols = useMemo(() => buildColumns(s.params, s.metrics, now), [s.params.join(','), s.metrics.join(','), now]);
+  const allCols = useMemo(() => buildColumns(s.params, s.metrics), [s.params.join(','), s.metrics.join(',')]);
   const cols = allCols.filter((c) => !hidden.has(c.id));
   const totalWidth = 36 + cols.reduce((n, c) => n + c.width, 0);
 
@@ -475,10 +580,10 @@ export function ProjectJobsPage({ project }: { project: string }) {
     scroller.current?.scrollTo({ top: 0 });
   };
 
-  // Scrolling.
+  // Scrolling: rows and columns outside the view are not rendered.
   const scroller = useRef<HTMLDivElement>(null);
-  const [scrollTop, setScrollTop] = useState(0);
-  const [viewH, setViewH] = useState(600);
+  const [scroll, setScroll] = useState({ top: 0, left: 0 });
+  const [view, setView] = useState({ w: 1200, h: 600 });
   useEffect(() => {
     const el = scroller.current;
     if (!el) return;
@@ -487,13 +592,13 @@ export function ProjectJobsPage({ project }: { project: string }) {
       if (raf) return;
       raf = requestAnimationFrame(() => {
         raf = 0;
-        setScrollTop(el.scrollTop);
+        setScroll((p) => (p.top === el.scrollTop && p.left === el.scrollLeft ? p : { top: el.scrollTop, left: el.scrollLeft }));
       });
     };
     el.addEventListener('scroll', onScroll, { passive: true });
-    const ro = new ResizeObserver(() => setViewH(el.clientHeight));
+    const ro = new ResizeObserver(() => setView({ w: el.clientWidth, h: el.clientHeight }));
     ro.observe(el);
-    setViewH(el.clientHeight);
+    setView({ w: el.clientWidth, h: el.clientHeight });
     return () => {
       el.removeEventListener('scroll', onScroll);
       ro.disconnect();
@@ -502,13 +607,17 @@ export function ProjectJobsPage({ project }: { project: string }) {
   }, [s.loaded]);
   useEffect(() => {
     scroller.current?.scrollTo({ top: 0 });
-    setScrollTop(0);
+    setScroll((p) => ({ ...p, top: 0 }));
   }, [filtersRaw]);
 
-  const bodyTop = scrollTop;
-  const start = Math.max(0, Math.floor(bodyTop / ROW_H) - OVERSCAN);
-  const end = Math.min(s.total, Math.ceil((bodyTop + viewH) / ROW_H) + OVERSCAN);
-  useEffect(() => list.ensure(start, end), [start, end, s.gen, s.total, s.loaded]);
+  const start = Math.max(0, Math.floor(scroll.top / ROW_H) - OVERSCAN);
+  const end = Math.min(s.total, Math.ceil((scroll.top + view.h) / ROW_H) + OVERSCAN);
+  // Load a little ahead, so that rows are there before they scroll into view.
+  useEffect(() => list.ensure(Math.max(0, start - PAGE / 2), end + PAGE), [start, end, s.gen, s.total, s.loaded]);
+
+  const layout = useMemo(() => gridLayout(cols), [cols.map((c) => c.id).join(',')]);
+  const win = visibleColumns(layout, scroll.left, view.w);
+  const hWin = { pad: win.pad, cols: useMemo(() => layout.rest.slice(win.a, win.b), [layout, win.a, win.b]) };
 
   const rows: { i: number; job?: Job }[] = [];
   let anyActive = false;
@@ -519,24 +628,29 @@ export function ProjectJobsPage({ project }: { project: string }) {
   }
   visibleActive.current = anyActive;
 
-  // Marks for the speed measurements (tests/perf.mjs): when rows of a query are on screen.
-  const renderKey = `${s.gen}:${rows.length && rows[0].job ? rows[0].job.id : ''}:${s.total}`;
-  useEffect(() => {
+  // Marks for the speed measurements (tests/perf.mjs): the frame that paints the rows of a new
+  // query. A layout effect runs right after the DOM is updated; the next animation frame is the
+  // one that paints it.
+  const renderKey = `${s.dataGen}:${rows.length && rows[0].job ? rows[0].job.id : ''}:${s.total}`;
+  useLayoutEffect(() => {
     if (!rows.some((r) => r.job)) return;
-    const w = window as unknown as { __atlasRenders?: number; __atlasRenderedAt?: number };
-    w.__atlasRenders = (w.__atlasRenders ?? 0) + 1;
-    w.__atlasRenderedAt = performance.now();
-    if (w.__atlasRenders === 1) performance.mark('atlas-table-rows');
+    const w = window as unknown as { __atlasRenders?: number; __atlasPaintedAt?: number };
+    requestAnimationFrame(() => {
+      w.__atlasRenders = (w.__atlasRenders ?? 0) + 1;
+      w.__atlasPaintedAt = performance.now();
+      if (w.__atlasRenders === 1) performance.mark('atlas-table-painted');
+    });
   }, [renderKey]);
 
   // Selection.
   const allLoaded = list.loadedJobs();
-  const toggle = (j: Job, on: boolean) => {
-    const n = new Map(selected);
-    if (on) n.set(j.id, j);
-    else n.delete(j.id);
-    setSelected(n);
-  };
+  const toggle = (j: Job, on: boolean) =>
+    setSelected((prev) => {
+      const n = new Map(prev);
+      if (on) n.set(j.id, j);
+      else n.delete(j.id);
+      return n;
+    });
   const allSelected = allLoaded.length > 0 && allLoaded.every((j) => selected.has(j.id));
   const selJobs = () => [...selected.keys()].map((id) => allLoaded.find((j) => j.id === id) ?? selected.get(id)!);
 
@@ -647,6 +761,16 @@ export function ProjectJobsPage({ project }: { project: string }) {
     ...s.metrics.map((m) => ({ id: 'metric:' + m, label: m, group: 'Metrics' })),
   ];
 
+  // Cell tooltips (full values, metric min/max/count) are computed when hovered, not rendered.
+  const onCellHover = (e: MouseEvent) => {
+    const td = (e.target as HTMLElement).closest<HTMLElement>('.td[data-col]');
+    const tr = td?.closest<HTMLElement>('.tr[data-job]');
+    if (!td || !tr) return;
+    const job = rows.find((r) => r.job?.id === tr.dataset.job)?.job;
+    const col = cols.find((c) => c.id === td.dataset.col);
+    if (job && col?.title) td.title = col.title(job);
+  };
+
   const hasData = s.loaded && (s.total > 0 || filters.length > 0);
   const colGroups = [
     { name: 'Job', cols: allCols.filter((c) => c.group === 'job').map((c) => ({ id: c.id, label: c.label })) },
@@ -659,12 +783,13 @@ export function ProjectJobsPage({ project }: { project: string }) {
     const isDesc = sort ? desc : true;
     const fld = fieldOfCol(c.id);
     const filtered = filters.some((f) => f.field === fld);
+    const left = layout.left.get(c.id);
     const style: Record<string, string> = { width: c.width + 'px' };
-    if (c.sticky !== undefined) style.left = c.sticky + 'px';
+    if (left !== undefined) style.left = left + 'px';
     return (
       <div
         key={c.id}
-        class={`th g-${c.group}${c.sticky !== undefined ? ' sticky' : ''}${sorted ? ' sorted' : ''}`}
+        class={`th g-${c.group}${left !== undefined ? ' sticky' : ''}${sorted ? ' sorted' : ''}`}
         style={style}
         data-col={c.id}
         role="columnheader"
@@ -732,6 +857,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
             axes={axes}
             filters={filters}
             refresh={refreshN}
+            ready={s.dataGen === s.gen}
             onBrush={(field, f) => setFilters(withFilter(filters, field, f))}
             onAxes={(a) => setQuery({ axes: a.join(',') }, { replace: true })}
           />
@@ -887,42 +1013,26 @@ export function ProjectJobsPage({ project }: { project: string }) {
                     }}
                   />
                 </div>
-                {cols.map(headCell)}
+                {layout.sticky.map((c) => headCell(c))}
+                {hWin.pad > 0 && <div class="col-pad" style={{ width: hWin.pad + 'px' }} />}
+                {hWin.cols.map((c) => headCell(c))}
               </div>
-              <div class="grid-body" style={{ height: Math.max(s.total, 0) * ROW_H + 'px' }}>
+              <div class="grid-body" style={{ height: Math.max(s.total, 0) * ROW_H + 'px' }} onMouseOver={onCellHover}>
                 {rows.map(({ i, job }) =>
                   job ? (
-                    <div
-                      key={i}
-                      class={`tr${selected.has(job.id) ? ' selected' : ''}${i % 2 ? ' odd' : ''}`}
-                      style={{ top: i * ROW_H + 'px' }}
-                      role="row"
-                      data-job={job.id}
-                      data-state={job.state}
-                      onClick={(e) => {
-                        const t = e.target as HTMLElement;
-                        if (t.closest('a,button,input,label')) return;
-                        if (window.getSelection()?.toString()) return;
-                        const href = `/jobs/${encodeURIComponent(job.id)}`;
-                        if (e.ctrlKey || e.metaKey) window.open(href, '_blank');
-                        else navigate(href);
-                      }}
-                    >
-                      <label class="td sticky select-col" style={{ left: '0px', width: '36px' }}>
-                        <input type="checkbox" aria-label={`Select job ${job.id}`} checked={selected.has(job.id)} onChange={(e) => toggle(job, e.currentTarget.checked)} />
-                      </label>
-                      {cols.map((c) => {
-                        const style: Record<string, string> = { width: c.width + 'px' };
-                        if (c.sticky !== undefined) style.left = c.sticky + 'px';
-                        return (
-                          <div key={c.id} class={`td${c.sticky !== undefined ? ' sticky' : ''}`} style={style} title={c.title?.(job)} data-col={c.id}>
-                            {c.cell(job)}
-                          </div>
-                        );
-                      })}
-                    </div>
+                    <Row
+                      key={job.id}
+                      i={i}
+                      job={job}
+                      selected={selected.has(job.id)}
+                      sticky={layout.sticky}
+                      cols={hWin.cols}
+                      pad={hWin.pad}
+                      tick={isActive(job.state) ? now : 0}
+                      onToggle={toggle}
+                    />
                   ) : (
-                    <div key={i} class="tr placeholder" style={{ top: i * ROW_H + 'px', width: totalWidth + 'px' }}>
+                    <div key={'p' + i} class="tr placeholder" style={{ top: i * ROW_H + 'px', width: totalWidth + 'px' }}>
                       <div class="skeleton-bar" />
                     </div>
                   ),

@@ -1,0 +1,86 @@
+// Shared by the browser tests and the speed measurements: where things are, how to start
+// atlas-server and Chromium.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const here = path.dirname(fileURLToPath(import.meta.url));
+export const repo = path.resolve(here, '../..');
+export const serverBin = process.env.ATLAS_SERVER_BIN || path.join(repo, 'bin/atlas-server');
+export const cliBin = process.env.FOUNDATIONS_BIN || path.join(repo, 'bin/foundations');
+export const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+export const CI = process.env.CI === 'true';
+
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+
+export function missing() {
+  if (!fs.existsSync(chromiumPath)) return `no Chromium at ${chromiumPath} (apt-get install chromium)`;
+  if (!fs.existsSync(serverBin)) return `no ${path.relative(repo, serverBin)} (make build)`;
+  if (!fs.existsSync(cliBin)) return `no ${path.relative(repo, cliBin)} (make build)`;
+  if (!fs.existsSync(path.join(here, '../dist/index.html'))) return 'the GUI is not built (npm run build in web/)';
+  try {
+    // playwright-core is a dev dependency of web/.
+    fs.accessSync(path.join(here, '../node_modules/playwright-core/package.json'));
+  } catch {
+    return 'playwright-core is not installed (npm ci in web/)';
+  }
+  return '';
+}
+
+/** Starts atlas-server on a free port; resolves once it prints its address. */
+export async function startServer(home, extraArgs = []) {
+  const proc = spawn(serverBin, ['start', '--port', '0', '--executor', 'process', ...extraArgs], {
+    env: { ...process.env, FOUNDATIONS_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stderr.on('data', (d) => (err += d));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`atlas-server did not start in 30 s:\n${out}\n${err}`)), 30000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/[^\s]+) /);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`atlas-server exited with ${code}:\n${out}\n${err}`));
+    });
+  });
+  proc.removeAllListeners('exit');
+  return {
+    url,
+    proc,
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', resolve);
+        proc.kill('SIGINT');
+      }),
+  };
+}
+
+export async function launchBrowser() {
+  const { chromium } = await import('playwright-core');
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1440, height: 900 },
+  });
+  return {
+    ctx,
+    close: async () => {
+      await ctx.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
