@@ -261,31 +261,12 @@ func newNetns(t *testing.T) *netns {
 	return ns
 }
 
-// startServerIn starts atlas-server inside the namespace, listening on its address.
+// startServer starts atlas-server inside the namespace, listening on its address.
 func (ns *netns) startServer(t *testing.T, home string, args ...string) *Server {
 	t.Helper()
 	argv := append([]string{"netns", "exec", ns.name, serverBin(), "start", "--host", ns.serverIP, "--port", "0"}, args...)
-	cmd := exec.Command("ip", argv...)
-	cmd.Env = baseEnv(home)
-	cmd.Dir = home
-	s := &Server{t: t, Home: home, cmd: cmd, Stdout: newStream(), Stderr: newStream(), done: make(chan struct{}),
-		http: &http.Client{Transport: &http.Transport{Proxy: nil}}}
-	cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr
-	require.NoError(t, cmd.Start())
-	go func() {
-		_ = cmd.Wait()
-		s.Stdout.close()
-		s.Stderr.close()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		s.Stop()
-		killJobProcesses(home)
-	})
-	require.NoError(t, s.Stdout.WaitFor("Atlas server listening on", time.Minute), s.Stderr.String())
-	m := regexp.MustCompile(`listening on (https?://\S+) `).FindStringSubmatch(s.Stdout.String())
-	require.NotNil(t, m, s.Stdout.String())
-	s.URL = m[1]
+	s, err := runServer(t, home, exec.Command("ip", argv...))
+	require.NoError(t, err)
 	return s
 }
 

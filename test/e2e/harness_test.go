@@ -189,7 +189,7 @@ type Server struct {
 	http   *http.Client
 }
 
-var listeningRE = regexp.MustCompile(`Atlas server listening on (http://\S+) \(GUI and API\)\. Ctrl-C to stop\.`)
+var listeningRE = regexp.MustCompile(`Atlas server listening on (https?://\S+) \(GUI and API\)\. Ctrl-C to stop\.`)
 
 // newHome returns a fresh FOUNDATIONS_HOME.
 func newHome(t *testing.T) string {
@@ -221,7 +221,13 @@ func launchServer(t *testing.T, home string, args ...string) (*Server, error) {
 		argv = append(argv, "--port", "0")
 	}
 	argv = append(argv, args...)
-	cmd := exec.Command(serverBin(), argv...)
+	return runServer(t, home, exec.Command(serverBin(), argv...))
+}
+
+// runServer starts cmd, an atlas-server command line (maybe wrapped, e.g. in `ip netns exec`),
+// and waits until it serves.
+func runServer(t *testing.T, home string, cmd *exec.Cmd) (*Server, error) {
+	t.Helper()
 	cmd.Env = baseEnv(home)
 	cmd.Dir = home
 	s := &Server{t: t, Home: home, cmd: cmd, Stdout: newStream(), Stderr: newStream(), done: make(chan struct{}),

@@ -11,7 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,12 +49,9 @@ func TestTLS(t *testing.T) {
 	cert, key := selfSigned(t)
 	home := newHome(t)
 	tok := addUser(t, home, "dana", false)
-	s, err := launchServer(t, home, "--auth", "--tls-cert", cert, "--tls-key", key)
-	require.Error(t, err, "the harness expects http:// in the listening line")
-	require.NoError(t, s.Stdout.WaitFor("listening on https://127.0.0.1:", time.Minute))
-	m := regexp.MustCompile(`listening on (https://\S+) `).FindStringSubmatch(s.Stdout.String())
-	require.NotNil(t, m, s.Stdout.String())
-	url := m[1]
+	s := startServer(t, home, "--auth", "--tls-cert", cert, "--tls-key", key)
+	require.True(t, strings.HasPrefix(s.URL, "https://127.0.0.1:"), s.URL)
+	url := s.URL
 
 	client := t.TempDir()
 	trust := []string{"SSL_CERT_FILE=" + cert}
