@@ -267,6 +267,10 @@ function suite() {
       await page.locator('.chart-box[data-metric="loss"] canvas').waitFor();
       await page.locator('.chart-box[data-metric="accuracy"] canvas').waitFor();
       await textIn('.chart-box[data-metric="loss"] .chart-title', '20 points');
+      // Another job overlaid: one line per job in each chart.
+      await page.goto(`${base}/jobs/${jobs.t1}?tab=metrics&with=${jobs.t2}`);
+      await page.waitForFunction(() => document.querySelectorAll('.chart-box[data-metric="loss"] .u-legend .u-series').length === 3);
+      await page.locator('.overlay-bar .tag').filter({ hasText: jobs.t2.slice(0, 8) }).waitFor();
       await page.locator('.metrics-opts label').filter({ hasText: 'One chart' }).locator('input').check();
       await page.locator('.chart-box canvas').first().waitFor();
       await page.waitForFunction(() => document.querySelectorAll('.chart-box').length === 1);
@@ -283,6 +287,12 @@ function suite() {
       await page.getByRole('button', { name: 'Remove tag reviewed' }).click();
       await page.locator('[data-testid="tags"] .tag').filter({ hasText: 'reviewed' }).waitFor({ state: 'detached' });
       assert.equal((await apiGet(`/jobs/${jobs.t1}`)).tags.reviewed, undefined);
+      // A tag the server refuses: its one-line error shows in a toast.
+      await page.locator('[data-testid="add-tag"]').click();
+      await page.locator('[data-testid="tag-input"]').fill('k'.repeat(1001));
+      await page.locator('[data-testid="tag-input"]').press('Enter');
+      const toastText = await page.locator('[data-testid="toast"]').filter({ hasText: 'Tag:' }).first().innerText();
+      assert.match(toastText, /1000/);
     });
 
     test('stopping a running job from its page', async () => {

@@ -20,6 +20,8 @@ export interface ChartProps {
   time?: boolean; // x is unix seconds
   scatter?: boolean;
   logY?: boolean;
+  /** Text for an x value in the legend (default: the step, or the time). */
+  xValue?: (x: number) => string;
   /** Called with the series index and the x value under the cursor on click. */
   onPick?: (seriesIdx: number, x: number, dataIdx: number) => void;
   testid?: string;
@@ -43,7 +45,7 @@ export function align(series: Series[]): uPlotT.AlignedData {
   return [Array.from(xs), ...cols] as uPlotT.AlignedData;
 }
 
-export function Chart({ series, height = 220, xLabel = 'step', time = false, scatter = false, logY = false, onPick, testid }: ChartProps) {
+export function Chart({ series, height = 220, xLabel = 'step', time = false, scatter = false, logY = false, xValue, onPick, testid }: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlotT | null>(null);
   const pick = useRef(onPick);
@@ -76,7 +78,7 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
           { stroke: '#6b7280', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, font: '11px system-ui', size: 56, values: (_u, vals) => vals.map((v) => (v == null ? '' : fmtNumber(v))) },
         ],
         series: [
-          { label: xLabel, value: time ? '{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}' : (_u, v) => (v == null ? '' : String(v)) },
+          { label: xLabel, value: xValue ? (_u, v) => (v == null ? '' : xValue(v)) : time ? '{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}' : (_u, v) => (v == null ? '' : String(v)) },
           ...series.map((s, i) => {
             const color = s.color ?? PALETTE[i % PALETTE.length];
             return {

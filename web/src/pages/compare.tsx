@@ -3,9 +3,11 @@
 import { Fragment } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api } from '../api';
+import { PALETTE } from '../components/chart';
 import { MetricExplorer } from '../components/metrics';
 import { ProjectHeader, useProject } from '../components/projectheader';
-import { IconPlus, IconX } from '../components/icons';
+import { IconX } from '../components/icons';
+import { JobPicker } from '../components/jobpicker';
 import { Empty, Loading, StateBadge } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
 import { fmtDuration, fmtValue, jobDuration, shortId } from '../format';
@@ -18,9 +20,7 @@ export function ComparePage({ project }: { project: string }) {
   const ids = useMemo(() => (loc.query.get('ids') ?? '').split(',').filter(Boolean), [loc.query.get('ids')]);
   const [proj] = useProject(project);
   const [jobs, setJobs] = useState<Job[] | null>(null);
-  const [recent, setRecent] = useState<Job[]>([]);
   const [onlyDiff, setOnlyDiff] = useState(false);
-  const [adding, setAdding] = useState('');
 
   const load = () =>
     Promise.all(ids.map((id) => api.job(id).catch((e) => (toastError(e, shortId(id)), null)))).then((js) => setJobs(js.filter((j): j is Job => !!j)));
@@ -29,9 +29,6 @@ export function ComparePage({ project }: { project: string }) {
     document.title = `Compare · ${project} · Atlas`;
     load();
   }, [ids.join(',')]);
-  useEffect(() => {
-    api.jobs({ project, limit: 100 }).then((r) => setRecent(r.jobs), () => undefined);
-  }, [project]);
   useJobEvents((e) => (!e || ids.includes(e.id)) && reload());
 
   const setIds = (next: string[]) => setQuery({ ids: next.join(',') || null });
@@ -53,29 +50,7 @@ export function ComparePage({ project }: { project: string }) {
     <div class="page page-wide">
       <ProjectHeader name={project} project={proj} tab="compare" />
       <div class="toolbar">
-        <form
-          class="add-job"
-          onSubmit={(e) => {
-            e.preventDefault();
-            const v = adding.trim();
-            if (v && !ids.includes(v)) setIds([...ids, v]);
-            setAdding('');
-          }}
-        >
-          <input list="recent-jobs" placeholder="Add a job by id" value={adding} onInput={(e) => setAdding(e.currentTarget.value)} aria-label="Add a job by id" />
-          <datalist id="recent-jobs">
-            {recent
-              .filter((j) => !ids.includes(j.id))
-              .map((j) => (
-                <option key={j.id} value={j.id}>
-                  {j.state} · {j.user}
-                </option>
-              ))}
-          </datalist>
-          <button class="btn" type="submit">
-            <IconPlus /> Add
-          </button>
-        </form>
+        <JobPicker project={project} exclude={ids} onPick={(id) => setIds([...ids, id])} label="Add job" />
         <label class="check">
           <input type="checkbox" checked={onlyDiff} onChange={(e) => setOnlyDiff(e.currentTarget.checked)} /> Only differences
         </label>
@@ -90,9 +65,10 @@ export function ComparePage({ project }: { project: string }) {
                 <thead>
                   <tr>
                     <th />
-                    {jobs.map((j) => (
+                    {jobs.map((j, i) => (
                       <th key={j.id}>
                         <div class="compare-job">
+                          <span class="swatch" style={{ background: PALETTE[i % PALETTE.length] }} title="Its colour in the charts" />
                           <StateBadge state={j.state} compact />
                           <Link class="mono" href={`/jobs/${encodeURIComponent(j.id)}`} title={j.id}>
                             {shortId(j.id)}

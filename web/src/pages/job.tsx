@@ -7,6 +7,7 @@ import { Artifacts } from '../components/artifacts';
 import { IconChevron, IconCompare, IconDownload, IconPlus, IconStop, IconTrash } from '../components/icons';
 import { LogView } from '../components/logview';
 import { MetricExplorer } from '../components/metrics';
+import { JobPicker } from '../components/jobpicker';
 import { confirmDialog, CopyButton, Empty, Loading, StateBadge, TagChip } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
 import { fmtDuration, fmtTime, fmtValue, fullValue, jobDuration, shortId } from '../format';
@@ -77,6 +78,35 @@ function TagEditor({ job, onChanged }: { job: Job; onChanged: () => void }) {
           <IconPlus size={13} /> Tag
         </button>
       )}
+    </div>
+  );
+}
+
+/** The job's metric charts, with other jobs of the project overlaid (?with=id,id in the URL). */
+function JobMetrics({ job, live }: { job: Job; live: boolean }) {
+  const loc = useLocation();
+  const withIds = (loc.query.get('with') ?? '').split(',').filter((x) => x && x !== job.id);
+  const [others, setOthers] = useState<Job[]>([]);
+  useEffect(() => {
+    Promise.all(withIds.map((id) => api.job(id).catch((e) => (toastError(e, shortId(id)), null)))).then((js) => setOthers(js.filter((j): j is Job => !!j)));
+  }, [withIds.join(',')]);
+  const setWith = (ids: string[]) => setQuery({ with: ids.join(',') || null }, { replace: true });
+  const shown = others.filter((o) => withIds.includes(o.id));
+  return (
+    <div class="job-metrics">
+      <div class="overlay-bar">
+        <span class="subtle small">Overlay other jobs:</span>
+        {shown.map((o) => (
+          <span key={o.id} class="tag">
+            <span class="tag-k mono">{shortId(o.id)}</span>
+            <button class="tag-x" aria-label={`Remove ${o.id}`} onClick={() => setWith(withIds.filter((x) => x !== o.id))}>
+              ×
+            </button>
+          </span>
+        ))}
+        <JobPicker project={job.project} exclude={[job.id, ...withIds]} onPick={(id) => setWith([...withIds, id])} label="Overlay" />
+      </div>
+      <MetricExplorer jobs={[job, ...shown]} live={live} />
     </div>
   );
 }
@@ -307,7 +337,7 @@ export function JobPage({ id }: { id: string }) {
           </nav>
           <div class="tab-body">
             {tab === 'logs' && <LogView jobId={job.id} active={isActive(job.state)} />}
-            {tab === 'metrics' && <MetricExplorer jobs={[job]} live={active} />}
+            {tab === 'metrics' && <JobMetrics job={job} live={active} />}
             {tab === 'artifacts' && <Artifacts jobId={job.id} artifacts={arts} selected={loc.query.get('artifact') ?? undefined} onSelect={(k) => setQuery({ artifact: k }, { replace: true })} />}
           </div>
         </div>

@@ -7,7 +7,7 @@ import { CountsBar } from '../components/counts';
 import { ProjectHeader, useProject } from '../components/projectheader';
 import { Empty, Loading } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
-import { fmtAgo, fmtTime } from '../format';
+import { fmtAgo, fmtTime, shortId } from '../format';
 import { renderMarkdown } from '../markdown';
 import { navigate } from '../router';
 import { toast, toastError } from '../toast';
@@ -90,7 +90,10 @@ function MetricsOverTime({ project }: { project: string }) {
       {skipped.length > 0 && <div class="subtle small pad">{skipped.join(', ')}: text values cannot be graphed.</div>}
       {series.length > 0 && (
         <>
-          <Chart series={series} time scatter xLabel="launched" height={300} testid="overview-chart" onPick={(_s, x) => {
+          <Chart series={series} time scatter xLabel="job" height={300} testid="overview-chart" xValue={(x) => {
+            const id = byTime.get(x);
+            return id ? `${shortId(id)} · ${fmtTime(new Date(x * 1000).toISOString(), true)}` : '';
+          }} onPick={(_s, x) => {
             const id = byTime.get(x);
             if (id) navigate(`/jobs/${encodeURIComponent(id)}`);
           }} />
@@ -222,11 +225,11 @@ export function OverviewPage({ project }: { project: string }) {
       <ProjectHeader name={project} project={proj} tab="overview" />
       <div class="overview-grid">
         <div class="overview-main">
+          {proj && <Description project={project} text={proj.description} onSaved={reloadProject} />}
           <section class="card pad-card">
             <h3>Metrics across jobs</h3>
             <MetricsOverTime project={project} />
           </section>
-          {proj && <Description project={project} text={proj.description} onSaved={reloadProject} />}
         </div>
         <div class="overview-side">
           {proj && (
