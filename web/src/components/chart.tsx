@@ -20,6 +20,7 @@ export interface ChartProps {
   time?: boolean; // x is unix seconds
   scatter?: boolean;
   logY?: boolean;
+  pointSize?: number; // scatter points
   /** Text for an x value in the legend (default: the step, or the time). */
   xValue?: (x: number) => string;
   /** Called with the series index and the x value under the cursor on click. */
@@ -45,7 +46,7 @@ export function align(series: Series[]): uPlotT.AlignedData {
   return [Array.from(xs), ...cols] as uPlotT.AlignedData;
 }
 
-export function Chart({ series, height = 220, xLabel = 'step', time = false, scatter = false, logY = false, xValue, onPick, testid }: ChartProps) {
+export function Chart({ series, height = 220, xLabel = 'step', time = false, scatter = false, logY = false, pointSize = 6, xValue, onPick, testid }: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlotT | null>(null);
   const pick = useRef(onPick);
@@ -88,7 +89,7 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
               spanGaps: true,
               value: (_u: uPlotT, v: number | null) => (v == null ? '–' : fmtNumber(v)),
               ...(scatter
-                ? { paths: () => null, points: { show: true, size: 6, fill: color, stroke: color, width: 1 } }
+                ? { paths: () => null, points: { show: true, size: pointSize, fill: color + (pointSize < 5 ? '99' : ''), stroke: color, width: pointSize < 5 ? 0 : 1 } }
                 : {}),
             } as uPlotT.Series;
           }),
@@ -129,7 +130,7 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
       plot.current = null;
     };
     // A new chart when the set of series changes; data-only changes go through setData below.
-  }, [series.map((s) => s.label).join('\u0000'), height, xLabel, time, scatter, logY]);
+  }, [series.map((s) => s.label).join('\u0000'), height, xLabel, time, scatter, logY, pointSize]);
 
   useEffect(() => {
     if (plot.current) plot.current.setData(align(series));

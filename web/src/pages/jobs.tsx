@@ -819,7 +819,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
         </Empty>
       )}
 
-      {hasData && showChart && (
+      {hasData && showChart && s.params.length + s.metrics.length > 0 && (
         <section class="card chart-card">
           <div class="card-head">
             <h3>

@@ -90,7 +90,7 @@ function MetricsOverTime({ project }: { project: string }) {
       {skipped.length > 0 && <div class="subtle small pad">{skipped.join(', ')}: text values cannot be graphed.</div>}
       {series.length > 0 && (
         <>
-          <Chart series={series} time scatter xLabel="job" height={300} testid="overview-chart" xValue={(x) => {
+          <Chart series={series} time scatter xLabel="launched" height={300} pointSize={vals && vals.ids.length > 2000 ? 3 : vals && vals.ids.length > 300 ? 4 : 6} testid="overview-chart" xValue={(x) => {
             const id = byTime.get(x);
             return id ? `${shortId(id)} · ${fmtTime(new Date(x * 1000).toISOString(), true)}` : '';
           }} onPick={(_s, x) => {
