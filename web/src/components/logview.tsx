@@ -24,7 +24,7 @@ function css(s: Style): Record<string, string> | undefined {
   return o;
 }
 
-export function LogView({ jobId, active }: { jobId: string; active: boolean }) {
+export function LogView({ jobId, active, queued = false }: { jobId: string; active: boolean; queued?: boolean }) {
   const model = useRef(new LogModel());
   const bytes = useRef(0);
   const [, setVer] = useState(0);
@@ -143,7 +143,9 @@ export function LogView({ jobId, active }: { jobId: string; active: boolean }) {
     <div class="logview">
       <div class="log-toolbar">
         <span class="subtle" data-testid="log-status">
-          {streaming ? (
+          {queued ? (
+            'Waiting for the job to start…'
+          ) : streaming ? (
             <>
               <Spinner size={12} /> Live
             </>
@@ -184,7 +186,7 @@ export function LogView({ jobId, active }: { jobId: string; active: boolean }) {
         }}
       >
         {count === 0 ? (
-          <div class="log-empty">{needle ? 'No line matches.' : active ? 'No output yet. New lines appear here as the job writes them.' : 'This job wrote no output.'}</div>
+          <div class="log-empty">{needle ? 'No line matches.' : queued ? 'The job is queued. Its output appears here as soon as it starts.' : active ? 'No output yet. New lines appear here as the job writes them.' : 'This job wrote no output.'}</div>
         ) : (
           <div class="log-inner" style={{ height: count * LINE_H + 'px' }}>
             {lines}

@@ -336,7 +336,7 @@ export function JobPage({ id }: { id: string }) {
             )}
           </nav>
           <div class="tab-body">
-            {tab === 'logs' && <LogView jobId={job.id} active={isActive(job.state)} />}
+            {tab === 'logs' && <LogView jobId={job.id} active={isActive(job.state)} queued={job.state === 'queued'} />}
             {tab === 'metrics' && <JobMetrics job={job} live={active} />}
             {tab === 'artifacts' && <Artifacts jobId={job.id} artifacts={arts} selected={loc.query.get('artifact') ?? undefined} onSelect={(k) => setQuery({ artifact: k }, { replace: true })} />}
           </div>
