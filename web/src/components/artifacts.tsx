@@ -85,7 +85,17 @@ function Preview({ jobId, a }: { jobId: string; a: Artifact }) {
 
   const truncated = a.size > PREVIEW_BYTES;
   let body;
-  if (kind === 'image') body = <img class="artifact-img" src={url} alt={a.filename} data-testid="artifact-image" />;
+  if (kind === 'image')
+    body = (
+      <img
+        class="artifact-img"
+        src={url}
+        alt={a.filename}
+        data-testid="artifact-image"
+        // Small images (thumbnails, MNIST digits) are shown larger, with sharp pixels.
+        onLoad={(e) => e.currentTarget.naturalWidth < 200 && e.currentTarget.classList.add('upscaled')}
+      />
+    );
   else if (kind === 'audio') body = <audio controls src={url} preload="metadata" data-testid="artifact-audio" />;
   else if (kind === 'video') body = <video controls src={url} preload="metadata" class="artifact-video" />;
   else if (err === 'binary' || (!textual && kind === 'other'))
