@@ -366,7 +366,7 @@ function FilterEditor({ field, kind, current, sample, onApply, onClose }: {
   };
 
   return (
-    <form class="filter-editor" onSubmit={apply} data-testid="filter-editor">
+    <form class="filter-editor" onSubmit={apply} data-testid="filter-editor" onKeyDown={(e) => e.key === 'Escape' && onClose()}>
       <div class="fe-title">
         Filter <strong>{colLabel(field)}</strong>
         {kind === 'number' && (
@@ -529,18 +529,18 @@ export function ProjectJobsPage({ project }: { project: string }) {
   useEffect(() => {
     document.title = `${project} · Atlas`;
   }, [project]);
+  // The search box follows the URL (back and forward buttons).
+  useEffect(() => setIdSearch(filters.find((f) => f.field === 'id' && f.op === 'contains')?.values?.[0] ?? ''), [filtersRaw]);
 
   // Live: re-read what is on screen when a job of this project changes.
-  const [onChange] = useState(() =>
-    debounce(() => {
-      list.refresh();
-      setRefreshN((n) => n + 1);
-    }, 600),
-  );
+  const [onChange] = useState(() => debounce(() => list.refresh(), 600));
+  // The chart reads every job of the project: at most every 3 s.
+  const [onChartChange] = useState(() => debounce(() => setRefreshN((n) => n + 1), 3000));
   useJobEvents((e) => {
     if (e && e.project !== project) return;
     if (e?.deleted) setSelected((sel) => (sel.has(e.id) ? new Map([...sel].filter(([k]) => k !== e.id)) : sel));
     onChange();
+    onChartChange();
   });
 
   // Running jobs: tick durations each second, and re-read their metrics every few seconds.
