@@ -28,6 +28,7 @@ const OVERSCAN = 8;
 interface ListState {
   gen: number;
   dataGen: number; // the query generation of the rows held
+  dataKey: string; // the query of the rows held
   total: number;
   pages: Map<number, Job[]>;
   params: string[];
@@ -38,13 +39,14 @@ interface ListState {
 
 function useJobPages(project: string, sort: string, desc: boolean, filters: Filter[]) {
   const key = JSON.stringify([project, sort, desc, filters]);
-  const st = useRef<ListState>({ gen: 0, dataGen: 0, total: 0, pages: new Map(), params: [], metrics: [], loaded: false, error: '' });
+  const st = useRef<ListState>({ gen: 0, dataGen: 0, dataKey: '', total: 0, pages: new Map(), params: [], metrics: [], loaded: false, error: '' });
   const inflight = useRef(new Map<number, AbortController>());
   const want = useRef<[number, number]>([0, 1]);
   const [, setTick] = useState(0);
   const bump = () => setTick((t) => t + 1);
 
   const fetchPage = (page: number, gen: number, replaceAll: boolean) => {
+    const queryKey = key;
     if (inflight.current.has(page) && !replaceAll) return;
     inflight.current.get(page)?.abort();
     const ac = new AbortController();
@@ -58,6 +60,7 @@ function useJobPages(project: string, sort: string, desc: boolean, filters: Filt
         const s = st.current;
         if (replaceAll) s.pages = new Map();
         s.dataGen = gen;
+        s.dataKey = queryKey;
         s.pages.set(page, res.jobs);
         s.total = res.total;
         if (res.params) s.params = res.params;
@@ -77,8 +80,9 @@ function useJobPages(project: string, sort: string, desc: boolean, filters: Filt
       });
   };
 
-  // A new query: keep showing the old rows until the first page of the new one arrives.
-  useEffect(() => {
+  // A new query: keep showing the old rows until the first page of the new one arrives. A
+  // layout effect, so that the request leaves right after the click is rendered.
+  useLayoutEffect(() => {
     const gen = ++st.current.gen;
     for (const ac of inflight.current.values()) ac.abort();
     inflight.current.clear();
@@ -110,7 +114,9 @@ function useJobPages(project: string, sort: string, desc: boolean, filters: Filt
 
   const row = (i: number): Job | undefined => st.current.pages.get(Math.floor(i / PAGE))?.[i % PAGE];
   const loadedJobs = (): Job[] => [...st.current.pages.values()].flat();
-  return { s: st.current, ensure, refresh, row, loadedJobs };
+  // False from the render that changes the query until its rows arrive.
+  const ready = st.current.dataKey === key;
+  return { s: st.current, ensure, refresh, row, loadedJobs, ready };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -857,7 +863,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
             axes={axes}
             filters={filters}
             refresh={refreshN}
-            ready={s.dataGen === s.gen}
+            ready={list.ready}
             onBrush={(field, f) => setFilters(withFilter(filters, field, f))}
             onAxes={(a) => setQuery({ axes: a.join(',') }, { replace: true })}
           />
