@@ -125,6 +125,13 @@ function suite() {
       await page.locator(`.tr[data-job="${jobs.f}"] [data-state="failed"]`).waitFor();
       await page.locator('.pc-label[data-field="param:learning_rate"]').waitFor();
       await shot('jobs');
+      // A metric cell's tooltip has the series' min, max and count.
+      const cell = page.locator(`.tr[data-job="${jobs.t1}"] .td[data-col="metric:loss"]`);
+      await cell.hover();
+      assert.match((await cell.getAttribute('title')) ?? '', /^last .* · min .* · max .* · 20 points$/);
+      // The id's copy button.
+      await page.locator(`.tr[data-job="${jobs.t1}"] .copy-btn`).click();
+      await textIn('[data-testid="toast"]', `Copied ${jobs.t1}`);
     });
 
     test('sorting by a param is done by the server and kept in the URL', async () => {

@@ -8,7 +8,7 @@ import { api } from '../api';
 import { IconChart, IconColumns, IconCompare, IconFilter, IconRefresh, IconSearch, IconSortDown, IconSortUp, IconStop, IconTrash, IconX } from '../components/icons';
 import { ParCoords } from '../components/parcoords';
 import { ProjectHeader, useProject } from '../components/projectheader';
-import { confirmDialog, CopyButton, Empty, Popover, StateBadge, TagChip } from '../components/ui';
+import { confirmDialog, CopyButton, Empty, Popover, StateBadge } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
 import { colLabel, describeFilter, filterFieldOf, parseFilters, serializeFilters, withFilter } from '../filters';
 import type { FilterKind } from '../filters';
@@ -143,6 +143,9 @@ function metricTitle(m: Metric): string {
   return parts.join(' · ');
 }
 
+/** Wide enough for the key in the header, within limits. */
+const colWidth = (key: string) => Math.round(Math.max(100, Math.min(220, 7.4 * key.length + 52)));
+
 function buildColumns(params: string[], metrics: string[]): Col[] {
   const cols: Col[] = [
     { id: 'state', label: 'Status', group: 'job', width: 116, sort: 'state', sticky: true, cell: (j) => <StateBadge state={j.state} stopping={j.stop_requested} /> },
@@ -182,7 +185,9 @@ function buildColumns(params: string[], metrics: string[]): Col[] {
         return (
           <span class="tags-cell">
             {ks.slice(0, 2).map((k) => (
-              <TagChip key={k} k={k} v={j.tags[k]} />
+              <span key={k} class="tag tag-compact">
+                {j.tags[k] ? `${k}: ${j.tags[k]}` : k}
+              </span>
             ))}
             {ks.length > 2 && <span class="more">+{ks.length - 2}</span>}
           </span>
@@ -199,7 +204,7 @@ function buildColumns(params: string[], metrics: string[]): Col[] {
       id: 'param:' + k,
       label: k,
       group: 'param',
-      width: 112,
+      width: colWidth(k),
       sort: 'param:' + k,
       cell: (j) => {
         const v = j.params[k];
@@ -212,7 +217,7 @@ function buildColumns(params: string[], metrics: string[]): Col[] {
       id: 'metric:' + k,
       label: k,
       group: 'metric',
-      width: 112,
+      width: colWidth(k),
       sort: 'metric:' + k,
       cell: (j) => {
         const m = metricOf(j, k);
