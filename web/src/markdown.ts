@@ -31,7 +31,9 @@ function inline(src: string): string {
   });
   // Bare URLs.
   s = s.replace(/(^|[\s(])(https?:\/\/[^\s<)]+)/g, (_, pre, u) => `${pre}<a href="${u}" target="_blank" rel="noopener noreferrer">${u}</a>`);
-  s = s.replace(/\*\*([^*]+)\*\*|__([^_]+)__/g, (_, a, b) => `<strong>${a ?? b}</strong>`);
+  s = s.replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>');
+  // Underscores inside words (snake_case, __dunder__ names) are not emphasis.
+  s = s.replace(/(^|[^\w])__([^_]+)__(?!\w)/g, '$1<strong>$2</strong>');
   s = s.replace(/(^|[^*\w])\*([^*\s][^*]*)\*(?!\w)/g, (_, p, a) => `${p}<em>${a}</em>`);
   s = s.replace(/(^|[^_\w])_([^_\s][^_]*)_(?!\w)/g, (_, p, a) => `${p}<em>${a}</em>`);
   s = s.replace(/~~([^~]+)~~/g, '<del>$1</del>');
