@@ -108,7 +108,7 @@ try {
     );
     const fcp = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN);
     results.firstPaint.push(r1(t));
-    results.fcp.push(r1(fcp));
+    if (Number.isFinite(fcp)) results.fcp.push(r1(fcp));
     await b.close();
   }
 
