@@ -98,3 +98,22 @@ export function Link({ href, replace, onClick, ...rest }: LinkProps) {
     />
   );
 }
+
+/** The jobs page of a project, with the view (sort, filters, columns) last used in this tab. */
+export function projectHref(name: string): string {
+  let view = '';
+  try {
+    view = sessionStorage.getItem('atlas.view.' + name) ?? '';
+  } catch {
+    /* storage disabled */
+  }
+  return `/projects/${encodeURIComponent(name)}${view}`;
+}
+
+export function rememberProjectView(name: string, search: string) {
+  try {
+    sessionStorage.setItem('atlas.view.' + name, search);
+  } catch {
+    /* storage disabled */
+  }
+}

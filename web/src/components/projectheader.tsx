@@ -3,7 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { debounce, useJobEvents } from '../events';
 import { fmtTime } from '../format';
-import { Link } from '../router';
+import { Link, projectHref } from '../router';
 import type { Project } from '../types';
 import { CountPills } from './counts';
 import { IconChevron } from './icons';
@@ -38,7 +38,7 @@ export function ProjectHeader({ name, project, tab }: { name: string; project: P
         {project && <CountPills counts={project.counts} />}
       </div>
       <nav class="tabs">
-        <Link href={base} class={tab === 'jobs' ? 'tab active' : 'tab'}>
+        <Link href={tab === 'jobs' ? base : projectHref(name)} class={tab === 'jobs' ? 'tab active' : 'tab'}>
           Jobs
         </Link>
         <Link href={`${base}/overview`} class={tab === 'overview' ? 'tab active' : 'tab'}>

@@ -11,7 +11,7 @@ import { JobPicker } from '../components/jobpicker';
 import { confirmDialog, CopyButton, Empty, Loading, StateBadge, TagChip } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
 import { fmtDuration, fmtTime, fmtValue, fullValue, jobDuration, shortId } from '../format';
-import { Link, navigate, setQuery, useLocation } from '../router';
+import { Link, navigate, projectHref, setQuery, useLocation } from '../router';
 import { toast, toastError } from '../toast';
 import { isActive, isFinished } from '../types';
 import type { Job } from '../types';
@@ -225,7 +225,7 @@ export function JobPage({ id }: { id: string }) {
     try {
       await api.remove(job.id);
       toast(`Deleted job ${shortId(job.id)}`, 'success');
-      navigate(`/projects/${encodeURIComponent(job.project)}`);
+      navigate(projectHref(job.project));
     } catch (e) {
       toastError(e, 'Delete');
     }
@@ -235,6 +235,7 @@ export function JobPage({ id }: { id: string }) {
   const paramKeys = Object.keys(job.params).sort();
   const command = [...(job.entrypoint ?? []), ...(job.command ?? [])].join(' ');
   const projURL = `/projects/${encodeURIComponent(job.project)}`;
+  const backURL = projectHref(job.project);
   const tabLink = (t: string, label: ComponentChildren) => (
     <button class={tab === t ? 'tab active' : 'tab'} onClick={() => setQuery({ tab: t === 'logs' ? null : t, artifact: null }, { replace: true })} data-tab={t}>
       {label}
@@ -246,7 +247,7 @@ export function JobPage({ id }: { id: string }) {
       <div class="crumbs">
         <Link href="/projects">Projects</Link>
         <IconChevron size={12} />
-        <Link href={projURL}>{job.project}</Link>
+        <Link href={backURL}>{job.project}</Link>
         <IconChevron size={12} />
         <span class="mono">{shortId(job.id)}</span>
       </div>

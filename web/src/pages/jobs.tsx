@@ -13,7 +13,7 @@ import { debounce, useJobEvents } from '../events';
 import { colLabel, describeFilter, filterFieldOf, parseFilters, serializeFilters, withFilter } from '../filters';
 import type { FilterKind } from '../filters';
 import { fmtDuration, fmtNumber, fmtTime, fmtValue, fullValue, jobDuration, shortId } from '../format';
-import { Link, navigate, setQuery, useLocation } from '../router';
+import { Link, navigate, rememberProjectView, setQuery, useLocation } from '../router';
 import { toast, toastError } from '../toast';
 import { isActive, isFinished, STATES } from '../types';
 import type { Filter, Job, Metric } from '../types';
@@ -540,6 +540,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
   useEffect(() => {
     document.title = `${project} · Atlas`;
   }, [project]);
+  useEffect(() => rememberProjectView(project, loc.search), [loc.search]);
   // The search box follows the URL (back and forward buttons).
   useEffect(() => setIdSearch(filters.find((f) => f.field === 'id' && f.op === 'contains')?.values?.[0] ?? ''), [filtersRaw]);
 
