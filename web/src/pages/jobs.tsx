@@ -100,6 +100,10 @@ function useJobPages(project: string, sort: string, desc: boolean, filters: Filt
     want.current = [start, end];
     const s = st.current;
     if (!s.loaded) return;
+    // Pages far from the view are dropped, so memory stays bounded however far one scrolls.
+    const lo = Math.floor(start / PAGE) - 10,
+      hi = Math.floor(end / PAGE) + 10;
+    for (const p of [...s.pages.keys()]) if (p < lo || p > hi) s.pages.delete(p);
     for (const p of pagesFor(start, Math.min(end, s.total))) if (!s.pages.has(p)) fetchPage(p, s.gen, false);
   };
 
@@ -655,7 +659,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
   }, [renderKey]);
 
   // Selection.
-  const allLoaded = list.loadedJobs();
+  const loadedJobs = () => list.loadedJobs();
   const toggle = (j: Job, on: boolean) =>
     setSelected((prev) => {
       const n = new Map(prev);
@@ -663,8 +667,11 @@ export function ProjectJobsPage({ project }: { project: string }) {
       else n.delete(j.id);
       return n;
     });
-  const allSelected = allLoaded.length > 0 && allLoaded.every((j) => selected.has(j.id));
-  const selJobs = () => [...selected.keys()].map((id) => allLoaded.find((j) => j.id === id) ?? selected.get(id)!);
+  const allSelected = selected.size > 0 && loadedJobs().every((j) => selected.has(j.id));
+  const selJobs = () => {
+    const byId = new Map(loadedJobs().map((j) => [j.id, j]));
+    return [...selected.keys()].map((id) => byId.get(id) ?? selected.get(id)!);
+  };
 
   const doStop = async () => {
     const jobs = selJobs();
@@ -755,7 +762,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
   };
   const editorField = editor ? filterFieldOf(editor.col) : null;
   const sampleFor = (col: string): unknown[] => {
-    const jobs = allLoaded.slice(0, 300);
+    const jobs = loadedJobs().slice(0, 300);
     if (col.startsWith('param:')) return jobs.map((j) => j.params[col.slice(6)]).filter((v) => v !== undefined);
     if (col.startsWith('metric:')) return jobs.map((j) => metricOf(j, col.slice(7))?.last).filter((v) => v !== undefined);
     if (col === 'duration') return jobs.map((j) => jobDuration(j)).filter((v) => v !== undefined);
@@ -1020,7 +1027,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
                     title="Select all loaded jobs"
                     checked={allSelected}
                     onChange={(e) => {
-                      if (e.currentTarget.checked) setSelected(new Map(allLoaded.map((j) => [j.id, j])));
+                      if (e.currentTarget.checked) setSelected(new Map(loadedJobs().map((j) => [j.id, j])));
                       else setSelected(new Map());
                     }}
                   />
