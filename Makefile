@@ -5,21 +5,28 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/atlasgo/atlas/internal/version.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help build run test test-go test-python test-fuzz bench worker-image clean
+.PHONY: help build web run test test-go test-python test-fuzz test-web bench worker-image clean
 
 help: ## list targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/atlas-server, bin/foundations and the Python SDK wheel
+build: web ## build bin/atlas-server (with the web GUI when npm is present), bin/foundations and the Python SDK wheel
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/atlas-server ./cmd/foundations
 	python3 scripts/python-wheel.py bin >/dev/null
+
+web: ## build the web GUI into web/dist, embedded by atlas-server (skipped without npm)
+	web/build.sh
 
 run: build ## build, start atlas-server with its defaults, and submit a sample job the first time
 	@scripts/run.sh
 
-test: build ## set up what the tests need and run every test
+test: ## set up what the tests need and run every test
 	scripts/test-setup.sh
-	$(MAKE) test-go test-python test-fuzz
+	$(MAKE) build
+	$(MAKE) test-go test-python test-fuzz test-web
+
+test-web: ## browser tests of the web GUI (Chromium, playwright-core) against bin/atlas-server
+	web/test.sh --no-build
 
 test-fuzz: ## run every Go fuzz target for a short, bounded time
 	FUZZTIME=$${FUZZTIME:-5s} scripts/fuzz.sh

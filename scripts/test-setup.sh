@@ -21,6 +21,11 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || install python3-venv || true
 # numpy scalars in log_metric are tested with any python3 that has numpy (Debian's package).
 python3 -c 'import numpy' 2>/dev/null || { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; } || install python3-numpy || true
 
+# Chromium for the web GUI's browser tests (Debian's package; playwright-core drives it and
+# downloads nothing). Node.js and npm build the GUI and run those tests.
+[ -x /usr/bin/chromium ] || install chromium || true
+need npm || install nodejs npm || true
+
 # Docker engine (Debian's docker.io; no systemd here, so dockerd is started by hand).
 if ! need docker || ! need dockerd; then install docker.io || true; fi
 if need dockerd && ! docker info >/dev/null 2>&1; then
