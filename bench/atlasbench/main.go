@@ -280,15 +280,15 @@ func drain(args []string) error {
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		return err
 	}
-	for {
-		q, err := c.Queue(ctx)
+	for { // a cheap count, so that watching does not slow the drain
+		left, err := c.Jobs(ctx, sdk.ListOptions{Project: "drain", States: []string{sdk.StateQueued, sdk.StateStarting, sdk.StateRunning}, Limit: 1})
 		if err != nil {
 			return err
 		}
-		if len(q.Queued) == 0 && len(q.Running) == 0 {
+		if left.Total == 0 {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	drained := time.Since(t0)
 	list, err := c.Jobs(ctx, sdk.ListOptions{Project: "drain", States: []string{sdk.StateCompleted}, Limit: 1})
