@@ -105,13 +105,15 @@ type Job struct {
 	BundleDigest    string         `json:"bundle_digest,omitempty"`
 	ArchiveDigest   string         `json:"archive_digest,omitempty"`
 	Executor        string         `json:"executor,omitempty"`
-	GPUIDs          []string       `json:"gpu_ids,omitempty"`
-	ExitCode        *int           `json:"exit_code,omitempty"`
-	Reason          string         `json:"reason,omitempty"`
-	StopRequested   bool           `json:"stop_requested,omitempty"`
-	CreatedAt       time.Time      `json:"created_at"`
-	StartedAt       *time.Time     `json:"started_at,omitempty"`
-	FinishedAt      *time.Time     `json:"finished_at,omitempty"`
+	// WorkerID names what runs the job: "pid 1234" or "container 0123456789ab".
+	WorkerID      string     `json:"worker_id,omitempty"`
+	GPUIDs        []string   `json:"gpu_ids,omitempty"`
+	ExitCode      *int       `json:"exit_code,omitempty"`
+	Reason        string     `json:"reason,omitempty"`
+	StopRequested bool       `json:"stop_requested,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	StartedAt     *time.Time `json:"started_at,omitempty"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty"`
 	// DurationSeconds runs to now for a running job.
 	DurationSeconds *float64 `json:"duration_seconds,omitempty"`
 
@@ -231,6 +233,7 @@ type Project struct {
 	Description  string         `json:"description"`
 	Counts       map[string]int `json:"counts"`
 	Tags         []string       `json:"tags"`
+	Users        []string       `json:"users"`
 	Jobs         int            `json:"jobs"`
 }
 

@@ -68,6 +68,16 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) error {
 			return atlas.Invalidf("invalid offset %q", v)
 		}
 	}
+	if v := q.Get("tail_bytes"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return atlas.Invalidf("invalid tail_bytes %q", v)
+		}
+		if size := s.cfg.Logs.Size(id); size > n {
+			offset = s.cfg.Logs.LineStart(id, size-n)
+			w.Header().Set("X-Log-Offset", strconv.FormatInt(offset, 10))
+		}
+	}
 	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

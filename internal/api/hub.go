@@ -2,28 +2,55 @@ package api
 
 import (
 	"sync"
+	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
 )
 
-// Change is one job state change, as sent to subscribers.
+// Change is one job state change, or (Tracked) new values tracked for a job, as sent to
+// subscribers.
 type Change struct {
 	JobID   string      `json:"id"`
 	Project string      `json:"project"`
-	State   atlas.State `json:"state"`
+	State   atlas.State `json:"state,omitempty"`
 	Deleted bool        `json:"deleted,omitempty"`
+	Tracked bool        `json:"-"`
 }
+
+// TrackInterval is the least time between two announcements of new values of one job.
+const TrackInterval = time.Second
 
 // Hub fans job changes out to subscribers (long polls, the GUI's event stream). A slow
 // subscriber misses changes rather than slowing the publisher, so subscribers re-read state
 // instead of trusting the stream to be complete.
 type Hub struct {
-	mu   sync.Mutex
-	subs map[chan Change]struct{}
+	mu        sync.Mutex
+	subs      map[chan Change]struct{}
+	announced map[string]time.Time // job id -> last "tracked" announcement
 }
 
 // NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[chan Change]struct{}{}} }
+func NewHub() *Hub { return &Hub{subs: map[chan Change]struct{}{}, announced: map[string]time.Time{}} }
+
+// TrackDue reports whether new values of a job should be announced now: at most once per
+// TrackInterval per job, so a job logging thousands of points a second costs nothing.
+func (h *Hub) TrackDue(jobID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	if now.Sub(h.announced[jobID]) < TrackInterval {
+		return false
+	}
+	if len(h.announced) > 10000 {
+		for id, t := range h.announced {
+			if now.Sub(t) > TrackInterval {
+				delete(h.announced, id)
+			}
+		}
+	}
+	h.announced[jobID] = now
+	return true
+}
 
 // Publish sends a change to every subscriber that has room for it.
 func (h *Hub) Publish(c Change) {

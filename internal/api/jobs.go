@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -38,6 +39,18 @@ func toWire(j *atlas.Job) *sdk.Job {
 		w.Worker.Volumes = map[string]sdk.Volume{}
 		for k, v := range j.Worker.Volumes {
 			w.Worker.Volumes[k] = sdk.Volume{Bind: v.Bind, Mode: v.Mode}
+		}
+	}
+	var ri struct {
+		PID         int    `json:"pid"`
+		ContainerID string `json:"container_id"`
+	}
+	if j.RunInfo != "" && json.Unmarshal([]byte(j.RunInfo), &ri) == nil {
+		switch {
+		case ri.ContainerID != "":
+			w.WorkerID = "container " + ri.ContainerID[:min(12, len(ri.ContainerID))]
+		case ri.PID > 0:
+			w.WorkerID = fmt.Sprintf("pid %d", ri.PID)
 		}
 	}
 	if j.StartedAt != nil {
@@ -382,7 +395,7 @@ func (s *Server) waitJob(w http.ResponseWriter, r *http.Request, id string, stat
 		for {
 			select {
 			case c := <-changes:
-				if c.JobID == id {
+				if c.JobID == id && !c.Tracked {
 					break wait
 				}
 			case <-recheck.C:

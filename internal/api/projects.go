@@ -16,7 +16,7 @@ import (
 
 func projectWire(p store.Project) sdk.Project {
 	out := sdk.Project{Name: p.Name, CreatedAt: p.CreatedAt, LastActivity: p.LastActivity, Description: p.Description,
-		Counts: map[string]int{}, Tags: p.Tags}
+		Counts: map[string]int{}, Tags: p.Tags, Users: p.Users}
 	for st, n := range p.Counts {
 		out.Counts[string(st)] = n
 		out.Jobs += n
@@ -200,7 +200,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case c := <-changes:
 			data, _ := json.Marshal(c)
-			if _, err := fmt.Fprintf(w, "event: job\ndata: %s\n\n", data); err != nil {
+			event := "job"
+			if c.Tracked {
+				event = "track"
+			}
+			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
 				return nil
 			}
 		case <-keepalive.C:

@@ -57,6 +57,8 @@ func (s *Server) routes() {
 	for _, rt := range routeTable {
 		h, need := rt.handler, rt.access
 		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			w, done := withGzip(w, r)
+			defer done()
 			r, err := s.authenticate(r, need)
 			if err == nil {
 				err = h(s, w, r)

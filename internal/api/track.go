@@ -171,6 +171,11 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if applied && s.cfg.Hub.TrackDue(sb.JobID) {
+		if j, err := s.cfg.Store.JobGet(r.Context(), sb.JobID); err == nil {
+			s.cfg.Hub.Publish(Change{JobID: j.ID, Project: j.Project, Tracked: true})
+		}
+	}
 	writeJSON(w, http.StatusOK, sdk.TrackResult{Applied: applied})
 	return nil
 }

@@ -63,6 +63,50 @@ func (d *Dir) Size(jobID string) int64 {
 	return fi.Size()
 }
 
+// LineStart returns the offset of the first line that starts at or after offset (the end of
+// the log if none does), so that a tail of the log starts with a whole line.
+func (d *Dir) LineStart(jobID string, offset int64) int64 {
+	f, err := os.Open(d.Path(jobID))
+	if err != nil {
+		return offset
+	}
+	defer f.Close()
+	if offset == 0 {
+		return 0
+	}
+	buf := make([]byte, 64<<10)
+	pos := offset - 1 // a line starts at offset when the byte before it ends a line
+	for {
+		n, err := f.ReadAt(buf, pos)
+		for i := 0; i < n; i++ {
+			if buf[i] == '\n' {
+				return pos + int64(i) + 1
+			}
+		}
+		if err != nil {
+			return pos + int64(n)
+		}
+		pos += int64(n)
+	}
+}
+
+// Tail returns up to the last n bytes of a job's log.
+func (d *Dir) Tail(jobID string, n int64) string {
+	f, err := os.Open(d.Path(jobID))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	start := max(0, fi.Size()-n)
+	buf := make([]byte, fi.Size()-start)
+	k, _ := f.ReadAt(buf, start)
+	return string(buf[:k])
+}
+
 // PollInterval is how often a follower looks for new output.
 const PollInterval = 50 * time.Millisecond
 

@@ -21,6 +21,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -402,6 +403,8 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 		to, reason = atlas.StateFailed, fmt.Sprintf("exited with code %d", res.ExitCode)
 		if res.Reason != "" {
 			reason = res.Reason
+		} else if last := lastLine(s.cfg.Logs.Tail(j.ID, 8<<10)); last != "" {
+			reason += ": " + last // usually the exception, e.g. "RuntimeError: the loss diverged"
 		}
 	}
 	if archErr != nil {
@@ -592,6 +595,25 @@ func (s *Scheduler) rescueSilentScripts() {
 			s.markLost(s.ctx, j, fmt.Sprintf("no heartbeat from the script for %s (it probably died)", s.cfg.HeartbeatTimeout))
 		}
 	}
+}
+
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+// lastLine is the last meaningful line of a log tail: no colours, no progress-bar rewrites,
+// at most 300 characters.
+func lastLine(tail string) string {
+	lines := strings.FieldsFunc(ansiEscape.ReplaceAllString(tail, ""), func(r rune) bool { return r == '\n' || r == '\r' })
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.Trim(l, "=") == "" {
+			continue
+		}
+		if r := []rune(l); len(r) > 300 {
+			l = string(r[:297]) + "..."
+		}
+		return l
+	}
+	return ""
 }
 
 func oneLine(err error) string {

@@ -159,6 +159,7 @@ type Project struct {
 	Description  string              `json:"description"`
 	Counts       map[atlas.State]int `json:"counts"`
 	Tags         []string            `json:"tags"`
+	Users        []string            `json:"users"`
 }
 
 // User is someone who may use the server when authentication is on.

@@ -28,7 +28,7 @@ func (s *Store) ProjectList(ctx context.Context) ([]store.Project, error) {
 		}
 		p.CreatedAt, p.LastActivity = time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
 		p.Counts = map[atlas.State]int{}
-		p.Tags = []string{}
+		p.Tags, p.Users = []string{}, []string{}
 		idx[p.Name] = len(out)
 		out = append(out, p)
 	}
@@ -50,6 +50,21 @@ func (s *Store) ProjectList(ctx context.Context) ([]store.Project, error) {
 		}
 		if i, ok := idx[name]; ok {
 			out[i].Counts[st] = n
+		}
+	}
+	rows.Close()
+	rows, err = s.r.QueryContext(ctx, `SELECT DISTINCT project, user FROM jobs ORDER BY user`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var name, user string
+		if err := rows.Scan(&name, &user); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if i, ok := idx[name]; ok {
+			out[i].Users = append(out[i].Users, user)
 		}
 	}
 	rows.Close()

@@ -345,6 +345,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Equal(t, 1, p.Counts[atlas.StateQueued])
 		require.Equal(t, 1, p.Counts[atlas.StateFailed])
 		require.Equal(t, []string{"best"}, p.Tags)
+		require.Equal(t, []string{"tester"}, p.Users)
 		require.NoError(t, s.ProjectSetDescription(ctx, "p", "# Hello"))
 		p, err = s.ProjectGet(ctx, "p")
 		require.NoError(t, err)

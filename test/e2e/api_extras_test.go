@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A failed job's reason carries the last line it printed, usually the exception.
+func TestFailureReasonNamesTheError(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	proj := newProject(t, "reason", map[string]string{"main.py": "print('training')\nraise RuntimeError('the loss diverged')\n"})
+	j := s.waitDone(t, s.submitNoStream(t, proj, "main.py"))
+	require.Equal(t, "failed", j.State)
+	require.Equal(t, "exited with code 1: RuntimeError: the loss diverged", j.Reason)
+}
+
+// tail_bytes starts a long log at a whole line near its end.
+func TestLogTail(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	proj := newProject(t, "tail", map[string]string{"main.py": "for i in range(2000):\n    print('line %04d' % i)\n"})
+	id := s.submitNoStream(t, proj, "main.py")
+	require.Equal(t, "completed", s.waitDone(t, id).State)
+	resp, err := http.Get(s.URL + "/api/v1/jobs/" + id + "/logs?tail_bytes=100")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var lines []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	require.NotEmpty(t, lines)
+	require.LessOrEqual(t, len(lines), 10)
+	require.Regexp(t, `^line \d{4}$`, lines[0], "the tail starts at a whole line")
+	require.Equal(t, "line 1999", lines[len(lines)-1])
+	require.NotEmpty(t, resp.Header.Get("X-Log-Offset"))
+}
+
+// The event stream says when a running job tracks new values, and what runs each job.
+func TestTrackEventsAndWorkerID(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	gate := gatePath(t)
+	proj := newProject(t, "events", map[string]string{"main.py": fmt.Sprintf(`
+import os, time, foundations
+foundations.log_metric("loss", 1.0)
+foundations.flush()
+print("tracked", flush=True)
+while not os.path.exists(%q):
+    time.sleep(0.02)
+`, gate)})
+	resp, err := http.Get(s.URL + "/api/v1/events")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	events := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			events <- sc.Text()
+		}
+		close(events)
+	}()
+	id := s.submitNoStream(t, proj, "main.py")
+	s.waitLog(t, id, "tracked")
+	j := jobWorker(t, s, id)
+	require.Regexp(t, `^pid \d+$`, j)
+	deadline := time.After(time.Minute)
+	seen := false
+	for !seen {
+		select {
+		case l, ok := <-events:
+			require.True(t, ok, "event stream ended")
+			seen = l == "event: track"
+		case <-deadline:
+			t.Fatal("no track event")
+		}
+	}
+	data := <-events
+	require.True(t, strings.HasPrefix(data, "data: ") && strings.Contains(data, id), data)
+	openGate(t, gate)
+	require.Equal(t, "completed", s.waitDone(t, id).State)
+	var p struct {
+		Users []string `json:"users"`
+	}
+	require.Equal(t, http.StatusOK, s.api(t, http.MethodGet, "/api/v1/projects/events", nil, &p))
+	require.Len(t, p.Users, 1)
+}
+
+func jobWorker(t *testing.T, s *Server, id string) string {
+	t.Helper()
+	var j struct {
+		WorkerID string `json:"worker_id"`
+	}
+	require.Equal(t, http.StatusOK, s.api(t, http.MethodGet, "/api/v1/jobs/"+id, nil, &j))
+	return j.WorkerID
+}
