@@ -212,11 +212,13 @@ type HeartbeatResult struct {
 
 // Queue is the scheduler's view: queued jobs in order, and running jobs.
 type Queue struct {
-	Queued   []*Job `json:"queued"`
-	Running  []*Job `json:"running"`
-	Workers  int    `json:"workers"`
-	GPUs     int    `json:"gpus"`
-	Executor string `json:"executor"`
+	Queued []*Job `json:"queued"`
+	// QueuedTotal counts every queued job; Queued holds the first ones (see the limit).
+	QueuedTotal int    `json:"queued_total"`
+	Running     []*Job `json:"running"`
+	Workers     int    `json:"workers"`
+	GPUs        int    `json:"gpus"`
+	Executor    string `json:"executor"`
 }
 
 // ClearQueueResult says how many jobs clear-queue removed.

@@ -139,7 +139,18 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
 	}
 	waiting := s.cfg.Scheduler.Waiting()
 	out := sdk.Queue{Queued: []*sdk.Job{}, Running: []*sdk.Job{}, Workers: s.cfg.Scheduler.Workers(),
-		GPUs: s.cfg.Scheduler.TotalGPUs(), Executor: s.cfg.Scheduler.ExecutorName()}
+		GPUs: s.cfg.Scheduler.TotalGPUs(), Executor: s.cfg.Scheduler.ExecutorName(), QueuedTotal: len(queued)}
+	limit := 500
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return atlas.Invalidf("invalid limit %q", v)
+		}
+		limit = n
+	}
+	if len(queued) > limit {
+		queued = queued[:limit] // the head of the queue; queued_total says how many wait
+	}
 	for i, j := range queued {
 		wj := toWire(j)
 		wj.QueuePosition = i + 1

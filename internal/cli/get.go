@@ -17,7 +17,7 @@ import (
 func getCommand(e *env) *cobra.Command {
 	get := &cobra.Command{
 		Use:   "get",
-		Short: "Get a job's logs or its archive",
+		Short: "Get a job's logs or its archive, or list jobs and the queue",
 	}
 	var follow bool
 	logs := &cobra.Command{
@@ -98,7 +98,7 @@ func getCommand(e *env) *cobra.Command {
 	job.Flags().StringVar(&saveDir, "save_dir", "", "folder to extract into (default: ./<job_id>)")
 	job.Flags().StringVar(&saveDir, "save-dir", "", "same as --save_dir")
 	_ = job.Flags().MarkHidden("save-dir")
-	get.AddCommand(logs, job)
+	get.AddCommand(logs, job, jobsCommand(e), queueCommand(e))
 	return get
 }
 

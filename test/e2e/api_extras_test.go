@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -103,4 +104,40 @@ func jobWorker(t *testing.T, s *Server, id string) string {
 	}
 	require.Equal(t, http.StatusOK, s.api(t, http.MethodGet, "/api/v1/jobs/"+id, nil, &j))
 	return j.WorkerID
+}
+
+// foundations get jobs and get queue list jobs, with --json for scripts.
+func TestCLIListsJobsAndQueue(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	gate := gatePath(t)
+	proj := newProject(t, "lists", map[string]string{"main.py": gateScript})
+	running := s.submitNoStream(t, proj, "main.py", gate)
+	s.waitRunning(t, running)
+	queued := s.submitNoStream(t, proj, "main.py", gate)
+
+	res := cli(t, s.Home, proj, "get", "queue", "scheduler")
+	require.Equal(t, 0, res.Code, res.String())
+	require.Contains(t, res.Stdout, "1 running, 1 queued")
+	require.Regexp(t, `(?m)^1\s+`+queued+`\s+lists\s+\S+\s+0\s+waiting for a free worker \(1 of 1 busy\)$`, res.Stdout)
+	require.Regexp(t, `(?m)^`+running+`\s+lists\s+\S+\s+pid \d+`, res.Stdout)
+
+	res = cli(t, s.Home, proj, "get", "jobs", "scheduler", "--project", "lists", "--json")
+	require.Equal(t, 0, res.Code, res.String())
+	var list struct {
+		Jobs []struct {
+			ID    string `json:"id"`
+			State string `json:"state"`
+		} `json:"jobs"`
+		Total int `json:"total"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.Stdout), &list))
+	require.Equal(t, 2, list.Total)
+	require.Equal(t, queued, list.Jobs[0].ID, "newest first")
+	res = cli(t, s.Home, proj, "get", "jobs", "scheduler", "--state", "running")
+	require.Contains(t, res.Stdout, running)
+	require.NotContains(t, res.Stdout, queued)
+	openGate(t, gate)
+	require.Equal(t, "completed", s.waitDone(t, queued).State)
 }

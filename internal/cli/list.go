@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/atlasgo/atlas/sdk"
+)
+
+func jobsCommand(e *env) *cobra.Command {
+	var project, states string
+	var limit int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "jobs <scheduler_config>",
+		Short: "List jobs, newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, _, err := e.client(args[0])
+			if err != nil {
+				return err
+			}
+			o := sdk.ListOptions{Project: project, Limit: limit}
+			if states != "" {
+				o.States = strings.Split(states, ",")
+			}
+			list, err := client.Jobs(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(e, list)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "JOB ID\tSTATE\tPROJECT\tUSER\tLAUNCHED\tDURATION")
+			for _, j := range list.Jobs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Project, j.User,
+					j.CreatedAt.Local().Format("2006-01-02 15:04:05"), duration(j))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if list.Total > len(list.Jobs) {
+				fmt.Fprintf(e.stderr, "(%d of %d jobs; --limit 0 lists all)\n", len(list.Jobs), list.Total)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&project, "project", "", "only this project's jobs")
+	cmd.Flags().StringVar(&states, "state", "", "only jobs in these states, e.g. running,queued")
+	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many (0: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func queueCommand(e *env) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "queue <scheduler_config>",
+		Short: "Show the queue: queued jobs in order with why each waits, and running jobs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, _, err := e.client(args[0])
+			if err != nil {
+				return err
+			}
+			q, err := client.Queue(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(e, q)
+			}
+			fmt.Fprintf(e.stdout, "%d running, %d queued; %d workers, %d GPUs, %s executor\n",
+				len(q.Running), q.QueuedTotal, q.Workers, q.GPUs, q.Executor)
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			if len(q.Running) > 0 {
+				fmt.Fprintln(tw, "\nRUNNING\tPROJECT\tUSER\tGPUS\tWORKER\tDURATION")
+				for _, j := range q.Running {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Project, j.User, strings.Join(j.GPUIDs, ","), j.WorkerID, duration(j))
+				}
+			}
+			if len(q.Queued) > 0 {
+				fmt.Fprintln(tw, "\n#\tQUEUED\tPROJECT\tUSER\tGPUS\tWAITING FOR")
+				for _, j := range q.Queued {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", j.QueuePosition, j.ID, j.Project, j.User, j.NumGPUs, j.WaitingReason)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func duration(j *sdk.Job) string {
+	if j.DurationSeconds == nil {
+		return "-"
+	}
+	return (time.Duration(*j.DurationSeconds*1000) * time.Millisecond).Round(100 * time.Millisecond).String()
+}
