@@ -1,6 +1,6 @@
 // A small client for /api/v1 on the same origin. Every failure becomes an ApiError whose message
 // is the server's one-line error, ready for a toast.
-import type { Filter, Health, Job, JobList, MetricSeries, Note, Project, Queue, Values } from './types';
+import type { Filter, Health, Job, JobList, MetricSeries, Note, Project, Queue, Values, Who } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -13,13 +13,40 @@ export class ApiError extends Error {
 
 const enc = encodeURIComponent;
 
-async function request(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+// Called when the server answers 401: authentication is on and the browser's cookie is missing,
+// invalid or revoked. The app shows its sign-in page (auth.ts).
+let onUnauthorized: (msg: string) => void = () => {};
+export function setUnauthorizedHandler(fn: (msg: string) => void) {
+  onUnauthorized = fn;
+}
+export const unauthorized = (msg: string) => onUnauthorized(msg);
+
+/** The server's one-line error of a failed response, or its status line. */
+export async function errorMessage(res: Response): Promise<string> {
+  try {
+    const j = await res.json();
+    if (j && typeof j.error === 'string') return j.error;
+  } catch {
+    /* not JSON: keep the status line */
+  }
+  return `${res.status} ${res.statusText}`;
+}
+
+interface Opts {
+  signal?: AbortSignal;
+  headers?: Record<string, string>;
+  quiet401?: boolean; // a 401 is the answer itself (login), not a reason to sign in
+}
+
+async function request(method: string, path: string, body?: unknown, opts: Opts = {}): Promise<Response> {
   let res: Response;
+  const headers: Record<string, string> = { ...opts.headers };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
   try {
     res = await fetch('/api/v1' + path, {
       method,
-      signal,
-      headers: body === undefined ? undefined : { 'Content-Type': 'application/json' },
+      signal: opts.signal,
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
@@ -27,21 +54,34 @@ async function request(method: string, path: string, body?: unknown, signal?: Ab
     throw new ApiError('cannot reach the Atlas server', 0);
   }
   if (!res.ok) {
-    let msg = `${res.status} ${res.statusText}`;
-    try {
-      const j = await res.json();
-      if (j && typeof j.error === 'string') msg = j.error;
-    } catch {
-      /* not JSON: keep the status line */
-    }
+    const msg = await errorMessage(res);
+    if (res.status === 401 && !opts.quiet401) onUnauthorized(msg);
     throw new ApiError(msg, res.status);
   }
   return res;
 }
 
-async function json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-  const res = await request(method, path, body, signal);
+async function json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, opts: Opts = {}): Promise<T> {
+  const res = await request(method, path, body, { ...opts, signal });
   return (await res.json()) as T;
+}
+
+/**
+ * Signs in: the server checks the token and keeps it in an HttpOnly cookie. The token also goes
+ * in the Authorization header when the first try fails, because the server refuses every
+ * request, login included, that carries a revoked cookie; the header wins over the cookie.
+ */
+async function login(token: string): Promise<Who> {
+  try {
+    return await json<Who>('POST', '/login', { token }, undefined, { quiet401: true });
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 401 || !token || /[^\x21-\x7e]/.test(token)) throw e;
+    try {
+      return await json<Who>('POST', '/login', { token }, undefined, { quiet401: true, headers: { Authorization: 'Bearer ' + token } });
+    } catch {
+      throw e; // the first answer is the login's own message
+    }
+  }
 }
 
 export interface ListQuery {
@@ -68,14 +108,16 @@ export function listQueryString(q: ListQuery): string {
 
 export const api = {
   health: () => json<Health>('GET', '/health'),
+  whoami: () => json<Who>('GET', '/whoami'),
+  login,
+  logout: () => request('POST', '/logout', undefined, { quiet401: true }).then(() => undefined),
   projects: () => json<Project[]>('GET', '/projects'),
   project: (name: string) => json<Project>('GET', `/projects/${enc(name)}`),
   jobs: (q: ListQuery, signal?: AbortSignal) => json<JobList>('GET', `/jobs?${listQueryString(q)}`, undefined, signal),
   job: (id: string, signal?: AbortSignal) => json<Job>('GET', `/jobs/${enc(id)}`, undefined, signal),
   stop: (id: string) => json<Job>('POST', `/jobs/${enc(id)}/stop`),
   remove: (id: string) => request('DELETE', `/jobs/${enc(id)}`).then(() => undefined),
-  setTag: (id: string, key: string, value: string) =>
-    request('PUT', `/jobs/${enc(id)}/tags/${enc(key)}`, { value }).then(() => undefined),
+  setTag: (id: string, key: string, value: string) => request('PUT', `/jobs/${enc(id)}/tags/${enc(key)}`, { value }).then(() => undefined),
   deleteTag: (id: string, key: string) => request('DELETE', `/jobs/${enc(id)}/tags/${enc(key)}`).then(() => undefined),
   metric: (id: string, key: string, maxPoints = 2000, signal?: AbortSignal) =>
     json<MetricSeries>('GET', `/jobs/${enc(id)}/metrics/${enc(key)}?max_points=${maxPoints}`, undefined, signal),
@@ -95,8 +137,9 @@ export const api = {
     json<{ removed: number; ids: string[] }>('POST', '/queue/clear', project ? { project } : {}),
 };
 
-export const logsURL = (id: string, offset = 0, follow = false) =>
-  `/api/v1/jobs/${enc(id)}/logs?offset=${offset}${follow ? '&follow=true' : ''}`;
+/** The log from a byte offset, or (tailBytes) from the first whole line of its last bytes. */
+export const logsURL = (id: string, offset = 0, follow = false, tailBytes = 0) =>
+  `/api/v1/jobs/${enc(id)}/logs?${tailBytes ? `tail_bytes=${tailBytes}` : `offset=${offset}`}${follow ? '&follow=true' : ''}`;
 export const artifactURL = (id: string, key: string, download = false) =>
   `/api/v1/jobs/${enc(id)}/artifacts/${enc(key)}${download ? '?download=1' : ''}`;
 export const archiveURL = (id: string) => `/api/v1/jobs/${enc(id)}/archive`;

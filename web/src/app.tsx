@@ -1,10 +1,12 @@
 // The application shell: header, routes, toasts and dialogs.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api';
+import { checkWho, signOut, useWho } from './auth';
 import { ConfirmHost } from './components/ui';
-import { IconFolder, IconQueue } from './components/icons';
+import { IconFolder, IconQueue, Logo } from './components/icons';
 import { debounce, useJobEvents, useLive } from './events';
 import { JobPage } from './pages/job';
+import { LoginPage } from './pages/login';
 import { ComparePage } from './pages/compare';
 import { NotFound } from './pages/notfound';
 import { OverviewPage } from './pages/overview';
@@ -34,6 +36,31 @@ function QueueCount() {
   );
 }
 
+/** The signed-in user and Sign out, when the server checks tokens (nothing otherwise). */
+function UserMenu() {
+  const who = useWho();
+  useEffect(() => {
+    if (!who) checkWho();
+  }, []);
+  if (!who?.auth || !who.user) return null;
+  return (
+    <span class="user-menu" data-testid="user-menu">
+      <span class="user-who" title={`Signed in as ${who.user}${who.admin ? ' (admin: may stop and delete any job)' : ''}`}>
+        <span class="user-avatar" aria-hidden="true">
+          {who.user.slice(0, 1).toUpperCase()}
+        </span>
+        <span class="user-name" data-testid="user-name">
+          {who.user}
+        </span>
+        {who.admin && <span class="user-role">admin</span>}
+      </span>
+      <button class="signout" onClick={signOut} data-testid="sign-out">
+        Sign out
+      </button>
+    </span>
+  );
+}
+
 function Header({ path }: { path: string }) {
   const live = useLive();
   const [health, setHealth] = useState<Health | null>(null);
@@ -44,10 +71,7 @@ function Header({ path }: { path: string }) {
   return (
     <header class="topbar">
       <Link href="/projects" class="brand" aria-label="Atlas home">
-        <svg width="26" height="26" viewBox="0 0 32 32" aria-hidden="true">
-          <rect width="32" height="32" rx="8" fill="#4f6bed" />
-          <path d="M9 23l7-14 7 14M12 18h8" stroke="white" stroke-width="3" fill="none" stroke-linecap="round" stroke-linejoin="round" />
-        </svg>
+        <Logo />
         <span>Atlas</span>
       </Link>
       <nav class="nav">
@@ -68,6 +92,7 @@ function Header({ path }: { path: string }) {
         <span class={`live ${live ? 'on' : 'off'}`} title={live ? 'Receiving live updates' : 'Live updates disconnected; reconnecting'} data-testid="live">
           <span class="dot" /> {live ? 'Live' : 'Offline'}
         </span>
+        <UserMenu />
       </div>
     </header>
   );
@@ -91,6 +116,13 @@ function Routes({ path }: { path: string }) {
 
 export function App() {
   const loc = useLocation();
+  if (loc.path === '/login')
+    return (
+      <>
+        <LoginPage />
+        <Toasts />
+      </>
+    );
   return (
     <>
       <Header path={loc.path} />

@@ -1,15 +1,20 @@
-// One EventSource on /api/v1/events for the whole app. Pages subscribe to job changes; the
-// server may drop changes for slow readers, so pages re-read state instead of patching it from
-// the event alone, and re-read everything after a reconnect.
+// One EventSource on /api/v1/events for the whole app. Pages subscribe to job changes and to
+// `track` events (a job tracked new values); the server may drop events for slow readers, so
+// pages re-read state instead of patching it from the event alone, and re-read everything after
+// a reconnect. Nothing polls while the stream is up; usePollWhileOffline is the fallback.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { JobEvent } from './types';
+import type { JobEvent, TrackEvent } from './types';
 
 type Listener = (e: JobEvent | null) => void; // null: reconnected, re-read everything
+type TrackListener = (e: TrackEvent) => void;
 const listeners = new Set<Listener>();
+const trackListeners = new Set<TrackListener>();
 const statusListeners = new Set<(live: boolean) => void>();
 let source: EventSource | null = null;
 let live = false;
 let wasLive = false;
+let retry: number | undefined;
+let retryDelay = 1000;
 
 function setLive(v: boolean) {
   if (v === live) return;
@@ -17,24 +22,56 @@ function setLive(v: boolean) {
   for (const l of statusListeners) l(v);
 }
 
+function parse<T>(ev: Event): T | null {
+  try {
+    return JSON.parse((ev as MessageEvent).data) as T;
+  } catch {
+    return null;
+  }
+}
+
 function connect() {
-  if (source) return;
-  source = new EventSource('/api/v1/events');
-  source.onopen = () => {
+  if (source || retry !== undefined) return;
+  const es = new EventSource('/api/v1/events');
+  source = es;
+  es.onopen = () => {
+    retryDelay = 1000;
     setLive(true);
     if (wasLive) for (const l of [...listeners]) l(null);
     wasLive = true;
   };
-  source.onerror = () => setLive(false); // EventSource reconnects by itself
-  source.addEventListener('job', (ev) => {
-    let e: JobEvent;
-    try {
-      e = JSON.parse((ev as MessageEvent).data);
-    } catch {
-      return;
-    }
-    for (const l of [...listeners]) l(e);
+  es.onerror = () => {
+    setLive(false);
+    // EventSource reconnects by itself after a network error, but gives up for good after an
+    // HTTP error (a 401 before signing in, a proxy's 502): then start over, backing off.
+    if (es.readyState !== EventSource.CLOSED || source !== es) return;
+    source = null;
+    if (location.pathname === '/login') return; // signing in connects again
+    retry = window.setTimeout(() => {
+      retry = undefined;
+      if (listeners.size || trackListeners.size || statusListeners.size) connect();
+    }, retryDelay);
+    retryDelay = Math.min(30000, retryDelay * 2);
+  };
+  es.addEventListener('job', (ev) => {
+    const e = parse<JobEvent>(ev);
+    if (e) for (const l of [...listeners]) l(e);
   });
+  es.addEventListener('track', (ev) => {
+    const e = parse<TrackEvent>(ev);
+    if (e) for (const l of [...trackListeners]) l(e);
+  });
+}
+
+/** Closes the stream (signing out); the next subscriber opens it again. */
+export function closeEvents() {
+  source?.close();
+  source = null;
+  if (retry !== undefined) window.clearTimeout(retry);
+  retry = undefined;
+  retryDelay = 1000;
+  wasLive = false;
+  setLive(false);
 }
 
 /** Calls fn for every job change (and with null after a reconnect). */
@@ -49,6 +86,18 @@ export function useJobEvents(fn: Listener) {
   }, []);
 }
 
+/** Calls fn when a job tracked new values (metrics, params, tags, artifacts). */
+export function useTrackEvents(fn: TrackListener) {
+  const ref = useRef(fn);
+  ref.current = fn;
+  useEffect(() => {
+    connect();
+    const l: TrackListener = (e) => ref.current(e);
+    trackListeners.add(l);
+    return () => void trackListeners.delete(l);
+  }, []);
+}
+
 export function useLive(): boolean {
   const [v, setV] = useState(live);
   useEffect(() => {
@@ -58,6 +107,18 @@ export function useLive(): boolean {
     return () => void statusListeners.delete(setV);
   }, []);
   return v;
+}
+
+/** Calls fn every ms while enabled and the event stream is down: the fallback for live pages. */
+export function usePollWhileOffline(fn: () => void, ms: number, enabled = true) {
+  const on = useLive();
+  const ref = useRef(fn);
+  ref.current = fn;
+  useEffect(() => {
+    if (on || !enabled) return;
+    const t = window.setInterval(() => ref.current(), ms);
+    return () => window.clearInterval(t);
+  }, [on, enabled, ms]);
 }
 
 /** Debounces calls: at most one run of fn per wait ms, trailing. */

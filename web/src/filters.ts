@@ -2,7 +2,7 @@
 import { fmtNumber, fmtTime } from './format';
 import type { Filter } from './types';
 
-export type FilterKind = 'state' | 'text' | 'number' | 'time' | 'tag';
+export type FilterKind = 'state' | 'text' | 'number' | 'time' | 'tag' | 'user';
 
 /** The filter field of a column id, and the kind of editor it gets. */
 export function filterFieldOf(col: string): { field: string; kind: FilterKind } | null {
@@ -12,7 +12,7 @@ export function filterFieldOf(col: string): { field: string; kind: FilterKind } 
     case 'id':
       return { field: 'id', kind: 'text' };
     case 'user':
-      return { field: 'user', kind: 'text' };
+      return { field: 'user', kind: 'user' };
     case 'created_at':
       return { field: 'created_at', kind: 'time' };
     case 'duration':

@@ -30,6 +30,7 @@ export function toast(text: string, kind: Toast['kind'] = 'info') {
 
 export function toastError(e: unknown, prefix = '') {
   if ((e as Error)?.name === 'AbortError') return;
+  if (e instanceof ApiError && e.status === 401) return; // the sign-in page says it
   const msg = e instanceof ApiError || e instanceof Error ? e.message : String(e);
   toast(prefix ? `${prefix}: ${msg}` : msg, 'error');
 }

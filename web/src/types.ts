@@ -50,6 +50,7 @@ export interface Job {
   bundle_digest?: string;
   archive_digest?: string;
   executor?: string;
+  worker_id?: string; // what runs it: "pid 1234" or "container 0123456789ab"
   gpu_ids?: string[];
   exit_code?: number;
   reason?: string;
@@ -88,6 +89,7 @@ export interface Project {
   description: string;
   counts: Record<string, number>;
   tags: string[] | null;
+  users?: string[] | null; // who submitted jobs to it
   jobs: number;
 }
 
@@ -126,6 +128,20 @@ export interface Health {
   executor: string;
   workers: number;
   gpus: number;
+  auth?: boolean;
+}
+
+/** GET /whoami and POST /login: whether the server checks tokens, and whose the browser's is. */
+export interface Who {
+  auth: boolean;
+  user?: string;
+  admin?: boolean;
+}
+
+/** `event: track` of /events: a job tracked new values (at most once a second per job). */
+export interface TrackEvent {
+  id: string;
+  project: string;
 }
 
 export interface JobEvent {

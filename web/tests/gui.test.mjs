@@ -107,8 +107,13 @@ function suite() {
 
   describe('web GUI', () => {
     test('the project directory lists the project with its job counts', async () => {
+      const who = page.waitForResponse((r) => r.url().endsWith('/api/v1/whoami'));
       await page.goto(base + '/');
       await page.waitForURL(/\/projects$/);
+      // Without --auth: no sign-in, no user in the header.
+      assert.equal((await (await who).json()).auth, false);
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      assert.equal(await page.locator('[data-testid="user-menu"]').count(), 0);
       const card = page.locator('[data-testid="project-card"][data-project="gui-test"]');
       await card.waitFor();
       await card.locator('.count-pill[data-state="completed"]').filter({ hasText: '3' }).waitFor();

@@ -151,8 +151,8 @@ try {
     await applyFilter('status failed', 'state', async (ed) => {
       await ed.locator('label.check').filter({ hasText: 'Failed' }).locator('input').check();
     });
-    await applyFilter('user contains "ali"', 'user', async (ed) => {
-      await ed.locator('input[name="contains"]').fill('ali');
+    await applyFilter('user alice (of 3)', 'user', async (ed) => {
+      await ed.locator('[data-testid="user-option"]').filter({ hasText: 'alice' }).locator('input').check();
     });
     await applyFilter('param p03 contains "sg"', 'param:p03', async (ed) => {
       await ed.getByRole('button', { name: 'Contains' }).click();

@@ -45,3 +45,13 @@ export function Spinner({ size = 14 }: { size?: number }) {
     </svg>
   );
 }
+
+/** The Atlas mark (also the favicon). */
+export function Logo({ size = 26 }: { size?: number }) {
+  return (
+    <svg width={size} height={size} viewBox="0 0 32 32" aria-hidden="true">
+      <rect width="32" height="32" rx="8" fill="#4f6bed" />
+      <path d="M9 23l7-14 7 14M12 18h8" stroke="white" stroke-width="3" fill="none" stroke-linecap="round" stroke-linejoin="round" />
+    </svg>
+  );
+}

@@ -342,11 +342,58 @@ class Row extends Component<RowProps> {
 // ---------------------------------------------------------------------------------------------
 // Filter editor.
 
-function FilterEditor({ field, kind, current, sample, onApply, onClose }: {
+/** Users to pick from: more than this many get a search box. */
+const USER_SEARCH_OVER = 8;
+
+/** A checkbox per user of the project (GET /projects/{name} lists who submitted jobs). */
+function UserChoice({ users, chosen, onChange }: { users: string[]; chosen: Set<string>; onChange: (s: Set<string>) => void }) {
+  const [q, setQ] = useState('');
+  const needle = q.trim().toLowerCase();
+  const shown = needle ? users.filter((u) => u.toLowerCase().includes(needle)) : users;
+  return (
+    <div class="user-choice">
+      {users.length > USER_SEARCH_OVER && (
+        <label class="search small">
+          <IconSearch />
+          <input type="search" placeholder={`Search ${users.length} users`} value={q} onInput={(e) => setQ(e.currentTarget.value)} autoFocus aria-label="Search users" />
+        </label>
+      )}
+      <div class="user-list">
+        {shown.map((u) => (
+          <label key={u} class="check" data-testid="user-option">
+            <input
+              type="checkbox"
+              checked={chosen.has(u)}
+              onChange={(e) => {
+                const n = new Set(chosen);
+                if (e.currentTarget.checked) n.add(u);
+                else n.delete(u);
+                onChange(n);
+              }}
+            />
+            <span>{u}</span>
+          </label>
+        ))}
+        {!shown.length && <div class="subtle small">No user matches.</div>}
+      </div>
+      <div class="user-choice-foot subtle small">
+        <span>{chosen.size ? `${chosen.size} of ${users.length} chosen` : 'None chosen: every user'}</span>
+        {chosen.size > 0 && (
+          <button type="button" class="link-btn" onClick={() => onChange(new Set())}>
+            Clear
+          </button>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function FilterEditor({ field, kind, current, sample, users = [], onApply, onClose }: {
   field: string;
   kind: FilterKind;
   current?: Filter;
   sample: unknown[];
+  users?: string[];
   onApply: (f: Filter | null) => void;
   onClose: () => void;
 }) {
@@ -356,6 +403,14 @@ function FilterEditor({ field, kind, current, sample, onApply, onClose }: {
   const [max, setMax] = useState(current?.max !== undefined ? String(current.max) : '');
   const [text, setText] = useState(current?.op === 'contains' ? current.values?.[0] ?? '' : current?.op === 'in' ? (current.values ?? []).join(', ') : '');
   const [states, setStates] = useState<Set<string>>(new Set(current?.op === 'in' ? current.values : []));
+  // Users: the project's, and any the filter names that no longer submit; a "contains" filter
+  // (an older link) starts with the users it matches.
+  const userList = useMemo(() => [...new Set([...users, ...(current?.op === 'in' ? current.values ?? [] : [])])].sort(), [users.join('\n')]);
+  const [chosenUsers, setChosenUsers] = useState<Set<string>>(() => {
+    if (current?.op === 'in') return new Set(current.values);
+    const t = current?.op === 'contains' ? (current.values?.[0] ?? '').toLowerCase() : '';
+    return new Set(t ? userList.filter((u) => u.toLowerCase().includes(t)) : []);
+  });
   const toLocal = (s: string) => {
     if (!s) return '';
     const d = new Date(Number(s) * 1000);
@@ -368,6 +423,7 @@ function FilterEditor({ field, kind, current, sample, onApply, onClose }: {
   const apply = (e?: Event) => {
     e?.preventDefault();
     if (kind === 'state') return onApply(states.size ? { field, op: 'in', values: STATES.filter((s) => states.has(s)) } : null);
+    if (kind === 'user') return onApply(chosenUsers.size ? { field, op: 'in', values: [...chosenUsers].sort() } : null);
     if (mode === 'text') {
       const t = text.trim();
       if (!t) return onApply(null);
@@ -414,13 +470,14 @@ function FilterEditor({ field, kind, current, sample, onApply, onClose }: {
           ))}
         </div>
       )}
-      {kind !== 'state' && mode === 'text' && (
+      {kind === 'user' && <UserChoice users={userList} chosen={chosenUsers} onChange={setChosenUsers} />}
+      {kind !== 'state' && kind !== 'user' && mode === 'text' && (
         <label class="field">
           <span>{kind === 'tag' ? 'Tag name contains' : 'Contains'}</span>
           <input type="text" value={text} onInput={(e) => setText(e.currentTarget.value)} data-autofocus autoFocus name="contains" />
         </label>
       )}
-      {kind !== 'state' && mode === 'range' && (
+      {kind !== 'state' && kind !== 'user' && mode === 'range' && (
         <div class="fe-range">
           <label class="field">
             <span>{field === 'duration' ? 'Min (s)' : 'Min'}</span>
@@ -1077,7 +1134,8 @@ export function ProjectJobsPage({ project }: { project: string }) {
             <FilterEditor
               key={editor.col}
               field={editorField.field}
-              kind={editor.col === 'duration' ? 'number' : editorField.kind}
+              kind={editor.col === 'duration' ? 'number' : editorField.kind === 'user' && !proj?.users?.length ? 'text' : editorField.kind}
+              users={proj?.users ?? []}
               current={filters.find((f) => f.field === editorField.field)}
               sample={sampleFor(editor.col)}
               onClose={() => setEditor(null)}
