@@ -11,6 +11,7 @@ import (
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/store"
+	"github.com/atlasgo/atlas/internal/store/sqlutil"
 )
 
 const jobColumns = `j.id, j.seq, j.project, j.user, j.state, j.mode, j.priority, j.parent_id, j.command,
@@ -55,14 +56,6 @@ func scanJob(sc scanner) (*atlas.Job, error) {
 	return &j, nil
 }
 
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only called with types that always encode
-	}
-	return string(b)
-}
-
 func ensureProject(ctx context.Context, tx *sql.Tx, name string, at time.Time) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO projects (name, created_at, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT(name) DO UPDATE SET updated_at = excluded.updated_at`, name, nanos(at), nanos(at))
@@ -93,21 +86,14 @@ func (s *Store) JobInsert(ctx context.Context, j *atlas.Job) error {
 			reason, run_info, token_hash, created_at, started_at, heartbeat_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			j.ID, j.Seq, j.Project, j.User, j.State, j.Mode, j.Priority, j.ParentID,
-			mustJSON(nonNil(j.Command)), mustJSON(nonNil(j.Entrypoint)), mustJSON(j.Params), j.NumGPUs, j.RAMGB,
-			mustJSON(j.Worker), j.RunAs, j.BundleDigest, j.ArchiveDigest, j.Executor, mustJSON(nonNil(j.GPUIDs)),
+			sqlutil.JSON(sqlutil.NonNil(j.Command)), sqlutil.JSON(sqlutil.NonNil(j.Entrypoint)), sqlutil.JSON(j.Params), j.NumGPUs, j.RAMGB,
+			sqlutil.JSON(j.Worker), j.RunAs, j.BundleDigest, j.ArchiveDigest, j.Executor, sqlutil.JSON(sqlutil.NonNil(j.GPUIDs)),
 			j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), started, heartbeat)
 		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: jobs.id") {
 			return atlas.Conflictf("job %s already exists", j.ID)
 		}
 		return err
 	})
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 // JobGet implements store.Store.
@@ -182,44 +168,14 @@ func (s *Store) JobSetState(ctx context.Context, p *store.JobSetStateParams) (*a
 		if err != nil {
 			return err
 		}
-		allowed := atlas.CanTransition(j.State, p.To)
-		if allowed && len(p.From) > 0 {
-			allowed = false
-			for _, f := range p.From {
-				allowed = allowed || f == j.State
-			}
+		changes, err := sqlutil.StateChange(j, p, nanos(at))
+		if err != nil {
+			return err
 		}
-		if !allowed {
-			return atlas.Conflictf("job %s is %s and cannot become %s", j.ID, j.State, p.To)
-		}
-		sets := []string{"state = ?"}
-		args := []any{p.To}
-		if p.To == atlas.StateRunning && j.StartedAt == nil {
-			sets, args = append(sets, "started_at = ?"), append(args, nanos(at))
-		}
-		if p.To.Finished() {
-			sets, args = append(sets, "finished_at = ?"), append(args, nanos(at))
-		}
-		if p.To == atlas.StateQueued { // back to the queue: forget the attempt
-			sets = append(sets, "started_at = NULL", "executor = ''", "gpu_ids = '[]'", "run_info = ''")
-		}
-		if p.Reason != "" {
-			sets, args = append(sets, "reason = ?"), append(args, p.Reason)
-		}
-		if p.ExitCode != nil {
-			sets, args = append(sets, "exit_code = ?"), append(args, *p.ExitCode)
-		}
-		if p.Executor != "" {
-			sets, args = append(sets, "executor = ?"), append(args, p.Executor)
-		}
-		if p.GPUIDs != nil {
-			sets, args = append(sets, "gpu_ids = ?"), append(args, mustJSON(p.GPUIDs))
-		}
-		if p.RunInfo != "" {
-			sets, args = append(sets, "run_info = ?"), append(args, p.RunInfo)
-		}
-		if p.ArchiveDigest != "" {
-			sets, args = append(sets, "archive_digest = ?"), append(args, p.ArchiveDigest)
+		sets := make([]string, len(changes))
+		args := make([]any, len(changes))
+		for i, c := range changes {
+			sets[i], args[i] = c.Column+" = ?", c.Value
 		}
 		args = append(args, p.ID)
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...); err != nil {
@@ -365,67 +321,51 @@ func (s *Store) BlobRefs(ctx context.Context, digest string) (int, error) {
 	return n, err
 }
 
-// sortColumn maps a plain sort column to SQL, and whether it can be NULL.
-func sortColumn(col string) (expr string, nullable bool, err error) {
-	switch col {
-	case "", "created_at":
-		return "j.created_at", false, nil
-	case "state", "user", "project", "seq", "priority":
-		return "j." + col, false, nil
-	case "id", "job_id":
-		return "j.id", false, nil
-	case "started_at", "finished_at":
-		return "j." + col, true, nil
-	case "duration":
-		return "(COALESCE(j.finished_at, CAST(strftime('%s','now') AS INTEGER) * 1000000000) - j.started_at)", true, nil
+// columnSQL is the SQL of a job column: times in unix nanoseconds, or in seconds for filters.
+func columnSQL(c sqlutil.Column, seconds bool) string {
+	expr := "j." + c.Name
+	if c.Name == "duration" {
+		expr = "(COALESCE(j.finished_at, CAST(strftime('%s','now') AS INTEGER) * 1000000000) - j.started_at)"
 	}
-	return "", false, atlas.Invalidf("cannot sort by %q: want created_at, started_at, finished_at, duration, state, user, id, param:<key> or metric:<key>", col)
+	if seconds && c.Time() {
+		return "(" + expr + " / 1e9)"
+	}
+	return expr
 }
 
-func filterSQL(f store.Filter) (string, []any, error) {
+func filterSQL(sf store.Filter) (string, []any, error) {
+	f, err := sqlutil.ParseFilter(sf)
+	if err != nil {
+		return "", nil, err
+	}
 	var (
-		col     string // expression over j for plain columns
-		sub     string // EXISTS subquery prefix for keyed columns
-		numCol  = ""
-		textCol = ""
-		args    []any
+		sub    string // EXISTS subquery prefix for keyed columns
+		numCol string
+		target string // the text a filter matches
+		args   []any
 	)
-	switch {
-	case f.Field == "state" || f.Field == "user" || f.Field == "project" || f.Field == "mode":
-		col = "j." + f.Field
-	case f.Field == "id" || f.Field == "job_id":
-		col = "j.id"
-	case f.Field == "created_at" || f.Field == "started_at" || f.Field == "finished_at":
-		col = "(j." + f.Field + " / 1e9)"
-	case f.Field == "duration":
-		col = "((COALESCE(j.finished_at, CAST(strftime('%s','now') AS INTEGER) * 1000000000) - j.started_at) / 1e9)"
-	case f.Field == "tag":
-		sub, numCol, textCol = "SELECT 1 FROM tags x WHERE x.job_id = j.id", "NULL", "x.key"
-	case strings.HasPrefix(f.Field, "param:"):
-		sub, numCol, textCol = "SELECT 1 FROM params x WHERE x.job_id = j.id AND x.key = ?", "x.num", "x.value"
-		args = append(args, strings.TrimPrefix(f.Field, "param:"))
-	case strings.HasPrefix(f.Field, "metric:"):
-		sub, numCol, textCol = "SELECT 1 FROM metric_summary x WHERE x.job_id = j.id AND x.key = ?", "x.last_num", "x.last"
-		args = append(args, strings.TrimPrefix(f.Field, "metric:"))
-	default:
-		return "", nil, atlas.Invalidf("cannot filter by %q", f.Field)
+	switch f.Kind {
+	case sqlutil.JobColumn:
+		target = columnSQL(f.Column, true)
+		numCol = target
+	case sqlutil.Tag:
+		sub, numCol, target = "SELECT 1 FROM tags x WHERE x.job_id = j.id", "NULL", "x.key"
+	case sqlutil.Param:
+		sub, numCol, target = "SELECT 1 FROM params x WHERE x.job_id = j.id AND x.key = ?", "x.num", "x.value"
+		args = append(args, f.Key)
+	case sqlutil.Metric:
+		sub, numCol, target = "SELECT 1 FROM metric_summary x WHERE x.job_id = j.id AND x.key = ?", "x.last_num", "x.last"
+		args = append(args, f.Key)
 	}
 	var cond string
-	target := col
-	if sub != "" {
-		target = textCol
-	}
 	switch f.Op {
 	case "in":
-		if len(f.Values) == 0 {
-			return "", nil, atlas.Invalidf("filter %s: no values", f.Field)
-		}
-		if sub != "" && f.Field != "tag" {
+		if f.Kind == sqlutil.Param || f.Kind == sqlutil.Metric {
 			// Param and metric values are stored as JSON: match numbers by value, strings by text.
 			var ors []string
 			for _, v := range f.Values {
-				ors = append(ors, "("+textCol+" = ? OR "+textCol+" = ?)")
-				args = append(args, v, mustJSON(v))
+				ors = append(ors, "("+target+" = ? OR "+target+" = ?)")
+				args = append(args, v, sqlutil.JSON(v))
 			}
 			cond = "(" + strings.Join(ors, " OR ") + ")"
 		} else {
@@ -433,43 +373,24 @@ func filterSQL(f store.Filter) (string, []any, error) {
 			args = append(args, anys(f.Values)...)
 		}
 	case "contains":
-		if len(f.Values) != 1 {
-			return "", nil, atlas.Invalidf("filter %s: contains needs one value", f.Field)
-		}
 		cond = target + " LIKE ? ESCAPE '\\'"
-		args = append(args, "%"+likeEscape(f.Values[0])+"%")
+		args = append(args, sqlutil.ContainsPattern(f.Values[0]))
 	case "range":
-		if sub != "" {
-			target = numCol
-		}
 		var parts []string
 		if f.Min != nil {
-			parts, args = append(parts, target+" >= ?"), append(args, *f.Min)
+			parts, args = append(parts, numCol+" >= ?"), append(args, *f.Min)
 		}
 		if f.Max != nil {
-			parts, args = append(parts, target+" <= ?"), append(args, *f.Max)
-		}
-		if len(parts) == 0 {
-			return "", nil, atlas.Invalidf("filter %s: range needs a min or a max", f.Field)
+			parts, args = append(parts, numCol+" <= ?"), append(args, *f.Max)
 		}
 		cond = strings.Join(parts, " AND ")
 	case "exists":
-		if sub == "" {
-			return "", nil, atlas.Invalidf("filter %s: exists applies to param:, metric: and tag", f.Field)
-		}
 		cond = "1"
-	default:
-		return "", nil, atlas.Invalidf("filter %s: unknown operator %q", f.Field, f.Op)
 	}
 	if sub != "" {
 		return "EXISTS (" + sub + " AND " + cond + ")", args, nil
 	}
 	return cond, args, nil
-}
-
-func likeEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(s)
 }
 
 // JobList implements store.Store.
@@ -502,16 +423,17 @@ func (s *Store) JobList(ctx context.Context, p *store.JobListParams) ([]*atlas.J
 	if limit <= 0 {
 		limit = total
 	}
-	if kind, key, ok := keyedSort(p.Sort); ok {
-		jobs, err := s.listByKey(ctx, p, kind, key, dir, where, args, limit)
-		return jobs, total, err
-	}
-	expr, nullable, err := sortColumn(p.Sort)
+	col, err := sqlutil.ParseSort(p.Sort)
 	if err != nil {
 		return nil, 0, err
 	}
+	if col.Kind != sqlutil.JobColumn {
+		jobs, err := s.listByKey(ctx, p, col, dir, where, args, limit)
+		return jobs, total, err
+	}
+	expr := columnSQL(col, false)
 	order := fmt.Sprintf("%s %s, j.seq %s", expr, dir, dir)
-	if nullable {
+	if col.Nullable() {
 		order = fmt.Sprintf("(%s) IS NULL, ", expr) + order
 	}
 	q := `SELECT ` + jobColumns + ` FROM jobs j` + whereClause(jobWhere) + ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
@@ -562,16 +484,13 @@ func (s *Store) JobValues(ctx context.Context, p *store.JobListParams, columns [
 		return nil, err
 	}
 	for _, col := range columns {
-		table, key, ok := keyedSort(col)
+		c, ok := sqlutil.Keyed(col)
 		if !ok {
 			return nil, atlas.Invalidf("unknown column %q: want param:<key> or metric:<key>", col)
 		}
-		num, text := "num", "value"
-		if table == "metric_summary" {
-			num, text = "last_num", "last"
-		}
-		q := `SELECT job_id, ` + num + `, ` + text + ` FROM ` + table + ` WHERE key = ?`
-		qargs := []any{key}
+		table, num, text := keyedSQL(c)
+		q := `SELECT job_id, ` + num + `, ` + text + ` FROM ` + table + ` x WHERE key = ?`
+		qargs := []any{c.Key}
 		if p.Project != "" {
 			q, qargs = q+` AND project = ?`, append(qargs, p.Project)
 		}
@@ -591,16 +510,10 @@ func (s *Store) JobValues(ctx context.Context, p *store.JobListParams, columns [
 			if !ok {
 				continue
 			}
-			if n.Valid && !strings.HasPrefix(raw, "t") && !strings.HasPrefix(raw, "f") { // booleans keep their JSON form
-				vals[i] = n.Float64
-				continue
-			}
-			var v any
-			if err := json.Unmarshal([]byte(raw), &v); err != nil {
+			if vals[i], err = sqlutil.Value(n.Float64, n.Valid, raw); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			vals[i] = v
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -618,77 +531,63 @@ func whereClause(conds []string) string {
 	return " WHERE " + strings.Join(conds, " AND ")
 }
 
-func keyedSort(col string) (table, key string, ok bool) {
-	if k, ok := strings.CutPrefix(col, "param:"); ok {
-		return "params", k, true
+// keyedSQL names the table of a param or metric column, aliased x, and its number and JSON
+// text columns.
+func keyedSQL(c sqlutil.Column) (table, num, text string) {
+	if c.Kind == sqlutil.Metric {
+		return "metric_summary", "x.last_num", "x.last"
 	}
-	if k, ok := strings.CutPrefix(col, "metric:"); ok {
-		return "metric_summary", k, true
-	}
-	return "", "", false
+	return "params", "x.num", "x.value"
 }
 
-// listByKey pages through jobs sorted by a param or metric in three runs, each read in index
-// order: jobs with a numeric value, then jobs with a text value, then jobs without the key.
-// Going through the (project, key, value) index keeps the first page of a 10,000-job project
-// to a few dozen row lookups instead of a join and sort over every job.
-func (s *Store) listByKey(ctx context.Context, p *store.JobListParams, table, key, dir string, where []string, args []any, limit int) ([]*atlas.Job, error) {
-	num, text := "x.num", "x.value"
-	if table == "metric_summary" {
-		num, text = "x.last_num", "x.last"
-	}
-	keyWhere, keyArgs := []string{"x.key = ?"}, []any{key}
+// listByKey pages through jobs sorted by a param or metric in three runs (sqlutil.PageByKey),
+// each read in index order. Going through the (project, key, value) index keeps the first page
+// of a 10,000-job project to a few dozen row lookups instead of a join and sort over every job.
+func (s *Store) listByKey(ctx context.Context, p *store.JobListParams, col sqlutil.Column, dir string, where []string, args []any, limit int) ([]*atlas.Job, error) {
+	table, num, text := keyedSQL(col)
+	keyWhere, keyArgs := []string{"x.key = ?"}, []any{col.Key}
 	if p.Project != "" {
-		keyWhere, keyArgs = []string{"x.project = ?", "x.key = ?"}, []any{p.Project, key}
+		keyWhere, keyArgs = []string{"x.project = ?", "x.key = ?"}, []any{p.Project, col.Key}
 	}
-	runs := []struct{ cond, order string }{
-		{num + " IS NOT NULL", fmt.Sprintf("%s %s, j.seq %s", num, dir, dir)},
-		{num + " IS NULL", fmt.Sprintf("%s %s, j.seq %s", text, dir, dir)},
+	// from is the FROM and WHERE of a run of jobs with the key: with a number, or without.
+	from := func(run sqlutil.KeyRun) (string, []any) {
+		cond := num + " IS NOT NULL"
+		if run == sqlutil.TextRun {
+			cond = num + " IS NULL"
+		}
+		conds := append(append(append([]string{}, keyWhere...), cond), where...)
+		return ` FROM ` + table + ` x JOIN jobs j ON j.id = x.job_id` + whereClause(conds), append(append([]any{}, keyArgs...), args...)
 	}
-	var out []*atlas.Job
-	offset := p.Offset
-	for _, r := range runs {
-		if len(out) >= limit {
-			return out, nil
-		}
-		conds := append(append(append([]string{}, keyWhere...), r.cond), where...)
-		cargs := append(append([]any{}, keyArgs...), args...)
-		from := ` FROM ` + table + ` x JOIN jobs j ON j.id = x.job_id` + whereClause(conds)
-		if offset > 0 {
-			var n int
-			if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*)`+from, cargs...).Scan(&n); err != nil {
-				return nil, err
+	count := func(run sqlutil.KeyRun) (int, error) {
+		f, fargs := from(run)
+		var n int
+		err := s.r.QueryRowContext(ctx, `SELECT COUNT(*)`+f, fargs...).Scan(&n)
+		return n, err
+	}
+	read := func(run sqlutil.KeyRun, limit, offset int) ([]*atlas.Job, error) {
+		var q string
+		var qargs []any
+		switch run {
+		case sqlutil.NumberRun, sqlutil.TextRun:
+			f, fargs := from(run)
+			by := num
+			if run == sqlutil.TextRun {
+				by = text
 			}
-			if offset >= n {
-				offset -= n
-				continue
+			q, qargs = `SELECT `+jobColumns+f+fmt.Sprintf(` ORDER BY %s %s, j.seq %s`, by, dir, dir), fargs
+		default:
+			conds := append([]string{"NOT EXISTS (SELECT 1 FROM " + table + " x WHERE x.job_id = j.id AND x.key = ?)"}, where...)
+			qargs = append([]any{col.Key}, args...)
+			if p.Project != "" {
+				conds, qargs = append([]string{"j.project = ?"}, conds...), append([]any{p.Project}, qargs...)
 			}
+			q = `SELECT ` + jobColumns + ` FROM jobs j` + whereClause(conds) + ` ORDER BY j.seq ` + dir
 		}
-		rows, err := s.r.QueryContext(ctx, `SELECT `+jobColumns+from+` ORDER BY `+r.order+` LIMIT ? OFFSET ?`,
-			append(cargs, limit-len(out), offset)...)
+		rows, err := s.r.QueryContext(ctx, q+` LIMIT ? OFFSET ?`, append(qargs, limit, offset)...)
 		if err != nil {
 			return nil, err
 		}
-		jobs, err := collectJobs(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, jobs...)
-		offset = 0
+		return collectJobs(rows)
 	}
-	if len(out) >= limit {
-		return out, nil
-	}
-	conds := append([]string{"NOT EXISTS (SELECT 1 FROM " + table + " x WHERE x.job_id = j.id AND x.key = ?)"}, where...)
-	cargs := append([]any{key}, args...)
-	if p.Project != "" {
-		conds, cargs = append([]string{"j.project = ?"}, conds...), append([]any{p.Project}, cargs...)
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs j`+whereClause(conds)+
-		` ORDER BY j.seq `+dir+` LIMIT ? OFFSET ?`, append(cargs, limit-len(out), offset)...)
-	if err != nil {
-		return nil, err
-	}
-	jobs, err := collectJobs(rows)
-	return append(out, jobs...), err
+	return sqlutil.PageByKey(p.Offset, limit, count, read)
 }

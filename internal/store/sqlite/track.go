@@ -5,13 +5,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"math"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/store"
+	"github.com/atlasgo/atlas/internal/store/sqlutil"
 )
 
 // TrackBatch implements store.Store.
@@ -41,18 +40,18 @@ func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, erro
 				return err
 			}
 		}
-		for _, k := range sortedKeys(b.Params) {
+		for _, k := range sqlutil.SortedKeys(b.Params) {
 			if err := addProjectKey(ctx, tx, project, "param", k); err != nil {
 				return err
 			}
 			v := b.Params[k]
 			if _, err := tx.ExecContext(ctx, `INSERT INTO params (job_id, project, key, value, num) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT(job_id, key) DO UPDATE SET value = excluded.value, num = excluded.num`,
-				b.JobID, project, k, mustJSON(v), numOf(v)); err != nil {
+				b.JobID, project, k, sqlutil.JSON(v), sqlutil.Num(v)); err != nil {
 				return err
 			}
 		}
-		for _, k := range sortedKeys(b.Metrics) {
+		for _, k := range sqlutil.SortedKeys(b.Metrics) {
 			if err := addProjectKey(ctx, tx, project, "metric", k); err != nil {
 				return err
 			}
@@ -60,7 +59,7 @@ func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, erro
 				return err
 			}
 		}
-		for _, k := range sortedKeys(b.Tags) {
+		for _, k := range sqlutil.SortedKeys(b.Tags) {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO tags (job_id, key, value) VALUES (?, ?, ?)
 				ON CONFLICT(job_id, key) DO UPDATE SET value = excluded.value`, b.JobID, k, b.Tags[k]); err != nil {
 				return err
@@ -93,84 +92,26 @@ func addProjectKey(ctx context.Context, tx *sql.Tx, project, kind, key string) e
 	return err
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// numOf returns v as a float64 when it is a number, else nil (SQL NULL).
-func numOf(v any) any {
-	switch x := v.(type) {
-	case float64:
-		return x
-	case float32:
-		return float64(x)
-	case int:
-		return float64(x)
-	case int64:
-		return float64(x)
-	case json.Number:
-		if f, err := x.Float64(); err == nil {
-			return f
-		}
-	case bool:
-		if x {
-			return 1.0
-		}
-		return 0.0
-	}
-	return nil
-}
-
 func appendMetric(ctx context.Context, tx *sql.Tx, jobID, project, key string, pts []atlas.MetricPoint) error {
 	if len(pts) == 0 {
 		return nil
 	}
-	var (
-		count    int64
-		minV     sql.NullFloat64
-		maxV     sql.NullFloat64
-		lastStep int64
-	)
-	err := tx.QueryRowContext(ctx, `SELECT count, min, max, last_step FROM metric_summary WHERE job_id = ? AND key = ?`,
-		jobID, key).Scan(&count, &minV, &maxV, &lastStep)
+	var count int64
+	var minV, maxV *float64
+	err := tx.QueryRowContext(ctx, `SELECT count, min, max FROM metric_summary WHERE job_id = ? AND key = ?`,
+		jobID, key).Scan(&count, &minV, &maxV)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	steps := make([]int64, len(pts))
-	vals := make([]any, len(pts))
-	times := make([]float64, len(pts))
-	mn, mx := math.Inf(1), math.Inf(-1)
-	if minV.Valid {
-		mn, mx = minV.Float64, maxV.Float64
-	}
-	for i, p := range pts {
-		if p.Step < 0 {
-			p.Step = count + int64(i)
-		}
-		steps[i], vals[i], times[i] = p.Step, p.Value, p.Time
-		if f, ok := numOf(p.Value).(float64); ok {
-			mn, mx = math.Min(mn, f), math.Max(mx, f)
-		}
-	}
+	m := sqlutil.AppendMetric(count, minV, maxV, pts)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO metric_chunks (job_id, key, steps, vals, times) VALUES (?, ?, ?, ?, ?)`,
-		jobID, key, mustJSON(steps), mustJSON(vals), mustJSON(times)); err != nil {
+		jobID, key, m.Steps, m.Values, m.Times); err != nil {
 		return err
 	}
-	var minArg, maxArg any
-	if !math.IsInf(mn, 1) {
-		minArg, maxArg = mn, mx
-	}
-	last := vals[len(vals)-1]
 	_, err = tx.ExecContext(ctx, `INSERT INTO metric_summary (job_id, project, key, count, last, last_num, last_step, min, max)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, key) DO UPDATE SET count = excluded.count,
 		last = excluded.last, last_num = excluded.last_num, last_step = excluded.last_step, min = excluded.min,
-		max = excluded.max`, jobID, project, key, count+int64(len(pts)), mustJSON(last), numOf(last), steps[len(steps)-1],
-		minArg, maxArg)
+		max = excluded.max`, jobID, project, key, m.Count, m.Last, m.LastNum, m.LastStep, m.Min, m.Max)
 	return err
 }
 
