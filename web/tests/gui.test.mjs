@@ -18,6 +18,8 @@ import { CI, cliBin, here, launchBrowser, missing, repo, serverBin, startServer 
 
 const shots = path.join(here, 'screenshots');
 const ANSI_RED = 'rgb(239, 107, 115)'; // how the log view renders ESC[31m
+// The failing job's error: its reason gets the last line it printed, to show in full.
+const FAIL_MESSAGE = `the loss diverged at step 12 (lr 5.0); the last checkpoint /data/runs/gui-test/${'a'.repeat(120)}/ckpt.pt is unusable`;
 
 const reason = missing();
 if (reason && CI) {
@@ -80,7 +82,7 @@ function suite() {
     jobs.t1 = await submit('train', '--lr', '0.1', '--epochs', '20');
     jobs.t2 = await submit('train', '--lr', '0.3', '--epochs', '20', '--optimizer', 'sgd');
     jobs.t3 = await submit('train', '--lr', '0.05', '--epochs', '30');
-    jobs.f = await submit('fail');
+    jobs.f = await submit('fail', '--message', FAIL_MESSAGE);
     for (const k of ['t1', 't2', 't3', 'f']) await waitJob(jobs[k]);
     jobs.signal = path.join(work, 'signal');
     jobs.w = await submit('wait', '--file', jobs.signal);
@@ -208,6 +210,8 @@ function suite() {
       const q1 = await submit('forever');
       await page.goto(base + '/queue');
       for (const id of [jobs.w, jobs.s, jobs.s2]) await page.locator(`[data-testid="running-table"] tr[data-job="${id}"]`).waitFor();
+      // What runs each job: the process executor's pid.
+      assert.match(await page.locator(`[data-testid="running-table"] tr[data-job="${jobs.w}"] [data-testid="worker-id"]`).innerText(), /^pid \d+$/);
       const row = page.locator(`[data-testid="queued-table"] tr[data-job="${q1}"]`);
       await row.locator('.pos').filter({ hasText: /^1$/ }).waitFor();
       assert.notEqual((await row.locator('.reason').innerText()).trim(), '');
@@ -226,6 +230,8 @@ function suite() {
       const log = page.locator('[data-testid="log"]');
       await log.locator('.log-line').filter({ hasText: 'waiting for the signal file' }).waitFor();
       assert.equal(await log.locator('.log-line').filter({ hasText: 'GOT THE SIGNAL' }).count(), 0);
+      // The job page says what runs the job.
+      assert.match(await page.locator('[data-testid="worker-id"]').innerText(), /^pid \d+$/);
       fs.writeFileSync(jobs.signal, 'go');
       const line = log.locator('.log-line').filter({ hasText: 'GOT THE SIGNAL' });
       await line.waitFor();
@@ -243,9 +249,14 @@ function suite() {
       await shot('job-logs');
     });
 
-    test('a failed job shows its exit code and reason', async () => {
+    test('a failed job shows its exit code and reason, with the last line it printed in full', async () => {
       await page.goto(`${base}/jobs/${jobs.f}`);
-      await page.locator('[data-testid="reason"]').waitFor();
+      await page.locator('[data-testid="reason"]').filter({ hasText: 'Failed: exited with code 1' }).waitFor();
+      const line = page.locator('[data-testid="reason-line"]');
+      assert.equal(await line.innerText(), `RuntimeError: ${FAIL_MESSAGE}`);
+      // Wrapped: nothing overflows the box or the page.
+      assert.ok(await line.evaluate((el) => el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().height > 30));
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
       await page.locator('[data-testid="exit-code"]').filter({ hasText: '1' }).waitFor();
       await page.locator('[data-testid="log"] .log-line').filter({ hasText: 'RuntimeError: the loss diverged' }).waitFor();
       await shot('job-failed');

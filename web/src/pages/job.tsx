@@ -140,6 +140,27 @@ function Digest({ d }: { d?: string }) {
   );
 }
 
+/**
+ * Why a job failed or stopped. A job that exited non-zero has the last line it printed in its
+ * reason ("exited with code 1: RuntimeError: the loss diverged"): that line shows on its own,
+ * in full, wrapped.
+ */
+function ReasonBox({ state, reason }: { state: string; reason: string }) {
+  const m = /^(exited with code -?\d+): ([\s\S]+)$/.exec(reason);
+  return (
+    <div class={`alert reason-box ${state === 'failed' ? 'alert-failed' : 'alert-stopped'}`} data-testid="reason">
+      <div>
+        <strong>{state === 'failed' ? 'Failed' : 'Stopped'}:</strong> {m ? m[1] : reason}
+      </div>
+      {m && (
+        <pre class="reason-line" data-testid="reason-line" title="The last line the job printed">
+          {m[2]}
+        </pre>
+      )}
+    </div>
+  );
+}
+
 export function JobPage({ id }: { id: string }) {
   const loc = useLocation();
   const tab = loc.query.get('tab') ?? 'logs';
@@ -307,11 +328,7 @@ export function JobPage({ id }: { id: string }) {
         </div>
       </div>
 
-      {job.reason && (job.state === 'failed' || job.state === 'stopped') && (
-        <div class={job.state === 'failed' ? 'alert alert-failed' : 'alert alert-stopped'} data-testid="reason">
-          <strong>{job.state === 'failed' ? 'Failed' : 'Stopped'}:</strong> {job.reason}
-        </div>
-      )}
+      {job.reason && (job.state === 'failed' || job.state === 'stopped') && <ReasonBox state={job.state} reason={job.reason} />}
       {job.state === 'queued' && (
         <div class="alert alert-queued" data-testid="waiting">
           <strong>{job.queue_position ? `#${job.queue_position} in the queue` : 'Queued'}</strong>
@@ -377,6 +394,7 @@ export function JobPage({ id }: { id: string }) {
                 ['Project', <Link href={projURL}>{job.project}</Link>],
                 ['Image', job.worker?.image],
                 ['Executor', job.executor],
+                ['Worker', job.worker_id ? <code data-testid="worker-id">{job.worker_id}</code> : undefined],
                 ['GPUs', job.num_gpus ? `${job.num_gpus}${job.gpu_ids?.length ? ` (ids ${job.gpu_ids.join(', ')})` : ''}` : '0'],
                 ['RAM', job.ram_gb ? `${job.ram_gb} GB` : undefined],
                 ['Priority', String(job.priority)],
@@ -385,7 +403,7 @@ export function JobPage({ id }: { id: string }) {
                 ['Bundle', job.bundle_digest ? <Digest d={job.bundle_digest} /> : undefined],
                 ['Archive', job.archive_digest ? <Digest d={job.archive_digest} /> : undefined],
                 ['Parent', job.parent_id ? <Link href={`/jobs/${encodeURIComponent(job.parent_id)}`}>{shortId(job.parent_id)}</Link> : undefined],
-                ['Reason', job.reason],
+                ['Reason', job.state === 'failed' || job.state === 'stopped' ? undefined : job.reason], // else in the box above
               ]}
             />
             {job.submitted_params && Object.keys(job.submitted_params).length > 0 && (

@@ -154,7 +154,13 @@ export function QueuePage() {
                       <td title={fmtTime(j.started_at, true)}>{fmtAgo(j.started_at)}</td>
                       <td class="num">{fmtDuration(jobDuration(j))}</td>
                       <td>
-                        {j.executor ?? ''}
+                        {j.worker_id ? (
+                          <code class="worker-id" data-testid="worker-id" title={`Run by the ${j.executor ?? ''} executor`}>
+                            {j.worker_id}
+                          </code>
+                        ) : (
+                          j.executor ?? ''
+                        )}
                         {j.gpu_ids?.length ? <span class="gpu-ids"> GPU {j.gpu_ids.join(', ')}</span> : j.num_gpus ? ` ${j.num_gpus} GPU` : ''}
                       </td>
                       <td class="right">
