@@ -98,6 +98,53 @@ export function useTrackEvents(fn: TrackListener) {
   }, []);
 }
 
+// The server announces new values at most once a second per job and drops (rather than delays)
+// the announcements in between, so the last values of a burst can come unannounced: after a
+// job's announcements stop, re-read once more.
+const TRAILING_MS = 1500;
+
+/**
+ * Calls fn (debounced: at most once per wait ms) when a job that want() accepts tracked new
+ * values, and once more 1.5 s after that job's last announcement.
+ */
+export function useTracked(want: (e: TrackEvent) => boolean, fn: () => void, wait: number) {
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  const wantRef = useRef(want);
+  wantRef.current = want;
+  const st = useRef({ soon: undefined as number | undefined, trailing: new Map<string, number>() });
+  const schedule = () => {
+    const s = st.current;
+    if (s.soon === undefined)
+      s.soon = window.setTimeout(() => {
+        s.soon = undefined;
+        fnRef.current();
+      }, wait);
+  };
+  useTrackEvents((e) => {
+    if (!wantRef.current(e)) return;
+    schedule();
+    const tr = st.current.trailing;
+    window.clearTimeout(tr.get(e.id));
+    tr.set(
+      e.id,
+      window.setTimeout(() => {
+        tr.delete(e.id);
+        schedule();
+      }, TRAILING_MS),
+    );
+  });
+  useEffect(
+    () => () => {
+      const s = st.current;
+      window.clearTimeout(s.soon);
+      for (const t of s.trailing.values()) window.clearTimeout(t);
+      s.trailing.clear();
+    },
+    [],
+  );
+}
+
 export function useLive(): boolean {
   const [v, setV] = useState(live);
   useEffect(() => {

@@ -58,6 +58,11 @@ function suite() {
         else resolve(m[1]);
       });
     });
+  /** Writes a file whole (rename), so that a job polling it never reads half of it. */
+  const writeWhole = (file, text) => {
+    fs.writeFileSync(file + '.tmp', text);
+    fs.renameSync(file + '.tmp', file);
+  };
   const shot = (name) => page.screenshot({ path: path.join(shots, name + '.png'), animations: 'disabled' });
   const rows = (n) => page.waitForFunction((n) => document.querySelectorAll('.tr[data-job]').length === n, n);
   const firstRowCell = (col) => page.locator('.tr[data-job]').first().locator(`.td[data-col="${col}"]`);
@@ -87,7 +92,8 @@ function suite() {
     jobs.signal = path.join(work, 'signal');
     jobs.w = await submit('wait', '--file', jobs.signal);
     jobs.s = await submit('forever');
-    jobs.s2 = await submit('forever');
+    jobs.valueFile = path.join(work, 'value');
+    jobs.s2 = await submit('live', '--file', jobs.valueFile);
     for (const k of ['w', 's', 's2']) await waitJob(jobs[k], 'queued,starting');
   });
 
@@ -325,6 +331,67 @@ function suite() {
       await page.locator('[data-testid="confirm"]').click();
       await page.locator('[data-testid="job-page"][data-state="stopped"]').waitFor();
       assert.equal((await apiGet(`/jobs/${jobs.s}`)).state, 'stopped');
+    });
+
+    test('running jobs: tracked values show through track events; nothing polls while the stream is up', async () => {
+      // A page of its own, with a fake clock (to run a minute of timers at once) and every
+      // request the app makes counted.
+      const p = await browser.ctx.newPage();
+      p.setDefaultTimeout(20000);
+      p.on('pageerror', (e) => errors.push(e.message));
+      await p.addInitScript(() => {
+        window.__fetched = [];
+        const f = window.fetch;
+        window.fetch = (input, init) => {
+          window.__fetched.push(String(input instanceof Request ? input.url : input));
+          return f(input, init);
+        };
+      });
+      await p.clock.install();
+      const fetched = (re) => p.evaluate((src) => window.__fetched.filter((u) => new RegExp(src).test(u)).length, re.source);
+      try {
+        // The table: s2 runs and has tracked nothing yet.
+        await p.goto(`${base}/projects/gui-test?hide=created_at,tags,param:epochs,param:optimizer`);
+        await p.locator(`.tr[data-job="${jobs.s2}"][data-state="running"]`).waitFor();
+        await p.locator('[data-testid="live"].on').waitFor();
+        const rows0 = await fetched(/\/api\/v1\/jobs\?/);
+        await p.clock.fastForward('01:00');
+        assert.equal(await fetched(/\/api\/v1\/jobs\?/), rows0, 'the table re-read its rows without an event');
+        writeWhole(jobs.valueFile, '0.5');
+        await p.locator(`.tr[data-job="${jobs.s2}"] .td[data-col="metric:value"]`).filter({ hasText: /^0\.5$/ }).waitFor();
+
+        // The job page: its charts follow the job's values.
+        await p.goto(`${base}/jobs/${jobs.s2}?tab=metrics`);
+        const title = p.locator('.chart-box[data-metric="value"] .chart-title');
+        await title.filter({ hasText: '1 point' }).waitFor();
+        await p.locator('[data-testid="live"].on').waitFor();
+        const job0 = await fetched(new RegExp(`/api/v1/jobs/${jobs.s2}$`));
+        const series0 = await fetched(/\/metrics\/value/);
+        await p.clock.fastForward('01:00');
+        assert.equal(await fetched(new RegExp(`/api/v1/jobs/${jobs.s2}$`)), job0, 'the job page re-read the job without an event');
+        assert.equal(await fetched(/\/metrics\/value/), series0, 'the chart re-read the series without an event');
+        writeWhole(jobs.valueFile, '0.75');
+        await title.filter({ hasText: '2 points' }).waitFor();
+        assert.ok((await fetched(new RegExp(`/api/v1/jobs/${jobs.s2}$`))) > job0);
+      } finally {
+        await p.close();
+      }
+
+      // Without the event stream, the job page falls back to re-reading now and then.
+      const q = await browser.ctx.newPage();
+      q.setDefaultTimeout(20000);
+      try {
+        await q.route('**/api/v1/events', (r) => r.abort());
+        await q.clock.install();
+        await q.goto(`${base}/jobs/${jobs.s2}`);
+        await q.locator('[data-testid="job-page"][data-state="running"]').waitFor();
+        await q.locator('[data-testid="live"].off').waitFor();
+        const reread = q.waitForRequest((r) => r.url().endsWith(`/api/v1/jobs/${jobs.s2}`));
+        await q.clock.fastForward('00:11');
+        await reread;
+      } finally {
+        await q.close();
+      }
     });
 
     test('deleting a finished job from the table; a running one cannot be deleted', async () => {

@@ -2,6 +2,7 @@
 // every chosen metric in one chart. Series come downsampled from the server.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
+import { usePollWhileOffline, useTracked } from '../events';
 import { fmtValue, shortId } from '../format';
 import { toastError } from '../toast';
 import type { Job, MetricSeries } from '../types';
@@ -11,7 +12,7 @@ import { Empty, Loading } from './ui';
 
 interface Props {
   jobs: Job[];
-  live?: boolean; // re-read the series every few seconds
+  live?: boolean; // re-read the series when the jobs track new values
   initial?: string[];
   onSelection?: (keys: string[]) => void;
 }
@@ -74,11 +75,10 @@ export function MetricExplorer({ jobs, live = false, initial, onSelection }: Pro
   };
 
   useEffect(() => load(false), [jobIds, visible.join(','), jobs]);
-  useEffect(() => {
-    if (!live) return;
-    const t = window.setInterval(() => load(true), 4000);
-    return () => window.clearInterval(t);
-  }, [live, jobIds, visible.join(',')]);
+  // Live: re-read the series of a job when it tracks new values (or every 10 s while the event
+  // stream is down).
+  useTracked((e) => live && jobs.some((j) => j.id === e.id), () => load(true), 500);
+  usePollWhileOffline(() => load(true), 10000, live);
 
   const multi = jobs.length > 1;
   const toSeries = (j: Job, k: string, color: string, label: string): Series | null => {

@@ -9,7 +9,7 @@ import { LogView } from '../components/logview';
 import { MetricExplorer } from '../components/metrics';
 import { JobPicker } from '../components/jobpicker';
 import { confirmDialog, CopyButton, Empty, Loading, StateBadge, TagChip } from '../components/ui';
-import { debounce, useJobEvents } from '../events';
+import { debounce, useJobEvents, usePollWhileOffline, useTracked } from '../events';
 import { fmtDuration, fmtTime, fmtValue, fullValue, jobDuration, shortId } from '../format';
 import { Link, navigate, projectHref, setQuery, useLocation } from '../router';
 import { toast, toastError } from '../toast';
@@ -195,16 +195,16 @@ export function JobPage({ id }: { id: string }) {
       else reload();
     }
   });
-  // While the job runs: its metrics, tags and artifacts change without state events.
+  // While the job runs, its metrics, tags and artifacts change without state changes: the
+  // server announces them (`event: track`, at most once a second per job). Only when the event
+  // stream is down does the page poll.
   const active = job ? isActive(job.state) : false;
+  useTracked((e) => e.id === id, load, 250);
+  usePollWhileOffline(load, 10000, active);
   useEffect(() => {
     if (!active) return;
-    const t = window.setInterval(load, 3000);
-    const d = window.setInterval(() => setTick((n) => n + 1), 1000);
-    return () => {
-      window.clearInterval(t);
-      window.clearInterval(d);
-    };
+    const d = window.setInterval(() => setTick((n) => n + 1), 1000); // the duration
+    return () => window.clearInterval(d);
   }, [active]);
 
   if (error && !job)

@@ -9,7 +9,7 @@ import { IconChart, IconColumns, IconCompare, IconFilter, IconRefresh, IconSearc
 import { ParCoords } from '../components/parcoords';
 import { ProjectHeader, useProject } from '../components/projectheader';
 import { confirmDialog, CopyButton, Empty, Popover, StateBadge } from '../components/ui';
-import { debounce, useJobEvents } from '../events';
+import { debounce, useJobEvents, usePollWhileOffline, useTracked } from '../events';
 import { colLabel, describeFilter, filterFieldOf, parseFilters, serializeFilters, withFilter } from '../filters';
 import type { FilterKind } from '../filters';
 import { fmtDuration, fmtNumber, fmtTime, fmtValue, fullValue, jobDuration, shortId } from '../format';
@@ -591,6 +591,9 @@ export function ProjectJobsPage({ project }: { project: string }) {
 
   const [proj, reloadProject] = useProject(project);
   const list = useJobPages(project, sort, desc, filters);
+  // Debounced and event callbacks are made once: they refresh through the current query's list.
+  const listRef = useRef(list);
+  listRef.current = list;
   const { s } = list;
   const [selected, setSelected] = useState<Map<string, Job>>(new Map());
   const [refreshN, setRefreshN] = useState(0);
@@ -606,7 +609,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
   useEffect(() => setIdSearch(filters.find((f) => f.field === 'id' && f.op === 'contains')?.values?.[0] ?? ''), [filtersRaw]);
 
   // Live: re-read what is on screen when a job of this project changes.
-  const [onChange] = useState(() => debounce(() => list.refresh(), 600));
+  const [onChange] = useState(() => debounce(() => listRef.current.refresh(), 600));
   // The chart reads every job of the project: at most every 3 s.
   const [onChartChange] = useState(() => debounce(() => setRefreshN((n) => n + 1), 3000));
   useJobEvents((e) => {
@@ -616,18 +619,22 @@ export function ProjectJobsPage({ project }: { project: string }) {
     onChartChange();
   });
 
-  // Running jobs: tick durations each second, and re-read their metrics every few seconds.
+  // Running jobs on screen: their values change without state changes. The server announces
+  // new values (`event: track`, at most once a second per job): re-read the rows on screen when
+  // one of them tracked some, at most once a second; the chart, at most every 10 s. Only while the
+  // event stream is down do the rows of running jobs get polled.
   const visibleActive = useRef(false);
+  const visibleIds = useRef(new Set<string>());
+  useTracked((e) => e.project === project && visibleIds.current.has(e.id), () => list.refresh(), 1000);
+  useTracked((e) => e.project === project && showChart, () => setRefreshN((n) => n + 1), 10000);
+  usePollWhileOffline(() => visibleActive.current && list.refresh(), 10000);
+  // Durations of running jobs tick each second.
   useEffect(() => {
     const t = window.setInterval(() => {
       if (!visibleActive.current) return;
       setNow(Date.now());
     }, 1000);
-    const r = window.setInterval(() => visibleActive.current && list.refresh(), 5000);
-    return () => {
-      window.clearInterval(t);
-      window.clearInterval(r);
-    };
+    return () => window.clearInterval(t);
   }, []);
 
   const allCols = useMemo(() => buildColumns(s.params, s.metrics), [s.params.join(','), s.metrics.join(',')]);
@@ -694,12 +701,15 @@ export function ProjectJobsPage({ project }: { project: string }) {
 
   const rows: { i: number; job?: Job }[] = [];
   let anyActive = false;
+  const ids = new Set<string>();
   for (let i = start; i < end; i++) {
     const job = list.row(i);
+    if (job) ids.add(job.id);
     if (job && isActive(job.state)) anyActive = true;
     rows.push({ i, job });
   }
   visibleActive.current = anyActive;
+  visibleIds.current = ids;
 
   // Marks for the speed measurements (tests/perf.mjs): the frame that paints the rows of a new
   // query. A layout effect runs right after the DOM is updated; the next animation frame is the
