@@ -178,6 +178,23 @@ export class LogModel {
     return true;
   }
 
+  /**
+   * Puts earlier output before the lines held (a log loaded from its tail, then backwards).
+   * text should be whole lines, ending where the held output starts. Returns the number of
+   * lines added. The colour state at the seam starts over, as at the start of the tail.
+   */
+  prepend(text: string): number {
+    const m = new LogModel(Infinity);
+    m.push(text);
+    if (m.pendingCR) m.push('\n');
+    let n = m.lines.length;
+    if (m.lines[n - 1] === '') n--; // text ended with a newline
+    if (!n) return 0;
+    this.lines = m.lines.slice(0, n).concat(this.lines);
+    this.starts = m.starts.slice(0, n).concat(this.starts);
+    return n;
+  }
+
   /** Number of lines to show: the last one only when it has text. */
   get count(): number {
     const n = this.lines.length;

@@ -20,6 +20,9 @@ const shots = path.join(here, 'screenshots');
 const ANSI_RED = 'rgb(239, 107, 115)'; // how the log view renders ESC[31m
 // The failing job's error: its reason gets the last line it printed, to show in full.
 const FAIL_MESSAGE = `the loss diverged at step 12 (lr 5.0); the last checkpoint /data/runs/gui-test/${'a'.repeat(120)}/ckpt.pt is unusable`;
+// The waiting job first prints this many MB of 100-byte lines: more than the log view loads first.
+const SPAM_MB = 3;
+const SPAM_LINES = Math.floor((SPAM_MB * 1048576) / 100);
 
 const reason = missing();
 if (reason && CI) {
@@ -90,7 +93,7 @@ function suite() {
     jobs.f = await submit('fail', '--message', FAIL_MESSAGE);
     for (const k of ['t1', 't2', 't3', 'f']) await waitJob(jobs[k]);
     jobs.signal = path.join(work, 'signal');
-    jobs.w = await submit('wait', '--file', jobs.signal);
+    jobs.w = await submit('wait', '--file', jobs.signal, '--spam-mb', String(SPAM_MB));
     jobs.s = await submit('forever');
     jobs.valueFile = path.join(work, 'value');
     jobs.s2 = await submit('live', '--file', jobs.valueFile);
@@ -230,12 +233,23 @@ function suite() {
     });
 
     test('a job page shows a log line as soon as the job prints it', async () => {
+      const logRequests = [];
+      const onResponse = (r) => r.url().includes(`/jobs/${jobs.w}/logs`) && logRequests.push({ url: r.url(), offset: r.headers()['x-log-offset'] });
+      page.on('response', onResponse);
       await page.goto(`${base}/projects/gui-test`);
       await page.locator(`.tr[data-job="${jobs.w}"] a.joblink`).click();
       await page.waitForURL(new RegExp(`/jobs/${jobs.w}$`));
       const log = page.locator('[data-testid="log"]');
       await log.locator('.log-line').filter({ hasText: 'waiting for the signal file' }).waitFor();
       assert.equal(await log.locator('.log-line').filter({ hasText: 'GOT THE SIGNAL' }).count(), 0);
+      // A long log: only its last 2 MB, from a whole line, then followed from there.
+      page.off('response', onResponse);
+      assert.equal(logRequests.length, 1, JSON.stringify(logRequests));
+      assert.match(logRequests[0].url, /[?&]tail_bytes=2097152&follow=true$/);
+      const offset = Number(logRequests[0].offset);
+      assert.ok(offset >= SPAM_MB * 1048576 - 2097152 && offset < SPAM_MB * 1048576 - 2097152 + 1000, `X-Log-Offset ${logRequests[0].offset}`);
+      await page.locator('[data-testid="log-earlier"]').filter({ hasText: `${(offset / 1048576).toFixed(1)} MB of earlier output not loaded` }).waitFor();
+      await page.locator('[data-testid="log-status"]').filter({ hasText: /the last 2\.0 MB of 3\.0 MB/ }).waitFor();
       // The job page says what runs the job.
       assert.match(await page.locator('[data-testid="worker-id"]').innerText(), /^pid \d+$/);
       fs.writeFileSync(jobs.signal, 'go');
@@ -252,7 +266,25 @@ function suite() {
       assert.match(bars[0], /finishing \[##########\] 100%/);
       // The state changes on screen without a reload (server-sent events).
       await page.locator('[data-testid="job-page"][data-state="completed"]').waitFor();
+      await page.locator('[data-testid="log-status"]').filter({ hasText: 'Complete' }).waitFor();
       await shot('job-logs');
+      // The first line loaded is a whole one; line numbers are unknown until the log is whole.
+      await log.evaluate((el) => (el.scrollTop = 0));
+      const first = log.locator('.log-line[data-line="0"]');
+      assert.match(await first.locator('.log-text').innerText(), /^spam \d{7} \.{86}$/);
+      assert.equal(await first.locator('.log-no').innerText(), '');
+      await page.screenshot({ path: path.join(shots, 'job-logs-earlier.png'), animations: 'disabled' });
+      // Earlier output: the rest of the log, before it, every line once.
+      const full = (await (await fetch(`${base}/api/v1/jobs/${jobs.w}/logs`)).text()).split('\n');
+      if (full.at(-1) === '') full.pop();
+      assert.ok(full.length > SPAM_LINES, `${full.length} lines`);
+      await page.locator('[data-testid="load-earlier"]').click();
+      await page.locator('[data-testid="log-earlier"]').waitFor({ state: 'detached' });
+      await page.locator('[data-testid="log-status"]').filter({ hasText: `${full.length.toLocaleString('en-US')} lines` }).waitFor();
+      await log.evaluate((el) => (el.scrollTop = 0));
+      await log.locator('.log-line').filter({ hasText: 'spam 0000000 ' }).waitFor();
+      assert.equal(await first.locator('.log-text').innerText(), full[0]);
+      assert.equal(await first.locator('.log-no').innerText(), '1');
     });
 
     test('a failed job shows its exit code and reason, with the last line it printed in full', async () => {

@@ -72,6 +72,18 @@ describe('log model', () => {
     assert.deepEqual(text(m), ['start', '100%|####|', 'done']);
   });
 
+  test('earlier output goes before the lines held (a log loaded from its tail)', () => {
+    const m = new mod.LogModel();
+    m.push('line 3\n\x1b[31mline 4\n');
+    assert.equal(m.prepend('line 1\nprogress 10%\rprogress 100%\n'), 2);
+    assert.deepEqual(text(m), ['line 1', 'progress 100%', 'line 3', 'line 4']);
+    assert.equal(m.prepend(''), 0);
+    // New output still appends, in the colour the held output left.
+    m.push('line 5\n');
+    assert.deepEqual(text(m).slice(-2), ['line 4', 'line 5']);
+    assert.equal(m.starts[4].fg, '#ef6b73');
+  });
+
   test('\\r\\n is a newline, also when split across chunks', () => {
     const m = new mod.LogModel();
     m.push('a\r\nb\r');
