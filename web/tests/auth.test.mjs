@@ -171,6 +171,7 @@ function suite() {
       await page.waitForURL(/\/projects$/);
       await page.locator(`[data-testid="project-card"][data-project="${PROJECT}"]`).waitFor();
       await page.locator('[data-testid="user-menu"] .user-role').filter({ hasText: 'admin' }).waitFor();
+      await shot('header-admin', { clip: { x: 0, y: 0, width: page.viewportSize().width, height: 52 } });
       // The sign-in page is skipped when the cookie still works.
       await page.goto(`${base}/login?next=%2Fqueue`);
       await page.waitForURL(/\/queue$/);
@@ -186,6 +187,7 @@ function suite() {
       await page.goto(`${base}/projects/${PROJECT}`);
       await page.waitForURL(/\/login\?next=/);
       await page.locator('[data-testid="session-ended"]').waitFor();
+      await shot('login-session-ended');
       // The browser still holds the revoked cookie, which the server refuses on every request.
       await signIn(tokens.erin.token);
       await page.waitForURL(new RegExp(`/projects/${PROJECT}$`));
