@@ -45,4 +45,6 @@ if docker info >/dev/null 2>&1 && ! docker image inspect atlas-ce/worker:latest 
     say "worker image atlas-ce/worker:latest missing (make worker-image); Docker tests will skip"
   fi
 fi
+# PostgreSQL for the PostgreSQL store's tests (scripts/postgres-test.sh runs a throwaway cluster).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || install postgresql || true
 say "ready"

@@ -33,7 +33,8 @@ type Server struct {
 	MaxBundleBytes int64
 	// MaxBundleFiles caps the entries of a bundle.
 	MaxBundleFiles int
-	// Database is a SQLite file path (default <home>/atlas.db).
+	// Database is a SQLite file path (default <home>/atlas.db), or a PostgreSQL database URL
+	// (postgres://user:pass@host:port/db?sslmode=disable).
 	Database string
 	// HeartbeatTimeout: an execution-mode job whose script has not been heard from for this long
 	// is marked failed.

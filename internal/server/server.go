@@ -35,6 +35,8 @@ import (
 	"github.com/atlasgo/atlas/internal/executor/process"
 	"github.com/atlasgo/atlas/internal/logs"
 	"github.com/atlasgo/atlas/internal/scheduler"
+	"github.com/atlasgo/atlas/internal/store"
+	"github.com/atlasgo/atlas/internal/store/postgres"
 	"github.com/atlasgo/atlas/internal/store/sqlite"
 	"github.com/atlasgo/atlas/internal/version"
 	"github.com/atlasgo/atlas/python"
@@ -217,6 +219,23 @@ func (p paths) secret() string { return filepath.Join(p.home, "secret") }
 func (p paths) pid() string    { return filepath.Join(p.home, "run", "atlas-server.pid") }
 func (p paths) sock() string   { return filepath.Join(p.home, "run", "sock") }
 
+// openDatabase opens the store that server.config.yaml's database: names: a postgres:// or
+// postgresql:// URL is a PostgreSQL database; anything else is a SQLite file, by default
+// <home>/atlas.db.
+func openDatabase(ctx context.Context, database string, p paths) (store.Store, error) {
+	if strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://") {
+		return postgres.Open(ctx, database)
+	}
+	path := database
+	if path == "" {
+		path = p.db()
+	}
+	if err := mkdirAll(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	return sqlite.Open(ctx, path)
+}
+
 // run starts every component, serves until ctx ends, then stops them in reverse order.
 func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -233,11 +252,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	dbPath := cfg.Database
-	if dbPath == "" {
-		dbPath = p.db()
-	}
-	st, err := sqlite.Open(ctx, dbPath)
+	st, err := openDatabase(ctx, cfg.Database, p)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,24 +12,17 @@ import (
 
 	"github.com/atlasgo/atlas/internal/api"
 	"github.com/atlasgo/atlas/internal/config"
-	"github.com/atlasgo/atlas/internal/store/sqlite"
+	"github.com/atlasgo/atlas/internal/store"
 )
 
-// openStore opens the database of $FOUNDATIONS_HOME, for the admin commands. They work
-// whether the server runs or not.
-func openStore(ctx context.Context) (*sqlite.Store, error) {
+// openStore opens the server's database (server.config.yaml's database:), for the admin
+// commands. They work whether the server runs or not.
+func openStore(ctx context.Context) (store.Store, error) {
 	cfg := config.DefaultServer()
 	if _, err := config.LoadServer(&cfg); err != nil {
 		return nil, err
 	}
-	path := cfg.Database
-	if path == "" {
-		path = paths{home: cfg.Home}.db()
-	}
-	if err := mkdirAll(filepath.Dir(path)); err != nil {
-		return nil, err
-	}
-	return sqlite.Open(ctx, path)
+	return openDatabase(ctx, cfg.Database, paths{home: cfg.Home})
 }
 
 func userCommand(stdout io.Writer) *cobra.Command {

@@ -1,6 +1,6 @@
 // Package store defines what the server needs from its database, independent of the backend.
 //
-// Every backend (internal/store/sqlite, later postgres) passes the one conformance suite in
+// Every backend (internal/store/sqlite, internal/store/postgres) passes the one conformance suite in
 // internal/store/storetest. Rules every implementation keeps:
 //   - a state change is one call that checks the previous state (atlas.CanTransition) and
 //     returns atlas.ErrConflict when another writer got there first;
