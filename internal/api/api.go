@@ -65,6 +65,8 @@ type Server struct {
 	blobMu sync.RWMutex
 	// checked remembers bundles that unpacked cleanly, so each is checked once.
 	checked sync.Map
+	// projects remembers the project of jobs that track values (job id -> project).
+	projects sync.Map
 }
 
 // New returns the API handler.

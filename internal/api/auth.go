@@ -127,13 +127,16 @@ func (s *Server) authenticate(r *http.Request, need access) (*http.Request, erro
 			}
 		} else if s.cfg.Auth {
 			u, err := s.cfg.Store.TokenUser(r.Context(), HashToken(tok))
-			if errors.Is(err, atlas.ErrNotFound) {
+			switch {
+			case errors.Is(err, atlas.ErrNotFound) && need == accessPublic:
+				// A stale cookie must not lock the browser out of logging in again.
+			case errors.Is(err, atlas.ErrNotFound):
 				return nil, &httpError{status: http.StatusUnauthorized, msg: "invalid or revoked token: log in again with `foundations login <url>`"}
-			}
-			if err != nil {
+			case err != nil:
 				return nil, err
+			default:
+				p.User, p.Admin = u.Name, u.Admin
 			}
-			p.User, p.Admin = u.Name, u.Admin
 		}
 	}
 	if s.cfg.Auth && need != accessPublic {

@@ -75,8 +75,16 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) error {
 		}
 		if size := s.cfg.Logs.Size(id); size > n {
 			offset = s.cfg.Logs.LineStart(id, size-n)
-			w.Header().Set("X-Log-Offset", strconv.FormatInt(offset, 10))
 		}
+		w.Header().Set("X-Log-Offset", strconv.FormatInt(offset, 10))
+	}
+	var length int64 = -1
+	if v := q.Get("length"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return atlas.Invalidf("invalid length %q", v)
+		}
+		length = n
 	}
 	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -92,7 +100,37 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) error {
 		j, err := s.cfg.Store.JobGet(ctx, id)
 		return err != nil || j.State.Finished()
 	}
+	if length >= 0 && !follow {
+		lw := &limitWriter{w: w, left: length}
+		err := s.cfg.Logs.Stream(ctx, id, offset, false, finished, lw, flush)
+		if errors.Is(err, errLimit) {
+			return nil
+		}
+		return err
+	}
 	return s.cfg.Logs.Stream(ctx, id, offset, follow, finished, w, flush)
+}
+
+var errLimit = errors.New("length reached")
+
+// limitWriter passes at most left bytes, then stops the copy.
+type limitWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		n, err := l.w.Write(p[:l.left])
+		l.left -= int64(n)
+		if err == nil {
+			err = errLimit
+		}
+		return n, err
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {

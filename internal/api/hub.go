@@ -27,35 +27,55 @@ type Hub struct {
 	mu        sync.Mutex
 	subs      map[chan Change]struct{}
 	announced map[string]time.Time // job id -> last "tracked" announcement
+	pending   map[string]bool      // job id -> an announcement is due at the end of the interval
 }
 
 // NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[chan Change]struct{}{}, announced: map[string]time.Time{}} }
+func NewHub() *Hub {
+	return &Hub{subs: map[chan Change]struct{}{}, announced: map[string]time.Time{}, pending: map[string]bool{}}
+}
 
-// TrackDue reports whether new values of a job should be announced now: at most once per
-// TrackInterval per job, so a job logging thousands of points a second costs nothing.
-func (h *Hub) TrackDue(jobID string) bool {
+// Tracked announces that new values were tracked for a job: at once if the job was not
+// announced within TrackInterval, else once at the end of that interval, so a job logging
+// thousands of points a second costs one event a second and the last values are never left
+// unannounced.
+func (h *Hub) Tracked(jobID, project string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := time.Now()
-	if now.Sub(h.announced[jobID]) < TrackInterval {
-		return false
+	last := h.announced[jobID]
+	if wait := TrackInterval - now.Sub(last); wait > 0 {
+		if !h.pending[jobID] {
+			h.pending[jobID] = true
+			time.AfterFunc(wait, func() {
+				h.mu.Lock()
+				delete(h.pending, jobID)
+				h.announced[jobID] = time.Now()
+				h.mu.Unlock()
+				h.Publish(Change{JobID: jobID, Project: project, Tracked: true})
+			})
+		}
+		return
 	}
 	if len(h.announced) > 10000 {
 		for id, t := range h.announced {
-			if now.Sub(t) > TrackInterval {
+			if now.Sub(t) > TrackInterval && !h.pending[id] {
 				delete(h.announced, id)
 			}
 		}
 	}
 	h.announced[jobID] = now
-	return true
+	h.publishLocked(Change{JobID: jobID, Project: project, Tracked: true})
 }
 
 // Publish sends a change to every subscriber that has room for it.
 func (h *Hub) Publish(c Change) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.publishLocked(c)
+}
+
+func (h *Hub) publishLocked(c Change) {
 	for ch := range h.subs {
 		select {
 		case ch <- c:

@@ -518,6 +518,7 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) error {
 
 // cleanup removes what a deleted job left on disk: its log, and blobs nothing else uses.
 func (s *Server) cleanup(ctx context.Context, j *atlas.Job, digests []string) {
+	s.projects.Delete(j.ID)
 	if err := s.cfg.Logs.Remove(j.ID); err != nil {
 		s.cfg.Logger.Warn("remove job log", "job", j.ID, "err", err)
 	}

@@ -167,17 +167,33 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	project, err := s.projectOf(r, sb.JobID)
+	if err != nil {
+		return err
+	}
 	applied, err := s.cfg.Store.TrackBatch(r.Context(), sb)
 	if err != nil {
 		return err
 	}
-	if applied && s.cfg.Hub.TrackDue(sb.JobID) {
-		if j, err := s.cfg.Store.JobGet(r.Context(), sb.JobID); err == nil {
-			s.cfg.Hub.Publish(Change{JobID: j.ID, Project: j.Project, Tracked: true})
-		}
+	if applied {
+		s.cfg.Hub.Tracked(sb.JobID, project)
 	}
 	writeJSON(w, http.StatusOK, sdk.TrackResult{Applied: applied})
 	return nil
+}
+
+// projectOf returns a job's project, remembered: every batch of a running job needs it for
+// its announcement, and a job never changes project.
+func (s *Server) projectOf(r *http.Request, jobID string) (string, error) {
+	if p, ok := s.projects.Load(jobID); ok {
+		return p.(string), nil
+	}
+	j, err := s.cfg.Store.JobGet(r.Context(), jobID)
+	if err != nil {
+		return "", err
+	}
+	s.projects.Store(jobID, j.Project)
+	return j.Project, nil
 }
 
 // writable checks that the requester may write to a job, when there is anything to check.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -44,6 +45,14 @@ func TestLogTail(t *testing.T) {
 	require.Regexp(t, `^line \d{4}$`, lines[0], "the tail starts at a whole line")
 	require.Equal(t, "line 1999", lines[len(lines)-1])
 	require.NotEmpty(t, resp.Header.Get("X-Log-Offset"))
+
+	resp, err = http.Get(s.URL + "/api/v1/jobs/" + id + "/logs?offset=0&length=25")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	head, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Len(t, head, 25, "length caps the bytes sent")
+	require.True(t, strings.HasPrefix(string(head), "===="), string(head))
 }
 
 // The event stream says when a running job tracks new values, and what runs each job.

@@ -118,10 +118,24 @@ func TestAuthTokensUsersAndJobTokens(t *testing.T) {
 	res = cli(t, s.Home, client, "stop", "job", "scheduler", bobJob)
 	require.Equal(t, 0, res.Code, res.String())
 
-	// The GUI logs in with a cookie.
+	// The GUI logs in with a cookie; a stale cookie does not lock it out of logging in again.
 	code, body := apiAs(t, s, "", http.MethodPost, "/api/v1/login", map[string]string{"token": bob})
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"user":"bob"`)
+	stale := &http.Cookie{Name: "atlas_token", Value: "atl_revoked"}
+	for _, path := range []string{"/api/v1/health", "/api/v1/login", "/api/v1/logout"} {
+		method, payload := http.MethodPost, `{"token": "`+bob+`"}`
+		if path == "/api/v1/health" {
+			method = http.MethodGet
+		}
+		req, err := http.NewRequest(method, s.URL+path, strings.NewReader(payload))
+		require.NoError(t, err)
+		req.AddCookie(stale)
+		resp, err := s.http.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Less(t, resp.StatusCode, 300, "%s with a stale cookie", path)
+	}
 	openGate(t, gate)
 	require.Equal(t, "completed", waitDoneAs(t, s, alice, aliceJob).State)
 }
