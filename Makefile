@@ -28,8 +28,8 @@ test: ## set up what the tests need and run every test
 test-web: ## browser tests of the web GUI (Chromium, playwright-core) against bin/atlas-server
 	web/test.sh --no-build
 
-test-fuzz: ## run every Go fuzz target for a short, bounded time
-	FUZZTIME=$${FUZZTIME:-5s} scripts/fuzz.sh
+test-fuzz: ## run every Go fuzz target for a bounded number of inputs
+	FUZZTIME=$${FUZZTIME:-20000x} FUZZTIME_FuzzExtract=$${FUZZTIME_FuzzExtract:-3000x} scripts/fuzz.sh
 
 test-go: ## Go unit and end-to-end tests (the PostgreSQL store's against a throwaway cluster)
 	ATLAS_EXECUTOR=process scripts/postgres-test.sh $(GO) test -count=1 -timeout 20m ./...
