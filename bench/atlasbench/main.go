@@ -227,7 +227,7 @@ func drain(args []string) error {
 	}
 	plain := time.Since(t0)
 
-	srv, err := startServer(home, "--workers", fmt.Sprint(*workers))
+	srv, err := startServer(home, "--workers", fmt.Sprint(*workers), "--executor", "process")
 	if err != nil {
 		return err
 	}
@@ -395,7 +395,7 @@ func listing(args []string) error {
 		return err
 	}
 	fmt.Printf("generated %d jobs × 20 params × 20 metrics × 10 points in %.1f s\n", *jobs, time.Since(t0).Seconds())
-	srv, err := startServer(home)
+	srv, err := startServer(home, "--executor", "process")
 	if err != nil {
 		return err
 	}
