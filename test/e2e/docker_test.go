@@ -3,8 +3,8 @@ package e2e
 // End-to-end tests of the Docker executor: real atlas-server binaries started with
 // `--executor docker`, driven by the real foundations CLI, running real jobs in containers of
 // the worker image (or images the tests derive from it). Jobs that must wait for the test
-// wait for a gate file the test creates in their working directory ($FOUNDATIONS_HOME/work/<id>/,
-// mounted into the container), or write to a named pipe in a volume.
+// wait for a gate file the test creates in their working directory (the job's folder under
+// $FOUNDATIONS_HOME, mounted into the container), or write to a named pipe in a volume.
 
 import (
 	"fmt"
