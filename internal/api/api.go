@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,6 +170,10 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		return atlas.Invalidf("invalid JSON body: %v", err)
 	}
 	return nil
+}
+
+func formatFloat(f float64) string {
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 func humanBytes(n int64) string {

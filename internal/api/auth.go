@@ -32,8 +32,9 @@ const (
 type Principal struct {
 	User  string // the user; for a job token, the job's user
 	Admin bool
-	JobID string // set when the request carries a job's own token
-	Local bool   // the request comes from this machine (loopback or the unix socket)
+	JobID string     // set when the request carries a job's own token
+	Local bool       // the request comes from this machine (loopback or the unix socket)
+	job   *atlas.Job // the job of a job token, as loaded to authenticate the request
 }
 
 type principalKey struct{}
@@ -121,7 +122,7 @@ func (s *Server) authenticate(r *http.Request, need access) (*http.Request, erro
 			if err != nil && !errors.Is(err, atlas.ErrNotFound) {
 				return nil, err
 			}
-			p.JobID = id
+			p.JobID, p.job = id, j
 			if j != nil {
 				p.User = j.User
 			}

@@ -230,7 +230,7 @@ func openDatabase(ctx context.Context, database string, p paths) (store.Store, e
 	if path == "" {
 		path = p.db()
 	}
-	if err := mkdirAll(filepath.Dir(path)); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
 	return sqlite.Open(ctx, path)
@@ -516,5 +516,3 @@ func execOutput(name string, args ...string) (string, error) {
 	out, err := osexec.Command(name, args...).Output()
 	return string(out), err
 }
-
-func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }

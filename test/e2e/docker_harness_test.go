@@ -13,7 +13,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -248,34 +247,6 @@ func (s *Server) artifact(t *testing.T, id, key string) []byte {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "artifact %s of job %s: %s", key, id, buf.String())
 	return buf.Bytes()
-}
-
-// runAs runs a program in dir as another user (cred nil: as this process), with
-// FOUNDATIONS_HOME=home plus extra environment.
-func runAs(t *testing.T, cred *syscall.Credential, home, dir string, extraEnv []string, name string, args ...string) Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(baseEnv(home), extraEnv...)
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := Result{Stdout: stdout.String(), Stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.Code = ee.ExitCode()
-	default:
-		t.Fatalf("run %s %v: %v", name, args, err)
-	}
-	require.NoError(t, ctx.Err(), "%s %v did not finish within %s:\n%s", name, args, commandTimeout, res)
-	return res
 }
 
 // fileOwner returns the uid and gid owning path (without following a last symlink).

@@ -328,11 +328,21 @@ const commandTimeout = 3 * time.Minute
 // runIn runs a program in dir with FOUNDATIONS_HOME=home plus extra environment.
 func runIn(t *testing.T, home, dir string, extraEnv []string, name string, args ...string) Result {
 	t.Helper()
+	return runAs(t, nil, home, dir, extraEnv, name, args...)
+}
+
+// runAs runs a program in dir as another user (cred nil: as this process), with
+// FOUNDATIONS_HOME=home plus extra environment.
+func runAs(t *testing.T, cred *syscall.Credential, home, dir string, extraEnv []string, name string, args ...string) Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(baseEnv(home), extraEnv...)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
