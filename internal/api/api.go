@@ -1,12 +1,13 @@
 // Package api is the HTTP API of atlas-server (/api/v1, documented in docs/openapi.yaml) and
 // the handler that serves the GUI.
 //
-// Handlers are small: decode, validate, call the store or scheduler, encode. Errors are returned
-// to one place (writeError) that maps them to status codes; a 5xx never shows internals.
+// Handlers are small: authenticate, decode, call the job service (internal/jobs) or read the
+// store, encode. Who may do what to which job is the service's rule; this package only finds
+// out who is asking. Errors are returned to one place (writeError) that maps them to status
+// codes; a 5xx never shows internals.
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -14,20 +15,18 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/jobs"
 	"github.com/atlasgo/atlas/internal/logs"
 	"github.com/atlasgo/atlas/internal/store"
 )
 
-// Scheduler is what the API needs from the scheduler.
-type Scheduler interface {
-	Validate(j *atlas.Job) error
-	StopJob(ctx context.Context, id string) (*atlas.Job, error)
-	Wake()
+// Queue is what the API shows of the scheduler.
+type Queue interface {
+	// Waiting says why each queued job waits.
 	Waiting() map[string]string
 	Workers() int
 	TotalGPUs() int
@@ -36,22 +35,17 @@ type Scheduler interface {
 
 // Config wires the API.
 type Config struct {
-	Store          store.Store
-	Blobs          *blob.Store
-	Logs           *logs.Dir
-	Scheduler      Scheduler
-	Hub            *Hub
-	Version        string
+	Jobs *jobs.Service
+	// Store, Blobs and Logs are read for what the API shows; every change goes through Jobs.
+	Store   store.Store
+	Blobs   *blob.Store
+	Logs    *logs.Dir
+	Queue   Queue
+	Version string
+	// MaxBundleBytes caps an upload.
 	MaxBundleBytes int64
-	// Secret signs per-job tokens.
-	Secret []byte
 	// Auth requires a token on every request but health and login.
 	Auth bool
-	// MaxBundleEntries caps the files in a bundle (0: bundle.DefaultLimits).
-	MaxBundleEntries int
-	// AllowedVolumeRoots are the host paths under which worker.volumes of untrusted submitters
-	// (remote, or any non-admin when Auth is on) must lie.
-	AllowedVolumeRoots []string
 	// Web is the GUI's static files (index.html at the root); nil serves nothing.
 	Web    fs.FS
 	Logger *slog.Logger
@@ -61,22 +55,12 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
-	// blobMu orders "does the bundle exist, then insert a job using it" against "nothing uses
-	// this blob, delete it", so garbage collection never removes a blob a new job needs.
-	blobMu sync.RWMutex
-	// checked remembers bundles that unpacked cleanly, so each is checked once.
-	checked sync.Map
-	// projects remembers the project of jobs that track values (job id -> project).
-	projects sync.Map
 }
 
 // New returns the API handler.
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.Hub == nil {
-		cfg.Hub = NewHub()
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.routes()

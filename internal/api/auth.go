@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/jobs"
 )
 
 // Who may call a route when authentication is on.
@@ -28,22 +28,14 @@ const (
 	accessPublic
 )
 
-// Principal is who makes a request.
-type Principal struct {
-	User  string // the user; for a job token, the job's user
-	Admin bool
-	JobID string     // set when the request carries a job's own token
-	Local bool       // the request comes from this machine (loopback or the unix socket)
-	job   *atlas.Job // the job of a job token, as loaded to authenticate the request
-}
+type callerKey struct{}
 
-type principalKey struct{}
-
-func principalOf(r *http.Request) *Principal {
-	if p, ok := r.Context().Value(principalKey{}).(*Principal); ok {
-		return p
+// callerOf is who makes the request, as authenticate found.
+func callerOf(r *http.Request) *jobs.Caller {
+	if c, ok := r.Context().Value(callerKey{}).(*jobs.Caller); ok {
+		return c
 	}
-	return &Principal{}
+	return &jobs.Caller{}
 }
 
 // CookieName holds the GUI's token once it logged in.
@@ -62,32 +54,6 @@ func NewToken() string {
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
-}
-
-// JobToken returns the token a job uses to write to itself and submit child jobs. It names
-// the job and is signed with the server's secret, so it need not be stored.
-func JobToken(secret []byte, jobID string) string {
-	return "job." + jobID + "." + jobMAC(secret, jobID)
-}
-
-func jobMAC(secret []byte, jobID string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("job:" + jobID))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// jobOfToken returns the job a job token belongs to, if the token is genuine.
-func (s *Server) jobOfToken(token string) (string, bool) {
-	rest, ok := strings.CutPrefix(token, "job.")
-	if !ok {
-		return "", false
-	}
-	i := strings.LastIndexByte(rest, '.')
-	if i <= 0 {
-		return "", false
-	}
-	id, mac := rest[:i], rest[i+1:]
-	return id, hmac.Equal([]byte(mac), []byte(jobMAC(s.cfg.Secret, id)))
 }
 
 func requestToken(r *http.Request) string {
@@ -115,14 +81,14 @@ func isLocal(r *http.Request) bool {
 // authenticate finds who makes the request and refuses it when authentication is on and the
 // route needs a token it does not carry.
 func (s *Server) authenticate(r *http.Request, need access) (*http.Request, error) {
-	p := &Principal{Local: isLocal(r)}
+	p := &jobs.Caller{Local: isLocal(r)}
 	if tok := requestToken(r); tok != "" {
-		if id, ok := s.jobOfToken(tok); ok {
+		if id, ok := s.cfg.Jobs.TokenJob(tok); ok {
 			j, err := s.cfg.Store.JobGet(r.Context(), id)
 			if err != nil && !errors.Is(err, atlas.ErrNotFound) {
 				return nil, err
 			}
-			p.JobID, p.job = id, j
+			p.JobID, p.Job = id, j
 			if j != nil {
 				p.User = j.User
 			}
@@ -149,53 +115,7 @@ func (s *Server) authenticate(r *http.Request, need access) (*http.Request, erro
 			return nil, atlas.Deniedf("a job's token cannot do this; use a user's token")
 		}
 	}
-	return r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), nil
-}
-
-// canRead checks that the requester may see a job: anyone without authentication; with it, a
-// job's token sees only jobs of its own user.
-func (s *Server) canRead(r *http.Request, j *atlas.Job) error {
-	p := principalOf(r)
-	if !s.cfg.Auth || p.JobID == "" || p.User == j.User || p.JobID == j.ID {
-		return nil
-	}
-	return atlas.NotFoundf("job %s not found", j.ID)
-}
-
-// canWrite checks that the requester may track values on or tag a job: a job's token only its
-// own job; a user their own jobs (an admin any).
-func (s *Server) canWrite(r *http.Request, j *atlas.Job) error {
-	p := principalOf(r)
-	switch {
-	case !s.cfg.Auth && p.JobID == "":
-		return nil
-	case p.JobID != "":
-		if p.JobID == j.ID {
-			return nil
-		}
-		return atlas.Deniedf("a job's token can only write to its own job")
-	case p.Admin || p.User == j.User:
-		return nil
-	}
-	return atlas.Deniedf("job %s belongs to %s", j.ID, j.User)
-}
-
-// canControl checks that the requester may stop or delete a job: its user, or an admin.
-func (s *Server) canControl(r *http.Request, j *atlas.Job) error {
-	p := principalOf(r)
-	if !s.cfg.Auth || p.Admin || (p.JobID == "" && p.User == j.User) {
-		return nil
-	}
-	return atlas.Deniedf("job %s belongs to %s; only they or an admin can stop or delete it", j.ID, j.User)
-}
-
-// jobFor loads a job the requester may read.
-func (s *Server) jobFor(r *http.Request, id string) (*atlas.Job, error) {
-	j, err := s.cfg.Store.JobGet(r.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	return j, s.canRead(r, j)
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, p)), nil
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
@@ -229,7 +149,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
-	p := principalOf(r)
+	p := callerOf(r)
 	out := map[string]any{"auth": s.cfg.Auth, "user": p.User, "admin": p.Admin || !s.cfg.Auth}
 	if p.JobID != "" {
 		out["job"] = p.JobID

@@ -57,7 +57,7 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	if _, err := s.jobFor(r, id); err != nil {
+	if _, err := s.cfg.Jobs.Job(r.Context(), callerOf(r), id); err != nil {
 		return err
 	}
 	q := r.URL.Query()
@@ -135,7 +135,7 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 
 func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	j, err := s.jobFor(r, id)
+	j, err := s.cfg.Jobs.Job(r.Context(), callerOf(r), id)
 	if err != nil {
 		return err
 	}

@@ -136,9 +136,9 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	waiting := s.cfg.Scheduler.Waiting()
-	out := sdk.Queue{Queued: []*sdk.Job{}, Running: []*sdk.Job{}, Workers: s.cfg.Scheduler.Workers(),
-		GPUs: s.cfg.Scheduler.TotalGPUs(), Executor: s.cfg.Scheduler.ExecutorName(), QueuedTotal: len(queued)}
+	waiting := s.cfg.Queue.Waiting()
+	out := sdk.Queue{Queued: []*sdk.Job{}, Running: []*sdk.Job{}, Workers: s.cfg.Queue.Workers(),
+		GPUs: s.cfg.Queue.TotalGPUs(), Executor: s.cfg.Queue.ExecutorName(), QueuedTotal: len(queued)}
 	limit := 500
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -175,17 +175,12 @@ func (s *Server) clearQueue(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	user := ""
-	if p := principalOf(r); s.cfg.Auth && !p.Admin {
-		user = p.User // without admin rights, clear-queue clears your own jobs
-	}
-	jobs, err := s.cfg.Store.JobsDeleteQueued(r.Context(), body.Project, user)
+	removed, err := s.cfg.Jobs.ClearQueue(r.Context(), callerOf(r), body.Project)
 	if err != nil {
 		return err
 	}
-	out := sdk.ClearQueueResult{Removed: len(jobs), IDs: []string{}}
-	for _, j := range jobs {
-		s.cleanup(r.Context(), j, []string{j.BundleDigest})
+	out := sdk.ClearQueueResult{Removed: len(removed), IDs: []string{}}
+	for _, j := range removed {
 		out.IDs = append(out.IDs, j.ID)
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -194,7 +189,7 @@ func (s *Server) clearQueue(w http.ResponseWriter, r *http.Request) error {
 
 // events streams job changes as server-sent events, for the GUI.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
-	changes, unsubscribe := s.cfg.Hub.Subscribe()
+	changes, unsubscribe := s.cfg.Jobs.Events().Subscribe()
 	defer unsubscribe()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")

@@ -76,6 +76,6 @@ func (s *Server) routes() {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": s.cfg.Version, "auth": s.cfg.Auth,
-		"executor": s.cfg.Scheduler.ExecutorName(), "workers": s.cfg.Scheduler.Workers(), "gpus": s.cfg.Scheduler.TotalGPUs()})
+		"executor": s.cfg.Queue.ExecutorName(), "workers": s.cfg.Queue.Workers(), "gpus": s.cfg.Queue.TotalGPUs()})
 	return nil
 }

@@ -9,6 +9,7 @@ package atlas
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -192,3 +193,9 @@ type kindError struct {
 
 func (e *kindError) Error() string { return e.msg }
 func (e *kindError) Unwrap() error { return e.kind }
+
+// OneLine is an error's message on one line, as users see it: runs of white space, line
+// breaks included, become one space.
+func OneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

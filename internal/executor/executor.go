@@ -8,6 +8,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -41,9 +42,25 @@ type Result struct {
 	Lost bool
 }
 
+// Worker is the field every executor keeps in a job's RunInfo, besides its own: what runs
+// the job, for people ("pid 1234", "container 0123456789ab").
+type Worker struct {
+	Worker string `json:"worker,omitempty"`
+}
+
+// WorkerID reads what runs a job from its RunInfo ("" if it does not say).
+func WorkerID(runInfo string) string {
+	var w Worker
+	if runInfo == "" || json.Unmarshal([]byte(runInfo), &w) != nil {
+		return ""
+	}
+	return w.Worker
+}
+
 // Handle controls one started job.
 type Handle interface {
-	// RunInfo is what Recover needs to find the job again; the scheduler stores it.
+	// RunInfo is what Recover needs to find the job again, as JSON with the Worker field; the
+	// scheduler stores it.
 	RunInfo() string
 	// Wait blocks until the job ends or ctx is done.
 	Wait(ctx context.Context) (Result, error)

@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -156,4 +158,23 @@ func (d *Dir) Stream(ctx context.Context, jobID string, offset int64, follow boo
 		case <-tick.C:
 		}
 	}
+}
+
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+// LastLine is the last meaningful line of a log tail: no colours, no progress-bar rewrites,
+// at most 300 characters. A failed job's reason ends with it: usually the exception.
+func LastLine(tail string) string {
+	lines := strings.FieldsFunc(ansiEscape.ReplaceAllString(tail, ""), func(r rune) bool { return r == '\n' || r == '\r' })
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.Trim(l, "=") == "" {
+			continue
+		}
+		if r := []rune(l); len(r) > 300 {
+			l = string(r[:297]) + "..."
+		}
+		return l
+	}
+	return ""
 }

@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -105,13 +104,4 @@ func TestDecide_DoesNotModifyFreeGPUs(t *testing.T) {
 	gpus := []string{"0", "1"}
 	Decide([]Candidate{{ID: "a", NumGPUs: 1}}, Free{Slots: 1, TotalSlot: 1, GPUs: gpus, TotalGPUs: 2}, time.Now(), 0)
 	require.Equal(t, []string{"0", "1"}, gpus)
-}
-
-func TestLastLine(t *testing.T) {
-	t.Parallel()
-	tail := "epoch 1\nTraceback (most recent call last):\n  File \"main.py\", line 3\n\x1b[31mRuntimeError: the loss diverged\x1b[0m\n\n"
-	require.Equal(t, "RuntimeError: the loss diverged", lastLine(tail))
-	require.Equal(t, "done 100%", lastLine("progress 10%\rprogress 50%\rdone 100%\n"+strings.Repeat("=", 120)+"\n"))
-	require.Equal(t, "", lastLine("\n \n"))
-	require.Len(t, []rune(lastLine(strings.Repeat("é", 500))), 300)
 }

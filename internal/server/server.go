@@ -27,12 +27,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/atlasgo/atlas/internal/api"
-	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/config"
 	"github.com/atlasgo/atlas/internal/executor"
 	"github.com/atlasgo/atlas/internal/executor/docker"
 	"github.com/atlasgo/atlas/internal/executor/process"
+	"github.com/atlasgo/atlas/internal/jobs"
 	"github.com/atlasgo/atlas/internal/logs"
 	"github.com/atlasgo/atlas/internal/scheduler"
 	"github.com/atlasgo/atlas/internal/store"
@@ -174,37 +175,6 @@ func currentUserName() string {
 	return fmt.Sprintf("uid %d", os.Getuid())
 }
 
-// discoverGPUs lists GPU ids with nvidia-smi, honouring CUDA_VISIBLE_DEVICES.
-func discoverGPUs() ([]string, error) {
-	out, err := execOutput("nvidia-smi", "--query-gpu=index", "--format=csv,noheader")
-	if err != nil {
-		return nil, fmt.Errorf("-g: cannot list GPUs with nvidia-smi: %v", err)
-	}
-	var ids []string
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			ids = append(ids, l)
-		}
-	}
-	if v := os.Getenv("CUDA_VISIBLE_DEVICES"); v != "" {
-		allowed := map[string]bool{}
-		for _, id := range strings.Split(v, ",") {
-			allowed[strings.TrimSpace(id)] = true
-		}
-		var kept []string
-		for _, id := range ids {
-			if allowed[id] {
-				kept = append(kept, id)
-			}
-		}
-		ids = kept
-	}
-	if len(ids) == 0 {
-		return nil, errors.New("-g: nvidia-smi found no GPU")
-	}
-	return ids, nil
-}
-
 // paths is the layout of $FOUNDATIONS_HOME.
 type paths struct{ home string }
 
@@ -306,30 +276,24 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	// Jobs on this machine talk to the server over its unix socket: no TLS certificate or
 	// network address to get right (Docker jobs see the socket's directory at /atlas/run).
 	socketURL := "http+unix://" + url.PathEscape(filepath.Join(p.sock(), "api.sock"))
-	hub := api.NewHub()
-	var handler *api.Server // set below, before the scheduler starts
-	sched := scheduler.New(scheduler.Config{
-		Store: st, Blobs: blobs, Logs: logDir, Executor: exec, Workers: cfg.Workers, GPUs: cfg.GPUs,
-		WorkRoot: p.work(), SDKDir: sdkDir, StopGrace: cfg.StopGrace, HeartbeatTimeout: cfg.HeartbeatTimeout,
-		MaxBundleBytes: cfg.MaxBundleBytes, Changed: hub.JobChanged, Logger: logger,
-		SpoolRoot: filepath.Join(p.home, "spool", "jobs"), MemoryGB: scheduler.MemoryGB(), MaxBundleFiles: cfg.MaxBundleFiles,
-		DrainSpool: func(ctx context.Context, jobID, dir string) error {
-			return handler.ApplySpool(ctx, jobID, dir)
-		},
-		JobEnv: func(j *atlas.Job) []string {
-			return []string{"FOUNDATIONS_JOB_ID=" + j.ID, "FOUNDATIONS_PROJECT_NAME=" + j.Project,
-				"FOUNDATIONS_USER=" + j.User, "FOUNDATIONS_SCHEDULER_URL=" + socketURL,
-				"FOUNDATIONS_TOKEN=" + api.JobToken(secret, j.ID), "FOUNDATIONS_HOME=" + p.home}
-		},
-	})
-
-	handler = api.New(api.Config{Store: st, Blobs: blobs, Logs: logDir, Scheduler: sched, Hub: hub,
-		Version: version.Get(), MaxBundleBytes: cfg.MaxBundleBytes, Secret: secret, Web: web.FS(), Logger: logger,
-		Auth: cfg.Auth, AllowedVolumeRoots: cfg.AllowedVolumeRoots, MaxBundleEntries: cfg.MaxBundleFiles})
+	svc := jobs.New(jobs.Config{Store: st, Blobs: blobs, Logs: logDir, Secret: secret, Auth: cfg.Auth,
+		AllowedVolumeRoots: cfg.AllowedVolumeRoots, SpoolRoot: filepath.Join(p.home, "spool", "jobs"),
+		BundleLimits:     bundle.Limits{MaxBytes: cfg.MaxBundleBytes, MaxEntries: cfg.MaxBundleFiles},
+		Capacity:         jobs.Capacity{GPUs: len(cfg.GPUs), MemoryGB: memoryGB()},
+		HeartbeatTimeout: cfg.HeartbeatTimeout, Logger: logger})
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	defer svc.Stop()
+	sched := scheduler.New(scheduler.Config{Jobs: svc, Store: st, Blobs: blobs, Logs: logDir, Executor: exec,
+		Workers: cfg.Workers, GPUs: cfg.GPUs, WorkRoot: p.work(), SDKDir: sdkDir, SchedulerURL: socketURL, Home: p.home,
+		StopGrace: cfg.StopGrace, Logger: logger})
 	if err := sched.Start(ctx); err != nil {
 		return err
 	}
 	defer sched.Stop()
+	handler := api.New(api.Config{Jobs: svc, Store: st, Blobs: blobs, Logs: logDir, Queue: sched, Version: version.Get(),
+		MaxBundleBytes: cfg.MaxBundleBytes, Auth: cfg.Auth, Web: web.FS(), Logger: logger})
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second,

@@ -126,6 +126,7 @@ func (e *Executor) Describe(ctx context.Context) string {
 func (e *Executor) Close() error { return e.cli.Close() }
 
 type runInfo struct {
+	executor.Worker
 	ContainerID string `json:"container_id"`
 }
 
@@ -431,7 +432,7 @@ type handle struct {
 
 // RunInfo implements executor.Handle.
 func (h *handle) RunInfo() string {
-	b, _ := json.Marshal(runInfo{ContainerID: h.id})
+	b, _ := json.Marshal(runInfo{Worker: executor.Worker{Worker: "container " + h.id[:min(12, len(h.id))]}, ContainerID: h.id})
 	return string(b)
 }
 

@@ -100,6 +100,7 @@ type exitStatus struct {
 
 // runInfo is stored with the job to find it after a restart.
 type runInfo struct {
+	executor.Worker
 	PID       int    `json:"pid"`
 	StartTime uint64 `json:"start_time"` // /proc/<pid>/stat field 22, to detect pid reuse
 	ExitFile  string `json:"exit_file"`
@@ -260,7 +261,7 @@ func (h *handle) finish(r executor.Result) {
 
 // RunInfo implements executor.Handle.
 func (h *handle) RunInfo() string {
-	b, _ := json.Marshal(runInfo{PID: h.pid, StartTime: h.startTime, ExitFile: h.exitFile})
+	b, _ := json.Marshal(runInfo{Worker: executor.Worker{Worker: fmt.Sprintf("pid %d", h.pid)}, PID: h.pid, StartTime: h.startTime, ExitFile: h.exitFile})
 	return string(b)
 }
 

@@ -1,4 +1,4 @@
-package api
+package jobs
 
 import (
 	"sync"
@@ -14,32 +14,36 @@ type Change struct {
 	Project string      `json:"project"`
 	State   atlas.State `json:"state,omitempty"`
 	Deleted bool        `json:"deleted,omitempty"`
-	Tracked bool        `json:"-"`
+	// StopRequested is set when a running job was asked to stop.
+	StopRequested bool `json:"stop_requested,omitempty"`
+	Tracked       bool `json:"-"`
 }
 
 // TrackInterval is the least time between two announcements of new values of one job.
 const TrackInterval = time.Second
 
-// Hub fans job changes out to subscribers (long polls, the GUI's event stream). A slow
-// subscriber misses changes rather than slowing the publisher, so subscribers re-read state
-// instead of trusting the stream to be complete.
-type Hub struct {
+// Events fans job changes out. Subscribers (long polls, the GUI's event stream) get them on a
+// channel; a slow subscriber misses changes rather than slowing the publisher, so subscribers
+// re-read state instead of trusting the stream to be complete. Listeners (the scheduler) are
+// called with every change, in the publisher's goroutine, and must not block.
+type Events struct {
 	mu        sync.Mutex
 	subs      map[chan Change]struct{}
+	listeners []func(Change)
 	announced map[string]time.Time // job id -> last "tracked" announcement
 	pending   map[string]bool      // job id -> an announcement is due at the end of the interval
 }
 
-// NewHub returns an empty hub.
-func NewHub() *Hub {
-	return &Hub{subs: map[chan Change]struct{}{}, announced: map[string]time.Time{}, pending: map[string]bool{}}
+// NewEvents returns events with no subscribers.
+func NewEvents() *Events {
+	return &Events{subs: map[chan Change]struct{}{}, announced: map[string]time.Time{}, pending: map[string]bool{}}
 }
 
 // Tracked announces that new values were tracked for a job: at once if the job was not
 // announced within TrackInterval, else once at the end of that interval, so a job logging
 // thousands of points a second costs one event a second and the last values are never left
 // unannounced.
-func (h *Hub) Tracked(jobID, project string) {
+func (h *Events) Tracked(jobID, project string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := time.Now()
@@ -69,13 +73,16 @@ func (h *Hub) Tracked(jobID, project string) {
 }
 
 // Publish sends a change to every subscriber that has room for it.
-func (h *Hub) Publish(c Change) {
+func (h *Events) Publish(c Change) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.publishLocked(c)
 }
 
-func (h *Hub) publishLocked(c Change) {
+func (h *Events) publishLocked(c Change) {
+	for _, l := range h.listeners {
+		l(c)
+	}
 	for ch := range h.subs {
 		select {
 		case ch <- c:
@@ -85,12 +92,20 @@ func (h *Hub) publishLocked(c Change) {
 }
 
 // JobChanged publishes a job's new state.
-func (h *Hub) JobChanged(j *atlas.Job) {
+func (h *Events) JobChanged(j *atlas.Job) {
 	h.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State})
 }
 
+// Listen calls fn with every change from now on. fn runs in the publisher's goroutine with
+// the events' lock held: it must return at once and must not publish.
+func (h *Events) Listen(fn func(Change)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.listeners = append(h.listeners, fn)
+}
+
 // Subscribe returns a channel of changes and a function that ends the subscription.
-func (h *Hub) Subscribe() (<-chan Change, func()) {
+func (h *Events) Subscribe() (<-chan Change, func()) {
 	ch := make(chan Change, 256)
 	h.mu.Lock()
 	h.subs[ch] = struct{}{}

@@ -1,4 +1,4 @@
-package api
+package jobs
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 // the job's folder, device files, a decompression bomb, a truncated or corrupt archive. It
 // unpacks it once into scratch space with the same code and limits the worker uses; a digest
 // that passed is not checked again.
-func (s *Server) checkBundle(digest string) error {
+func (s *Service) checkBundle(digest string) error {
 	if _, ok := s.checked.Load(digest); ok {
 		return nil
 	}
@@ -26,14 +26,7 @@ func (s *Server) checkBundle(digest string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	lim := bundle.DefaultLimits
-	if s.cfg.MaxBundleBytes > 0 {
-		lim.MaxBytes = s.cfg.MaxBundleBytes
-	}
-	if s.cfg.MaxBundleEntries > 0 {
-		lim.MaxEntries = s.cfg.MaxBundleEntries
-	}
-	if err := bundle.Extract(f, dir, lim); err != nil {
+	if err := bundle.Extract(f, dir, s.cfg.BundleLimits); err != nil {
 		return atlas.Invalidf("bundle %.19s… cannot be used: %s", digest, fmt.Sprint(err))
 	}
 	s.checked.Store(digest, true)

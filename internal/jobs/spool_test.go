@@ -1,4 +1,4 @@
-package api
+package jobs
 
 import (
 	"crypto/sha256"
@@ -15,7 +15,7 @@ import (
 	"github.com/atlasgo/atlas/internal/store/sqlite"
 )
 
-func TestApplySpool(t *testing.T) {
+func TestDrainSpool(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -53,7 +53,7 @@ func TestApplySpool(t *testing.T) {
 	require.NoError(t, os.MkdirAll(other, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(other, "meta.json"), []byte(`{"job_id": "other"}`), 0o644))
 
-	require.NoError(t, s.ApplySpool(ctx, "j", spool))
+	require.NoError(t, s.DrainSpool(ctx, "j", spool))
 
 	series, err := st.MetricSeries(ctx, "j", "loss")
 	require.NoError(t, err)
@@ -72,5 +72,5 @@ func TestApplySpool(t *testing.T) {
 	_, err = os.Stat(other)
 	require.NoError(t, err)
 
-	require.NoError(t, s.ApplySpool(ctx, "j", filepath.Join(dir, "missing")), "no spool is fine")
+	require.NoError(t, s.DrainSpool(ctx, "j", filepath.Join(dir, "missing")), "no spool is fine")
 }

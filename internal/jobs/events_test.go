@@ -1,4 +1,4 @@
-package api
+package jobs
 
 import (
 	"testing"
@@ -9,9 +9,9 @@ import (
 
 // New values are announced at once, then at most once per interval, and the last ones are
 // never left unannounced.
-func TestHubTracked(t *testing.T) {
+func TestEventsTracked(t *testing.T) {
 	t.Parallel()
-	h := NewHub()
+	h := NewEvents()
 	changes, done := h.Subscribe()
 	defer done()
 	h.Tracked("a", "p")

@@ -1,4 +1,4 @@
-package api
+package jobs
 
 import (
 	"bytes"
@@ -15,11 +15,11 @@ import (
 	"github.com/atlasgo/atlas/sdk"
 )
 
-// ApplySpool stores what a job's SDK left undelivered in dir, its spool: for every writer
+// DrainSpool stores what a job's SDK left undelivered in dir, its spool: for every writer
 // directory, the batches in seq order, with artifact contents from the writer's blobs/. Each
 // (writer, seq) is stored at most once, so values the SDK did deliver are not stored twice.
 // A batch the server refuses is dropped with a log line, as the SDK would have been told.
-func (s *Server) ApplySpool(ctx context.Context, jobID, dir string) error {
+func (s *Service) DrainSpool(ctx context.Context, jobID, dir string) error {
 	writers, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -1,0 +1,407 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/bundle"
+	"github.com/atlasgo/atlas/internal/logs"
+	"github.com/atlasgo/atlas/internal/store"
+	"github.com/atlasgo/atlas/internal/store/sqlite"
+	"github.com/atlasgo/atlas/sdk"
+)
+
+// env is a service over a real SQLite store and blob store, as the server wires it.
+type env struct {
+	svc    *Service
+	store  store.Store
+	blobs  *blob.Store
+	logs   *logs.Dir
+	dir    string
+	events *recorder
+}
+
+// recorder keeps every change the service announces.
+type recorder struct {
+	mu      sync.Mutex
+	changes []Change
+}
+
+func (r *recorder) add(c Change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changes = append(r.changes, c)
+}
+
+func (r *recorder) all() []Change {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Change(nil), r.changes...)
+}
+
+func newEnv(t *testing.T, edit func(*Config)) *env {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "atlas.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	blobs, err := blob.New(filepath.Join(dir, "blobs"))
+	require.NoError(t, err)
+	lg, err := logs.New(filepath.Join(dir, "logs"))
+	require.NoError(t, err)
+	cfg := Config{Store: st, Blobs: blobs, Logs: lg, Secret: []byte("0123456789abcdef0123456789abcdef"),
+		SpoolRoot: filepath.Join(dir, "spool"), Capacity: Capacity{GPUs: 1, MemoryGB: 16}}
+	if edit != nil {
+		edit(&cfg)
+	}
+	e := &env{svc: New(cfg), store: st, blobs: blobs, logs: lg, dir: dir, events: &recorder{}}
+	e.svc.Events().Listen(e.events.add)
+	return e
+}
+
+// bundle uploads a bundle of files and returns its digest.
+func (e *env) bundle(t *testing.T, files map[string]string) string {
+	t.Helper()
+	src := t.TempDir()
+	for name, content := range files {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(src, name), []byte(content), 0o644))
+	}
+	var buf bytes.Buffer
+	_, err := bundle.Create(src, &buf, bundle.Options{})
+	require.NoError(t, err)
+	d, _, err := e.blobs.Put(&buf, "")
+	require.NoError(t, err)
+	return d
+}
+
+var local = &Caller{Local: true, User: "alice", RunAs: "1000:1000"}
+
+func TestSubmitMergesTheJobConfig(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	gpus := 1
+	res, err := e.svc.Submit(t.Context(), local, &sdk.JobSpec{Command: []string{"main.py"}, User: "alice", NumGPUs: &gpus,
+		BundleDigest: e.bundle(t, map[string]string{"main.py": "print(1)"}),
+		JobConfig:    "project_name: vision\nnum_gpus: 0\nram: 2\nparams:\n  lr: 0.1\nworker:\n  environment:\n    A: b\n"})
+	require.NoError(t, err)
+	j := res.Job
+	require.False(t, res.Existing)
+	require.Equal(t, atlas.StateQueued, j.State)
+	require.Equal(t, "vision", j.Project, "job.config.yaml's project_name")
+	require.Equal(t, 1, j.NumGPUs, "the submission's num_gpus wins over job.config.yaml's")
+	require.Equal(t, 2.0, j.RAMGB)
+	require.Equal(t, map[string]any{"lr": 0.1}, j.Params)
+	require.Equal(t, map[string]string{"A": "b"}, j.Worker.Environment)
+	require.Equal(t, "1000:1000", j.RunAs, "the kernel's word for who submitted, not the client's")
+	require.Empty(t, res.Token, "a scheduled job's token goes to the job, not to the submitter")
+	stored, err := e.store.JobGet(t.Context(), j.ID)
+	require.NoError(t, err)
+	require.Equal(t, j.ID, stored.ID)
+	require.Contains(t, e.events.all(), Change{JobID: j.ID, Project: "vision", State: atlas.StateQueued})
+}
+
+func TestSubmitRefusesWhatCouldNeverRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Auth = true; c.AllowedVolumeRoots = []string{"/data"} })
+	d := e.bundle(t, map[string]string{"main.py": ""})
+	user := &Caller{User: "bob"}
+	three := 3
+	for name, tc := range map[string]struct {
+		spec *sdk.JobSpec
+		kind error
+		msg  string
+	}{
+		"more GPUs than exist": {&sdk.JobSpec{Command: []string{"m"}, NumGPUs: &three}, atlas.ErrInvalid, "asks for 3 GPUs but this server has 1"},
+		"more memory":          {&sdk.JobSpec{Command: []string{"m"}, JobConfig: "ram: 64\n"}, atlas.ErrInvalid, "ram: 64 GB"},
+		"no command":           {&sdk.JobSpec{}, atlas.ErrInvalid, "no command"},
+		"bad id":               {&sdk.JobSpec{ID: "../x", Command: []string{"m"}}, atlas.ErrInvalid, "invalid job id"},
+		"bad mode":             {&sdk.JobSpec{Mode: "other", Command: []string{"m"}}, atlas.ErrInvalid, "invalid mode"},
+		"bundle not uploaded": {&sdk.JobSpec{Command: []string{"m"}, BundleDigest: "sha256:" + string(bytes.Repeat([]byte("0"), 64))},
+			atlas.ErrInvalid, "was not uploaded"},
+		"volume outside the allowed roots": {&sdk.JobSpec{Command: []string{"m"}, BundleDigest: d,
+			Worker: &sdk.Worker{Volumes: map[string]sdk.Volume{"/etc": {Bind: "/x", Mode: "ro"}}}}, atlas.ErrDenied, "/etc is not under"},
+		"bad job.config.yaml": {&sdk.JobSpec{Command: []string{"m"}, JobConfig: "num_gpus: many\n"}, atlas.ErrInvalid, "num_gpus"},
+	} {
+		_, err := e.svc.Submit(t.Context(), user, tc.spec)
+		require.ErrorIs(t, err, tc.kind, name)
+		require.ErrorContains(t, err, tc.msg, name)
+	}
+	jobs, total, err := e.store.JobList(t.Context(), &store.JobListParams{})
+	require.NoError(t, err)
+	require.Zero(t, total, "nothing refused was stored: %v", jobs)
+
+	_, err = e.svc.Submit(t.Context(), &Caller{User: "admin", Admin: true}, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: d,
+		Worker: &sdk.Worker{Volumes: map[string]sdk.Volume{"/etc": {Bind: "/x", Mode: "ro"}}}})
+	require.NoError(t, err, "an admin may mount any host path")
+}
+
+func TestSubmitRefusesABundleThatWouldNotUnpack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	data, err := os.ReadFile(filepath.Join("..", "bundle", "testdata", "hostile", "dotdot.tar.gz"))
+	require.NoError(t, err)
+	d, _, err := e.blobs.Put(bytes.NewReader(data), "")
+	require.NoError(t, err)
+	_, err = e.svc.Submit(t.Context(), local, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: d})
+	require.ErrorIs(t, err, atlas.ErrInvalid)
+	require.ErrorContains(t, err, "cannot be used")
+}
+
+func TestARetriedSubmissionIsTheSameJob(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	spec := &sdk.JobSpec{ID: "retry-1", Command: []string{"main.py"}}
+	first, err := e.svc.Submit(t.Context(), local, spec)
+	require.NoError(t, err)
+	again, err := e.svc.Submit(t.Context(), local, spec)
+	require.NoError(t, err)
+	require.True(t, again.Existing)
+	require.Equal(t, first.Job.Seq, again.Job.Seq)
+	_, err = e.svc.Submit(t.Context(), local, &sdk.JobSpec{ID: "retry-1", Command: []string{"other.py"}})
+	require.ErrorIs(t, err, atlas.ErrConflict, "another submission with the same id is not the same job")
+}
+
+func TestTrackIsStoredOncePerWriterAndSeq(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Auth = true })
+	owner := &Caller{User: "alice"}
+	res, err := e.svc.Submit(t.Context(), owner, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	id := res.Job.ID
+	batch := func(seq int64) *sdk.TrackBatch {
+		var b sdk.TrackBatch
+		require.NoError(t, decodeJSON(`{"writer":"w","seq":`+itoa(seq)+`,"metrics":{"loss":{"values":[0.5]}},"params":{"lr":0.1}}`, &b))
+		return &b
+	}
+	applied, err := e.svc.Track(t.Context(), owner, id, batch(1))
+	require.NoError(t, err)
+	require.True(t, applied)
+	applied, err = e.svc.Track(t.Context(), owner, id, batch(1))
+	require.NoError(t, err)
+	require.False(t, applied, "a resent batch is not stored again")
+	pts, err := e.store.MetricSeries(t.Context(), id, "loss")
+	require.NoError(t, err)
+	require.Len(t, pts, 1)
+
+	_, err = e.svc.Track(t.Context(), &Caller{User: "mallory"}, id, batch(2))
+	require.ErrorIs(t, err, atlas.ErrDenied, "another user may not write to the job")
+	other, err := e.svc.Submit(t.Context(), owner, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	tok, ok := e.svc.TokenJob(e.svc.JobToken(other.Job.ID))
+	require.True(t, ok)
+	require.Equal(t, other.Job.ID, tok)
+	_, err = e.svc.Track(t.Context(), &Caller{User: "alice", JobID: other.Job.ID, Job: other.Job}, id, batch(3))
+	require.ErrorIs(t, err, atlas.ErrDenied, "a job's token writes only to its own job")
+	_, ok = e.svc.TokenJob("job." + id + ".forged")
+	require.False(t, ok)
+}
+
+func TestHandRunScriptLifecycle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	res, err := e.svc.Submit(t.Context(), local, &sdk.JobSpec{Mode: "execution", Command: []string{"main.py"}})
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateRunning, res.Job.State)
+	require.NotEmpty(t, res.Token, "a script run by hand gets its job's token")
+	id := res.Job.ID
+
+	state, stop, err := e.svc.Heartbeat(t.Context(), local, id)
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateRunning, state)
+	require.False(t, stop)
+	j, err := e.svc.StopJob(t.Context(), local, id)
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateStopped, j.State)
+	_, stop, err = e.svc.Heartbeat(t.Context(), local, id)
+	require.NoError(t, err)
+	require.True(t, stop, "the script learns at its next heartbeat that it was stopped")
+
+	// Its own end comes after: the state stays, the archive is kept.
+	archive := e.bundle(t, map[string]string{"out.txt": "x"})
+	j, err = e.svc.Finish(t.Context(), local, id, &sdk.FinishRequest{State: "completed", ArchiveDigest: archive})
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateStopped, j.State)
+	require.Equal(t, archive, j.ArchiveDigest)
+
+	sched, err := e.svc.Submit(t.Context(), local, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	_, err = e.svc.Finish(t.Context(), local, sched.Job.ID, &sdk.FinishRequest{State: "completed"})
+	require.ErrorIs(t, err, atlas.ErrConflict, "only scripts run by hand report their own end")
+}
+
+func TestSilentScriptsAreFailed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.HeartbeatTimeout = time.Minute })
+	res, err := e.svc.Submit(t.Context(), local, &sdk.JobSpec{Mode: "execution", Command: []string{"main.py"}})
+	require.NoError(t, err)
+	alive, err := e.svc.Submit(t.Context(), local, &sdk.JobSpec{Mode: "execution", Command: []string{"main.py"}})
+	require.NoError(t, err)
+	e.svc.started = time.Now().Add(-time.Hour) // the server has been up long enough to judge
+	require.NoError(t, e.store.JobHeartbeat(t.Context(), res.Job.ID, time.Now().Add(-2*time.Minute)))
+	require.NoError(t, e.store.JobHeartbeat(t.Context(), alive.Job.ID, time.Now()))
+	e.svc.failSilentScripts(t.Context())
+	j, err := e.store.JobGet(t.Context(), res.Job.ID)
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateFailed, j.State)
+	require.Contains(t, j.Reason, "no heartbeat")
+	require.Contains(t, e.logs.Tail(j.ID, 1000), "no heartbeat", "the reason is in the job's log too")
+	j, err = e.store.JobGet(t.Context(), alive.Job.ID)
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateRunning, j.State)
+}
+
+func TestScheduledJobLifecycle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	res, err := e.svc.Submit(ctx, local, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	id := res.Job.ID
+	j, err := e.svc.Claim(ctx, id, "fake", []string{"0"})
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateStarting, j.State)
+	_, err = e.svc.Claim(ctx, id, "fake", nil)
+	require.ErrorIs(t, err, atlas.ErrConflict, "a job is claimed once")
+	j, err = e.svc.Started(ctx, id, `{"worker":"fake"}`)
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateRunning, j.State)
+
+	// Values the job's SDK could not deliver wait in its spool until its end is recorded.
+	w := filepath.Join(e.svc.SpoolDir(id), "w1")
+	require.NoError(t, os.MkdirAll(w, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(w, "00000000000000000001.json"),
+		[]byte(`{"writer":"w1","seq":1,"metrics":{"acc":{"values":[0.9]}}}`), 0o644))
+	require.NoError(t, e.logs.Append(id, "epoch 1\nValueError: bad input\n"))
+	j, err = e.svc.Ended(ctx, id, Outcome{ExitCode: 2})
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateFailed, j.State)
+	require.Equal(t, "exited with code 2: ValueError: bad input", j.Reason)
+	require.Equal(t, 2, *j.ExitCode)
+	pts, err := e.store.MetricSeries(ctx, id, "acc")
+	require.NoError(t, err)
+	require.Len(t, pts, 1, "the spool was stored before the end was recorded")
+	_, err = os.Stat(e.svc.SpoolDir(id))
+	require.True(t, os.IsNotExist(err), "and removed")
+
+	// A stop asked for wins over how the job then exits.
+	res, err = e.svc.Submit(ctx, local, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	id = res.Job.ID
+	_, err = e.svc.Claim(ctx, id, "fake", nil)
+	require.NoError(t, err)
+	_, err = e.svc.Started(ctx, id, `{}`)
+	require.NoError(t, err)
+	j, err = e.svc.StopJob(ctx, local, id)
+	require.NoError(t, err)
+	require.True(t, j.StopRequested)
+	require.Contains(t, e.events.all(), Change{JobID: id, Project: "default", State: atlas.StateRunning, StopRequested: true},
+		"the scheduler hears of the stop request")
+	j, err = e.svc.Ended(ctx, id, Outcome{ExitCode: 143, Reason: "killed by signal SIGTERM"})
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateStopped, j.State)
+	_, err = e.svc.StopJob(ctx, local, id)
+	require.ErrorIs(t, err, atlas.ErrConflict, "a finished job cannot be stopped")
+
+	// Lost jobs fail with the reason and no exit code.
+	res, err = e.svc.Submit(ctx, local, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	_, err = e.svc.Claim(ctx, res.Job.ID, "fake", nil)
+	require.NoError(t, err)
+	j, err = e.svc.FailStart(ctx, res.Job.ID, "image not found")
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateFailed, j.State)
+	require.Equal(t, "image not found", j.Reason)
+	require.Nil(t, j.ExitCode)
+}
+
+func TestDeleteCollectsBlobsNothingElseUses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Auth = true })
+	ctx := t.Context()
+	alice := &Caller{User: "alice"}
+	shared := e.bundle(t, map[string]string{"main.py": "shared"})
+	var ids []string
+	for range 2 {
+		res, err := e.svc.Submit(ctx, alice, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: shared})
+		require.NoError(t, err)
+		ids = append(ids, res.Job.ID)
+	}
+	err := e.svc.DeleteJob(ctx, alice, ids[0])
+	require.ErrorIs(t, err, atlas.ErrConflict, "a queued job is not deleted")
+	for _, id := range ids {
+		_, err := e.svc.StopJob(ctx, alice, id)
+		require.NoError(t, err)
+	}
+	require.ErrorIs(t, e.svc.DeleteJob(ctx, &Caller{User: "bob"}, ids[0]), atlas.ErrDenied)
+	require.NoError(t, e.svc.DeleteJob(ctx, alice, ids[0]))
+	has, _, err := e.blobs.Has(shared)
+	require.NoError(t, err)
+	require.True(t, has, "the other job still uses the bundle")
+	require.NoError(t, e.svc.DeleteJob(ctx, &Caller{User: "root", Admin: true}, ids[1]))
+	has, _, err = e.blobs.Has(shared)
+	require.NoError(t, err)
+	require.False(t, has, "nothing uses the bundle any more")
+	_, err = e.store.JobGet(ctx, ids[1])
+	require.ErrorIs(t, err, atlas.ErrNotFound)
+	require.Contains(t, e.events.all(), Change{JobID: ids[1], Project: "default", State: atlas.StateStopped, Deleted: true})
+}
+
+func TestClearQueueClearsOnlyYourOwnJobsWithAuth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Auth = true })
+	ctx := t.Context()
+	for _, u := range []string{"alice", "alice", "bob"} {
+		_, err := e.svc.Submit(ctx, &Caller{User: u}, &sdk.JobSpec{Command: []string{"m"}})
+		require.NoError(t, err)
+	}
+	removed, err := e.svc.ClearQueue(ctx, &Caller{User: "alice"}, "")
+	require.NoError(t, err)
+	require.Len(t, removed, 2)
+	removed, err = e.svc.ClearQueue(ctx, &Caller{User: "root", Admin: true}, "other-project")
+	require.NoError(t, err)
+	require.Empty(t, removed, "only the project named")
+	removed, err = e.svc.ClearQueue(ctx, &Caller{User: "root", Admin: true}, "")
+	require.NoError(t, err)
+	require.Len(t, removed, 1)
+	require.Equal(t, "bob", removed[0].User)
+}
+
+func TestReadsAreScopedForJobTokens(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Auth = true })
+	ctx := t.Context()
+	bobs, err := e.svc.Submit(ctx, &Caller{User: "bob"}, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	alices, err := e.svc.Submit(ctx, &Caller{User: "alice"}, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	aliceJob := &Caller{User: "alice", JobID: alices.Job.ID, Job: alices.Job}
+	_, err = e.svc.Job(ctx, aliceJob, bobs.Job.ID)
+	require.ErrorIs(t, err, atlas.ErrNotFound, "a job's token does not see other users' jobs")
+	_, err = e.svc.Job(ctx, &Caller{User: "alice"}, bobs.Job.ID)
+	require.NoError(t, err, "users see every job")
+	p := &store.JobListParams{}
+	e.svc.Scope(aliceJob, p)
+	jobs, _, err := e.store.JobList(ctx, p)
+	require.NoError(t, err)
+	require.Len(t, jobs, 1)
+	require.Equal(t, "alice", jobs[0].User)
+}
+
+func decodeJSON(s string, v any) error {
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

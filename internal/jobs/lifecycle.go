@@ -1,0 +1,271 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/logs"
+	"github.com/atlasgo/atlas/internal/store"
+	"github.com/atlasgo/atlas/sdk"
+)
+
+// move changes a job's state and announces it.
+func (s *Service) move(ctx context.Context, p *store.JobSetStateParams) (*atlas.Job, error) {
+	j, err := s.cfg.Store.JobSetState(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	s.changed(j)
+	return j, nil
+}
+
+// Claim takes a queued job for the scheduler: queued → starting, with the executor and the
+// GPUs it gets. atlas.ErrConflict or ErrNotFound mean it was stopped or removed meanwhile.
+func (s *Service) Claim(ctx context.Context, id, executor string, gpus []string) (*atlas.Job, error) {
+	return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateQueued}, To: atlas.StateStarting,
+		Executor: executor, GPUIDs: gpus})
+}
+
+// Started records that the executor started a claimed job, with what it needs to find the job
+// again after a restart.
+func (s *Service) Started(ctx context.Context, id, runInfo string) (*atlas.Job, error) {
+	return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateStarting}, To: atlas.StateRunning,
+		RunInfo: runInfo})
+}
+
+// Reattached records that a job the server found starting at its start is running.
+func (s *Service) Reattached(ctx context.Context, id string) (*atlas.Job, error) {
+	return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateStarting}, To: atlas.StateRunning})
+}
+
+// Requeue puts a claimed job that never started back in the queue.
+func (s *Service) Requeue(ctx context.Context, id string) (*atlas.Job, error) {
+	return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateStarting}, To: atlas.StateQueued})
+}
+
+// FailStart records that a claimed job could not be started, with the reason in its log too.
+func (s *Service) FailStart(ctx context.Context, id, reason string) (*atlas.Job, error) {
+	_ = s.cfg.Logs.Append(id, "Foundations ERROR: "+reason+"\n")
+	return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateStarting}, To: atlas.StateFailed,
+		Reason: reason})
+}
+
+// Outcome is how a scheduled job ended, as its executor saw it.
+type Outcome struct {
+	ExitCode int
+	// Reason explains an abnormal end ("killed by signal 9").
+	Reason string
+	// Lost is set when the job's fate cannot be known; Reason says why.
+	Lost bool
+	// ArchiveDigest is the blob holding the job's final working directory ("" if none).
+	ArchiveDigest string
+}
+
+// SpoolDir is the job's spool: where its SDK leaves tracked values it could not deliver
+// ("" when the server keeps no spools).
+func (s *Service) SpoolDir(id string) string {
+	if s.cfg.SpoolRoot == "" {
+		return ""
+	}
+	return filepath.Join(s.cfg.SpoolRoot, id)
+}
+
+// Ended records how a scheduled job ended: first what it left in its spool, then its final
+// state — stopped if a stop was asked for, failed with the reason if it exited non-zero or
+// was lost, completed otherwise.
+func (s *Service) Ended(ctx context.Context, id string, o Outcome) (*atlas.Job, error) {
+	if d := s.SpoolDir(id); d != "" {
+		// Stored values are applied once by (writer, seq): removing the spool only after the
+		// drain is safe against a crash at any point.
+		if err := s.DrainSpool(ctx, id, d); err != nil {
+			s.cfg.Logger.Error("store the values the job left in its spool", "job", id, "err", err)
+		} else {
+			os.RemoveAll(d)
+		}
+	}
+	cur, err := s.cfg.Store.JobGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	to, reason := atlas.StateCompleted, ""
+	switch {
+	case cur.StopRequested:
+		to, reason = atlas.StateStopped, "stopped on request"
+	case o.Lost:
+		to, reason = atlas.StateFailed, o.Reason
+	case o.ExitCode != 0:
+		to, reason = atlas.StateFailed, fmt.Sprintf("exited with code %d", o.ExitCode)
+		if o.Reason != "" {
+			reason = o.Reason
+		} else if last := logs.LastLine(s.cfg.Logs.Tail(id, 8<<10)); last != "" {
+			reason += ": " + last // usually the exception, e.g. "RuntimeError: the loss diverged"
+		}
+	}
+	var code *int
+	if !o.Lost {
+		code = &o.ExitCode
+	}
+	return s.move(ctx, &store.JobSetStateParams{ID: id, To: to, Reason: reason, ExitCode: code, ArchiveDigest: o.ArchiveDigest})
+}
+
+// Finish records the end of a script run by hand, as the script reports it.
+func (s *Service) Finish(ctx context.Context, c *Caller, id string, req *sdk.FinishRequest) (*atlas.Job, error) {
+	j, err := s.cfg.Store.JobGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayWrite(c, j); err != nil {
+		return nil, err
+	}
+	if j.Mode != atlas.ModeExecution {
+		return nil, atlas.Conflictf("job %s is run by the scheduler; only scripts started by hand report their end", id)
+	}
+	to := atlas.State(req.State)
+	if to != atlas.StateCompleted && to != atlas.StateFailed && to != atlas.StateStopped {
+		return nil, atlas.Invalidf("invalid state %q: want completed, failed or stopped", req.State)
+	}
+	if req.ArchiveDigest != "" {
+		if ok, _, err := s.cfg.Blobs.Has(req.ArchiveDigest); err != nil || !ok {
+			return nil, atlas.Invalidf("archive %s was not uploaded", req.ArchiveDigest)
+		}
+	}
+	if j.State.Finished() {
+		// Stopped from the GUI, or given up on: keep that state, but keep the archive too.
+		if req.ArchiveDigest != "" && j.ArchiveDigest == "" {
+			if err := s.cfg.Store.JobSetArchive(ctx, id, req.ArchiveDigest); err != nil {
+				return nil, err
+			}
+			j.ArchiveDigest = req.ArchiveDigest
+		}
+		return j, nil
+	}
+	return s.move(ctx, &store.JobSetStateParams{ID: id, To: to, ExitCode: req.ExitCode, Reason: req.Reason,
+		ArchiveDigest: req.ArchiveDigest})
+}
+
+// Lost fails a script run by hand that can no longer be heard from, with the reason in its
+// log too.
+func (s *Service) Lost(ctx context.Context, j *atlas.Job, reason string) {
+	s.cfg.Logger.Warn("marking job failed", "job", j.ID, "reason", reason)
+	_ = s.cfg.Logs.Append(j.ID, "Foundations ERROR: "+reason+"\n")
+	if _, err := s.move(ctx, &store.JobSetStateParams{ID: j.ID, To: atlas.StateFailed, Reason: reason}); err != nil {
+		s.cfg.Logger.Error("record job failure", "job", j.ID, "err", err)
+	}
+}
+
+// failSilentScripts fails scripts run by hand that stopped sending heartbeats (killed, or the
+// machine went down).
+func (s *Service) failSilentScripts(ctx context.Context) {
+	jobs, err := s.cfg.Store.JobsInState(ctx, atlas.StateRunning)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	for _, j := range jobs {
+		if j.Mode != atlas.ModeExecution {
+			continue
+		}
+		last := s.started
+		if j.HeartbeatAt != nil && j.HeartbeatAt.After(last) {
+			last = *j.HeartbeatAt
+		}
+		if now.Sub(last) > s.cfg.HeartbeatTimeout {
+			s.Lost(ctx, j, fmt.Sprintf("no heartbeat from the script for %s (it probably died)", s.cfg.HeartbeatTimeout))
+		}
+	}
+}
+
+// StopJob stops a job: a queued one leaves the queue; a running one is asked to stop (the
+// scheduler, listening to the events, signals it); one run by hand, whose process the server
+// does not own, is marked stopped and told at its next heartbeat.
+func (s *Service) StopJob(ctx context.Context, c *Caller, id string) (*atlas.Job, error) {
+	j, err := s.Job(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayControl(c, j); err != nil {
+		return nil, err
+	}
+	switch {
+	case j.State == atlas.StateQueued:
+		return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateQueued}, To: atlas.StateStopped,
+			Reason: "stopped while queued"})
+	case j.State.Finished():
+		return nil, atlas.Conflictf("job %s is %s and cannot be stopped", id, j.State)
+	case j.Mode == atlas.ModeExecution:
+		return s.move(ctx, &store.JobSetStateParams{ID: id, To: atlas.StateStopped,
+			Reason: "stopped on request (the script was started outside the scheduler; it is asked to stop at its next heartbeat)"})
+	}
+	j, err = s.cfg.Store.JobRequestStop(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Events.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State, StopRequested: true})
+	return j, nil
+}
+
+// DeleteJob removes a finished job with everything recorded for it, and the blobs nothing else
+// refers to.
+func (s *Service) DeleteJob(ctx context.Context, c *Caller, id string) error {
+	j, err := s.Job(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if err := s.mayControl(c, j); err != nil {
+		return err
+	}
+	j, arts, err := s.cfg.Store.JobDelete(ctx, id)
+	if err != nil {
+		return err
+	}
+	digests := []string{j.BundleDigest, j.ArchiveDigest}
+	for _, a := range arts {
+		digests = append(digests, a.Digest)
+	}
+	s.removed(ctx, j, digests)
+	return nil
+}
+
+// ClearQueue removes every queued job (of one project, when it is not empty) and returns
+// them. With authentication, a user who is not an admin clears only their own jobs.
+func (s *Service) ClearQueue(ctx context.Context, c *Caller, project string) ([]*atlas.Job, error) {
+	user := ""
+	if s.cfg.Auth && !c.Admin {
+		user = c.User
+	}
+	jobs, err := s.cfg.Store.JobsDeleteQueued(ctx, project, user)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range jobs {
+		s.removed(ctx, j, []string{j.BundleDigest})
+	}
+	return jobs, nil
+}
+
+// removed cleans up after a deleted job: its log, and blobs nothing else uses.
+func (s *Service) removed(ctx context.Context, j *atlas.Job, digests []string) {
+	s.projects.Delete(j.ID)
+	if err := s.cfg.Logs.Remove(j.ID); err != nil {
+		s.cfg.Logger.Warn("remove job log", "job", j.ID, "err", err)
+	}
+	s.blobMu.Lock()
+	defer s.blobMu.Unlock()
+	for _, d := range digests {
+		if d == "" {
+			continue
+		}
+		n, err := s.cfg.Store.BlobRefs(ctx, d)
+		if err != nil || n > 0 {
+			continue
+		}
+		if err := s.cfg.Blobs.Delete(d); err != nil {
+			s.cfg.Logger.Warn("remove blob", "digest", d, "err", err)
+		}
+	}
+	s.cfg.Events.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State, Deleted: true})
+}

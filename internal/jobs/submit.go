@@ -1,0 +1,258 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/config"
+	"github.com/atlasgo/atlas/sdk"
+)
+
+// Submitted is the answer to a submission.
+type Submitted struct {
+	Job *atlas.Job
+	// Warnings are about the submission's job.config.yaml (unknown keys...).
+	Warnings []string
+	// Existing is set when the submission was a retry of one already stored.
+	Existing bool
+	// Token is the job's own token, for a script run by hand that records itself as a job.
+	Token string
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// Submit stores a new job: queued for the scheduler, or running for a script run by hand
+// (mode execution). The client may choose the job's id, so that a retried submission is not
+// queued twice: the same submission again answers with the job it created.
+func (s *Service) Submit(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*Submitted, error) {
+	j, warnings, err := fromSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Auth || c.JobID != "" {
+		j.User = c.User // the real user, not what the client says
+	}
+	if c.JobID != "" {
+		j.ParentID = c.JobID // a job submits child jobs
+	}
+	if !s.trusted(c) {
+		if err := s.checkVolumes(j); err != nil {
+			return nil, err
+		}
+	}
+	if c.Local && !s.cfg.Auth {
+		// Containers run as the local user who submitted, as the kernel reports them: what the
+		// client claims is never trusted.
+		j.RunAs = c.RunAs
+	}
+	now := time.Now().UTC()
+	j.CreatedAt = now
+	if j.Mode == atlas.ModeExecution {
+		j.State, j.StartedAt, j.HeartbeatAt = atlas.StateRunning, &now, &now
+	} else {
+		j.State = atlas.StateQueued
+		if err := s.admit(j); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.insert(ctx, j); err != nil {
+		if !errors.Is(err, atlas.ErrConflict) || spec.ID == "" {
+			return nil, err
+		}
+		// A retried submission: answer with the job it created, if it is the same one.
+		prev, gerr := s.cfg.Store.JobGet(ctx, j.ID)
+		if gerr != nil || prev.BundleDigest != j.BundleDigest || !slices.Equal(prev.Command, j.Command) {
+			return nil, err
+		}
+		return s.submitted(prev, warnings, true), nil
+	}
+	s.changed(j)
+	return s.submitted(j, warnings, false), nil
+}
+
+func (s *Service) submitted(j *atlas.Job, warnings []string, existing bool) *Submitted {
+	out := &Submitted{Job: j, Warnings: warnings, Existing: existing}
+	if j.Mode == atlas.ModeExecution {
+		out.Token = s.JobToken(j.ID)
+	}
+	return out
+}
+
+// insert stores a job after checking that its bundle was uploaded (and, for a scheduled job,
+// unpacks cleanly), with blob collection held off until the job refers to the bundle.
+func (s *Service) insert(ctx context.Context, j *atlas.Job) error {
+	s.blobMu.RLock()
+	defer s.blobMu.RUnlock()
+	if j.BundleDigest != "" {
+		ok, _, err := s.cfg.Blobs.Has(j.BundleDigest)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return atlas.Invalidf("bundle %s was not uploaded: PUT it to /api/v1/blobs/{digest} first", j.BundleDigest)
+		}
+		if j.Mode == atlas.ModeScheduled {
+			if err := s.checkBundle(j.BundleDigest); err != nil {
+				return err
+			}
+		}
+	}
+	return s.cfg.Store.JobInsert(ctx, j)
+}
+
+// admit refuses, at submit time, jobs that could never start here.
+func (s *Service) admit(j *atlas.Job) error {
+	if n := s.cfg.Capacity.GPUs; j.NumGPUs > n {
+		return atlas.Invalidf("job asks for %d GPU%s but this server has %d (start atlas-server with -g, or --gpus with a list of ids)",
+			j.NumGPUs, plural(j.NumGPUs), n)
+	}
+	if m := s.cfg.Capacity.MemoryGB; m > 0 && j.RAMGB > m {
+		return atlas.Invalidf("job asks for ram: %g GB but this machine has %.1f GB", j.RAMGB, m)
+	}
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// checkVolumes refuses worker.volumes outside the allowed roots.
+func (s *Service) checkVolumes(j *atlas.Job) error {
+	for host := range j.Worker.Volumes {
+		p := filepath.Clean(host)
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			p = resolved
+		}
+		ok := false
+		for _, root := range s.cfg.AllowedVolumeRoots {
+			root = filepath.Clean(root)
+			ok = ok || p == root || strings.HasPrefix(p, root+string(filepath.Separator))
+		}
+		if !ok {
+			roots := "none are configured (allowed_volume_roots in server.config.yaml)"
+			if len(s.cfg.AllowedVolumeRoots) > 0 {
+				roots = strings.Join(s.cfg.AllowedVolumeRoots, ", ")
+			}
+			return atlas.Deniedf("worker.volumes: %s is not under a host path this server lets remote users mount; %s", host, roots)
+		}
+	}
+	return nil
+}
+
+// fromSpec merges a submission with its job.config.yaml: explicit fields win.
+func fromSpec(spec *sdk.JobSpec) (*atlas.Job, []string, error) {
+	cfg := &config.Job{}
+	if spec.JobConfig != "" {
+		var err error
+		if cfg, err = config.ParseJob(config.JobConfigFile, []byte(spec.JobConfig)); err != nil {
+			return nil, nil, err
+		}
+	}
+	j := &atlas.Job{ID: spec.ID, Project: spec.Project, User: spec.User, Mode: atlas.Mode(spec.Mode), ParentID: spec.ParentID,
+		Command: spec.Command, Entrypoint: spec.Entrypoint, Params: spec.Params, BundleDigest: spec.BundleDigest, Worker: cfg.Worker}
+	if j.ID == "" {
+		j.ID = uuid.NewString()
+	}
+	if !idPattern.MatchString(j.ID) {
+		return nil, nil, atlas.Invalidf("invalid job id %q: use letters, digits, '.', '_' and '-'", j.ID)
+	}
+	if j.Mode == "" {
+		j.Mode = atlas.ModeScheduled
+	}
+	if j.Mode != atlas.ModeScheduled && j.Mode != atlas.ModeExecution {
+		return nil, nil, atlas.Invalidf("invalid mode %q: want scheduled or execution", j.Mode)
+	}
+	if j.Project == "" {
+		j.Project = cfg.ProjectName
+	}
+	if j.Project == "" {
+		j.Project = "default"
+	}
+	if err := config.ValidateProjectName(j.Project); err != nil {
+		return nil, nil, err
+	}
+	if j.User == "" {
+		j.User = "unknown"
+	}
+	if len(j.Entrypoint) == 0 {
+		j.Entrypoint = cfg.Entrypoint
+	}
+	if j.Params == nil {
+		j.Params = cfg.Params
+	}
+	j.NumGPUs = firstOf(spec.NumGPUs, cfg.NumGPUs)
+	if j.NumGPUs < 0 {
+		return nil, nil, atlas.Invalidf("num_gpus must be 0 or more, got %d", j.NumGPUs)
+	}
+	j.RAMGB = firstOf(spec.RAMGB, cfg.RAMGB)
+	if j.RAMGB < 0 {
+		return nil, nil, atlas.Invalidf("ram must be a number of GB greater than 0, got %v", j.RAMGB)
+	}
+	j.Priority = firstOf(spec.Priority, cfg.Priority)
+	if w := spec.Worker; w != nil {
+		mergeWorker(&j.Worker, w)
+	}
+	if len(j.Command) == 0 {
+		j.Command = j.Worker.Command
+	}
+	if j.Mode == atlas.ModeScheduled && len(j.Command) == 0 && len(j.Entrypoint) == 0 && len(j.Worker.Entrypoint) == 0 {
+		return nil, nil, atlas.Invalidf("no command: give the script to run, e.g. `foundations submit scheduler . main.py`")
+	}
+	if j.Params != nil {
+		if _, err := json.Marshal(j.Params); err != nil {
+			return nil, nil, atlas.Invalidf("params are not JSON: %v", err)
+		}
+	}
+	return j, cfg.Warnings, nil
+}
+
+// firstOf is the first value given, or the zero value.
+func firstOf[T any](vs ...*T) T {
+	for _, v := range vs {
+		if v != nil {
+			return *v
+		}
+	}
+	var zero T
+	return zero
+}
+
+// mergeWorker overrides the job.config.yaml's worker settings with the submission's.
+func mergeWorker(dst *atlas.Worker, w *sdk.Worker) {
+	if w.Image != "" {
+		dst.Image = w.Image
+	}
+	if len(w.Entrypoint) > 0 {
+		dst.Entrypoint = w.Entrypoint
+	}
+	if len(w.Command) > 0 {
+		dst.Command = w.Command
+	}
+	if w.WorkingDir != "" {
+		dst.WorkingDir = w.WorkingDir
+	}
+	for k, v := range w.Volumes {
+		if dst.Volumes == nil {
+			dst.Volumes = map[string]atlas.Volume{}
+		}
+		dst.Volumes[k] = atlas.Volume{Bind: v.Bind, Mode: v.Mode}
+	}
+	for k, v := range w.Environment {
+		if dst.Environment == nil {
+			dst.Environment = map[string]string{}
+		}
+		dst.Environment[k] = v
+	}
+}

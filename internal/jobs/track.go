@@ -1,0 +1,242 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/store"
+	"github.com/atlasgo/atlas/sdk"
+)
+
+const (
+	maxKeyLen      = 1000
+	maxStringValue = 10000
+)
+
+func validKey(kind, k string) error {
+	switch {
+	case k == "":
+		return atlas.Invalidf("%s key is empty", kind)
+	case !utf8.ValidString(k):
+		return atlas.Invalidf("%s key is not valid UTF-8", kind)
+	case utf8.RuneCountInString(k) > maxKeyLen:
+		return atlas.Invalidf("%s key %s is %d characters long; the limit is %d", kind, shorten(k), utf8.RuneCountInString(k), maxKeyLen)
+	case strings.ContainsRune(k, 0):
+		return atlas.Invalidf("%s key contains a NUL character", kind)
+	}
+	return nil
+}
+
+// metricValue checks one metric value: a finite number or a string.
+func metricValue(key string, v any) (any, error) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, atlas.Invalidf("metric %s: value %s is out of range (metrics must be finite numbers)", shorten(key), shorten(string(x)))
+		}
+		return x, nil
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return nil, atlas.Invalidf("metric %q: value %v is not finite", key, x)
+		}
+		return x, nil
+	case string:
+		if utf8.RuneCountInString(x) > maxStringValue {
+			return nil, atlas.Invalidf("metric %s: string value is longer than %d characters", shorten(key), maxStringValue)
+		}
+		return x, nil
+	case bool:
+		if x {
+			return json.Number("1"), nil
+		}
+		return json.Number("0"), nil
+	}
+	return nil, atlas.Invalidf("metric %s: value must be a number or a string, got %s", shorten(key), jsonKind(v))
+}
+
+// shorten quotes s for an error message, cut to a readable length.
+func shorten(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		s = string(r[:37]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// trackBatch validates a wire batch and turns it into a store batch.
+func (s *Service) trackBatch(jobID string, b *sdk.TrackBatch) (*store.TrackBatch, error) {
+	out := &store.TrackBatch{JobID: jobID, Writer: b.Writer, Seq: b.Seq, Params: b.Params, Tags: b.Tags}
+	if b.Writer != "" && b.Seq <= 0 {
+		return nil, atlas.Invalidf("seq must be 1 or more when writer is set")
+	}
+	for k, v := range b.Params {
+		if err := validKey("param", k); err != nil {
+			return nil, err
+		}
+		if f, ok := v.(json.Number); ok {
+			if x, err := f.Float64(); err != nil || math.IsInf(x, 0) {
+				return nil, atlas.Invalidf("param %s: value %s is out of range", shorten(k), shorten(string(f)))
+			}
+		}
+	}
+	for k := range b.Tags {
+		if err := validKey("tag", k); err != nil {
+			return nil, err
+		}
+	}
+	now := float64(time.Now().UnixNano()) / 1e9
+	if len(b.Metrics) > 0 {
+		out.Metrics = map[string][]atlas.MetricPoint{}
+	}
+	for k, m := range b.Metrics {
+		if err := validKey("metric", k); err != nil {
+			return nil, err
+		}
+		if len(m.Steps) != 0 && len(m.Steps) != len(m.Values) {
+			return nil, atlas.Invalidf("metric %q: %d steps for %d values", k, len(m.Steps), len(m.Values))
+		}
+		if len(m.Times) != 0 && len(m.Times) != len(m.Values) {
+			return nil, atlas.Invalidf("metric %q: %d times for %d values", k, len(m.Times), len(m.Values))
+		}
+		pts := make([]atlas.MetricPoint, len(m.Values))
+		for i, v := range m.Values {
+			val, err := metricValue(k, v)
+			if err != nil {
+				return nil, err
+			}
+			pts[i] = atlas.MetricPoint{Step: -1, Value: val, Time: now}
+			if len(m.Steps) > 0 {
+				pts[i].Step = m.Steps[i]
+			}
+			if len(m.Times) > 0 {
+				pts[i].Time = m.Times[i]
+			}
+		}
+		out.Metrics[k] = pts
+	}
+	for _, a := range b.Artifacts {
+		if err := validKey("artifact", a.Key); err != nil {
+			return nil, err
+		}
+		if a.Filename == "" || strings.ContainsAny(a.Filename, "/\\\x00") {
+			return nil, atlas.Invalidf("artifact %q: invalid file name %q", a.Key, a.Filename)
+		}
+		ok, size, err := s.cfg.Blobs.Has(a.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, atlas.Invalidf("artifact %q: blob %s was not uploaded", a.Key, a.Digest)
+		}
+		out.Artifacts = append(out.Artifacts, atlas.Artifact{Key: a.Key, Filename: a.Filename, Digest: a.Digest, Size: size})
+	}
+	return out, nil
+}
+
+// Track stores a batch of tracked values of a job. It reports false when the batch's
+// (writer, seq) was stored before: a retry, stored once.
+func (s *Service) Track(ctx context.Context, c *Caller, jobID string, b *sdk.TrackBatch) (bool, error) {
+	if err := s.checkWrite(ctx, c, jobID); err != nil {
+		return false, err
+	}
+	sb, err := s.trackBatch(jobID, b)
+	if err != nil {
+		return false, err
+	}
+	project, err := s.projectOf(ctx, c, jobID)
+	if err != nil {
+		return false, err
+	}
+	applied, err := s.cfg.Store.TrackBatch(ctx, sb)
+	if err != nil {
+		return false, err
+	}
+	if applied {
+		s.cfg.Events.Tracked(jobID, project)
+	}
+	return applied, nil
+}
+
+// projectOf returns a job's project, remembered: every batch of a running job needs it for
+// its announcement, and a job never changes project.
+func (s *Service) projectOf(ctx context.Context, c *Caller, jobID string) (string, error) {
+	if p, ok := s.projects.Load(jobID); ok {
+		return p.(string), nil
+	}
+	if j := c.Job; j != nil && j.ID == jobID {
+		s.projects.Store(jobID, j.Project)
+		return j.Project, nil
+	}
+	j, err := s.cfg.Store.JobGet(ctx, jobID)
+	if err != nil {
+		return "", err
+	}
+	s.projects.Store(jobID, j.Project)
+	return j.Project, nil
+}
+
+// checkWrite checks that the caller may write to a job, when there is anything to check:
+// without authentication, a local user may write to any job, and a missing job is reported
+// by the write itself.
+func (s *Service) checkWrite(ctx context.Context, c *Caller, id string) error {
+	if !s.cfg.Auth && c.JobID == "" {
+		return nil
+	}
+	_, err := s.writable(ctx, c, id)
+	return err
+}
+
+// Heartbeat records that a script run by hand is alive, and tells it whether it was asked
+// to stop.
+func (s *Service) Heartbeat(ctx context.Context, c *Caller, id string) (state atlas.State, stop bool, err error) {
+	if err := s.checkWrite(ctx, c, id); err != nil {
+		return "", false, err
+	}
+	if err := s.cfg.Store.JobHeartbeat(ctx, id, time.Now().UTC()); err != nil {
+		return "", false, err
+	}
+	j, err := s.cfg.Store.JobGet(ctx, id)
+	if err != nil {
+		return "", false, err
+	}
+	return j.State, j.StopRequested || j.State == atlas.StateStopped, nil
+}
+
+// SetTag tags a job (the GUI's tag editor; scripts tag through Track).
+func (s *Service) SetTag(ctx context.Context, c *Caller, id, key, value string) error {
+	if err := validKey("tag", key); err != nil {
+		return err
+	}
+	if err := s.checkWrite(ctx, c, id); err != nil {
+		return err
+	}
+	_, err := s.cfg.Store.TrackBatch(ctx, &store.TrackBatch{JobID: id, Tags: map[string]string{key: value}})
+	return err
+}
+
+// DeleteTag removes a tag from a job.
+func (s *Service) DeleteTag(ctx context.Context, c *Caller, id, key string) error {
+	if err := s.checkWrite(ctx, c, id); err != nil {
+		return err
+	}
+	return s.cfg.Store.TagDelete(ctx, id, key)
+}

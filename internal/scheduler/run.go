@@ -1,0 +1,177 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/bundle"
+	"github.com/atlasgo/atlas/internal/executor"
+	"github.com/atlasgo/atlas/internal/jobs"
+)
+
+// ParamsFile is written into a job's working directory when it was submitted with params.
+const ParamsFile = "foundations_job_parameters.json"
+
+func (s *Scheduler) workDir(id string) string { return filepath.Join(s.cfg.WorkRoot, id) }
+
+// start prepares and launches a claimed job, then watches it.
+func (s *Scheduler) start(j *atlas.Job) {
+	workDir := s.workDir(j.ID)
+	if err := s.prepare(j, workDir); err != nil {
+		s.failStart(j, "preparing the job failed: "+atlas.OneLine(err))
+		return
+	}
+	h, err := s.cfg.Executor.Start(s.ctx, &executor.Spec{Job: j, WorkDir: workDir, Env: s.env(j),
+		LogPath: s.cfg.Logs.Path(j.ID), SDKDir: s.cfg.SDKDir, SpoolDir: s.cfg.Jobs.SpoolDir(j.ID)})
+	if err != nil {
+		s.failStart(j, atlas.OneLine(err))
+		return
+	}
+	// The job is running now: record it even if the server is shutting down, so that the next
+	// start re-attaches to it instead of queueing it again.
+	ctx := context.WithoutCancel(s.ctx)
+	j2, err := s.cfg.Jobs.Started(ctx, j.ID, h.RunInfo())
+	if err != nil {
+		s.cfg.Logger.Error("record job running", "job", j.ID, "err", err)
+		_ = h.Stop(s.cfg.StopGrace)
+	} else {
+		j = j2
+	}
+	s.mu.Lock()
+	if r := s.running[j.ID]; r != nil {
+		r.handle = h
+	}
+	s.mu.Unlock()
+	// A stop asked for while the job was starting found no handle to signal.
+	if cur, err := s.cfg.Store.JobGet(ctx, j.ID); err == nil && cur.StopRequested {
+		_ = h.Stop(s.cfg.StopGrace)
+	}
+	s.watch(j, h)
+}
+
+// env is the job's environment: how to reach the server and record itself, its GPUs, and
+// worker.environment.
+func (s *Scheduler) env(j *atlas.Job) []string {
+	env := []string{"FOUNDATIONS_JOB_ID=" + j.ID, "FOUNDATIONS_PROJECT_NAME=" + j.Project,
+		"FOUNDATIONS_USER=" + j.User, "FOUNDATIONS_SCHEDULER_URL=" + s.cfg.SchedulerURL,
+		"FOUNDATIONS_TOKEN=" + s.cfg.Jobs.JobToken(j.ID), "FOUNDATIONS_HOME=" + s.cfg.Home,
+		"FOUNDATIONS_GPU_IDS=" + strings.Join(j.GPUIDs, ",")}
+	if len(s.cfg.GPUs) > 0 {
+		ids := strings.Join(j.GPUIDs, ",")
+		env = append(env, "CUDA_VISIBLE_DEVICES="+ids, "NVIDIA_VISIBLE_DEVICES="+ids)
+	}
+	for _, k := range slices.Sorted(maps.Keys(j.Worker.Environment)) {
+		env = append(env, k+"="+j.Worker.Environment[k])
+	}
+	return env
+}
+
+// prepare unpacks the bundle into a fresh working directory and writes the params file.
+func (s *Scheduler) prepare(j *atlas.Job, workDir string) error {
+	if err := os.RemoveAll(workDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return err
+	}
+	if d := s.cfg.Jobs.SpoolDir(j.ID); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if j.BundleDigest != "" {
+		f, err := s.cfg.Blobs.Open(j.BundleDigest)
+		if err != nil {
+			return fmt.Errorf("bundle %s: %w", j.BundleDigest, err)
+		}
+		err = bundle.Extract(f, workDir, s.cfg.Jobs.BundleLimits())
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if j.Params != nil {
+		data, err := json.MarshalIndent(j.Params, "", "    ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(workDir, ParamsFile), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// watch waits for a running job to end and records how it ended. If the server shuts down
+// first, it returns without recording anything: the job goes on, and is recovered later.
+func (s *Scheduler) watch(j *atlas.Job, h executor.Handle) {
+	res, err := h.Wait(s.ctx)
+	if err != nil {
+		return // server shutting down
+	}
+	if s.finish(j, res) {
+		if err := h.Release(); err != nil {
+			s.cfg.Logger.Warn("release job resources", "job", j.ID, "err", err)
+		}
+	}
+}
+
+// finish archives the working directory and records how the job ended. It reports whether
+// that was recorded.
+func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
+	defer s.release(j.ID)
+	workDir := s.workDir(j.ID)
+	archive, err := s.archive(workDir)
+	if err != nil {
+		s.cfg.Logger.Error("archive job", "job", j.ID, "err", err)
+		_ = s.cfg.Logs.Append(j.ID, "Foundations ERROR: archiving the working directory failed: "+atlas.OneLine(err)+"\n")
+	}
+	_, err = s.cfg.Jobs.Ended(s.ctx, j.ID, jobs.Outcome{ExitCode: res.ExitCode, Reason: res.Reason, Lost: res.Lost,
+		ArchiveDigest: archive})
+	if err != nil {
+		s.cfg.Logger.Error("record job end", "job", j.ID, "err", err)
+		return false
+	}
+	os.RemoveAll(workDir)
+	return true
+}
+
+// archive stores the working directory as a blob.
+func (s *Scheduler) archive(workDir string) (string, error) {
+	if _, err := os.Stat(workDir); os.IsNotExist(err) {
+		return "", nil // nothing left to archive
+	} else if err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(s.cfg.WorkRoot, ".archive-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err := bundle.Create(workDir, tmp, bundle.Options{}); err != nil {
+		return "", err
+	}
+	if _, err := tmp.Seek(0, 0); err != nil {
+		return "", err
+	}
+	d, _, err := s.cfg.Blobs.Put(tmp, "")
+	return d, err
+}
+
+// failStart records that a claimed job could not be started.
+func (s *Scheduler) failStart(j *atlas.Job, reason string) {
+	defer s.release(j.ID)
+	if _, err := s.cfg.Jobs.FailStart(s.ctx, j.ID, reason); err != nil {
+		s.cfg.Logger.Error("record job failure", "job", j.ID, "err", err)
+		return
+	}
+	os.RemoveAll(s.workDir(j.ID))
+}
