@@ -9,8 +9,10 @@ package atlas
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // State is the lifecycle state of a job. The same strings appear in the database, the API and
@@ -198,4 +200,22 @@ func (e *kindError) Unwrap() error { return e.kind }
 // breaks included, become one space.
 func OneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// EscapeControls escapes the control characters of s (as Go string literals do), so that a
+// key, file name or path holding a newline cannot break a one-line message in two.
+func EscapeControls(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

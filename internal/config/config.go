@@ -18,7 +18,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -59,29 +58,11 @@ func (e *Error) Error() string {
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
-	return oneLine(b.String())
+	return atlas.EscapeControls(b.String())
 }
 
 // Unwrap lets callers test config errors with errors.Is(err, atlas.ErrInvalid).
 func (e *Error) Unwrap() error { return atlas.ErrInvalid }
-
-// oneLine escapes control characters, so that a key or file name holding a newline cannot
-// break a message in two.
-func oneLine(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
 
 // maxSteps bounds the work aliases and merge keys can make a small document cause.
 const maxSteps = 200_000
@@ -103,7 +84,7 @@ func (p *parser) errf(n *yaml.Node, key, format string, args ...any) error {
 }
 
 func (p *parser) warnf(n *yaml.Node, key string) {
-	p.warnings = append(p.warnings, oneLine(fmt.Sprintf("%s:%d: unknown key %q (ignored)", p.file, n.Line, key)))
+	p.warnings = append(p.warnings, atlas.EscapeControls(fmt.Sprintf("%s:%d: unknown key %q (ignored)", p.file, n.Line, key)))
 }
 
 // step counts one node visited; a document that needs too many is refused.
@@ -258,7 +239,7 @@ func (p *parser) entriesOf(n *yaml.Node, key string, path []*yaml.Node) ([][2]*y
 		}
 		if k.Kind == yaml.ScalarNode {
 			if line, ok := first[k.Value]; ok {
-				p.warnings = append(p.warnings, oneLine(fmt.Sprintf("%s:%d: key %q is given twice (first on line %d); the last one is used",
+				p.warnings = append(p.warnings, atlas.EscapeControls(fmt.Sprintf("%s:%d: key %q is given twice (first on line %d); the last one is used",
 					p.file, k.Line, joinKey(key, k.Value), line)))
 			} else {
 				first[k.Value] = k.Line

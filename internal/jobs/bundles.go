@@ -1,3 +1,5 @@
+// The bundle check at submit.
+
 package jobs
 
 import (

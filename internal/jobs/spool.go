@@ -1,3 +1,5 @@
+// A job's spool: the tracked values its SDK could not deliver, stored when the job's end is recorded.
+
 package jobs
 
 import (

@@ -1,3 +1,5 @@
+// Submit: merging a submission with its job.config.yaml, the checks, and storing the job.
+
 package jobs
 
 import (

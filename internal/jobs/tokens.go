@@ -1,3 +1,5 @@
+// Job tokens: derived from the server's secret, never stored.
+
 package jobs
 
 import (

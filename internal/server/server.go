@@ -27,6 +27,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/atlasgo/atlas/internal/api"
+	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/blob"
 	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/config"
@@ -393,13 +394,11 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 			return e, "a Docker engine is reachable; " + e.Describe(ctx), nil
 		} else {
 			pe, err := newProcess()
-			return pe, "jobs run as local processes: " + oneLine(derr), err
+			return pe, "jobs run as local processes: " + atlas.OneLine(derr), err
 		}
 	}
 	return nil, "", fmt.Errorf("--executor %q: want auto, docker or process", cfg.Executor)
 }
-
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // loopbackFor returns the address jobs on this machine use to reach a server bound to host.
 func loopbackFor(host string) string {
