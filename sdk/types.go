@@ -7,6 +7,7 @@ const (
 	StateQueued    = "queued"
 	StateStarting  = "starting"
 	StateRunning   = "running"
+	StateStopping  = "stopping" // a stop is under way: signal, grace period, kill, archive
 	StateCompleted = "completed"
 	StateFailed    = "failed"
 	StateStopped   = "stopped"
@@ -106,11 +107,13 @@ type Job struct {
 	ArchiveDigest   string         `json:"archive_digest,omitempty"`
 	Executor        string         `json:"executor,omitempty"`
 	// WorkerID names what runs the job: "pid 1234" or "container 0123456789ab".
-	WorkerID      string     `json:"worker_id,omitempty"`
-	GPUIDs        []string   `json:"gpu_ids,omitempty"`
-	ExitCode      *int       `json:"exit_code,omitempty"`
-	Reason        string     `json:"reason,omitempty"`
+	WorkerID string   `json:"worker_id,omitempty"`
+	GPUIDs   []string `json:"gpu_ids,omitempty"`
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	// StopRequested is set while the job is stopping (kept for older clients: state says it).
 	StopRequested bool       `json:"stop_requested,omitempty"`
+	StoppingAt    *time.Time `json:"stopping_at,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	StartedAt     *time.Time `json:"started_at,omitempty"`
 	FinishedAt    *time.Time `json:"finished_at,omitempty"`

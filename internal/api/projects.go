@@ -132,7 +132,7 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	running, err := s.cfg.Store.JobsInState(ctx, atlas.StateStarting, atlas.StateRunning)
+	running, err := s.cfg.Store.JobsInState(ctx, atlas.StateStarting, atlas.StateRunning, atlas.StateStopping)
 	if err != nil {
 		return err
 	}

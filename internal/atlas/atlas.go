@@ -19,26 +19,30 @@ import (
 // the CLI.
 type State string
 
-// Job states. A scheduled job moves queued → starting → running → completed | failed | stopped.
-// A job recorded by a script run outside the scheduler (execution mode) starts in running.
+// Job states. A scheduled job moves queued → starting → running → completed | failed | stopped,
+// through stopping while a stop is under way (signal, grace period, kill, archive). A job
+// recorded by a script run outside the scheduler (execution mode) starts in running.
 const (
 	StateQueued    State = "queued"
 	StateStarting  State = "starting"
 	StateRunning   State = "running"
+	StateStopping  State = "stopping"
 	StateCompleted State = "completed"
 	StateFailed    State = "failed"
 	StateStopped   State = "stopped"
 )
 
 // States lists every state in lifecycle order.
-var States = []State{StateQueued, StateStarting, StateRunning, StateCompleted, StateFailed, StateStopped}
+var States = []State{StateQueued, StateStarting, StateRunning, StateStopping, StateCompleted, StateFailed, StateStopped}
 
 // transitions is the table of allowed state changes. A store refuses any other change with
 // ErrConflict, so two writers racing on one job cannot both win.
 var transitions = map[State][]State{
 	StateQueued:   {StateStarting, StateStopped, StateFailed},
-	StateStarting: {StateRunning, StateFailed, StateStopped, StateQueued},
-	StateRunning:  {StateCompleted, StateFailed, StateStopped},
+	StateStarting: {StateRunning, StateFailed, StateStopped, StateQueued, StateStopping},
+	StateRunning:  {StateCompleted, StateFailed, StateStopped, StateStopping},
+	// A job asked to stop ends stopped however it exits; failed only when it is lost.
+	StateStopping: {StateStopped, StateFailed},
 }
 
 // CanTransition reports whether a job may move from one state to another.
@@ -117,11 +121,10 @@ type Job struct {
 	BundleDigest  string `json:"bundle_digest,omitempty"`
 	ArchiveDigest string `json:"archive_digest,omitempty"`
 
-	Executor      string   `json:"executor,omitempty"`
-	GPUIDs        []string `json:"gpu_ids,omitempty"`
-	ExitCode      *int     `json:"exit_code,omitempty"`
-	Reason        string   `json:"reason,omitempty"`
-	StopRequested bool     `json:"stop_requested,omitempty"`
+	Executor string   `json:"executor,omitempty"`
+	GPUIDs   []string `json:"gpu_ids,omitempty"`
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
 	// RunInfo is executor-private data needed to re-attach to the job after a restart.
 	RunInfo   string `json:"-"`
 	TokenHash string `json:"-"`
@@ -130,6 +133,8 @@ type Job struct {
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 	HeartbeatAt *time.Time `json:"heartbeat_at,omitempty"`
+	// StoppingAt is when a stop was asked for (the job became stopping).
+	StoppingAt *time.Time `json:"stopping_at,omitempty"`
 }
 
 // MetricSummary is what a job table shows for one metric of one job.

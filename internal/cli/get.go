@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -103,9 +107,14 @@ func getCommand(e *env) *cobra.Command {
 }
 
 func stopCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	var noWait bool
+	cmd := &cobra.Command{
 		Use:   "stop [job] <scheduler_config> <job_id>",
 		Short: "Stop a running job, or take a queued job out of the queue",
+		Long: `Stop a running job: it gets SIGTERM, then SIGKILL if it has not exited after the grace period,
+and its directory is archived. The command waits until all of that is done and says how the job
+ended; with --no-wait it returns at once, while the job is still stopping. A queued job leaves
+the queue and never runs.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 3 && args[0] == "job" || len(args) == 2 {
 				return nil
@@ -120,21 +129,59 @@ func stopCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			before, err := client.Job(cmd.Context(), args[1])
+			ctx := cmd.Context()
+			before, err := client.Job(ctx, args[1])
 			if err != nil {
 				return err
 			}
-			j, err := client.StopJob(cmd.Context(), args[1])
+			j, err := client.StopJob(ctx, args[1])
 			if err != nil {
 				return err
 			}
-			if before.State == sdk.StateQueued {
+			switch {
+			case before.State == sdk.StateQueued && j.State == sdk.StateStopped:
 				fmt.Fprintf(e.stdout, "Removed queued job %s from the queue\n", j.ID)
-			} else {
-				fmt.Fprintf(e.stdout, "Stopped running job %s\n", j.ID)
+				return nil
+			case j.State != sdk.StateStopping:
+				fmt.Fprintf(e.stdout, "Stopped job %s%s\n", j.ID, reasonSuffix(j))
+				return nil
+			case noWait:
+				fmt.Fprintf(e.stdout, "Stopping job %s (SIGTERM sent; it is archived once it has exited)\n", j.ID)
+				return nil
 			}
+			e.info("Stopping job %s: SIGTERM sent; waiting for it to exit and be archived. Ctrl-C stops waiting, not the stop.", j.ID)
+			ctx, stopWaiting := signal.NotifyContext(ctx, os.Interrupt)
+			defer stopWaiting()
+			if j, err = waitWhile(ctx, client, j.ID, sdk.StateStopping); err != nil {
+				if ctx.Err() != nil {
+					fmt.Fprintf(e.stdout, "Stopping job %s (still stopping; no longer waiting)\n", args[1])
+					return nil
+				}
+				return err
+			}
+			fmt.Fprintf(e.stdout, "Stopped job %s%s\n", j.ID, reasonSuffix(j))
 			return nil
 		},
+	}
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once while the job is still stopping")
+	return cmd
+}
+
+// reasonSuffix is ": <reason>" of a job, when it has one.
+func reasonSuffix(j *sdk.Job) string {
+	if j.Reason == "" {
+		return ""
+	}
+	return ": " + j.Reason
+}
+
+// waitWhile waits, on the server's long poll, until a job's state is none of states.
+func waitWhile(ctx context.Context, client *sdk.Client, id string, states ...string) (*sdk.Job, error) {
+	for {
+		j, err := client.WaitJob(ctx, id, time.Minute, states...)
+		if err != nil || !slices.Contains(states, j.State) {
+			return j, err
+		}
 	}
 }
 
@@ -172,7 +219,19 @@ func deleteCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := client.DeleteJob(cmd.Context(), args[1]); err != nil {
+			ctx := cmd.Context()
+			err = client.DeleteJob(ctx, args[1])
+			if sdk.IsConflict(err) {
+				// A job whose stop was asked for is deleted once it has stopped.
+				if j, jerr := client.Job(ctx, args[1]); jerr == nil && j.State == sdk.StateStopping {
+					e.info("Job %s is stopping; it is deleted once it has stopped.", j.ID)
+					if _, err = waitWhile(ctx, client, j.ID, sdk.StateStopping); err != nil {
+						return err
+					}
+					err = client.DeleteJob(ctx, j.ID)
+				}
+			}
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "Job %s successfully deleted\n", args[1])

@@ -40,6 +40,9 @@ type Result struct {
 	Reason string
 	// Lost is set when the job's fate cannot be known (it vanished while the server was down).
 	Lost bool
+	// Killed is set when Stop had to kill the job because it did not exit within the grace
+	// period.
+	Killed bool
 }
 
 // Worker is the field every executor keeps in a job's RunInfo, besides its own: what runs

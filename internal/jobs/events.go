@@ -1,6 +1,9 @@
+// Events: how the service tells the scheduler and clients that a job changed.
+
 package jobs
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -14,9 +17,7 @@ type Change struct {
 	Project string      `json:"project"`
 	State   atlas.State `json:"state,omitempty"`
 	Deleted bool        `json:"deleted,omitempty"`
-	// StopRequested is set when a running job was asked to stop.
-	StopRequested bool `json:"stop_requested,omitempty"`
-	Tracked       bool `json:"-"`
+	Tracked bool        `json:"-"`
 }
 
 // TrackInterval is the least time between two announcements of new values of one job.
@@ -29,7 +30,7 @@ const TrackInterval = time.Second
 type Events struct {
 	mu        sync.Mutex
 	subs      map[chan Change]struct{}
-	listeners []func(Change)
+	listeners []*listener
 	announced map[string]time.Time // job id -> last "tracked" announcement
 	pending   map[string]bool      // job id -> an announcement is due at the end of the interval
 }
@@ -81,7 +82,7 @@ func (h *Events) Publish(c Change) {
 
 func (h *Events) publishLocked(c Change) {
 	for _, l := range h.listeners {
-		l(c)
+		l.fn(c)
 	}
 	for ch := range h.subs {
 		select {
@@ -96,13 +97,22 @@ func (h *Events) JobChanged(j *atlas.Job) {
 	h.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State})
 }
 
-// Listen calls fn with every change from now on. fn runs in the publisher's goroutine with
-// the events' lock held: it must return at once and must not publish.
-func (h *Events) Listen(fn func(Change)) {
+// Listen calls fn with every change until the returned function is called. fn runs in the
+// publisher's goroutine with the events' lock held: it must return at once and must not
+// publish.
+func (h *Events) Listen(fn func(Change)) (stop func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.listeners = append(h.listeners, fn)
+	l := &listener{fn: fn}
+	h.listeners = append(h.listeners, l)
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.listeners = slices.DeleteFunc(h.listeners, func(x *listener) bool { return x == l })
+	}
 }
+
+type listener struct{ fn func(Change) }
 
 // Subscribe returns a channel of changes and a function that ends the subscription.
 func (h *Events) Subscribe() (<-chan Change, func()) {

@@ -294,26 +294,18 @@ func TestScheduledJobLifecycle(t *testing.T) {
 	_, err = os.Stat(e.svc.SpoolDir(id))
 	require.True(t, os.IsNotExist(err), "and removed")
 
-	// A stop asked for wins over how the job then exits.
+	// Lost jobs fail with the reason and no exit code.
 	res, err = e.svc.Submit(ctx, local, &sdk.JobSpec{Command: []string{"m"}})
 	require.NoError(t, err)
-	id = res.Job.ID
-	_, err = e.svc.Claim(ctx, id, "fake", nil)
+	_, err = e.svc.Claim(ctx, res.Job.ID, "fake", nil)
 	require.NoError(t, err)
-	_, err = e.svc.Started(ctx, id, `{}`)
+	j, err = e.svc.Ended(ctx, res.Job.ID, Outcome{ExitCode: -1, Lost: true, Reason: "the container was removed"})
 	require.NoError(t, err)
-	j, err = e.svc.StopJob(ctx, local, id)
-	require.NoError(t, err)
-	require.True(t, j.StopRequested)
-	require.Contains(t, e.events.all(), Change{JobID: id, Project: "default", State: atlas.StateRunning, StopRequested: true},
-		"the scheduler hears of the stop request")
-	j, err = e.svc.Ended(ctx, id, Outcome{ExitCode: 143, Reason: "killed by signal SIGTERM"})
-	require.NoError(t, err)
-	require.Equal(t, atlas.StateStopped, j.State)
-	_, err = e.svc.StopJob(ctx, local, id)
-	require.ErrorIs(t, err, atlas.ErrConflict, "a finished job cannot be stopped")
+	require.Equal(t, atlas.StateFailed, j.State)
+	require.Equal(t, "the container was removed", j.Reason)
+	require.Nil(t, j.ExitCode)
 
-	// Lost jobs fail with the reason and no exit code.
+	// A job that could not start fails with the reason.
 	res, err = e.svc.Submit(ctx, local, &sdk.JobSpec{Command: []string{"m"}})
 	require.NoError(t, err)
 	_, err = e.svc.Claim(ctx, res.Job.ID, "fake", nil)
@@ -323,6 +315,68 @@ func TestScheduledJobLifecycle(t *testing.T) {
 	require.Equal(t, atlas.StateFailed, j.State)
 	require.Equal(t, "image not found", j.Reason)
 	require.Nil(t, j.ExitCode)
+}
+
+// started submits, claims and starts a job, as the scheduler would.
+func (e *env) started(t *testing.T) string {
+	t.Helper()
+	res, err := e.svc.Submit(t.Context(), local, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	_, err = e.svc.Claim(t.Context(), res.Job.ID, "fake", nil)
+	require.NoError(t, err)
+	_, err = e.svc.Started(t.Context(), res.Job.ID, `{}`)
+	require.NoError(t, err)
+	return res.Job.ID
+}
+
+func TestStopIsStoppingUntilTheJobHasEnded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.StopGrace = 10 * time.Second })
+	ctx := t.Context()
+	id := e.started(t)
+	j, err := e.svc.StopJob(ctx, local, id)
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateStopping, j.State, "nothing has stopped yet")
+	require.NotNil(t, j.StoppingAt)
+	require.Contains(t, e.events.all(), Change{JobID: id, Project: "default", State: atlas.StateStopping},
+		"the scheduler hears of the stop")
+	again, err := e.svc.StopJob(ctx, local, id)
+	require.NoError(t, err, "asking again while it stops is fine")
+	require.Equal(t, atlas.StateStopping, again.State)
+	err = e.svc.DeleteJob(ctx, local, id)
+	require.ErrorIs(t, err, atlas.ErrConflict)
+	require.ErrorContains(t, err, "is stopping: it can be deleted once it has stopped", "never \"stop it first\" once a stop was asked")
+	_, stop, err := e.svc.Heartbeat(ctx, local, id)
+	require.NoError(t, err)
+	require.True(t, stop)
+
+	j, err = e.svc.Ended(ctx, id, Outcome{ExitCode: 143, Reason: "killed by signal SIGTERM"})
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateStopped, j.State, "a stop asked for wins over how the job then exits")
+	require.Regexp(t, `^exited after SIGTERM in [0-9.]+ s$`, j.Reason)
+	_, err = e.svc.StopJob(ctx, local, id)
+	require.ErrorIs(t, err, atlas.ErrConflict, "a finished job cannot be stopped")
+	require.NoError(t, e.svc.DeleteJob(ctx, local, id))
+
+	killed := e.started(t)
+	_, err = e.svc.StopJob(ctx, local, killed)
+	require.NoError(t, err)
+	j, err = e.svc.Ended(ctx, killed, Outcome{ExitCode: 137, Killed: true})
+	require.NoError(t, err)
+	require.Equal(t, "killed after 10 s grace (it did not exit on SIGTERM)", j.Reason)
+
+	// A stop while the executor is still starting the job: the job stays stopping when it has
+	// started, and what finds it again after a restart is recorded.
+	res, err := e.svc.Submit(ctx, local, &sdk.JobSpec{Command: []string{"m"}})
+	require.NoError(t, err)
+	_, err = e.svc.Claim(ctx, res.Job.ID, "fake", nil)
+	require.NoError(t, err)
+	_, err = e.svc.StopJob(ctx, local, res.Job.ID)
+	require.NoError(t, err)
+	j, err = e.svc.Started(ctx, res.Job.ID, `{"worker":"fake 1"}`)
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateStopping, j.State)
+	require.Equal(t, `{"worker":"fake 1"}`, j.RunInfo)
 }
 
 func TestDeleteCollectsBlobsNothingElseUses(t *testing.T) {

@@ -1,10 +1,14 @@
+// A job's way from claimed to ended: every state change after submit, stop, delete and clear-queue.
+
 package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
@@ -31,10 +35,18 @@ func (s *Service) Claim(ctx context.Context, id, executor string, gpus []string)
 }
 
 // Started records that the executor started a claimed job, with what it needs to find the job
-// again after a restart.
+// again after a restart. A job asked to stop while it was starting stays stopping.
 func (s *Service) Started(ctx context.Context, id, runInfo string) (*atlas.Job, error) {
-	return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateStarting}, To: atlas.StateRunning,
+	j, err := s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateStarting}, To: atlas.StateRunning,
 		RunInfo: runInfo})
+	var se *store.StateError
+	if !errors.As(err, &se) || se.Job.State != atlas.StateStopping {
+		return j, err
+	}
+	if err := s.cfg.Store.JobSetRunInfo(ctx, id, runInfo); err != nil {
+		return nil, err
+	}
+	return s.cfg.Store.JobGet(ctx, id)
 }
 
 // Reattached records that a job the server found starting at its start is running.
@@ -59,6 +71,9 @@ type Outcome struct {
 	ExitCode int
 	// Reason explains an abnormal end ("killed by signal 9").
 	Reason string
+	// Killed is set when the executor killed the job because it did not exit within the
+	// grace period of a stop.
+	Killed bool
 	// Lost is set when the job's fate cannot be known; Reason says why.
 	Lost bool
 	// ArchiveDigest is the blob holding the job's final working directory ("" if none).
@@ -75,8 +90,9 @@ func (s *Service) SpoolDir(id string) string {
 }
 
 // Ended records how a scheduled job ended: first what it left in its spool, then its final
-// state — stopped if a stop was asked for, failed with the reason if it exited non-zero or
-// was lost, completed otherwise.
+// state — stopped if a stop was asked for (with how it ended: exited after SIGTERM, or killed
+// after the grace period), failed with the reason if it exited non-zero or was lost,
+// completed otherwise.
 func (s *Service) Ended(ctx context.Context, id string, o Outcome) (*atlas.Job, error) {
 	if d := s.SpoolDir(id); d != "" {
 		// Stored values are applied once by (writer, seq): removing the spool only after the
@@ -93,8 +109,8 @@ func (s *Service) Ended(ctx context.Context, id string, o Outcome) (*atlas.Job, 
 	}
 	to, reason := atlas.StateCompleted, ""
 	switch {
-	case cur.StopRequested:
-		to, reason = atlas.StateStopped, "stopped on request"
+	case cur.State == atlas.StateStopping:
+		to, reason = atlas.StateStopped, stopReason(cur, o, s.cfg.StopGrace)
 	case o.Lost:
 		to, reason = atlas.StateFailed, o.Reason
 	case o.ExitCode != 0:
@@ -110,6 +126,24 @@ func (s *Service) Ended(ctx context.Context, id string, o Outcome) (*atlas.Job, 
 		code = &o.ExitCode
 	}
 	return s.move(ctx, &store.JobSetStateParams{ID: id, To: to, Reason: reason, ExitCode: code, ArchiveDigest: o.ArchiveDigest})
+}
+
+// stopReason says how a job asked to stop ended.
+func stopReason(j *atlas.Job, o Outcome, grace time.Duration) string {
+	switch {
+	case o.Lost:
+		return "stopped on request; " + o.Reason
+	case o.Killed:
+		return fmt.Sprintf("killed after %s grace (it did not exit on SIGTERM)", seconds(grace))
+	case j.StoppingAt != nil:
+		return fmt.Sprintf("exited after SIGTERM in %s", seconds(time.Since(*j.StoppingAt)))
+	}
+	return "stopped on request"
+}
+
+// seconds formats a duration as users read it: "1.2 s", "10 s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Round(100*time.Millisecond).Seconds(), 'f', -1, 64) + " s"
 }
 
 // Finish records the end of a script run by hand, as the script reports it.
@@ -179,33 +213,40 @@ func (s *Service) failSilentScripts(ctx context.Context) {
 	}
 }
 
-// StopJob stops a job: a queued one leaves the queue; a running one is asked to stop (the
-// scheduler, listening to the events, signals it); one run by hand, whose process the server
-// does not own, is marked stopped and told at its next heartbeat.
+// StopJob stops a job: a queued one leaves the queue; a running one becomes stopping (the
+// scheduler, listening to the events, signals it, and it becomes stopped once it has exited
+// and been archived); one run by hand, whose process the server does not own, is marked
+// stopped and told at its next heartbeat. Asking again while a job is stopping is not an
+// error: the answer is the job, still stopping.
 func (s *Service) StopJob(ctx context.Context, c *Caller, id string) (*atlas.Job, error) {
-	j, err := s.Job(ctx, c, id)
-	if err != nil {
-		return nil, err
+	for {
+		j, err := s.Job(ctx, c, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.mayControl(c, j); err != nil {
+			return nil, err
+		}
+		p := &store.JobSetStateParams{ID: id, From: []atlas.State{j.State}}
+		switch {
+		case j.State.Finished():
+			return nil, atlas.Conflictf("job %s is %s and cannot be stopped", id, j.State)
+		case j.State == atlas.StateStopping:
+			return j, nil
+		case j.State == atlas.StateQueued:
+			p.To, p.Reason = atlas.StateStopped, "stopped while queued"
+		case j.Mode == atlas.ModeExecution:
+			p.To, p.Reason = atlas.StateStopped,
+				"stopped on request (the script was started outside the scheduler; it is asked to stop at its next heartbeat)"
+		default:
+			p.To = atlas.StateStopping
+		}
+		j, err = s.move(ctx, p)
+		if errors.Is(err, atlas.ErrConflict) {
+			continue // it moved on meanwhile (claimed, ended, or another stop won): look again
+		}
+		return j, err
 	}
-	if err := s.mayControl(c, j); err != nil {
-		return nil, err
-	}
-	switch {
-	case j.State == atlas.StateQueued:
-		return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateQueued}, To: atlas.StateStopped,
-			Reason: "stopped while queued"})
-	case j.State.Finished():
-		return nil, atlas.Conflictf("job %s is %s and cannot be stopped", id, j.State)
-	case j.Mode == atlas.ModeExecution:
-		return s.move(ctx, &store.JobSetStateParams{ID: id, To: atlas.StateStopped,
-			Reason: "stopped on request (the script was started outside the scheduler; it is asked to stop at its next heartbeat)"})
-	}
-	j, err = s.cfg.Store.JobRequestStop(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	s.cfg.Events.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State, StopRequested: true})
-	return j, nil
 }
 
 // DeleteJob removes a finished job with everything recorded for it, and the blobs nothing else
@@ -218,7 +259,18 @@ func (s *Service) DeleteJob(ctx context.Context, c *Caller, id string) error {
 	if err := s.mayControl(c, j); err != nil {
 		return err
 	}
-	j, arts, err := s.cfg.Store.JobDelete(ctx, id)
+	j, arts, err := s.cfg.Store.JobDelete(ctx, id, finished)
+	var se *store.StateError
+	if errors.As(err, &se) {
+		switch st := se.Job.State; st {
+		case atlas.StateStopping:
+			return atlas.Conflictf("job %s is stopping: it can be deleted once it has stopped", id)
+		case atlas.StateQueued:
+			return atlas.Conflictf("job %s is queued: stop it first (it then leaves the queue), or clear the queue", id)
+		default:
+			return atlas.Conflictf("job %s is %s: only completed, failed or stopped jobs can be deleted (stop it first)", id, st)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -229,6 +281,9 @@ func (s *Service) DeleteJob(ctx context.Context, c *Caller, id string) error {
 	s.removed(ctx, j, digests)
 	return nil
 }
+
+// finished are the states a job may be deleted in.
+var finished = []atlas.State{atlas.StateCompleted, atlas.StateFailed, atlas.StateStopped}
 
 // ClearQueue removes every queued job (of one project, when it is not empty) and returns
 // them. With authentication, a user who is not an admin clears only their own jobs.

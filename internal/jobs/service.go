@@ -47,6 +47,8 @@ type Config struct {
 	// SpoolRoot holds one spool directory per job, where the SDK leaves values it could not
 	// deliver; they are stored when the job's end is recorded ("": no spools).
 	SpoolRoot string
+	// StopGrace is how long a job asked to stop may take to exit before it is killed.
+	StopGrace time.Duration
 	// HeartbeatTimeout fails scripts run by hand that stopped reporting (0: never).
 	HeartbeatTimeout time.Duration
 	Logger           *slog.Logger
@@ -95,6 +97,9 @@ func New(cfg Config) *Service {
 
 // Events is where the service announces changes.
 func (s *Service) Events() *Events { return s.cfg.Events }
+
+// StopGrace is how long a job asked to stop may take to exit before it is killed.
+func (s *Service) StopGrace() time.Duration { return s.cfg.StopGrace }
 
 // BundleLimits are the limits bundles are unpacked with.
 func (s *Service) BundleLimits() bundle.Limits { return s.cfg.BundleLimits }

@@ -1,3 +1,5 @@
+// Tracking: batches of params, metrics, tags and artifacts, and heartbeats, checked and stored once.
+
 package jobs
 
 import (
@@ -218,7 +220,7 @@ func (s *Service) Heartbeat(ctx context.Context, c *Caller, id string) (state at
 	if err != nil {
 		return "", false, err
 	}
-	return j.State, j.StopRequested || j.State == atlas.StateStopped, nil
+	return j.State, j.State == atlas.StateStopping || j.State == atlas.StateStopped, nil
 }
 
 // SetTag tags a job (the GUI's tag editor; scripts tag through Track).

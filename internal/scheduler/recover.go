@@ -1,3 +1,5 @@
+// Recovery: re-attaching, after a restart, to the jobs an earlier server process started.
+
 package scheduler
 
 import (
@@ -8,12 +10,13 @@ import (
 	"github.com/atlasgo/atlas/internal/executor"
 )
 
-// recover re-attaches to jobs that were starting or running when the server last stopped:
-// claimed jobs that never started go back to the queue, jobs the executor finds again are
-// watched to their end, and jobs it cannot find are failed with the reason (what they left is
-// still archived). Leftovers of jobs the server no longer knows are removed.
+// recover re-attaches to jobs that were starting, running or stopping when the server last
+// stopped: claimed jobs that never started go back to the queue (or end stopped, if a stop
+// was asked for), jobs the executor finds again are watched to their end (and signalled
+// again if they were stopping), and jobs it cannot find are failed with the reason (what they
+// left is still archived). Leftovers of jobs the server no longer knows are removed.
 func (s *Scheduler) recover(ctx context.Context) error {
-	jobs, err := s.cfg.Store.JobsInState(ctx, atlas.StateStarting, atlas.StateRunning)
+	jobs, err := s.cfg.Store.JobsInState(ctx, atlas.StateStarting, atlas.StateRunning, atlas.StateStopping)
 	if err != nil {
 		return err
 	}
@@ -21,8 +24,10 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		if j.Mode == atlas.ModeExecution {
 			continue // the script reports its own end; the job service watches its heartbeats
 		}
-		if j.State == atlas.StateStarting && j.RunInfo == "" {
-			if _, err := s.cfg.Jobs.Requeue(ctx, j.ID); err == nil {
+		if j.RunInfo == "" && (j.State == atlas.StateStarting || j.State == atlas.StateStopping) {
+			if j.State == atlas.StateStopping {
+				s.finish(j, executor.Result{ExitCode: -1, Lost: true, Reason: "it had not started when the server stopped"})
+			} else if _, err := s.cfg.Jobs.Requeue(ctx, j.ID); err == nil {
 				s.cfg.Logger.Info("job was starting when the server stopped; queued again", "job", j.ID)
 			}
 			continue
@@ -45,6 +50,9 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		s.mu.Lock()
 		s.running[j.ID] = &run{gpus: j.GPUIDs, handle: h}
 		s.mu.Unlock()
+		if j.State == atlas.StateStopping {
+			_ = h.Stop(s.cfg.Jobs.StopGrace()) // the stop may not have reached it before the restart
+		}
 		s.wg.Go(func() { s.watch(j, h) })
 	}
 	if c, ok := s.cfg.Executor.(executor.Cleaner); ok {

@@ -1,3 +1,5 @@
+// Running one job: preparing its working directory, starting it, watching it to the end, archiving what it leaves.
+
 package scheduler
 
 import (
@@ -40,7 +42,7 @@ func (s *Scheduler) start(j *atlas.Job) {
 	j2, err := s.cfg.Jobs.Started(ctx, j.ID, h.RunInfo())
 	if err != nil {
 		s.cfg.Logger.Error("record job running", "job", j.ID, "err", err)
-		_ = h.Stop(s.cfg.StopGrace)
+		_ = h.Stop(s.cfg.Jobs.StopGrace())
 	} else {
 		j = j2
 	}
@@ -50,8 +52,8 @@ func (s *Scheduler) start(j *atlas.Job) {
 	}
 	s.mu.Unlock()
 	// A stop asked for while the job was starting found no handle to signal.
-	if cur, err := s.cfg.Store.JobGet(ctx, j.ID); err == nil && cur.StopRequested {
-		_ = h.Stop(s.cfg.StopGrace)
+	if cur, err := s.cfg.Store.JobGet(ctx, j.ID); err == nil && cur.State == atlas.StateStopping {
+		_ = h.Stop(s.cfg.Jobs.StopGrace())
 	}
 	s.watch(j, h)
 }
@@ -134,7 +136,7 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 		_ = s.cfg.Logs.Append(j.ID, "Foundations ERROR: archiving the working directory failed: "+atlas.OneLine(err)+"\n")
 	}
 	_, err = s.cfg.Jobs.Ended(s.ctx, j.ID, jobs.Outcome{ExitCode: res.ExitCode, Reason: res.Reason, Lost: res.Lost,
-		ArchiveDigest: archive})
+		Killed: res.Killed, ArchiveDigest: archive})
 	if err != nil {
 		s.cfg.Logger.Error("record job end", "job", j.ID, "err", err)
 		return false

@@ -48,7 +48,6 @@ type Config struct {
 	// FOUNDATIONS_HOME. Both are given to every job.
 	SchedulerURL string
 	Home         string
-	StopGrace    time.Duration
 	// Fairness is how long a job that does not fit may wait before it reserves resources.
 	Fairness time.Duration
 	Logger   *slog.Logger
@@ -63,9 +62,10 @@ type Scheduler struct {
 	running map[string]*run
 	waiting map[string]string
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	unlisten func()
 }
 
 type run struct {
@@ -93,7 +93,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if err := os.MkdirAll(s.cfg.WorkRoot, 0o755); err != nil {
 		return err
 	}
-	s.cfg.Jobs.Events().Listen(s.changed)
+	s.unlisten = s.cfg.Jobs.Events().Listen(s.changed)
 	if err := s.recover(ctx); err != nil {
 		return fmt.Errorf("recover jobs: %w", err)
 	}
@@ -105,19 +105,23 @@ func (s *Scheduler) Start(ctx context.Context) error {
 // Stop ends the dispatch loop and stops watching jobs. Running jobs keep running; the next
 // Start re-attaches to them. Stop is idempotent.
 func (s *Scheduler) Stop() {
+	if s.unlisten != nil {
+		s.unlisten()
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.wg.Wait()
 }
 
-// changed hears every job change: a new queued job wakes the loop, a stop request signals
-// the job. It runs in the publisher's goroutine and returns at once.
+// changed hears every job change: a new queued job wakes the loop, a job asked to stop is
+// signalled. It runs in the publisher's goroutine and returns at once.
 func (s *Scheduler) changed(c jobs.Change) {
 	switch {
-	case c.StopRequested:
+	case c.Deleted:
+	case c.State == atlas.StateStopping:
 		s.wg.Go(func() { s.signal(c.JobID) })
-	case c.State == atlas.StateQueued && !c.Deleted:
+	case c.State == atlas.StateQueued:
 		s.Wake()
 	}
 }
@@ -227,7 +231,7 @@ func (s *Scheduler) signal(id string) {
 	if r == nil || r.handle == nil {
 		return
 	}
-	if err := r.handle.Stop(s.cfg.StopGrace); err != nil {
+	if err := r.handle.Stop(s.cfg.Jobs.StopGrace()); err != nil {
 		s.cfg.Logger.Error("stop job", "job", id, "err", err)
 	}
 }

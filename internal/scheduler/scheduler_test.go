@@ -46,10 +46,10 @@ func newHarness(t *testing.T, workers int, gpus ...string) *harness {
 	lg, err := logs.New(filepath.Join(dir, "logs"))
 	require.NoError(t, err)
 	svc := jobs.New(jobs.Config{Store: st, Blobs: blobs, Logs: lg, Secret: []byte("secret-secret-secret-secret-1234"),
-		SpoolRoot: filepath.Join(dir, "spool"), Capacity: jobs.Capacity{GPUs: len(gpus)}})
+		SpoolRoot: filepath.Join(dir, "spool"), Capacity: jobs.Capacity{GPUs: len(gpus)}, StopGrace: 20 * time.Millisecond})
 	h := &harness{t: t, svc: svc, store: st, blobs: blobs, logs: lg, exec: fake.New()}
 	h.cfg = Config{Jobs: svc, Store: st, Blobs: blobs, Logs: lg, Executor: h.exec, Workers: workers, GPUs: gpus,
-		WorkRoot: filepath.Join(dir, "work"), SchedulerURL: "http+unix://sock", Home: dir, StopGrace: 20 * time.Millisecond}
+		WorkRoot: filepath.Join(dir, "work"), SchedulerURL: "http+unix://sock", Home: dir}
 	h.start()
 	return h
 }
@@ -158,8 +158,10 @@ func TestStopSignalsTheJobAndKillsAfterTheGracePeriod(t *testing.T) {
 	}
 	j := h.until(polite.ID, atlas.StateStopped)
 	require.Equal(t, 143, *j.ExitCode)
+	require.Contains(t, j.Reason, "exited after SIGTERM in")
 	j = h.until(stubborn.ID, atlas.StateStopped)
 	require.Equal(t, 137, *j.ExitCode, "killed once the grace period was over")
+	require.Equal(t, "killed after 0 s grace (it did not exit on SIGTERM)", j.Reason)
 	require.GreaterOrEqual(t, h.exec.Stops(stubborn.ID), 1)
 }
 
@@ -202,12 +204,18 @@ func TestRestartReattachesAndRequeues(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 2)
 	running := h.submit(&sdk.JobSpec{Command: []string{"block"}})
+	stopping := h.submit(&sdk.JobSpec{Command: []string{"block"}})
 	h.until(running.ID, atlas.StateRunning)
-	h.sched.Stop() // the server stops; the job keeps running
+	h.until(stopping.ID, atlas.StateRunning)
+	h.sched.Stop() // the server stops; the jobs keep running
+	// A stop asked for while the server was down reaches the job once it is back.
+	_, err := h.svc.StopJob(t.Context(), &jobs.Caller{Local: true}, stopping.ID)
+	require.NoError(t, err)
+	require.Zero(t, h.exec.Stops(stopping.ID))
 
 	// A job claimed but never started, and one run by an executor this server does not use.
 	claimed := h.submit(&sdk.JobSpec{Command: []string{"block"}})
-	_, err := h.svc.Claim(t.Context(), claimed.ID, "fake", nil)
+	_, err = h.svc.Claim(t.Context(), claimed.ID, "fake", nil)
 	require.NoError(t, err)
 	foreign := h.submit(&sdk.JobSpec{Command: []string{"block"}})
 	_, err = h.svc.Claim(t.Context(), foreign.ID, "docker", nil)
@@ -216,7 +224,9 @@ func TestRestartReattachesAndRequeues(t *testing.T) {
 	require.NoError(t, err)
 
 	h.start()
-	j := h.until(foreign.ID, atlas.StateFailed)
+	j := h.until(stopping.ID, atlas.StateStopped)
+	require.Contains(t, j.Reason, "exited after SIGTERM", "signalled by the restarted server, not lost")
+	j = h.until(foreign.ID, atlas.StateFailed)
 	require.Contains(t, j.Reason, "the docker executor, which this server does not use")
 	h.until(claimed.ID, atlas.StateRunning) // queued again, then started
 	h.exec.Exit(running.ID, 0)

@@ -279,16 +279,16 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	socketURL := "http+unix://" + url.PathEscape(filepath.Join(p.sock(), "api.sock"))
 	svc := jobs.New(jobs.Config{Store: st, Blobs: blobs, Logs: logDir, Secret: secret, Auth: cfg.Auth,
 		AllowedVolumeRoots: cfg.AllowedVolumeRoots, SpoolRoot: filepath.Join(p.home, "spool", "jobs"),
-		BundleLimits:     bundle.Limits{MaxBytes: cfg.MaxBundleBytes, MaxEntries: cfg.MaxBundleFiles},
-		Capacity:         jobs.Capacity{GPUs: len(cfg.GPUs), MemoryGB: memoryGB()},
-		HeartbeatTimeout: cfg.HeartbeatTimeout, Logger: logger})
+		BundleLimits: bundle.Limits{MaxBytes: cfg.MaxBundleBytes, MaxEntries: cfg.MaxBundleFiles},
+		Capacity:     jobs.Capacity{GPUs: len(cfg.GPUs), MemoryGB: memoryGB()},
+		StopGrace:    cfg.StopGrace, HeartbeatTimeout: cfg.HeartbeatTimeout, Logger: logger})
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
 	defer svc.Stop()
 	sched := scheduler.New(scheduler.Config{Jobs: svc, Store: st, Blobs: blobs, Logs: logDir, Executor: exec,
 		Workers: cfg.Workers, GPUs: cfg.GPUs, WorkRoot: p.work(), SDKDir: sdkDir, SchedulerURL: socketURL, Home: p.home,
-		StopGrace: cfg.StopGrace, Logger: logger})
+		Logger: logger})
 	if err := sched.Start(ctx); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
@@ -37,15 +38,14 @@ type Store interface {
 	// JobSetState moves a job from one of p.From (or any state that may move to p.To, when
 	// From is empty) to p.To, with the fields that go with it.
 	JobSetState(ctx context.Context, p *JobSetStateParams) (*atlas.Job, error)
-	// JobRequestStop marks a running job as asked to stop.
-	JobRequestStop(ctx context.Context, id string) (*atlas.Job, error)
 	JobSetRunInfo(ctx context.Context, id, runInfo string) error
 	// JobSetArchive records a job's archive without changing its state.
 	JobSetArchive(ctx context.Context, id, digest string) error
 	JobHeartbeat(ctx context.Context, id string, at time.Time) error
-	// JobDelete removes a finished job and everything tracked for it. It returns the job as it
-	// was, so the caller can clean up its files.
-	JobDelete(ctx context.Context, id string) (*atlas.Job, []atlas.Artifact, error)
+	// JobDelete removes a job in one of the states in, and everything tracked for it; a job in
+	// any other state is a StateConflict. It returns the job as it was, so the caller can
+	// clean up its files.
+	JobDelete(ctx context.Context, id string, in []atlas.State) (*atlas.Job, []atlas.Artifact, error)
 	// JobsDeleteQueued removes every queued job (of one project and one user, when they are not
 	// empty) and returns them.
 	JobsDeleteQueued(ctx context.Context, project, user string) ([]*atlas.Job, error)
@@ -83,6 +83,18 @@ type Store interface {
 
 	Close() error
 }
+
+// StateConflict is the error of a change refused because of the state a job is in: an
+// atlas.ErrConflict that names the state, for the caller to explain.
+func StateConflict(j *atlas.Job) error {
+	return &StateError{Job: j}
+}
+
+// StateError is a change refused because of the state Job is in.
+type StateError struct{ Job *atlas.Job }
+
+func (e *StateError) Error() string { return fmt.Sprintf("job %s is %s", e.Job.ID, e.Job.State) }
+func (e *StateError) Unwrap() error { return atlas.ErrConflict }
 
 // JobListParams selects and orders jobs.
 type JobListParams struct {

@@ -364,12 +364,55 @@ func TestStopJobIgnoringSIGTERM(t *testing.T) {
 	s.waitLog(t, id, "job is waiting for its gate")
 	res := cli(t, s.Home, proj, "stop", "job", "scheduler", id)
 	require.Equal(t, 0, res.Code, res.String())
-	j := s.waitDone(t, id)
+	require.Equal(t, "Stopped job "+id+": killed after 1 s grace (it did not exit on SIGTERM)\n", res.Stdout)
+	j := s.job(t, id)
 	require.Equal(t, "stopped", j.State)
 	require.NotContains(t, s.logs(t, id), "job passed its gate")
 	queued, running := s.queue(t)
 	require.Empty(t, queued)
 	require.Empty(t, running, "the killed job frees its worker")
+}
+
+// `foundations stop` returns once the job has really stopped and says how it ended, so a
+// `foundations delete` right after it works, as users script it.
+func TestStopThenDeleteRightAway(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	proj := newProject(t, "stop-delete", map[string]string{"main.py": gateScript})
+	id := s.submitNoStream(t, proj, "main.py", gatePath(t))
+	s.waitLog(t, id, "job is waiting for its gate")
+	res := cli(t, s.Home, proj, "stop", "job", "scheduler", id)
+	require.Equal(t, 0, res.Code, res.String())
+	require.Regexp(t, `^Stopped job `+id+`: exited after SIGTERM in [0-9.]+ s\n$`, res.Stdout)
+	require.Equal(t, "stopped", s.job(t, id).State, "stopped when the command says so")
+	res = cli(t, s.Home, proj, "delete", "job", "scheduler", id)
+	require.Equal(t, 0, res.Code, res.String())
+	require.Contains(t, res.Stdout, "Job "+id+" successfully deleted")
+}
+
+// With --no-wait, stop answers at once and says the job is stopping, which the API says too;
+// a delete then waits for the stop to finish instead of telling the user to stop the job.
+func TestStopNoWaitThenDelete(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	home := newHome(t)
+	writeFiles(t, home, map[string]string{"config/server.config.yaml": "stop_grace: 2s\n"})
+	s := startServer(t, home)
+	proj := newProject(t, "stubborn", map[string]string{
+		"main.py": "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + gateScript,
+	})
+	id := s.submitNoStream(t, proj, "main.py", gatePath(t))
+	s.waitLog(t, id, "job is waiting for its gate")
+	res := cli(t, s.Home, proj, "stop", "job", "scheduler", id, "--no-wait")
+	require.Equal(t, 0, res.Code, res.String())
+	require.Contains(t, res.Stdout, "Stopping job "+id)
+	require.Equal(t, "stopping", s.job(t, id).State, "the job ignores SIGTERM: it stops only when the grace is over")
+	res = cli(t, s.Home, proj, "delete", "job", "scheduler", id)
+	require.Equal(t, 0, res.Code, res.String())
+	require.Contains(t, res.Stderr, "is stopping; it is deleted once it has stopped")
+	require.NotContains(t, res.Stderr+res.Stdout, "stop it first")
+	require.Contains(t, res.Stdout, "Job "+id+" successfully deleted")
 }
 
 // `foundations get logs` on a queued job says it has no output yet.

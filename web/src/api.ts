@@ -116,6 +116,13 @@ export const api = {
   jobs: (q: ListQuery, signal?: AbortSignal) => json<JobList>('GET', `/jobs?${listQueryString(q)}`, undefined, signal),
   job: (id: string, signal?: AbortSignal) => json<Job>('GET', `/jobs/${enc(id)}`, undefined, signal),
   stop: (id: string) => json<Job>('POST', `/jobs/${enc(id)}/stop`),
+  /** Stops a job and waits (the server's long poll) until it has really stopped: signal, grace, kill, archive. */
+  stopAndWait: async (id: string, onStopping?: () => void) => {
+    let j = await json<Job>('POST', `/jobs/${enc(id)}/stop`);
+    if (j.state === 'stopping') onStopping?.();
+    while (j.state === 'stopping') j = await json<Job>('GET', `/jobs/${enc(id)}?wait_while=stopping&timeout=60s`);
+    return j;
+  },
   remove: (id: string) => request('DELETE', `/jobs/${enc(id)}`).then(() => undefined),
   setTag: (id: string, key: string, value: string) => request('PUT', `/jobs/${enc(id)}/tags/${enc(key)}`, { value }).then(() => undefined),
   deleteTag: (id: string, key: string) => request('DELETE', `/jobs/${enc(id)}/tags/${enc(key)}`).then(() => undefined),

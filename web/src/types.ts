@@ -1,8 +1,8 @@
 // Wire types of the Atlas REST API (docs/openapi.yaml).
 
-export type State = 'queued' | 'starting' | 'running' | 'completed' | 'failed' | 'stopped';
-export const STATES: State[] = ['queued', 'starting', 'running', 'completed', 'failed', 'stopped'];
-export const isActive = (s: string) => s === 'queued' || s === 'starting' || s === 'running';
+export type State = 'queued' | 'starting' | 'running' | 'stopping' | 'completed' | 'failed' | 'stopped';
+export const STATES: State[] = ['queued', 'starting', 'running', 'stopping', 'completed', 'failed', 'stopped'];
+export const isActive = (s: string) => s === 'queued' || s === 'starting' || s === 'running' || s === 'stopping';
 export const isFinished = (s: string) => s === 'completed' || s === 'failed' || s === 'stopped';
 
 export interface Metric {

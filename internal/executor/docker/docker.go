@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -428,6 +429,8 @@ type handle struct {
 	once sync.Once
 	res  executor.Result
 	err  error
+	// stopped is set once Stop asked the engine to stop the container.
+	stopped atomic.Bool
 }
 
 // RunInfo implements executor.Handle.
@@ -470,7 +473,8 @@ func (h *handle) result(ctx context.Context) (executor.Result, error) {
 		return executor.Result{}, err
 	}
 	st := ins.Container.State
-	res := executor.Result{ExitCode: st.ExitCode}
+	// The engine stops a container with SIGTERM, then SIGKILL (137) when the grace is over.
+	res := executor.Result{ExitCode: st.ExitCode, Killed: h.stopped.Load() && st.ExitCode == 137 && !st.OOMKilled}
 	if st.OOMKilled {
 		res.Reason = fmt.Sprintf("killed: out of memory (the job's limit is ram: %g GB)", h.ramGB)
 	} else if st.Error != "" {
@@ -500,6 +504,7 @@ func (h *handle) result(ctx context.Context) (executor.Result, error) {
 // Stop implements executor.Handle.
 func (h *handle) Stop(grace time.Duration) error {
 	secs := int((grace + time.Second - 1) / time.Second)
+	h.stopped.Store(true)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), grace+time.Minute)
 		defer cancel()

@@ -243,7 +243,7 @@ func (h *handle) Stop(grace time.Duration) error {
 	go func() {
 		select {
 		case <-time.After(grace):
-			h.end(executor.Result{ExitCode: 137, Reason: "killed by signal SIGKILL"})
+			h.end(executor.Result{ExitCode: 137, Reason: "killed by signal SIGKILL", Killed: true})
 		case <-h.done:
 		}
 	}()

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -250,6 +251,7 @@ type handle struct {
 	once   sync.Once
 	done   chan struct{}
 	result executor.Result
+	killed atomic.Bool // Stop sent SIGKILL when the grace period was over
 }
 
 func (h *handle) finish(r executor.Result) {
@@ -269,7 +271,9 @@ func (h *handle) RunInfo() string {
 func (h *handle) Wait(ctx context.Context) (executor.Result, error) {
 	select {
 	case <-h.done:
-		return h.result, nil
+		res := h.result
+		res.Killed = h.killed.Load()
+		return res, nil
 	case <-ctx.Done():
 		return executor.Result{}, ctx.Err()
 	}
@@ -300,6 +304,7 @@ func (h *handle) Stop(grace time.Duration) error {
 		select {
 		case <-h.done:
 		case <-t.C:
+			h.killed.Store(true)
 			_ = syscall.Kill(-h.pid, syscall.SIGKILL)
 		}
 	}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,8 +18,8 @@ import (
 
 const jobColumns = `j.id, j.seq, j.project, j."user", j.state, j.mode, j.priority, j.parent_id, j.command,
 	j.entrypoint, j.params, j.num_gpus, j.ram_gb, j.worker, j.run_as, j.bundle_digest, j.archive_digest, j.executor,
-	j.gpu_ids, j.exit_code, j.reason, j.stop_requested, j.run_info, j.token_hash, j.created_at, j.started_at,
-	j.finished_at, j.heartbeat_at`
+	j.gpu_ids, j.exit_code, j.reason, j.run_info, j.token_hash, j.created_at, j.started_at,
+	j.finished_at, j.heartbeat_at, j.stopping_at`
 
 // querier is what a pool and a transaction have in common.
 type querier interface {
@@ -33,11 +34,12 @@ func scanJob(row pgx.Row) (*atlas.Job, error) {
 		j                                  atlas.Job
 		createdAt                          int64
 		startedAt, finishedAt, heartbeatAt *int64
+		stoppingAt                         *int64
 	)
 	err := row.Scan(&j.ID, &j.Seq, &j.Project, &j.User, &j.State, &j.Mode, &j.Priority, &j.ParentID, &j.Command,
 		&j.Entrypoint, &j.Params, &j.NumGPUs, &j.RAMGB, &j.Worker, &j.RunAs, &j.BundleDigest, &j.ArchiveDigest, &j.Executor,
-		&j.GPUIDs, &j.ExitCode, &j.Reason, &j.StopRequested, &j.RunInfo, &j.TokenHash, &createdAt, &startedAt,
-		&finishedAt, &heartbeatAt)
+		&j.GPUIDs, &j.ExitCode, &j.Reason, &j.RunInfo, &j.TokenHash, &createdAt, &startedAt,
+		&finishedAt, &heartbeatAt, &stoppingAt)
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +47,7 @@ func scanJob(row pgx.Row) (*atlas.Job, error) {
 	j.StartedAt = fromNanos(startedAt)
 	j.FinishedAt = fromNanos(finishedAt)
 	j.HeartbeatAt = fromNanos(heartbeatAt)
+	j.StoppingAt = fromNanos(stoppingAt)
 	return &j, nil
 }
 
@@ -171,27 +174,6 @@ func (s *Store) JobSetState(ctx context.Context, p *store.JobSetStateParams) (*a
 	return out, err
 }
 
-// JobRequestStop implements store.Store.
-func (s *Store) JobRequestStop(ctx context.Context, id string) (*atlas.Job, error) {
-	var out *atlas.Job
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		j, err := getJob(ctx, tx, id, "FOR UPDATE")
-		if err != nil {
-			return err
-		}
-		if j.State != atlas.StateRunning && j.State != atlas.StateStarting {
-			return atlas.Conflictf("job %s is %s, not running", id, j.State)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE jobs SET stop_requested = TRUE WHERE id = $1`, id); err != nil {
-			return err
-		}
-		j.StopRequested = true
-		out = j
-		return nil
-	})
-	return out, err
-}
-
 // JobSetRunInfo implements store.Store.
 func (s *Store) JobSetRunInfo(ctx context.Context, id, runInfo string) error {
 	tag, err := s.db.Exec(ctx, `UPDATE jobs SET run_info = $1 WHERE id = $2`, runInfo, id)
@@ -221,7 +203,7 @@ func notFoundIfNone(tag pgconn.CommandTag, err error, id string) error {
 }
 
 // JobDelete implements store.Store.
-func (s *Store) JobDelete(ctx context.Context, id string) (*atlas.Job, []atlas.Artifact, error) {
+func (s *Store) JobDelete(ctx context.Context, id string, in []atlas.State) (*atlas.Job, []atlas.Artifact, error) {
 	var (
 		job  *atlas.Job
 		arts []atlas.Artifact
@@ -231,8 +213,8 @@ func (s *Store) JobDelete(ctx context.Context, id string) (*atlas.Job, []atlas.A
 		if err != nil {
 			return err
 		}
-		if !j.State.Finished() {
-			return atlas.Conflictf("job %s is %s: only completed, failed or stopped jobs can be deleted (stop it first)", id, j.State)
+		if !slices.Contains(in, j.State) {
+			return store.StateConflict(j)
 		}
 		if arts, err = queryArtifacts(ctx, tx, `WHERE job_id = $1`, id); err != nil {
 			return err

@@ -257,7 +257,7 @@ func TestJobDelete_KeepsColumnsOfConcurrentBatches(t *testing.T) {
 		require.NoError(t, err)
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			_, _, err := s.JobDelete(ctx, done)
+			_, _, err := s.JobDelete(ctx, done, []atlas.State{atlas.StateCompleted})
 			assert.NoError(t, err)
 		})
 		wg.Go(func() {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 
 const jobColumns = `j.id, j.seq, j.project, j.user, j.state, j.mode, j.priority, j.parent_id, j.command,
 	j.entrypoint, j.params, j.num_gpus, j.ram_gb, j.worker, j.run_as, j.bundle_digest, j.archive_digest, j.executor,
-	j.gpu_ids, j.exit_code, j.reason, j.stop_requested, j.run_info, j.token_hash, j.created_at, j.started_at,
-	j.finished_at, j.heartbeat_at`
+	j.gpu_ids, j.exit_code, j.reason, j.run_info, j.token_hash, j.created_at, j.started_at,
+	j.finished_at, j.heartbeat_at, j.stopping_at`
 
 type scanner interface{ Scan(...any) error }
 
@@ -26,13 +27,13 @@ func scanJob(sc scanner) (*atlas.Job, error) {
 		j                                            atlas.Job
 		command, entrypoint, params, worker, gpuIDs  string
 		exitCode, startedAt, finishedAt, heartbeatAt sql.NullInt64
+		stoppingAt                                   sql.NullInt64
 		createdAt                                    int64
-		stopRequested                                int
 	)
 	err := sc.Scan(&j.ID, &j.Seq, &j.Project, &j.User, &j.State, &j.Mode, &j.Priority, &j.ParentID, &command,
 		&entrypoint, &params, &j.NumGPUs, &j.RAMGB, &worker, &j.RunAs, &j.BundleDigest, &j.ArchiveDigest, &j.Executor,
-		&gpuIDs, &exitCode, &j.Reason, &stopRequested, &j.RunInfo, &j.TokenHash, &createdAt, &startedAt,
-		&finishedAt, &heartbeatAt)
+		&gpuIDs, &exitCode, &j.Reason, &j.RunInfo, &j.TokenHash, &createdAt, &startedAt,
+		&finishedAt, &heartbeatAt, &stoppingAt)
 	if err != nil {
 		return nil, err
 	}
@@ -48,11 +49,11 @@ func scanJob(sc scanner) (*atlas.Job, error) {
 		c := int(exitCode.Int64)
 		j.ExitCode = &c
 	}
-	j.StopRequested = stopRequested != 0
 	j.CreatedAt = time.Unix(0, createdAt).UTC()
 	j.StartedAt = fromNanos(startedAt)
 	j.FinishedAt = fromNanos(finishedAt)
 	j.HeartbeatAt = fromNanos(heartbeatAt)
+	j.StoppingAt = fromNanos(stoppingAt)
 	return &j, nil
 }
 
@@ -190,27 +191,6 @@ func (s *Store) JobSetState(ctx context.Context, p *store.JobSetStateParams) (*a
 	return out, err
 }
 
-// JobRequestStop implements store.Store.
-func (s *Store) JobRequestStop(ctx context.Context, id string) (*atlas.Job, error) {
-	var out *atlas.Job
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		j, err := getJob(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if j.State != atlas.StateRunning && j.State != atlas.StateStarting {
-			return atlas.Conflictf("job %s is %s, not running", id, j.State)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET stop_requested = 1 WHERE id = ?`, id); err != nil {
-			return err
-		}
-		j.StopRequested = true
-		out = j
-		return nil
-	})
-	return out, err
-}
-
 // JobSetRunInfo implements store.Store.
 func (s *Store) JobSetRunInfo(ctx context.Context, id, runInfo string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE jobs SET run_info = ? WHERE id = ?`, runInfo, id)
@@ -240,7 +220,7 @@ func notFoundIfNone(res sql.Result, err error, id string) error {
 }
 
 // JobDelete implements store.Store.
-func (s *Store) JobDelete(ctx context.Context, id string) (*atlas.Job, []atlas.Artifact, error) {
+func (s *Store) JobDelete(ctx context.Context, id string, in []atlas.State) (*atlas.Job, []atlas.Artifact, error) {
 	var (
 		job  *atlas.Job
 		arts []atlas.Artifact
@@ -250,8 +230,8 @@ func (s *Store) JobDelete(ctx context.Context, id string) (*atlas.Job, []atlas.A
 		if err != nil {
 			return err
 		}
-		if !j.State.Finished() {
-			return atlas.Conflictf("job %s is %s: only completed, failed or stopped jobs can be deleted (stop it first)", id, j.State)
+		if !slices.Contains(in, j.State) {
+			return store.StateConflict(j)
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT key, filename, digest, size, created_at FROM artifacts WHERE job_id = ?`, id)
 		if err != nil {

@@ -158,7 +158,7 @@ func StateChange(j *atlas.Job, p *store.JobSetStateParams, atNanos int64) ([]Set
 		}
 	}
 	if !allowed {
-		return nil, atlas.Conflictf("job %s is %s and cannot become %s", j.ID, j.State, p.To)
+		return nil, fmt.Errorf("%w and cannot become %s", store.StateConflict(j), p.To)
 	}
 	var sets []Set
 	set := func(col string, v any) { // a later value of a column replaces an earlier one
@@ -176,6 +176,9 @@ func StateChange(j *atlas.Job, p *store.JobSetStateParams, atNanos int64) ([]Set
 	}
 	if p.To.Finished() {
 		set("finished_at", atNanos)
+	}
+	if p.To == atlas.StateStopping {
+		set("stopping_at", atNanos)
 	}
 	if p.To == atlas.StateQueued { // back to the queue: forget the attempt
 		set("started_at", nil)

@@ -84,20 +84,26 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Equal(t, "pid=1", j.RunInfo)
 		require.NoError(t, s.JobSetArchive(ctx, "a", "sha256:y"))
 		require.ErrorIs(t, s.JobSetArchive(ctx, "nope", "sha256:y"), atlas.ErrNotFound)
-		j, err = s.JobRequestStop(ctx, "a")
+		asked := time.Now().Add(-time.Second).UTC().Truncate(time.Microsecond)
+		j, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", From: []atlas.State{atlas.StateRunning},
+			To: atlas.StateStopping, At: asked})
 		require.NoError(t, err)
-		require.True(t, j.StopRequested)
+		require.Equal(t, atlas.StateStopping, j.State)
+		require.NotNil(t, j.StoppingAt)
+		require.True(t, asked.Equal(*j.StoppingAt), "stopping_at is when the stop was asked for")
+		_, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", To: atlas.StateCompleted})
+		require.ErrorIs(t, err, atlas.ErrConflict, "a job asked to stop does not complete")
 		code := 143
 		j, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", To: atlas.StateStopped, ExitCode: &code,
-			Reason: "stopped by user", ArchiveDigest: "sha256:x"})
+			Reason: "exited after SIGTERM in 0.1 s", ArchiveDigest: "sha256:x"})
 		require.NoError(t, err)
 		require.Equal(t, atlas.StateStopped, j.State)
 		require.Equal(t, 143, *j.ExitCode)
 		require.NotNil(t, j.FinishedAt)
-		require.True(t, j.StopRequested)
+		require.NotNil(t, j.StoppingAt)
 		require.Equal(t, "sha256:x", j.ArchiveDigest)
-		_, err = s.JobRequestStop(ctx, "a")
-		require.ErrorIs(t, err, atlas.ErrConflict)
+		_, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", To: atlas.StateStopping})
+		require.ErrorIs(t, err, atlas.ErrConflict, "a stopped job is not stopped again")
 	})
 
 	t.Run("ConcurrentClaimHasOneWinner", func(t *testing.T) {
@@ -297,8 +303,12 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 			require.NoError(t, s.JobInsert(ctx, j))
 		}
-		_, _, err := s.JobDelete(ctx, "a")
+		finished := []atlas.State{atlas.StateCompleted, atlas.StateFailed, atlas.StateStopped}
+		_, _, err := s.JobDelete(ctx, "a", finished)
 		require.ErrorIs(t, err, atlas.ErrConflict, "queued jobs cannot be deleted")
+		var se *store.StateError
+		require.ErrorAs(t, err, &se)
+		require.Equal(t, atlas.StateQueued, se.Job.State, "the refusal says which state the job is in")
 		finish(t, s, "a", atlas.StateCompleted)
 		_, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "a", Params: map[string]any{"x": 1.0, "shared": 1.0},
 			Metrics:   map[string][]atlas.MetricPoint{"only_a": {{Value: 1.0}}},
@@ -306,7 +316,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 		_, err = s.TrackBatch(ctx, &store.TrackBatch{JobID: "b", Params: map[string]any{"shared": 2.0}})
 		require.NoError(t, err)
-		j, arts, err := s.JobDelete(ctx, "a")
+		j, arts, err := s.JobDelete(ctx, "a", finished)
 		require.NoError(t, err)
 		require.Equal(t, "a", j.ID)
 		require.Len(t, arts, 1)

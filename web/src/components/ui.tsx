@@ -9,6 +9,7 @@ const STATE_LABEL: Record<string, string> = {
   queued: 'Queued',
   starting: 'Starting',
   running: 'Running',
+  stopping: 'Stopping',
   completed: 'Completed',
   failed: 'Failed',
   stopped: 'Stopped',
@@ -24,14 +25,15 @@ export function StateIcon({ state, size = 14 }: { state: State | string; size?: 
       return <IconStop size={size} />;
     case 'running':
     case 'starting':
+    case 'stopping':
       return <Spinner size={size} />;
     default:
       return <IconClock size={size} />;
   }
 }
 
-export function StateBadge({ state, compact = false, stopping = false }: { state: State | string; compact?: boolean; stopping?: boolean }) {
-  const label = stopping && (state === 'running' || state === 'starting') ? 'Stopping' : STATE_LABEL[state] ?? state;
+export function StateBadge({ state, compact = false }: { state: State | string; compact?: boolean }) {
+  const label = STATE_LABEL[state] ?? state;
   return (
     <span class={`badge state-${state}${compact ? ' badge-compact' : ''}`} title={label} data-state={state}>
       <StateIcon state={state} size={compact ? 13 : 14} />

@@ -109,7 +109,7 @@ export function ComparePage({ project }: { project: string }) {
           </section>
           <section class="card pad-card">
             <h3>Metrics</h3>
-            <MetricExplorer jobs={jobs} live={jobs.some((j) => j.state === 'running')} />
+            <MetricExplorer jobs={jobs} live={jobs.some((j) => j.state === 'running' || j.state === 'stopping')} />
           </section>
         </>
       )}

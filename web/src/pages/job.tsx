@@ -227,9 +227,12 @@ export function JobPage({ id }: { id: string }) {
     });
     if (!ok) return;
     try {
-      const j = await api.stop(job.id);
+      const j = await api.stopAndWait(job.id, () => {
+        setJob({ ...job, state: 'stopping' });
+        toast('Stopping: SIGTERM sent; the job is archived once it has exited');
+      });
       setJob({ ...job, ...j, params: job.params, metrics: job.metrics, tags: job.tags, artifacts: job.artifacts });
-      toast('Stop requested', 'success');
+      toast(j.reason ? `Stopped: ${j.reason}` : 'Stopped', 'success');
       load();
     } catch (e) {
       toastError(e, 'Stop');
@@ -275,7 +278,7 @@ export function JobPage({ id }: { id: string }) {
       {deleted && <div class="error-box">This job was deleted.</div>}
       <div class="job-head">
         <div class="job-title">
-          <StateBadge state={job.state} stopping={job.stop_requested} />
+          <StateBadge state={job.state} />
           <h1 class="mono">{job.id}</h1>
           <CopyButton text={job.id} label="Copy job id" />
         </div>
@@ -289,8 +292,8 @@ export function JobPage({ id }: { id: string }) {
             </a>
           )}
           {isActive(job.state) && (
-            <button class="btn danger" onClick={stop} disabled={job.stop_requested && job.state !== 'queued'} data-testid="stop-job">
-              <IconStop /> {job.stop_requested ? 'Stopping…' : 'Stop'}
+            <button class="btn danger" onClick={stop} disabled={job.state === 'stopping'} data-testid="stop-job">
+              <IconStop /> {job.state === 'stopping' ? 'Stopping…' : 'Stop'}
             </button>
           )}
           {isFinished(job.state) && !deleted && (

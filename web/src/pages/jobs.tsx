@@ -152,7 +152,7 @@ const colWidth = (key: string) => Math.round(Math.max(100, Math.min(220, 7.4 * k
 
 function buildColumns(params: string[], metrics: string[]): Col[] {
   const cols: Col[] = [
-    { id: 'state', label: 'Status', group: 'job', width: 116, sort: 'state', sticky: true, cell: (j) => <StateBadge state={j.state} stopping={j.stop_requested} /> },
+    { id: 'state', label: 'Status', group: 'job', width: 116, sort: 'state', sticky: true, cell: (j) => <StateBadge state={j.state} /> },
     {
       id: 'id',
       label: 'Job ID',
@@ -761,16 +761,17 @@ export function ProjectJobsPage({ project }: { project: string }) {
       confirmDisabled: active.length === 0,
     });
     if (!ok) return;
-    let n = 0;
-    for (const j of active) {
-      try {
-        await api.stop(j.id);
-        n++;
-      } catch (e) {
-        toastError(e, `Stop ${shortId(j.id)}`);
-      }
-    }
-    if (n) toast(`Stop requested for ${n} job${n === 1 ? '' : 's'}`, 'success');
+    toast(`Stopping ${active.length} job${active.length === 1 ? '' : 's'}…`);
+    const stopped = await Promise.all(
+      active.map((j) =>
+        api.stopAndWait(j.id).then(
+          () => true,
+          (e) => (toastError(e, `Stop ${shortId(j.id)}`), false),
+        ),
+      ),
+    );
+    const n = stopped.filter(Boolean).length;
+    if (n) toast(`Stopped ${n} job${n === 1 ? '' : 's'}`, 'success');
     list.refresh();
   };
 

@@ -53,8 +53,12 @@ export function QueuePage() {
     });
     if (!ok) return;
     try {
-      await api.stop(j.id);
-      toast(j.state === 'queued' ? 'Removed from the queue' : 'Stop requested', 'success');
+      const queued = j.state === 'queued';
+      const done = await api.stopAndWait(j.id, () => {
+        toast(`Stopping ${shortId(j.id)}…`);
+        load();
+      });
+      toast(queued ? 'Removed from the queue' : `Stopped ${shortId(j.id)}${done.reason ? `: ${done.reason}` : ''}`, 'success');
       load();
     } catch (e) {
       toastError(e, 'Stop');
@@ -142,7 +146,7 @@ export function QueuePage() {
                   {q.running.map((j) => (
                     <tr key={j.id} data-job={j.id}>
                       <td>
-                        <StateBadge state={j.state} stopping={j.stop_requested} />
+                        <StateBadge state={j.state} />
                       </td>
                       <td>
                         <JobRef j={j} />
@@ -164,8 +168,8 @@ export function QueuePage() {
                         {j.gpu_ids?.length ? <span class="gpu-ids"> GPU {j.gpu_ids.join(', ')}</span> : j.num_gpus ? ` ${j.num_gpus} GPU` : ''}
                       </td>
                       <td class="right">
-                        <button class="btn small danger-outline" onClick={() => stop(j)} disabled={j.stop_requested} data-testid="queue-stop">
-                          <IconStop size={13} /> {j.stop_requested ? 'Stopping…' : 'Stop'}
+                        <button class="btn small danger-outline" onClick={() => stop(j)} disabled={j.state === 'stopping'} data-testid="queue-stop">
+                          <IconStop size={13} /> {j.state === 'stopping' ? 'Stopping…' : 'Stop'}
                         </button>
                       </td>
                     </tr>
