@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -34,4 +35,41 @@ func TestOpen_ReopenKeepsData(t *testing.T) {
 	j, err := s.JobGet(t.Context(), "a")
 	require.NoError(t, err)
 	require.Equal(t, atlas.StateQueued, j.State)
+}
+
+// A database from before the stopping state keeps the stops of jobs caught mid-stop by the
+// upgrade: they are stopping, and the others are as they were.
+func TestMigration_StopRequestedBecomesStopping(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "atlas.db")
+	s, err := sqlite.Open(t.Context(), path)
+	require.NoError(t, err)
+	for _, id := range []string{"asked", "running", "done"} {
+		require.NoError(t, s.JobInsert(t.Context(), &atlas.Job{ID: id, Project: "p", State: atlas.StateRunning, Mode: atlas.ModeScheduled}))
+	}
+	require.NoError(t, s.Close())
+
+	// Back to the schema before migration 3, with the old flag set on one running job.
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	for _, q := range []string{
+		`ALTER TABLE jobs DROP COLUMN stopping_at`,
+		`ALTER TABLE jobs ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0`,
+		`DELETE FROM schema_migrations WHERE version >= 3`,
+		`UPDATE jobs SET stop_requested = 1 WHERE id IN ('asked', 'done')`,
+		`UPDATE jobs SET state = 'completed' WHERE id = 'done'`,
+	} {
+		_, err := db.ExecContext(t.Context(), q)
+		require.NoError(t, err, q)
+	}
+	require.NoError(t, db.Close())
+
+	s, err = sqlite.Open(t.Context(), path)
+	require.NoError(t, err)
+	defer s.Close()
+	for id, want := range map[string]atlas.State{"asked": atlas.StateStopping, "running": atlas.StateRunning, "done": atlas.StateCompleted} {
+		j, err := s.JobGet(t.Context(), id)
+		require.NoError(t, err)
+		require.Equal(t, want, j.State, id)
+		require.Equal(t, want == atlas.StateStopping, j.StoppingAt != nil, id)
+	}
 }
