@@ -440,7 +440,8 @@ function FilterEditor({ field, kind, current, sample, users = [], onApply, onClo
     <form class="filter-editor" onSubmit={apply} data-testid="filter-editor" onKeyDown={(e) => e.key === 'Escape' && onClose()}>
       <div class="fe-title">
         Filter <strong>{colLabel(field)}</strong>
-        {kind === 'number' && (
+        {/* Durations are numbers to the API: it ranges them and never matches their text. */}
+        {kind === 'number' && field !== 'duration' && (
           <span class="seg-toggle">
             <button type="button" class={mode === 'range' ? 'on' : ''} onClick={() => setMode('range')}>
               Range
