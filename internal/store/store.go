@@ -109,11 +109,15 @@ type JobListParams struct {
 	Offset int
 }
 
-// Filter narrows a job list. Field is one of the Sort columns or "tag"; Op says how to match.
+// Filter narrows a job list. Field is id, state, user, project, mode, created_at, started_at,
+// finished_at, duration, "tag", "param:<key>" or "metric:<key>"; Op says how to match. A filter
+// that does not apply to its field is ErrInvalid (sqlutil.ParseFilter decides).
 type Filter struct {
 	Field string
-	// Op: "in" (Values, exact), "contains" (Values[0], case-insensitive), "range" (Min, Max),
-	// "exists" (the job has the key).
+	// Op: "in" (Values, exact), "contains" (Values[0], ignoring the case of ASCII letters) —
+	// both match text, so not times or durations; "range" (Min and/or Max) compares numbers:
+	// times (unix seconds), durations (seconds), params and metrics; "exists" (the job has the
+	// tag, param or metric key; for "tag", any tag).
 	Op     string
 	Values []string
 	Min    *float64

@@ -173,9 +173,7 @@ func TestJobList_OddFilters(t *testing.T) {
 		f     store.Filter
 		total int
 	}{
-		{store.Filter{Field: "created_at", Op: "contains", Values: []string{"1"}}, 1},
 		{store.Filter{Field: "created_at", Op: "range", Min: &min}, 1},
-		{store.Filter{Field: "tag", Op: "range", Min: &min}, 0},
 		{store.Filter{Field: "tag", Op: "exists"}, 1},
 		{store.Filter{Field: "tag", Op: "in", Values: []string{"t"}}, 1},
 		{store.Filter{Field: "id", Op: "contains", Values: []string{"A_"}}, 1},
@@ -187,8 +185,17 @@ func TestJobList_OddFilters(t *testing.T) {
 		require.NoError(t, err, "%+v", tc.f)
 		require.Equal(t, tc.total, total, "%+v", tc.f)
 	}
-	_, _, err = s.JobList(ctx, &store.JobListParams{Filters: []store.Filter{{Field: "state", Op: "range", Min: &min}}})
-	require.ErrorIs(t, err, atlas.ErrInvalid)
+	// Text that PostgreSQL cannot hold, text matches on times, and ranges over text.
+	for _, f := range []store.Filter{
+		{Field: "state", Op: "range", Min: &min},
+		{Field: "tag", Op: "range", Min: &min},
+		{Field: "created_at", Op: "contains", Values: []string{"1"}},
+		{Field: "user", Op: "in", Values: []string{"\xff"}},
+		{Field: "id", Op: "contains", Values: []string{"\x00"}},
+	} {
+		_, _, err = s.JobList(ctx, &store.JobListParams{Filters: []store.Filter{f}})
+		require.ErrorIs(t, err, atlas.ErrInvalid, "%+v", f)
+	}
 }
 
 // BenchmarkJobListByMetric measures the first page of a 10,000-job project's table sorted by a

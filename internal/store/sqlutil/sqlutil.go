@@ -1,8 +1,8 @@
 // Package sqlutil is the logic the SQL store backends (internal/store/sqlite and
 // internal/store/postgres) share and that needs no database: what a job list's sort and
-// filters mean, which columns a state change sets, how a batch of metric points folds into a
-// metric's summary, how a list sorted by a param or metric is paged, and which embedded
-// migrations exist.
+// filters mean and which of them are refused, which columns a state change sets, how a batch
+// of metric points folds into a metric's summary, how a list sorted by a param or metric is
+// paged, and which embedded migrations exist.
 //
 // Each backend turns these forms into its own SQL. This package must never hold SQL or open a
 // connection; a rule both backends keep belongs here, so they cannot drift apart.
@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/store"
@@ -70,7 +71,7 @@ func Keyed(col string) (Column, bool) {
 // ParseSort parses store.JobListParams.Sort.
 func ParseSort(col string) (Column, error) {
 	if c, ok := Keyed(col); ok {
-		return c, nil
+		return c, CheckText("sort", col)
 	}
 	switch col {
 	case "":
@@ -94,7 +95,11 @@ type Filter struct {
 	Max    *float64
 }
 
-// ParseFilter checks a filter's field, operator and operands.
+// ParseFilter checks a filter's field, operator and operands. Which operators apply to which
+// fields is decided here, for both backends: "in" and "contains" match text (ids, states,
+// users, projects, modes, tags, and the JSON text of params and metrics), "range" compares
+// numbers (times and durations in seconds, params and metrics), "exists" asks for a tag, param
+// or metric key.
 func ParseFilter(f store.Filter) (Filter, error) {
 	out := Filter{Op: f.Op, Values: f.Values, Min: f.Min, Max: f.Max}
 	switch f.Field {
@@ -109,20 +114,37 @@ func ParseFilter(f store.Filter) (Filter, error) {
 		if !ok {
 			return Filter{}, atlas.Invalidf("cannot filter by %q", f.Field)
 		}
+		if err := CheckText("filter field", f.Field); err != nil {
+			return Filter{}, err
+		}
 		out.Column = c
 	}
+	numeric := out.Kind == Param || out.Kind == Metric || (out.Kind == JobColumn && out.Time())
 	switch f.Op {
-	case "in":
-		if len(f.Values) == 0 {
+	case "in", "contains":
+		if out.Kind == JobColumn && out.Time() {
+			return Filter{}, atlas.Invalidf("filter %s: %s matches text; use range (in seconds) for times and durations", f.Field, f.Op)
+		}
+		if f.Op == "in" && len(f.Values) == 0 {
 			return Filter{}, atlas.Invalidf("filter %s: no values", f.Field)
 		}
-	case "contains":
-		if len(f.Values) != 1 {
+		if f.Op == "contains" && len(f.Values) != 1 {
 			return Filter{}, atlas.Invalidf("filter %s: contains needs one value", f.Field)
 		}
+		for _, v := range f.Values {
+			if err := CheckText("filter "+f.Field+": value", v); err != nil {
+				return Filter{}, err
+			}
+		}
 	case "range":
+		if !numeric {
+			return Filter{}, atlas.Invalidf("filter %s: range applies to times, durations, params and metrics", f.Field)
+		}
 		if f.Min == nil && f.Max == nil {
 			return Filter{}, atlas.Invalidf("filter %s: range needs a min or a max", f.Field)
+		}
+		if (f.Min != nil && math.IsNaN(*f.Min)) || (f.Max != nil && math.IsNaN(*f.Max)) {
+			return Filter{}, atlas.Invalidf("filter %s: a range bound is not a number", f.Field)
 		}
 	case "exists":
 		if out.Kind == JobColumn {
@@ -132,6 +154,19 @@ func ParseFilter(f store.Filter) (Filter, error) {
 		return Filter{}, atlas.Invalidf("filter %s: unknown operator %q", f.Field, f.Op)
 	}
 	return out, nil
+}
+
+// CheckText refuses text that no stored value can equal, because PostgreSQL holds only UTF-8
+// without NUL bytes: both backends answer such a request with the same ErrInvalid, instead of
+// SQLite finding nothing and PostgreSQL failing. what names the text in the message.
+func CheckText(what, s string) error {
+	if !utf8.ValidString(s) {
+		return atlas.Invalidf("%s %q is not valid UTF-8", what, s)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return atlas.Invalidf("%s %q contains a NUL byte", what, s)
+	}
+	return nil
 }
 
 // ContainsPattern is a LIKE pattern (escape character: backslash) that matches text containing

@@ -2,6 +2,7 @@ package sqlutil_test
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"testing/fstest"
 
@@ -13,7 +14,7 @@ import (
 )
 
 func TestParseFilter(t *testing.T) {
-	one := 1.0
+	one, nan := 1.0, math.NaN()
 	for _, tc := range []struct {
 		f    store.Filter
 		want sqlutil.Column
@@ -29,6 +30,15 @@ func TestParseFilter(t *testing.T) {
 		{f: store.Filter{Field: "duration", Op: "range"}, err: "range needs a min or a max"},
 		{f: store.Filter{Field: "state", Op: "exists"}, err: "exists applies to"},
 		{f: store.Filter{Field: "state", Op: "like", Values: []string{"x"}}, err: `unknown operator "like"`},
+		{f: store.Filter{Field: "duration", Op: "range", Max: &one}, want: sqlutil.Column{Name: "duration"}},
+		{f: store.Filter{Field: "user", Op: "range", Min: &one}, err: "range applies to times, durations, params and metrics"},
+		{f: store.Filter{Field: "tag", Op: "range", Min: &one}, err: "range applies to"},
+		{f: store.Filter{Field: "param:lr", Op: "range", Min: &nan}, err: "not a number"},
+		{f: store.Filter{Field: "created_at", Op: "in", Values: []string{"1"}}, err: "in matches text; use range"},
+		{f: store.Filter{Field: "duration", Op: "contains", Values: []string{"1"}}, err: "contains matches text; use range"},
+		{f: store.Filter{Field: "user", Op: "in", Values: []string{"a", "b\xff"}}, err: `filter user: value "b\xff" is not valid UTF-8`},
+		{f: store.Filter{Field: "tag", Op: "contains", Values: []string{"\x00"}}, err: "contains a NUL byte"},
+		{f: store.Filter{Field: "metric:\xff", Op: "exists"}, err: "not valid UTF-8"},
 	} {
 		got, err := sqlutil.ParseFilter(tc.f)
 		if tc.err != "" {
@@ -49,6 +59,8 @@ func TestParseSort(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, c.Nullable())
 	_, err = sqlutil.ParseSort("mode")
+	require.ErrorIs(t, err, atlas.ErrInvalid)
+	_, err = sqlutil.ParseSort("param:a\x00")
 	require.ErrorIs(t, err, atlas.ErrInvalid)
 }
 
