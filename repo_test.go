@@ -32,6 +32,19 @@ func TestCLIDependsOnNoServerCode(t *testing.T) {
 	}
 }
 
+// The code both SQL stores share (the job listing's SQL, the rules without SQL) opens no
+// connection: it links no database driver, and runs its queries through a backend.
+func TestSharedStoreCodeLinksNoDatabase(t *testing.T) {
+	t.Parallel()
+	for _, pkg := range []string{"./internal/store/joblist", "./internal/store/sqlutil"} {
+		for _, d := range deps(t, pkg) {
+			for _, banned := range []string{"database/sql", "modernc.org/sqlite", "github.com/jackc/pgx"} {
+				require.False(t, strings.HasPrefix(d, banned), "%s depends on %s", pkg, d)
+			}
+		}
+	}
+}
+
 // The Go client is usable by any Go program: standard library only.
 func TestSDKUsesStandardLibraryOnly(t *testing.T) {
 	t.Parallel()

@@ -8,7 +8,8 @@
 //     the record of its sequence number, so a retried batch is never stored twice;
 //   - missing rows are atlas.ErrNotFound.
 //
-// No SQL lives outside the backend packages.
+// No SQL lives outside the backend packages, except the job listing's (JobList, JobValues),
+// which internal/store/joblist writes once for both.
 package store
 
 import (
@@ -103,15 +104,17 @@ type JobListParams struct {
 	Filters []Filter
 	// Sort is a column: created_at (default), started_at, finished_at, duration, state, user,
 	// id, project, "param:<key>" or "metric:<key>". Missing values sort last.
-	Sort   string
-	Desc   bool
+	Sort string
+	Desc bool
+	// Limit is the size of a page; 0 or less is every job. A negative Offset is ErrInvalid.
 	Limit  int
 	Offset int
 }
 
 // Filter narrows a job list. Field is id, state, user, project, mode, created_at, started_at,
 // finished_at, duration, "tag", "param:<key>" or "metric:<key>"; Op says how to match. A filter
-// that does not apply to its field is ErrInvalid (sqlutil.ParseFilter decides).
+// that does not apply to its field is ErrInvalid (sqlutil.ParseFilter decides), and so are more
+// than joblist.MaxFilters of them.
 type Filter struct {
 	Field string
 	// Op: "in" (Values, exact), "contains" (Values[0], ignoring the case of ASCII letters) —

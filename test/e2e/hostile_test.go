@@ -139,7 +139,10 @@ func TestHostileAPIInput(t *testing.T) {
 		{"bad state", "GET", "/api/v1/jobs?state=exploded", "", 400, "invalid state"},
 		{"range over text", "GET", `/api/v1/jobs?filters=[{"field":"user","op":"range","min":1}]`, "", 400, "range applies to"},
 		{"text match on a time", "GET", `/api/v1/jobs?filters=[{"field":"created_at","op":"contains","values":["17"]}]`, "", 400, "use range"},
+		{"101 filters", "GET", "/api/v1/jobs?filters=[" + strings.Repeat(`{"field":"tag","op":"exists"},`, 100) + `{"field":"tag","op":"exists"}]`, "", 400, "at most 100 filters"},
 		{"search not UTF-8", "GET", "/api/v1/jobs?q=%ff", "", 400, "not valid UTF-8"},
+		// More than SQLite's 32,766 arguments to one statement.
+		{"40,000 users", "GET", "/api/v1/jobs?user=" + strings.Repeat("nobody,", 40000) + "x", "", 200, `"total":0`},
 		{"job asking for more memory than the machine", "POST", "/api/v1/jobs", `{"command": ["main.py"], "ram_gb": 1000000}`, 400, "this machine has"},
 		{"job asking for GPUs", "POST", "/api/v1/jobs", `{"command": ["main.py"], "num_gpus": 3}`, 400, "asks for 3 GPUs"},
 		{"job config with wrong types", "POST", "/api/v1/jobs", `{"command": ["main.py"], "job_config": "num_gpus: two\n"}`, 400, "job.config.yaml:1: num_gpus"},

@@ -5,9 +5,10 @@
 // state change reads its job with SELECT ... FOR UPDATE and decides inside that transaction; a
 // tracking batch locks its job and applies its (writer, seq) with one conditional upsert, so
 // two copies of a batch cannot both be stored. Schema migrations are embedded and applied at
-// Open, under an advisory lock, so servers starting together migrate once. SQL that both
-// backends need the same answer from is decided in internal/store/sqlutil; none lives outside
-// this package.
+// Open, under an advisory lock, so servers starting together migrate once. Rules both backends
+// keep are decided in internal/store/sqlutil; the job listing's SQL (JobList, JobValues) is
+// written once for both in internal/store/joblist, and run here in PostgreSQL's dialect
+// (list.go). No other SQL of this store lives outside this package.
 package postgres
 
 import (
@@ -16,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -120,15 +120,6 @@ type args []any
 func (a *args) add(v any) string {
 	*a = append(*a, v)
 	return "$" + strconv.Itoa(len(*a))
-}
-
-// list adds each of vs and returns their placeholders, comma-separated.
-func (a *args) list(vs []string) string {
-	ps := make([]string, len(vs))
-	for i, v := range vs {
-		ps[i] = a.add(v)
-	}
-	return strings.Join(ps, ", ")
 }
 
 func nanos(t time.Time) int64 { return t.UnixNano() }

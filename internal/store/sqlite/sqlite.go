@@ -3,7 +3,9 @@
 //
 // SQLite serialises writers anyway; one writer connection with BEGIN IMMEDIATE makes that
 // explicit and keeps "database is locked" out of the picture, while readers never block on it.
-// Schema migrations are embedded and applied at Open.
+// Schema migrations are embedded and applied at Open. The job listing (JobList, JobValues) is
+// built by internal/store/joblist, shared with the PostgreSQL store; this package runs its queries
+// in SQLite's dialect (list.go).
 package sqlite
 
 import (

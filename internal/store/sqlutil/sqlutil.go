@@ -4,8 +4,10 @@
 // of metric points folds into a metric's summary, how a list sorted by a param or metric is
 // paged, and which embedded migrations exist.
 //
-// Each backend turns these forms into its own SQL. This package must never hold SQL or open a
-// connection; a rule both backends keep belongs here, so they cannot drift apart.
+// The job listing's SQL is built from these forms once, for both backends, in
+// internal/store/joblist; each backend writes the SQL of its other queries itself. This package
+// must never hold SQL or open a connection; a rule both backends keep belongs here, so they
+// cannot drift apart.
 package sqlutil
 
 import (

@@ -202,6 +202,13 @@ func exerciseListing(t *testing.T, newStore func(t *testing.T) store.Store) {
 			return store.Filter{Field: field, Op: "range", Min: min, Max: max}
 		}
 		exists := func(field string) store.Filter { return store.Filter{Field: field, Op: "exists"} }
+		// Many values: more than SQLite's limit of arguments to one statement (32,766).
+		many := func(field string, vs ...string) store.Filter {
+			for i := range 40000 {
+				vs = append(vs, fmt.Sprintf("v%05d", i))
+			}
+			return in(field, vs...)
+		}
 		for _, tc := range []struct {
 			name    string
 			project string // "" is p; "*" is every project
@@ -219,6 +226,7 @@ func exerciseListing(t *testing.T, newStore func(t *testing.T) store.Store) {
 			{name: "user in", filters: []store.Filter{in("user", "alice")}, want: []string{"a", "d", "g"}},
 			{name: "user in is exact", filters: []store.Filter{in("user", "Alice", "ali")}},
 			{name: "user in unicode", filters: []store.Filter{in("user", "alice", "zoë")}, want: []string{"a", "d", "e", "g"}},
+			{name: "user in many", filters: []store.Filter{many("user", "bob")}, want: []string{"b", "f"}},
 			{name: "user contains folds ASCII case", filters: []store.Filter{contains("user", "ALI")}, want: []string{"a", "d", "g"}},
 			{name: "user contains _ literally", filters: []store.Filter{contains("user", "_")}, want: []string{"h"}},
 			{name: "user contains l_i", filters: []store.Filter{contains("user", "l_i")}, want: []string{"h"}},
@@ -251,6 +259,7 @@ func exerciseListing(t *testing.T, newStore func(t *testing.T) store.Store) {
 			{name: "param in wildcards", filters: []store.Filter{in("param:opt", "Adam", "x%y")}, want: []string{"c", "g"}},
 			{name: "param in mixed", filters: []store.Filter{in("param:mix", "a", "3")}, want: []string{"a", "d", "g"}},
 			{name: "param in boolean", filters: []store.Filter{in("param:mix", "true")}, want: []string{"c"}},
+			{name: "param in many", filters: []store.Filter{many("param:opt", "sgd")}, want: []string{"b", "d"}},
 			{name: "param contains", filters: []store.Filter{contains("param:opt", "AD")}, want: []string{"a", "c"}},
 			{name: "param contains number", filters: []store.Filter{contains("param:lr", "0.0")}, want: []string{"b"}},
 			{name: "param contains %", filters: []store.Filter{contains("param:opt", "%")}, want: []string{"g"}},
@@ -314,6 +323,10 @@ func exerciseListing(t *testing.T, newStore func(t *testing.T) store.Store) {
 		s := newListStore(t, newStore)
 		ctx := t.Context()
 		one, nan := 1.0, math.NaN()
+		tooMany := make([]store.Filter, 101)
+		for i := range tooMany {
+			tooMany[i] = store.Filter{Field: "user", Op: "in", Values: []string{"alice"}}
+		}
 		for _, tc := range []struct {
 			name string
 			p    store.JobListParams
@@ -322,6 +335,7 @@ func exerciseListing(t *testing.T, newStore func(t *testing.T) store.Store) {
 			{name: "sort unknown", p: store.JobListParams{Sort: "nonsense"}, err: `cannot sort by "nonsense"`},
 			{name: "sort mode", p: store.JobListParams{Sort: "mode"}, err: `cannot sort by "mode"`},
 			{name: "sort tag", p: store.JobListParams{Sort: "tag"}, err: `cannot sort by "tag"`},
+			{name: "negative offset", p: store.JobListParams{Offset: -1}, err: "offset"},
 			{name: "field unknown", p: filtered(store.Filter{Field: "nonsense", Op: "in", Values: []string{"x"}}), err: `cannot filter by "nonsense"`},
 			{name: "field seq", p: filtered(store.Filter{Field: "seq", Op: "in", Values: []string{"1"}}), err: `cannot filter by "seq"`},
 			{name: "op unknown", p: filtered(store.Filter{Field: "user", Op: "like", Values: []string{"x"}}), err: `unknown operator "like"`},
@@ -343,11 +357,13 @@ func exerciseListing(t *testing.T, newStore func(t *testing.T) store.Store) {
 			{name: "contains on started_at", p: filtered(store.Filter{Field: "started_at", Op: "contains", Values: []string{"17"}}), err: "use range"},
 			{name: "contains on finished_at", p: filtered(store.Filter{Field: "finished_at", Op: "contains", Values: []string{"17"}}), err: "use range"},
 			{name: "contains on duration", p: filtered(store.Filter{Field: "duration", Op: "contains", Values: []string{"1"}}), err: "use range"},
+			{name: "too many filters", p: store.JobListParams{Filters: tooMany}, err: "at most 100 filters"},
 			// Text that no column can hold (PostgreSQL stores UTF-8 without NUL) matches
 			// nothing anywhere: it is refused rather than looked for.
 			{name: "value not UTF-8", p: filtered(store.Filter{Field: "user", Op: "in", Values: []string{"alice", "\xff"}}), err: "UTF-8"},
 			{name: "value with NUL", p: filtered(store.Filter{Field: "id", Op: "contains", Values: []string{"a\x00"}}), err: "NUL"},
 			{name: "key not UTF-8", p: filtered(store.Filter{Field: "param:\xff", Op: "exists"}), err: "UTF-8"},
+			{name: "project not UTF-8", p: store.JobListParams{Project: "p\xff"}, err: "UTF-8"},
 			{name: "sort key with NUL", p: store.JobListParams{Sort: "metric:a\x00"}, err: "NUL"},
 		} {
 			_, _, err := s.JobList(ctx, &tc.p)
@@ -360,7 +376,7 @@ func exerciseListing(t *testing.T, newStore func(t *testing.T) store.Store) {
 				require.ErrorContains(t, err, tc.err, tc.name+": values")
 			}
 		}
-		for _, col := range []string{"lr", "tag", "state"} {
+		for _, col := range []string{"lr", "tag", "state", "param:\xff"} {
 			_, err := s.JobValues(ctx, &store.JobListParams{Project: "p"}, []string{"param:lr", col})
 			require.ErrorIs(t, err, atlas.ErrInvalid, "column %q", col)
 		}
