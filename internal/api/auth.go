@@ -83,16 +83,14 @@ func isLocal(r *http.Request) bool {
 func (s *Server) authenticate(r *http.Request, need access) (*http.Request, error) {
 	p := &jobs.Caller{Local: isLocal(r)}
 	if tok := requestToken(r); tok != "" {
-		if id, ok := s.cfg.Jobs.TokenJob(tok); ok {
-			j, err := s.cfg.Store.JobGet(r.Context(), id)
-			if err != nil && !errors.Is(err, atlas.ErrNotFound) {
-				return nil, err
-			}
-			p.JobID, p.Job = id, j
-			if j != nil {
-				p.User = j.User
-			}
-		} else if s.cfg.Auth {
+		jc, isJob, err := s.cfg.Jobs.JobCaller(r.Context(), tok)
+		switch {
+		case err != nil:
+			return nil, err
+		case isJob:
+			jc.Local = p.Local
+			p = jc
+		case s.cfg.Auth:
 			u, err := s.cfg.Store.TokenUser(r.Context(), HashToken(tok))
 			switch {
 			case errors.Is(err, atlas.ErrNotFound) && need == accessPublic:

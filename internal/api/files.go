@@ -68,6 +68,9 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) error {
 			return atlas.Invalidf("invalid offset %q", v)
 		}
 	}
+	if size := s.cfg.Logs.Size(id); offset > size {
+		return atlas.Invalidf("offset %d is past the end of the log of job %s (%d bytes)", offset, id, size)
+	}
 	if v := q.Get("tail_bytes"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
@@ -135,7 +138,7 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 
 func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	j, err := s.cfg.Jobs.Job(r.Context(), callerOf(r), id)
+	j, err := s.cfg.Jobs.Archive(r.Context(), callerOf(r), id)
 	if err != nil {
 		return err
 	}

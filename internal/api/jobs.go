@@ -262,7 +262,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 	if err := s.enrich(ctx, out.Jobs); err != nil {
 		return err
 	}
-	if p.Project != "" {
+	// A project's param and metric names are of every user's jobs: not for a job's token,
+	// which reads only its own user's jobs.
+	if p.Project != "" && callerOf(r).JobID == "" {
 		if out.Params, out.Metrics, err = s.cfg.Store.ProjectColumns(ctx, p.Project); err != nil {
 			return err
 		}

@@ -57,6 +57,7 @@ func (s *Server) values(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p.Project = name
+	s.cfg.Jobs.Scope(callerOf(r), p)
 	v, err := s.cfg.Store.JobValues(r.Context(), p, r.URL.Query()["column"])
 	if err != nil {
 		return err

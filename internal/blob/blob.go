@@ -24,10 +24,20 @@ type Store struct {
 	root string
 }
 
-// New returns a store rooted at dir, creating it if needed.
+// New returns a store rooted at dir, creating it if needed. Whatever an earlier process left
+// in its scratch space (uploads cut short by a crash) is removed: one server uses a store at a
+// time.
 func New(dir string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, fmt.Errorf("clean the blob dir's scratch space: %w", err)
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("create blob dir: %w", err)
+	}
+	// Archives and artifacts of every job: the server's to read, and no job's.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
 	}
 	return &Store{root: dir}, nil
 }

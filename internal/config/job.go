@@ -246,6 +246,8 @@ func ValidateProjectName(name string) error {
 		return atlas.Invalidf("project name %q contains a slash or NUL", name)
 	case strings.TrimSpace(name) != name:
 		return atlas.Invalidf("project name %q starts or ends with spaces", name)
+	case name == "." || name == "..":
+		return atlas.Invalidf("project name %q is not a name", name)
 	}
 	return nil
 }

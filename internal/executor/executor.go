@@ -10,6 +10,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
@@ -89,6 +95,70 @@ type Executor interface {
 // no longer knows (orphans).
 type Cleaner interface {
 	RemoveOrphans(ctx context.Context, known func(jobID string) bool) ([]string, error)
+}
+
+// Account is the local account a job runs as: a job.RunAs of "uid:gid".
+type Account struct{ UID, GID int }
+
+// ParseAccount parses "uid:gid".
+func ParseAccount(s string) (Account, error) {
+	u, g, ok := strings.Cut(s, ":")
+	uid, err1 := strconv.Atoi(u)
+	gid, err2 := strconv.Atoi(g)
+	if !ok || err1 != nil || err2 != nil || uid < 0 || gid < 0 {
+		return Account{}, fmt.Errorf("invalid user %q: want uid:gid", s)
+	}
+	return Account{uid, gid}, nil
+}
+
+// String is "uid:gid".
+func (a Account) String() string { return fmt.Sprintf("%d:%d", a.UID, a.GID) }
+
+// Self is the account the server runs as.
+func Self() Account { return Account{os.Getuid(), os.Getgid()} }
+
+// Give hands the tree at root to the account, and makes its top readable by the account only.
+// Only a root server can give files away; for any other it does nothing (the files are the
+// server's, and so are its jobs).
+func (a Account) Give(root string) error {
+	if os.Getuid() != 0 || a == Self() {
+		return nil
+	}
+	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, a.UID, a.GID)
+	})
+	if err != nil {
+		return fmt.Errorf("hand %s to %s: %w", root, a, err)
+	}
+	if fi, err := os.Lstat(root); err == nil && fi.IsDir() {
+		return os.Chmod(root, 0o700)
+	}
+	return nil
+}
+
+// EnvDir returns the directory of the cached environment key of an account's jobs, under
+// root, creating it owned by the account: each account has its own cache, since an
+// environment another account's job could write to is not one to run code from.
+func EnvDir(root string, a Account, key string) (string, error) {
+	own := filepath.Join(root, strconv.Itoa(a.UID))
+	dir := filepath.Join(own, key)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	for _, d := range []string{own, dir} {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+		if os.Getuid() == 0 && a != Self() {
+			if err := os.Lchown(d, a.UID, a.GID); err != nil {
+				return "", err
+			}
+		}
+	}
+	return dir, nil
 }
 
 // ErrGone means a job to recover no longer exists.

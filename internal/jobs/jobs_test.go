@@ -459,3 +459,58 @@ func decodeJSON(s string, v any) error {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestJobTokensEndAfterTheDrainPeriod(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	id := e.started(t)
+	c, ok, err := e.svc.JobCaller(ctx, e.svc.JobToken(id))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, id, c.JobID)
+	_, ok, err = e.svc.JobCaller(ctx, "atl_user-token")
+	require.NoError(t, err)
+	require.False(t, ok, "not a job token")
+
+	_, err = e.store.JobSetState(ctx, &store.JobSetStateParams{ID: id, To: atlas.StateCompleted, At: time.Now().Add(-TokenDrain / 2)})
+	require.NoError(t, err)
+	_, _, err = e.svc.JobCaller(ctx, e.svc.JobToken(id))
+	require.NoError(t, err, "within the drain period the job may still deliver what it left")
+
+	old := e.started(t)
+	_, err = e.store.JobSetState(ctx, &store.JobSetStateParams{ID: old, To: atlas.StateCompleted, At: time.Now().Add(-2 * TokenDrain)})
+	require.NoError(t, err)
+	_, _, err = e.svc.JobCaller(ctx, e.svc.JobToken(old))
+	require.ErrorIs(t, err, atlas.ErrAuth)
+	require.ErrorContains(t, err, "no longer works: the job finished at")
+
+	// A script run by hand may leave values for the next script to send: its token lasts.
+	hand, err := e.svc.Submit(ctx, local, &sdk.JobSpec{Mode: "execution", Command: []string{"main.py"}})
+	require.NoError(t, err)
+	_, err = e.store.JobSetState(ctx, &store.JobSetStateParams{ID: hand.Job.ID, To: atlas.StateFailed, At: time.Now().Add(-2 * TokenDrain)})
+	require.NoError(t, err)
+	_, _, err = e.svc.JobCaller(ctx, hand.Token)
+	require.NoError(t, err)
+}
+
+func TestARetryFromAnotherAccountIsNotTheSameJob(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	spec := &sdk.JobSpec{ID: "mine", Mode: "execution", Command: []string{"main.py"}}
+	_, err := e.svc.Submit(t.Context(), &Caller{Local: true, RunAs: "1000:1000"}, spec)
+	require.NoError(t, err)
+	res, err := e.svc.Submit(t.Context(), &Caller{Local: true, RunAs: "1001:1001"}, spec)
+	require.ErrorIs(t, err, atlas.ErrConflict, "another local account does not get the job, nor its token")
+	require.Nil(t, res)
+}
+
+func TestAuthenticatedUsersJobsRunAsTheirAccounts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Auth = true })
+	for user, want := range map[string]string{"nobody": "65534:65534", "root": "65534:65534", "no-such-account-here": "65534:65534"} {
+		res, err := e.svc.Submit(t.Context(), &Caller{User: user}, &sdk.JobSpec{Command: []string{"m"}})
+		require.NoError(t, err)
+		require.Equal(t, want, res.Job.RunAs, "%s: never root, nobody without an account", user)
+	}
+}

@@ -199,6 +199,20 @@ func (s *Service) Job(ctx context.Context, c *Caller, id string) (*atlas.Job, er
 	return j, s.mayRead(c, j)
 }
 
+// Archive returns a job whose archive the caller may download. An archive holds the job's
+// whole working directory, so with authentication only the job's user (or an admin, or a job
+// of that user) may read it.
+func (s *Service) Archive(ctx context.Context, c *Caller, id string) (*atlas.Job, error) {
+	j, err := s.Job(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Auth && !c.Admin && c.User != j.User {
+		return nil, atlas.Deniedf("the archive of job %s is its user's (%s) or an admin's to read", id, j.User)
+	}
+	return j, nil
+}
+
 // writable loads a job the caller may write to. A job writing to itself was loaded when its
 // token was checked.
 func (s *Service) writable(ctx context.Context, c *Caller, id string) (*atlas.Job, error) {

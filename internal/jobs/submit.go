@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	osuser "os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -51,8 +52,11 @@ func (s *Service) Submit(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*Su
 			return nil, err
 		}
 	}
-	if c.Local && !s.cfg.Auth {
-		// Containers run as the local user who submitted, as the kernel reports them: what the
+	switch {
+	case s.cfg.Auth:
+		j.RunAs = accountFor(j.User)
+	case c.Local:
+		// Jobs run as the local user who submitted, as the kernel reports them: what the
 		// client claims is never trusted.
 		j.RunAs = c.RunAs
 	}
@@ -70,15 +74,26 @@ func (s *Service) Submit(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*Su
 		if !errors.Is(err, atlas.ErrConflict) || spec.ID == "" {
 			return nil, err
 		}
-		// A retried submission: answer with the job it created, if it is the same one.
+		// A retried submission: answer with the job it created, if it is the same one and the
+		// same submitter asks. To anyone else the id is taken: the answer would hand them the
+		// job, and with a script's job its token.
 		prev, gerr := s.cfg.Store.JobGet(ctx, j.ID)
-		if gerr != nil || prev.BundleDigest != j.BundleDigest || !slices.Equal(prev.Command, j.Command) {
-			return nil, err
+		if gerr != nil || !sameSubmission(prev, j) {
+			return nil, atlas.Conflictf("job %s already exists", j.ID)
 		}
 		return s.submitted(prev, warnings, true), nil
 	}
 	s.changed(j)
 	return s.submitted(j, warnings, false), nil
+}
+
+// sameSubmission reports whether a stored job is what the submission j asks for, from the
+// same submitter: the same user (the token's, with authentication), the same local account
+// (as the kernel reported it), the same parent job (a job's token), the same mode, bundle and
+// command.
+func sameSubmission(prev, j *atlas.Job) bool {
+	return prev.User == j.User && prev.RunAs == j.RunAs && prev.ParentID == j.ParentID && prev.Mode == j.Mode &&
+		prev.BundleDigest == j.BundleDigest && slices.Equal(prev.Command, j.Command)
 }
 
 func (s *Service) submitted(j *atlas.Job, warnings []string, existing bool) *Submitted {
@@ -128,6 +143,18 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// accountFor is the local account the jobs of an authenticated user run as: the account of
+// the same name, or nobody when there is none. Never root: a user's code must not be able to
+// read the server's files.
+func accountFor(user string) string {
+	for _, name := range []string{user, "nobody"} {
+		if u, err := osuser.Lookup(name); err == nil && u.Uid != "0" {
+			return u.Uid + ":" + u.Gid
+		}
+	}
+	return "65534:65534"
 }
 
 // checkVolumes refuses worker.volumes outside the allowed roots.

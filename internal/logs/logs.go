@@ -21,9 +21,13 @@ import (
 // Dir holds one log file per job.
 type Dir struct{ root string }
 
-// New returns a Dir rooted at root, creating it.
+// New returns a Dir rooted at root, creating it. Logs are the server's to read: the directory
+// and its files are its owner's only (a job gets its own log as an open file, or mounted).
 func New(root string) (*Dir, error) {
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(root, 0o700); err != nil {
 		return nil, err
 	}
 	return &Dir{root: root}, nil
@@ -34,7 +38,7 @@ func (d *Dir) Path(jobID string) string { return filepath.Join(d.root, jobID+".l
 
 // OpenAppend opens a job's log for appending, creating it.
 func (d *Dir) OpenAppend(jobID string) (*os.File, error) {
-	return os.OpenFile(d.Path(jobID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return os.OpenFile(d.Path(jobID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 }
 
 // Append writes text to a job's log.

@@ -90,7 +90,9 @@ func New(cfg Config) *Scheduler {
 // Start recovers jobs left by an earlier server process and starts the dispatch loop.
 func (s *Scheduler) Start(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if err := os.MkdirAll(s.cfg.WorkRoot, 0o755); err != nil {
+	// Jobs may pass through to their own working directories (handed to their accounts), not
+	// look into each other's.
+	if err := os.MkdirAll(s.cfg.WorkRoot, 0o711); err != nil {
 		return err
 	}
 	s.unlisten = s.cfg.Jobs.Events().Listen(s.changed)

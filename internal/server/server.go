@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/atlasgo/atlas/internal/api"
 	"github.com/atlasgo/atlas/internal/atlas"
@@ -188,6 +189,7 @@ func (p paths) envs() string   { return filepath.Join(p.home, "envs") }
 func (p paths) sdk() string    { return filepath.Join(p.home, "sdk") }
 func (p paths) secret() string { return filepath.Join(p.home, "secret") }
 func (p paths) pid() string    { return filepath.Join(p.home, "run", "atlas-server.pid") }
+func (p paths) lock() string   { return filepath.Join(p.home, "run", "atlas-server.lock") }
 func (p paths) sock() string   { return filepath.Join(p.home, "run", "sock") }
 
 // openDatabase opens the store that server.config.yaml's database: names: a postgres:// or
@@ -216,9 +218,17 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	if pid, ok := runningPID(p.pid()); ok {
-		return fmt.Errorf("atlas-server is already running with this FOUNDATIONS_HOME (%s), pid %d", p.home, pid)
+	// Jobs that run as other accounts pass through the data folder to the SDK, the socket and
+	// their own directories; they must not list it, nor read the database, secret, blobs and
+	// logs, which are its owner's only.
+	if err := os.Chmod(p.home, 0o711); err != nil {
+		return err
 	}
+	lock, err := lockHome(p)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	secret, err := loadSecret(p.secret())
 	if err != nil {
 		return err
@@ -372,16 +382,28 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 	if err != nil {
 		return nil, "", err
 	}
-	newProcess := func() (executor.Executor, error) {
+	newProcess := func() (*process.Executor, error) {
 		return process.New(process.Config{Self: self, RunDir: p.run(), EnvsDir: filepath.Join(p.envs(), "process"), Python: cfg.Python})
 	}
 	newDocker := func() (*docker.Executor, error) {
 		return docker.New(ctx, docker.Config{Image: cfg.WorkerImage, SocketDir: p.sock(), EnvsDir: filepath.Join(p.envs(), "docker"),
 			Home: p.home, GPUDevices: cfg.GPUDevices})
 	}
+	// With authentication, users run code the server must not trust: their jobs run as their
+	// own local accounts (or nobody), which only a root server can arrange for local
+	// processes; run as the server's user, they could read its secret and database.
+	processWithAuth := errors.New("--auth with the process executor needs atlas-server to run as root, so that " +
+		"jobs run as their users' accounts (or nobody) and cannot read the server's secret and database; " +
+		"run it as root or use the Docker executor (--executor docker)")
 	switch cfg.Executor {
 	case "process":
+		if cfg.Auth && os.Getuid() != 0 {
+			return nil, "", processWithAuth
+		}
 		e, err := newProcess()
+		if err == nil && cfg.Auth {
+			err = reachableByOthers(e.Python(), p.home)
+		}
 		return e, "chosen with --executor process; jobs run as local processes", err
 	case "docker":
 		e, err := newDocker()
@@ -392,12 +414,45 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 	case "auto", "":
 		if e, derr := newDocker(); derr == nil {
 			return e, "a Docker engine is reachable; " + e.Describe(ctx), nil
+		} else if cfg.Auth && os.Getuid() != 0 {
+			return nil, "", fmt.Errorf("%w (no Docker engine is reachable: %s)", processWithAuth, atlas.OneLine(derr))
 		} else {
 			pe, err := newProcess()
+			if err == nil && cfg.Auth {
+				err = reachableByOthers(pe.Python(), p.home)
+			}
 			return pe, "jobs run as local processes: " + atlas.OneLine(derr), err
 		}
 	}
 	return nil, "", fmt.Errorf("--executor %q: want auto, docker or process", cfg.Executor)
+}
+
+// reachableByOthers checks what process jobs that run as their users' accounts need: to run
+// the interpreter, and to pass through every folder above the data folder to their working
+// directories, the SDK and the server's socket in it.
+func reachableByOthers(python, home string) error {
+	for dir := filepath.Dir(python); ; dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("--auth: jobs run as their users' accounts, which cannot reach the Python interpreter %s "+
+				"(%s is not searchable by others); name one they can run with --python, e.g. /usr/bin/python3", python, dir)
+		}
+		if dir == "/" {
+			break
+		}
+	}
+	abs, err := filepath.Abs(home)
+	if err != nil {
+		return err
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("--auth: jobs run as their users' accounts, which cannot reach FOUNDATIONS_HOME %s "+
+				"(%s is not searchable by others); keep the data in a folder they can pass through, e.g. /var/lib/atlas", abs, dir)
+		}
+		if dir == "/" {
+			return nil
+		}
+	}
 }
 
 // loopbackFor returns the address jobs on this machine use to reach a server bound to host.
@@ -414,7 +469,8 @@ func loopbackFor(host string) string {
 func loadSecret(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err == nil && len(data) >= 32 {
-		return data, nil
+		// Anyone who reads the secret can forge any job's token.
+		return data, os.Chmod(path, 0o600)
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -424,6 +480,38 @@ func loadSecret(path string) ([]byte, error) {
 		return nil, err
 	}
 	return secret, config.WriteFileAtomic(path, secret, 0o600)
+}
+
+// lockHome takes the exclusive lock on FOUNDATIONS_HOME that a server holds for as long as it
+// runs (the kernel drops it when the process ends, however it ends), so two servers never
+// share one database, queue and GPU pool. The lock file holds the holder's pid.
+func lockHome(p paths) (*os.File, error) {
+	f, err := os.OpenFile(p.lock(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock FOUNDATIONS_HOME: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		defer f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			data, _ := os.ReadFile(p.lock())
+			holder := strings.TrimSpace(string(data))
+			if holder == "" {
+				holder = "unknown"
+			}
+			return nil, fmt.Errorf("atlas-server is already running with this FOUNDATIONS_HOME (%s): pid %s holds it; stop it first with `atlas-server stop`",
+				p.home, holder)
+		}
+		return nil, fmt.Errorf("lock %s: %w", p.lock(), err)
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // runningPID returns the pid in the pid file if that process is alive.

@@ -157,6 +157,16 @@ results = {
     "stop own": call("POST", "/api/v1/jobs/" + me + "/stop"),
     "clear queue": call("POST", "/api/v1/queue/clear"),
 }
+def get(path):
+    try:
+        return client.json("GET", path)
+    except APIError as e:
+        return e.status
+# bob's values and the names of his params and metrics are not for alice's job
+v = get("/api/v1/projects/bobs/values?column=metric:bob_metric")
+results["bob's values"] = v["ids"] if isinstance(v, dict) else v
+listing = get("/api/v1/jobs?project=bobs")
+results["bob's key lists"] = [listing.get("params"), listing.get("metrics")] if isinstance(listing, dict) else listing
 child = foundations.submit(scheduler_config="scheduler", command=["child.py"])
 results["child"] = child.job_name()
 foundations.log_metric("from_job", 1)
@@ -173,8 +183,13 @@ func TestAuthJobTokenScope(t *testing.T) {
 	s := startServer(t, home, "--auth", "--workers", "2")
 	client := t.TempDir()
 	require.Equal(t, 0, cli(t, s.Home, client, "login", s.URL, "--token", bob).Code)
-	bobJob := s.submitNoStream(t, newProject(t, "bobs", map[string]string{"main.py": "print('bob was here')\n"}), "main.py")
+	bobJob := s.submitNoStream(t, newProject(t, "bobs", map[string]string{
+		"main.py": "import foundations\nfoundations.log_param('bobs_param', 1)\nfoundations.log_metric('bob_metric', 1)\nprint('bob was here')\n",
+	}), "main.py")
 	require.Equal(t, "completed", waitDoneAs(t, s, bob, bobJob).State)
+	code, body := apiAs(t, s, bob, http.MethodGet, "/api/v1/projects/bobs/values?column=metric:bob_metric", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, bobJob, "bob's token reads his values")
 
 	require.Equal(t, 0, cli(t, s.Home, client, "login", s.URL, "--token", alice).Code)
 	proj := newProject(t, "alices", map[string]string{
@@ -194,6 +209,8 @@ func TestAuthJobTokenScope(t *testing.T) {
 	require.Equal(t, 403.0, results["delete other"])
 	require.Equal(t, 403.0, results["stop own"], "a job's token cannot stop jobs")
 	require.Equal(t, 403.0, results["clear queue"])
+	require.Equal(t, []any{}, results["bob's values"], "a job's token reads only its user's values")
+	require.Equal(t, []any{nil, nil}, results["bob's key lists"], "nor the names of other users' params and metrics")
 	require.Equal(t, 1.0, j.Metric("from_job"))
 	child := waitDoneAs(t, s, alice, results["child"].(string))
 	require.Equal(t, "completed", child.State)
@@ -278,7 +295,8 @@ func newNetns(t *testing.T) *netns {
 // startServer starts atlas-server inside the namespace, listening on its address.
 func (ns *netns) startServer(t *testing.T, home string, args ...string) *Server {
 	t.Helper()
-	argv := append([]string{"netns", "exec", ns.name, serverBin(), "start", "--host", ns.serverIP, "--port", "0"}, args...)
+	argv := append([]string{"netns", "exec", ns.name, serverBin(), "start", "--host", ns.serverIP, "--port", "0"}, authPython(t, args)...)
+	argv = append(argv, args...)
 	s, err := runServer(t, home, exec.Command("ip", argv...))
 	require.NoError(t, err)
 	return s

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +90,32 @@ func findRepoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// authPython is what to add to a server's arguments so that it can run its jobs: a root server
+// with --auth runs process jobs as their users' accounts (or nobody), which cannot run an
+// interpreter under /root, so it gets the system's.
+func authPython(t *testing.T, args []string) []string {
+	if slices.Contains(args, "--auth") && !slices.Contains(args, "--python") && os.Getuid() == 0 {
+		return []string{"--python", systemPython(t)}
+	}
+	return nil
+}
+
+// systemPython is an interpreter every account may run: the system's, not one installed in
+// root's home.
+func systemPython(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no system python3 (/usr/bin/python3) for jobs that run as other accounts (CI=true, so this is a failure)")
+	}
+	t.Skip("no system python3 (/usr/bin/python3) for jobs that run as other accounts")
+	return ""
 }
 
 // requirePython skips the test when python3 is missing, except on CI, where it fails.
@@ -191,10 +218,16 @@ type Server struct {
 
 var listeningRE = regexp.MustCompile(`Atlas server listening on (https?://\S+) \(GUI and API\)\. Ctrl-C to stop\.`)
 
-// newHome returns a fresh FOUNDATIONS_HOME.
+// newHome returns a fresh FOUNDATIONS_HOME, in a folder other accounts may pass through (not
+// t.TempDir, which is its user's only): a root server with --auth runs process jobs as their
+// users' accounts, which must reach their working directories in it.
 func newHome(t *testing.T) string {
 	t.Helper()
-	home := filepath.Join(t.TempDir(), "foundations-home")
+	base, err := os.MkdirTemp("", "atlas-e2e-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(base) })
+	require.NoError(t, os.Chmod(base, 0o711))
+	home := filepath.Join(base, "foundations-home")
 	require.NoError(t, os.MkdirAll(home, 0o755))
 	return home
 }
@@ -220,8 +253,8 @@ func launchServer(t *testing.T, home string, args ...string) (*Server, error) {
 	if !hasPort {
 		argv = append(argv, "--port", "0")
 	}
-	argv = append(argv, args...)
-	return runServer(t, home, exec.Command(serverBin(), argv...))
+	argv = append(argv, authPython(t, args)...)
+	return runServer(t, home, exec.Command(serverBin(), append(argv, args...)...))
 }
 
 // runServer starts cmd, an atlas-server command line (maybe wrapped, e.g. in `ip netns exec`),
@@ -477,9 +510,15 @@ while not os.path.exists(gate):
 print("job passed its gate", flush=True)
 `
 
-// gatePath returns a path for a gate file; openGate creates it.
+// gatePath returns a path for a gate file; openGate creates it. The gate's folder is one any
+// account can see into, for jobs that run as their users' accounts (a server with --auth):
+// it is under /tmp itself, since a test's TMPDIR may sit in a folder only its owner can enter.
 func gatePath(t *testing.T) string {
-	return filepath.Join(t.TempDir(), "gate")
+	dir, err := os.MkdirTemp("/tmp", "atlas-gate-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "gate")
 }
 
 func openGate(t *testing.T, path string) {
@@ -618,7 +657,7 @@ func (s *Server) waitWhile(t *testing.T, id string, states ...string) *Job {
 // waitDone waits for a job to finish and returns it.
 func (s *Server) waitDone(t *testing.T, id string) *Job {
 	t.Helper()
-	return s.waitWhile(t, id, "queued", "starting", "running")
+	return s.waitWhile(t, id, "queued", "starting", "running", "stopping")
 }
 
 // waitRunning waits for a job to leave the queue; it must then be running.

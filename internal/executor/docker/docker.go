@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,26 +173,22 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 	}
 	argv := commandLine(j, imgEntrypoint, imgCmd)
 
-	user := j.RunAs
-	if user == "" || os.Getuid() != 0 {
-		// Only a root server can hand files to another user; otherwise jobs run as the server.
-		user = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+	acct := executor.Self()
+	if j.RunAs != "" && os.Getuid() == 0 { // only a root server can hand files to another user
+		if acct, err = executor.ParseAccount(j.RunAs); err != nil {
+			return nil, err
+		}
 	}
-	uid, gid, err := parseUser(user)
-	if err != nil {
+	// The job writes its working directory and log as its user.
+	if err := acct.Give(spec.WorkDir); err != nil {
 		return nil, err
 	}
-	// The job writes its working directory and log as the submitting user.
-	if err := chownTree(spec.WorkDir, uid, gid); err != nil {
-		return nil, fmt.Errorf("hand the working directory to %s: %w", user, err)
-	}
-	if f, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+	if f, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
 		f.Close()
 	}
-	if err := os.Lchown(spec.LogPath, uid, gid); err != nil && os.Getuid() == 0 {
+	if err := acct.Give(spec.LogPath); err != nil {
 		return nil, err
 	}
-
 	binds := []string{
 		spec.WorkDir + ":" + workPath + ":rw",
 		spec.SDKDir + ":" + sdkPath + ":ro",
@@ -202,7 +197,7 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 	}
 	env := append([]string{}, spec.Env...)
 	if spec.SpoolDir != "" {
-		if err := os.Lchown(spec.SpoolDir, uid, gid); err != nil && os.Getuid() == 0 {
+		if err := acct.Give(spec.SpoolDir); err != nil {
 			return nil, err
 		}
 		binds = append(binds, spec.SpoolDir+":"+spoolPath+":rw")
@@ -214,11 +209,10 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 		sum.Write([]byte{0})
 		sum.Write(data)
 		key := hex.EncodeToString(sum.Sum(nil))[:32]
-		dir := filepath.Join(e.cfg.EnvsDir, key)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.Chown(dir, uid, gid); err != nil && os.Getuid() == 0 {
+		// One cache per user: an environment another user's job could write to is not one to
+		// run code from.
+		dir, err := executor.EnvDir(e.cfg.EnvsDir, acct, key)
+		if err != nil {
 			return nil, err
 		}
 		binds = append(binds, dir+":"+envPath+":rw")
@@ -231,7 +225,7 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 		}
 		// Docker would create a missing host path as root; create it as the job's user.
 		if _, err := os.Stat(host); os.IsNotExist(err) {
-			if err := mkdirAllAs(host, uid, gid); err != nil {
+			if err := mkdirAllAs(host, acct.UID, acct.GID); err != nil {
 				return nil, fmt.Errorf("worker.volumes: create %s: %w", host, err)
 			}
 		}
@@ -255,7 +249,7 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 		"PYTHONUNBUFFERED=1",
 		"ATLAS_LOG_FILE="+logPath,
 	)
-	if uid != 0 {
+	if acct.UID != 0 {
 		env = append(env, "HOME=/tmp")
 	}
 	for k, v := range j.Worker.Environment { // the user's settings win
@@ -291,7 +285,7 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 			Cmd:        argv,
 			Env:        env,
 			WorkingDir: workDir,
-			User:       user,
+			User:       acct.String(),
 			Labels:     map[string]string{LabelJob: j.ID, LabelHome: e.label},
 		},
 		HostConfig: hc,
@@ -334,16 +328,6 @@ func commandLine(j *atlas.Job, imgEntrypoint, imgCmd []string) []string {
 	return append(append([]string{}, entry...), cmd...)
 }
 
-func parseUser(s string) (int, int, error) {
-	u, g, ok := strings.Cut(s, ":")
-	uid, err1 := strconv.Atoi(u)
-	gid, err2 := strconv.Atoi(g)
-	if !ok || err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("invalid user %q: want uid:gid", s)
-	}
-	return uid, gid, nil
-}
-
 // mkdirAllAs creates dir and its missing parents, owned by uid:gid.
 func mkdirAllAs(dir string, uid, gid int) error {
 	if _, err := os.Stat(dir); err == nil {
@@ -361,18 +345,6 @@ func mkdirAllAs(dir string, uid, gid int) error {
 		return os.Lchown(dir, uid, gid)
 	}
 	return nil
-}
-
-func chownTree(root string, uid, gid int) error {
-	if os.Getuid() != 0 || uid == os.Getuid() && gid == os.Getgid() {
-		return nil // only root can give files away; the files are ours already
-	}
-	return filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
 }
 
 func firstLine(s string) string {

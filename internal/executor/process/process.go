@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -91,6 +92,12 @@ type shimSpec struct {
 	Python     string   `json:"python"`
 	EnvsDir    string   `json:"envs_dir"`
 	ExitFile   string   `json:"exit_file"`
+	// Account, when set, is the account the command (and the installation of its
+	// requirements) runs as; the shim itself stays the server's, to record the exit status.
+	Account *executor.Account `json:"account,omitempty"`
+	// Home and User are HOME and USER of a command run as another account.
+	Home string `json:"home,omitempty"`
+	User string `json:"user,omitempty"`
 }
 
 // exitStatus is what the shim writes when the command ends.
@@ -118,13 +125,16 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 	if len(ss.Command) == 0 {
 		ss.Command = j.Worker.Command
 	}
+	if err := e.runAs(j, spec, &ss); err != nil {
+		return nil, err
+	}
 	os.Remove(ss.ExitFile)
 	specPath := filepath.Join(e.cfg.RunDir, j.ID+".json")
 	data, _ := json.Marshal(ss)
 	if err := os.WriteFile(specPath, data, 0o600); err != nil {
 		return nil, fmt.Errorf("write shim spec: %w", err)
 	}
-	logf, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +155,36 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 		h.finish(resultFromWait(cmd.ProcessState, err, ss.ExitFile))
 	}()
 	return h, nil
+}
+
+// runAs makes a root server run the job as its own account (job.RunAs): the job's working
+// directory and spool are handed to it, and the shim runs the command and the installation
+// of its requirements as that account, with an environment cache of its own. Any other
+// server runs jobs as itself.
+func (e *Executor) runAs(j *atlas.Job, spec *executor.Spec, ss *shimSpec) error {
+	if j.RunAs == "" || os.Getuid() != 0 {
+		return nil
+	}
+	acct, err := executor.ParseAccount(j.RunAs)
+	if err != nil || acct == executor.Self() {
+		return err
+	}
+	for _, d := range []string{spec.WorkDir, spec.SpoolDir} {
+		if d == "" {
+			continue
+		}
+		if err := acct.Give(d); err != nil {
+			return err
+		}
+	}
+	ss.Account, ss.Home = &acct, spec.WorkDir
+	if u, err := user.LookupId(strconv.Itoa(acct.UID)); err == nil {
+		ss.User = u.Username
+		if fi, err := os.Stat(u.HomeDir); err == nil && fi.IsDir() && u.HomeDir != "/" {
+			ss.Home = u.HomeDir
+		}
+	}
+	return nil
 }
 
 // jobEnv is the server's environment minus what must not leak into jobs, plus the job's.

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/atlasgo/atlas/internal/config"
+	"github.com/atlasgo/atlas/internal/executor"
 )
 
 // Banner frames the worker's own messages in a job's log, as Atlas's worker did.
@@ -89,6 +90,7 @@ func runShim(ss *shimSpec) (int, string) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = ss.WorkDir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
+	ss.as(cmd)
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "Foundations ERROR: cannot start %q: %v\n", argv[0], err)
 		return 127, fmt.Sprintf("cannot start %q: %v", argv[0], err)
@@ -124,13 +126,20 @@ func ensureEnv(ss *shimSpec, reqPath string, out io.Writer) (string, error) {
 	fmt.Fprintf(h, "%s\n%s\n", pyPath, version)
 	h.Write(reqs)
 	key := hex.EncodeToString(h.Sum(nil))[:32]
-	dir := filepath.Join(ss.EnvsDir, key)
+	acct := executor.Self()
+	if ss.Account != nil {
+		acct = *ss.Account
+	}
+	dir, err := executor.EnvDir(ss.EnvsDir, acct, key)
+	if err != nil {
+		return "", err
+	}
 	marker := filepath.Join(dir, ".atlas-complete")
 	if _, err := os.Stat(marker); err == nil {
 		fmt.Fprintf(out, "Using cached environment for requirements.txt (%s): nothing to install.\n", key[:12])
 		return dir, nil
 	}
-	lock, err := os.OpenFile(filepath.Join(ss.EnvsDir, key+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return "", err
 	}
@@ -146,15 +155,19 @@ func ensureEnv(ss *shimSpec, reqPath string, out io.Writer) (string, error) {
 	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
+	if dir, err = executor.EnvDir(ss.EnvsDir, acct, key); err != nil { // the account's own, empty
+		return "", err
+	}
 	fmt.Fprintf(out, "Installing user requirements from requirements.txt into a new cached environment (%s)...\n", key[:12])
 	run := func(name string, args ...string) error {
 		c := exec.Command(name, args...)
 		c.Dir = ss.WorkDir
 		c.Stdout, c.Stderr = out, out
 		c.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1")
+		ss.as(c) // installing a package runs its code: as the job's account, never the server's
 		return c.Run()
 	}
-	if err := run(pyPath, "-m", "venv", "--system-site-packages", dir); err != nil {
+	if err := run(pyPath, "-m", "venv", "--clear", "--system-site-packages", dir); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("create virtualenv: %v", err)
 	}
@@ -166,4 +179,18 @@ func ensureEnv(ss *shimSpec, reqPath string, out io.Writer) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// as makes cmd run as the job's account, with its HOME, when the job has one.
+func (ss *shimSpec) as(cmd *exec.Cmd) {
+	if ss.Account == nil {
+		return
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+		Uid: uint32(ss.Account.UID), Gid: uint32(ss.Account.GID), Groups: []uint32{}}}
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = append(env, "HOME="+ss.Home, "USER="+ss.User, "LOGNAME="+ss.User)
 }

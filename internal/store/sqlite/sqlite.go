@@ -14,7 +14,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -35,8 +37,13 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database file at path and applies migrations.
+// Open opens (creating if needed) the database file at path and applies migrations. The file
+// (and SQLite's -wal and -shm files beside it, which take its mode) is readable by its owner
+// only: it holds every job's params and values, and the users' token hashes.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := ownerOnly(path); err != nil {
+		return nil, err
+	}
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
@@ -58,6 +65,22 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	return &Store{w: w, r: r}, nil
+}
+
+// ownerOnly creates the database file if it does not exist, and makes it and its companion
+// files mode 0600.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("make %s readable by its owner only: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Close closes both connection pools.
