@@ -29,9 +29,21 @@ export function missing() {
   return '';
 }
 
+/**
+ * What a server's arguments need so that it can run its jobs: as root with --auth, process jobs
+ * run as their users' accounts (or nobody), which cannot run an interpreter under /root, so the
+ * server gets the system's.
+ */
+function authPython(args) {
+  if (!args.includes('--auth') || args.includes('--python') || process.getuid?.() !== 0) return [];
+  const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => fs.existsSync(p));
+  if (!python) throw new Error('no system python3 (/usr/bin/python3) for jobs that run as other accounts');
+  return ['--python', python];
+}
+
 /** Starts atlas-server on a free port; resolves once it prints its address. */
 export async function startServer(home, extraArgs = []) {
-  const proc = spawn(serverBin, ['start', '--port', '0', '--executor', 'process', ...extraArgs], {
+  const proc = spawn(serverBin, ['start', '--port', '0', '--executor', 'process', ...extraArgs, ...authPython(extraArgs)], {
     env: { ...process.env, FOUNDATIONS_HOME: home },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
