@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,6 +47,9 @@ type Config struct {
 	MaxBundleBytes int64
 	// Auth requires a token on every request but health and login.
 	Auth bool
+	// AllowedHosts are names, besides loopback names and IP addresses, that requests from
+	// browsers may address the server by (Host); "*.example.org" allows its subdomains.
+	AllowedHosts []string
 	// Web is the GUI's static files (index.html at the root); nil serves nothing.
 	Web    fs.FS
 	Logger *slog.Logger
@@ -53,8 +57,9 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg     Config
+	mux     *http.ServeMux
+	handler http.Handler // mux behind the browser checks (guard.go)
 }
 
 // New returns the API handler.
@@ -64,12 +69,13 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.routes()
+	s.handler = newGuard(cfg.AllowedHosts).handler(s.mux, s.writeError)
 	return s
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // httpError carries a status for errors that are not domain errors.
@@ -141,8 +147,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// decode reads a JSON body of at most limit bytes into v.
+// decode reads a JSON body of at most limit bytes into v. The body must say it is JSON: a
+// page of another site can send text/plain, form or multipart bodies without asking first,
+// never application/json.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
+		got := "none"
+		if ct != "" {
+			got = atlas.Shorten(ct)
+		}
+		return &httpError{status: http.StatusUnsupportedMediaType,
+			msg: "the request body must be JSON, sent with Content-Type: application/json (got " + got + ")"}
+	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	dec.UseNumber()
@@ -154,6 +170,13 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		return atlas.Invalidf("invalid JSON body: %v", err)
 	}
 	return nil
+}
+
+// isJSON reports whether a Content-Type header is application/json (parameters such as
+// charset allowed).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 func formatFloat(f float64) string {

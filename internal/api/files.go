@@ -3,8 +3,11 @@ package api
 import (
 	"errors"
 	"io"
+	"mime"
 	"net/http"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
@@ -161,4 +164,40 @@ func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.ServeContent(w, r, "", mod, f)
 	return nil
+}
+
+// inlineTypes are the types of artifacts a browser may show in a tab, by file extension (the
+// GUI previews the same kinds): they hold no script.
+var inlineTypes = map[string]string{
+	".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp",
+	".bmp": "image/bmp", ".avif": "image/avif", ".ico": "image/x-icon",
+	".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
+	".flac": "audio/flac", ".m4a": "audio/mp4", ".aac": "audio/aac",
+	".mp4": "video/mp4", ".webm": "video/webm", ".ogv": "video/ogg", ".mov": "video/quicktime",
+	".txt": "text/plain; charset=utf-8", ".log": "text/plain; charset=utf-8", ".csv": "text/csv; charset=utf-8",
+	".tsv": "text/tab-separated-values; charset=utf-8", ".json": "application/json",
+}
+
+// artifactHeaders says how an artifact named filename is served. A job chooses an artifact's
+// name and bytes, so nothing it stores may run in the GUI's origin. Besides apiPolicy: types
+// that hold no script are shown inline; SVG keeps its type for the GUI's <img> (which ignores
+// Content-Disposition) but is a download when opened; everything else is a download of opaque
+// bytes. The opaque type also keeps a .js or .css artifact from being loaded by a page of the
+// GUI as its own script or style: the GUI's policy allows its own origin, and nosniff refuses
+// scripts and styles of any other type.
+func artifactHeaders(h http.Header, filename string, download bool) {
+	ext := strings.ToLower(path.Ext(filename))
+	ctype, inline := inlineTypes[ext]
+	switch {
+	case ext == ".svg":
+		ctype = "image/svg+xml"
+	case !inline:
+		ctype = "application/octet-stream"
+	}
+	disposition := "inline"
+	if download || !inline {
+		disposition = "attachment"
+	}
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": filename}))
 }

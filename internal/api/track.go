@@ -3,9 +3,7 @@ package api
 import (
 	"encoding/json"
 	"math"
-	"mime"
 	"net/http"
-	"path"
 	"strconv"
 
 	"github.com/atlasgo/atlas/internal/atlas"
@@ -177,18 +175,7 @@ func (s *Server) artifact(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		defer f.Close()
-		ctype := mime.TypeByExtension(path.Ext(a.Filename))
-		if ctype == "" {
-			ctype = "application/octet-stream"
-		}
-		disposition := "inline"
-		if r.URL.Query().Get("download") != "" {
-			disposition = "attachment"
-		}
-		w.Header().Set("Content-Type", ctype)
-		w.Header().Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": a.Filename}))
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Content-Security-Policy", "sandbox")
+		artifactHeaders(w.Header(), a.Filename, r.URL.Query().Get("download") != "")
 		http.ServeContent(w, r, "", a.CreatedAt, f)
 		return nil
 	}

@@ -7,13 +7,14 @@ import (
 )
 
 // webHandler serves the GUI: files from cfg.Web, and index.html for every other path so the
-// single-page app can route.
+// single-page app can route. Everything it serves runs under webPolicy (guard.go).
 func (s *Server) webHandler() http.Handler {
 	if s.cfg.Web == nil {
 		return http.NotFoundHandler()
 	}
 	files := http.FileServerFS(s.cfg.Web)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", webPolicy)
 		p := strings.TrimPrefix(r.URL.Path, "/")
 		if p != "" {
 			if fi, err := fs.Stat(s.cfg.Web, p); err == nil && !fi.IsDir() {

@@ -207,6 +207,14 @@ func OneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
+// Shorten quotes s for an error message (escaping its controls), cut to a readable length.
+func Shorten(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		s = string(r[:37]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
 // EscapeControls escapes the control characters of s (as Go string literals do), so that a
 // key, file name or path holding a newline cannot break a one-line message in two.
 func EscapeControls(s string) string {

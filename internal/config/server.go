@@ -48,6 +48,11 @@ type Server struct {
 	// AllowedVolumeRoots are the host paths under which jobs submitted from other machines (or
 	// by non-admin users when Auth is on) may mount worker.volumes.
 	AllowedVolumeRoots []string
+	// AllowedHosts are names, besides localhost, IP addresses and the name the server listens
+	// on, that browsers may address it by; "*.example.org" allows subdomains. Requests naming
+	// any other host are refused, so that no web page can reach the server by re-pointing its
+	// own name at it (DNS rebinding).
+	AllowedHosts []string
 }
 
 // executors are the accepted values of executor.
@@ -136,6 +141,14 @@ func LoadServer(s *Server) ([]string, error) {
 					}
 				}
 			}
+		case "allowed_hosts":
+			if s.AllowedHosts, err = p.strList(v, k); err == nil {
+				for _, h := range s.AllowedHosts {
+					if !ValidHostPattern(h) {
+						return nil, p.errf(v, k, "want host names such as atlas.example.org or *.example.org, got %q", h)
+					}
+				}
+			}
 		case "max_bundle_files":
 			if s.MaxBundleFiles, err = p.integer(v, k); err == nil && s.MaxBundleFiles <= 0 {
 				bad = "want a number of files greater than 0"
@@ -180,4 +193,23 @@ func LoadServer(s *Server) ([]string, error) {
 		}
 	}
 	return p.warnings, nil
+}
+
+// ValidHostPattern reports whether h is a host name, or "*." and a host name.
+func ValidHostPattern(h string) bool {
+	h = strings.TrimPrefix(h, "*.")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }

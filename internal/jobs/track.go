@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,7 +28,7 @@ func validKey(kind, k string) error {
 	case !utf8.ValidString(k):
 		return atlas.Invalidf("%s key is not valid UTF-8", kind)
 	case utf8.RuneCountInString(k) > maxKeyLen:
-		return atlas.Invalidf("%s key %s is %d characters long; the limit is %d", kind, shorten(k), utf8.RuneCountInString(k), maxKeyLen)
+		return atlas.Invalidf("%s key %s is %d characters long; the limit is %d", kind, atlas.Shorten(k), utf8.RuneCountInString(k), maxKeyLen)
 	case strings.ContainsRune(k, 0):
 		return atlas.Invalidf("%s key contains a NUL character", kind)
 	}
@@ -42,7 +41,7 @@ func metricValue(key string, v any) (any, error) {
 	case json.Number:
 		f, err := x.Float64()
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, atlas.Invalidf("metric %s: value %s is out of range (metrics must be finite numbers)", shorten(key), shorten(string(x)))
+			return nil, atlas.Invalidf("metric %s: value %s is out of range (metrics must be finite numbers)", atlas.Shorten(key), atlas.Shorten(string(x)))
 		}
 		return x, nil
 	case float64:
@@ -52,7 +51,7 @@ func metricValue(key string, v any) (any, error) {
 		return x, nil
 	case string:
 		if utf8.RuneCountInString(x) > maxStringValue {
-			return nil, atlas.Invalidf("metric %s: string value is longer than %d characters", shorten(key), maxStringValue)
+			return nil, atlas.Invalidf("metric %s: string value is longer than %d characters", atlas.Shorten(key), maxStringValue)
 		}
 		return x, nil
 	case bool:
@@ -61,15 +60,7 @@ func metricValue(key string, v any) (any, error) {
 		}
 		return json.Number("0"), nil
 	}
-	return nil, atlas.Invalidf("metric %s: value must be a number or a string, got %s", shorten(key), jsonKind(v))
-}
-
-// shorten quotes s for an error message, cut to a readable length.
-func shorten(s string) string {
-	if r := []rune(s); len(r) > 40 {
-		s = string(r[:37]) + "..."
-	}
-	return strconv.Quote(s)
+	return nil, atlas.Invalidf("metric %s: value must be a number or a string, got %s", atlas.Shorten(key), jsonKind(v))
 }
 
 func jsonKind(v any) string {
@@ -96,7 +87,7 @@ func (s *Service) trackBatch(jobID string, b *sdk.TrackBatch) (*store.TrackBatch
 		}
 		if f, ok := v.(json.Number); ok {
 			if x, err := f.Float64(); err != nil || math.IsInf(x, 0) {
-				return nil, atlas.Invalidf("param %s: value %s is out of range", shorten(k), shorten(string(f)))
+				return nil, atlas.Invalidf("param %s: value %s is out of range", atlas.Shorten(k), atlas.Shorten(string(f)))
 			}
 		}
 	}

@@ -108,10 +108,15 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 				"workers": func() { cfg.Workers = fl.Workers }, "executor": func() { cfg.Executor = fl.Executor },
 				"python": func() { cfg.Python = fl.Python }, "worker-image": func() { cfg.WorkerImage = fl.WorkerImage },
 				"auth": func() { cfg.Auth = fl.Auth }, "tls-cert": func() { cfg.TLSCert = fl.TLSCert },
-				"tls-key": func() { cfg.TLSKey = fl.TLSKey },
+				"tls-key": func() { cfg.TLSKey = fl.TLSKey }, "allowed-hosts": func() { cfg.AllowedHosts = fl.AllowedHosts },
 			} {
 				if flags.Changed(name) {
 					apply()
+				}
+			}
+			for _, h := range cfg.AllowedHosts {
+				if !config.ValidHostPattern(h) {
+					return fmt.Errorf("--allowed-hosts: want host names such as atlas.example.org or *.example.org, got %q", h)
 				}
 			}
 			if gpus != "" {
@@ -158,6 +163,8 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&insecure, "insecure", false, "allow listening on a non-loopback address without --auth")
 	f.StringVar(&fl.TLSCert, "tls-cert", "", "serve HTTPS with this certificate file (PEM)")
 	f.StringVar(&fl.TLSKey, "tls-key", "", "the certificate's private key file (PEM)")
+	f.StringSliceVar(&fl.AllowedHosts, "allowed-hosts", nil,
+		"names browsers may reach the server by, besides localhost, IP addresses and --host (comma-separated; *.example.org for subdomains)")
 	return cmd
 }
 
@@ -304,7 +311,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	}
 	defer sched.Stop()
 	handler := api.New(api.Config{Jobs: svc, Store: st, Blobs: blobs, Logs: logDir, Queue: sched, Version: version.Get(),
-		MaxBundleBytes: cfg.MaxBundleBytes, Auth: cfg.Auth, Web: web.FS(), Logger: logger})
+		MaxBundleBytes: cfg.MaxBundleBytes, Auth: cfg.Auth, AllowedHosts: serverNames(cfg), Web: web.FS(), Logger: logger})
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second,
@@ -453,6 +460,19 @@ func reachableByOthers(python, home string) error {
 			return nil
 		}
 	}
+}
+
+// serverNames are the host names browsers may address the server by, besides localhost and IP
+// addresses: the one it listens on, the machine's name when it listens on every address, and
+// allowed_hosts.
+func serverNames(cfg config.Server) []string {
+	names := append([]string{cfg.Host}, cfg.AllowedHosts...)
+	if loopbackFor(cfg.Host) != cfg.Host { // 0.0.0.0, ::
+		if h, err := os.Hostname(); err == nil {
+			names = append(names, h)
+		}
+	}
+	return names
 }
 
 // loopbackFor returns the address jobs on this machine use to reach a server bound to host.

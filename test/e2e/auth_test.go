@@ -47,6 +47,9 @@ func apiAs(t *testing.T, s *Server, token, method, path string, body any) (int, 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := s.http.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -131,6 +134,7 @@ func TestAuthTokensUsersAndJobTokens(t *testing.T) {
 		req, err := http.NewRequest(method, s.URL+path, strings.NewReader(payload))
 		require.NoError(t, err)
 		req.AddCookie(stale)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := s.http.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()

@@ -19,12 +19,27 @@ import (
 // rawAPI sends a request with a raw body and returns the status and the error message.
 func rawAPI(t *testing.T, s *Server, method, path, contentType string, body []byte) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
-	require.NoError(t, err)
+	headers := map[string]string{}
 	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+		headers["Content-Type"] = contentType
 	}
-	resp, err := s.http.Do(req)
+	return send(t, s.http, s.URL, method, path, bytes.NewReader(body), headers)
+}
+
+// send sends a request with the given headers (Host among them) to base (through client) and
+// returns the status and the error message, or the body if it is not an error.
+func send(t *testing.T, client *http.Client, base, method, path string, body io.Reader, headers map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, body)
+	require.NoError(t, err)
+	for k, v := range headers {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
@@ -97,7 +112,7 @@ func TestHostileUploads(t *testing.T) {
 	// A truncated upload: the connection ends before the announced length.
 	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
 	require.NoError(t, err)
-	fmt.Fprintf(conn, "PUT /api/v1/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+	fmt.Fprintf(conn, "PUT /api/v1/blobs/%s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		digestOf(append(data, data...)), 2*len(data), data)
 	require.NoError(t, conn.(*net.TCPConn).CloseWrite())
 	reply, _ := io.ReadAll(conn)
