@@ -232,14 +232,17 @@ type ClearQueueResult struct {
 
 // Project is a project with counts of its jobs by state.
 type Project struct {
-	Name         string         `json:"name"`
-	CreatedAt    time.Time      `json:"created_at"`
-	LastActivity time.Time      `json:"last_activity"`
-	Description  string         `json:"description"`
-	Counts       map[string]int `json:"counts"`
-	Tags         []string       `json:"tags"`
-	Users        []string       `json:"users"`
-	Jobs         int            `json:"jobs"`
+	Name         string    `json:"name"`
+	CreatedAt    time.Time `json:"created_at"`
+	LastActivity time.Time `json:"last_activity"`
+	Description  string    `json:"description"`
+	// DescriptionBy and DescriptionAt say who last edited the description, and when.
+	DescriptionBy string         `json:"description_by,omitempty"`
+	DescriptionAt *time.Time     `json:"description_at,omitempty"`
+	Counts        map[string]int `json:"counts"`
+	Tags          []string       `json:"tags"`
+	Users         []string       `json:"users"`
+	Jobs          int            `json:"jobs"`
 }
 
 // Values holds columns of values of a project's jobs: entry i of every slice is job IDs[i].
@@ -256,6 +259,14 @@ type Note struct {
 	Author    string    `json:"author"`
 	Message   string    `json:"message"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// DescriptionEdit is one edit of a project's description.
+type DescriptionEdit struct {
+	ID          int64     `json:"id"`
+	Editor      string    `json:"editor"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // Health is the answer of GET /api/v1/health.

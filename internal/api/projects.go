@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/store"
@@ -15,7 +18,7 @@ import (
 
 func projectWire(p store.Project) sdk.Project {
 	out := sdk.Project{Name: p.Name, CreatedAt: p.CreatedAt, LastActivity: p.LastActivity, Description: p.Description,
-		Counts: map[string]int{}, Tags: p.Tags, Users: p.Users}
+		DescriptionBy: p.DescriptionBy, DescriptionAt: p.DescriptionAt, Counts: map[string]int{}, Tags: p.Tags, Users: p.Users}
 	for st, n := range p.Counts {
 		out.Counts[string(st)] = n
 		out.Jobs += n
@@ -77,17 +80,69 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
+// maxNameLen caps the names a client gives for itself (a note's author without --auth).
+const maxNameLen = 100
+
+// actor returns who makes a change to a project: with --auth the authenticated user, whatever
+// the request says; without it nobody is authenticated, and the name the client gives (the
+// GUI's "your name") is recorded as given, as a job's user is.
+func (s *Server) actor(r *http.Request, claimed string) (string, error) {
+	if s.cfg.Auth {
+		return callerOf(r).User, nil
+	}
+	claimed = strings.TrimSpace(claimed)
+	if utf8.RuneCountInString(claimed) > maxNameLen || strings.ContainsFunc(claimed, unicode.IsControl) {
+		return "", atlas.Invalidf("name %s: want at most %d characters, no control characters", atlas.Shorten(claimed), maxNameLen)
+	}
+	return claimed, nil
+}
+
+// setDescription replaces a project's description; the store keeps every edit. With --auth,
+// an admin or a user who has jobs in the project may edit it: a description is what the
+// project's people write about their work, and anyone else may still add notes.
 func (s *Server) setDescription(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Description string `json:"description"`
+		Editor      string `json:"editor"`
 	}
 	if err := decode(w, r, 1<<20, &body); err != nil {
 		return err
 	}
-	if err := s.cfg.Store.ProjectSetDescription(r.Context(), r.PathValue("name"), body.Description); err != nil {
+	name := r.PathValue("name")
+	editor, err := s.actor(r, body.Editor)
+	if err != nil {
+		return err
+	}
+	if p := callerOf(r); s.cfg.Auth && !p.Admin {
+		proj, err := s.cfg.Store.ProjectGet(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(proj.Users, p.User) {
+			return atlas.Deniedf("only admins and users with jobs in project %s may edit its description; add a note instead", atlas.Shorten(name))
+		}
+	}
+	if err := s.cfg.Store.ProjectSetDescription(r.Context(), name, body.Description, editor); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) descriptionHistory(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if _, err := s.cfg.Store.ProjectGet(r.Context(), name); err != nil {
+		return err
+	}
+	edits, err := s.cfg.Store.ProjectDescriptionHistory(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	out := make([]sdk.DescriptionEdit, len(edits))
+	for i, e := range edits {
+		out[i] = sdk.DescriptionEdit{ID: e.ID, Editor: e.Editor, Description: e.Description, CreatedAt: e.CreatedAt}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -108,6 +163,7 @@ func (s *Server) listNotes(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// addNote adds a note to a project, by its author: with --auth, the authenticated user.
 func (s *Server) addNote(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		Author  string `json:"author"`
@@ -119,7 +175,11 @@ func (s *Server) addNote(w http.ResponseWriter, r *http.Request) error {
 	if strings.TrimSpace(body.Message) == "" {
 		return atlas.Invalidf("note message is empty")
 	}
-	n := &store.Note{Project: r.PathValue("name"), Author: body.Author, Message: body.Message}
+	author, err := s.actor(r, body.Author)
+	if err != nil {
+		return err
+	}
+	n := &store.Note{Project: r.PathValue("name"), Author: author, Message: body.Message}
 	if err := s.cfg.Store.NoteAdd(r.Context(), n); err != nil {
 		return err
 	}

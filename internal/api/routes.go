@@ -48,6 +48,7 @@ var routeTable = []route{
 	{"GET /api/v1/projects/{name}", (*Server).getProject, accessAny},
 	{"GET /api/v1/projects/{name}/values", (*Server).values, accessAny},
 	{"PUT /api/v1/projects/{name}/description", (*Server).setDescription, accessUser},
+	{"GET /api/v1/projects/{name}/description/history", (*Server).descriptionHistory, accessAny},
 	{"GET /api/v1/projects/{name}/notes", (*Server).listNotes, accessAny},
 	{"POST /api/v1/projects/{name}/notes", (*Server).addNote, accessUser},
 	{"GET /api/v1/events", (*Server).events, accessAny},

@@ -65,7 +65,11 @@ type Store interface {
 
 	ProjectList(ctx context.Context) ([]Project, error)
 	ProjectGet(ctx context.Context, name string) (*Project, error)
-	ProjectSetDescription(ctx context.Context, name, description string) error
+	// ProjectSetDescription replaces a project's description and records the edit (who, when,
+	// what) in its history, in one transaction.
+	ProjectSetDescription(ctx context.Context, name, description, editor string) error
+	// ProjectDescriptionHistory lists the edits of a project's description, newest first.
+	ProjectDescriptionHistory(ctx context.Context, name string) ([]DescriptionEdit, error)
 	// ProjectColumns lists the param and metric keys used by a project's jobs.
 	ProjectColumns(ctx context.Context, name string) (params, metrics []string, err error)
 	NoteAdd(ctx context.Context, n *Note) error
@@ -172,13 +176,17 @@ type TrackBatch struct {
 
 // Project is a project and a summary of its jobs.
 type Project struct {
-	Name         string              `json:"name"`
-	CreatedAt    time.Time           `json:"created_at"`
-	LastActivity time.Time           `json:"last_activity"`
-	Description  string              `json:"description"`
-	Counts       map[atlas.State]int `json:"counts"`
-	Tags         []string            `json:"tags"`
-	Users        []string            `json:"users"`
+	Name         string    `json:"name"`
+	CreatedAt    time.Time `json:"created_at"`
+	LastActivity time.Time `json:"last_activity"`
+	Description  string    `json:"description"`
+	// DescriptionBy and DescriptionAt say who last edited the description, and when (nil:
+	// never edited).
+	DescriptionBy string              `json:"description_by"`
+	DescriptionAt *time.Time          `json:"description_at"`
+	Counts        map[atlas.State]int `json:"counts"`
+	Tags          []string            `json:"tags"`
+	Users         []string            `json:"users"`
 }
 
 // User is someone who may use the server when authentication is on.
@@ -206,4 +214,13 @@ type Note struct {
 	Author    string    `json:"author"`
 	Message   string    `json:"message"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// DescriptionEdit is one edit of a project's description.
+type DescriptionEdit struct {
+	ID          int64     `json:"id"`
+	Project     string    `json:"project"`
+	Editor      string    `json:"editor"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
 }

@@ -395,3 +395,68 @@ print("SUBMITTED", d.job_name())
 	res = cli(t, clientHome, ok, "submit", "aws", ".", "main.py")
 	require.Equal(t, 0, res.Code, res.String())
 }
+
+// With --auth, a note's author and a description's editor are the authenticated user, never
+// what the request says; the description's edits are kept; only admins and the project's users
+// (who have jobs in it) may edit its description, and a job's token edits neither.
+func TestAuthProjectAuthorship(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	alice := addUser(t, home, "alice", true)
+	bob := addUser(t, home, "bob", false)
+	carol := addUser(t, home, "carol", false)
+	s := startServer(t, home, "--auth")
+	code, body := apiAs(t, s, bob, http.MethodPost, "/api/v1/jobs", map[string]any{"project": "p", "mode": "execution", "command": []string{"main.py"}})
+	require.Equal(t, http.StatusCreated, code, body)
+	var sub struct {
+		Token string `json:"token"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &sub))
+
+	code, body = apiAs(t, s, carol, http.MethodPost, "/api/v1/projects/p/notes", map[string]string{"author": "alice", "message": "I am alice"})
+	require.Equal(t, http.StatusCreated, code, body)
+	require.Contains(t, body, `"author":"carol"`)
+	code, body = apiAs(t, s, bob, http.MethodPut, "/api/v1/projects/p/description", map[string]string{"description": "# v1", "editor": "alice"})
+	require.Equal(t, http.StatusNoContent, code, body)
+	code, body = apiAs(t, s, carol, http.MethodPut, "/api/v1/projects/p/description", map[string]string{"description": "# defaced"})
+	require.Equal(t, http.StatusForbidden, code, body)
+	require.Contains(t, body, "only admins and users with jobs in project")
+	for _, path := range []string{"/api/v1/projects/p/description", "/api/v1/projects/p/notes"} {
+		method := http.MethodPost
+		if strings.HasSuffix(path, "description") {
+			method = http.MethodPut
+		}
+		code, body = apiAs(t, s, sub.Token, method, path, map[string]string{"description": "# by a job", "message": "by a job"})
+		require.Equal(t, http.StatusForbidden, code, "a job's token: %s", body)
+	}
+	code, body = apiAs(t, s, alice, http.MethodPut, "/api/v1/projects/p/description", map[string]string{"description": "# v2"})
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	var proj struct {
+		Description   string `json:"description"`
+		DescriptionBy string `json:"description_by"`
+		DescriptionAt string `json:"description_at"`
+	}
+	code, body = apiAs(t, s, carol, http.MethodGet, "/api/v1/projects/p", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.NoError(t, json.Unmarshal([]byte(body), &proj))
+	require.Equal(t, "# v2", proj.Description)
+	require.Equal(t, "alice", proj.DescriptionBy)
+	require.NotEmpty(t, proj.DescriptionAt)
+	var edits []struct {
+		Editor, Description string
+	}
+	code, body = apiAs(t, s, carol, http.MethodGet, "/api/v1/projects/p/description/history", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.NoError(t, json.Unmarshal([]byte(body), &edits))
+	require.Len(t, edits, 2, body)
+	require.Equal(t, "alice", edits[0].Editor)
+	require.Equal(t, "bob", edits[1].Editor)
+	require.Equal(t, "# v1", edits[1].Description)
+	var notes []struct{ Author, Message string }
+	code, body = apiAs(t, s, bob, http.MethodGet, "/api/v1/projects/p/notes", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.NoError(t, json.Unmarshal([]byte(body), &notes))
+	require.Len(t, notes, 1, "the job's note was refused")
+	require.Equal(t, "carol", notes[0].Author)
+}

@@ -12,15 +12,22 @@ import (
 
 // ProjectList implements store.Store.
 func (s *Store) ProjectList(ctx context.Context) ([]store.Project, error) {
-	rows, err := s.db.Query(ctx, `SELECT name, created_at, updated_at, description FROM projects ORDER BY updated_at DESC`)
+	rows, err := s.db.Query(ctx, `SELECT p.name, p.created_at, p.updated_at, p.description, COALESCE(e.editor, ''), e.created_at
+		FROM projects p LEFT JOIN description_edits e ON e.id = (SELECT MAX(id) FROM description_edits WHERE project = p.name)
+		ORDER BY p.updated_at DESC`)
 	if err != nil {
 		return nil, err
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Project, error) {
 		var p store.Project
 		var c, u int64
-		err := r.Scan(&p.Name, &c, &u, &p.Description)
+		var edited *int64
+		err := r.Scan(&p.Name, &c, &u, &p.Description, &p.DescriptionBy, &edited)
 		p.CreatedAt, p.LastActivity = time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
+		if edited != nil {
+			at := time.Unix(0, *edited).UTC()
+			p.DescriptionAt = &at
+		}
 		p.Counts = map[atlas.State]int{}
 		p.Tags, p.Users = []string{}, []string{}
 		return p, err
@@ -89,15 +96,36 @@ func (s *Store) ProjectGet(ctx context.Context, name string) (*store.Project, er
 }
 
 // ProjectSetDescription implements store.Store.
-func (s *Store) ProjectSetDescription(ctx context.Context, name, description string) error {
-	tag, err := s.db.Exec(ctx, `UPDATE projects SET description = $1 WHERE name = $2`, description, name)
-	if err != nil {
+func (s *Store) ProjectSetDescription(ctx context.Context, name, description, editor string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE projects SET description = $1 WHERE name = $2`, description, name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return atlas.NotFoundf("project %q not found", name)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO description_edits (project, editor, description, created_at) VALUES ($1, $2, $3, $4)`,
+			name, editor, description, nanos(time.Now().UTC()))
 		return err
+	})
+}
+
+// ProjectDescriptionHistory implements store.Store.
+func (s *Store) ProjectDescriptionHistory(ctx context.Context, name string) ([]store.DescriptionEdit, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, project, editor, description, created_at FROM description_edits
+		WHERE project = $1 ORDER BY id DESC`, name)
+	if err != nil {
+		return nil, err
 	}
-	if tag.RowsAffected() == 0 {
-		return atlas.NotFoundf("project %q not found", name)
-	}
-	return nil
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.DescriptionEdit, error) {
+		var e store.DescriptionEdit
+		var at int64
+		err := r.Scan(&e.ID, &e.Project, &e.Editor, &e.Description, &at)
+		e.CreatedAt = time.Unix(0, at).UTC()
+		return e, err
+	})
+	return out, err
 }
 
 // ProjectColumns implements store.Store.

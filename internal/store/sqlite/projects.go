@@ -13,7 +13,9 @@ import (
 
 // ProjectList implements store.Store.
 func (s *Store) ProjectList(ctx context.Context) ([]store.Project, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, created_at, updated_at, description FROM projects ORDER BY updated_at DESC`)
+	rows, err := s.r.QueryContext(ctx, `SELECT p.name, p.created_at, p.updated_at, p.description, COALESCE(e.editor, ''), e.created_at
+		FROM projects p LEFT JOIN description_edits e ON e.id = (SELECT MAX(id) FROM description_edits WHERE project = p.name)
+		ORDER BY p.updated_at DESC`)
 	if err != nil {
 		return nil, err
 	}
@@ -22,11 +24,12 @@ func (s *Store) ProjectList(ctx context.Context) ([]store.Project, error) {
 	for rows.Next() {
 		var p store.Project
 		var c, u int64
-		if err := rows.Scan(&p.Name, &c, &u, &p.Description); err != nil {
+		var edited sql.NullInt64
+		if err := rows.Scan(&p.Name, &c, &u, &p.Description, &p.DescriptionBy, &edited); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		p.CreatedAt, p.LastActivity = time.Unix(0, c).UTC(), time.Unix(0, u).UTC()
+		p.CreatedAt, p.LastActivity, p.DescriptionAt = time.Unix(0, c).UTC(), time.Unix(0, u).UTC(), fromNanos(edited)
 		p.Counts = map[atlas.State]int{}
 		p.Tags, p.Users = []string{}, []string{}
 		idx[p.Name] = len(out)
@@ -100,15 +103,40 @@ func (s *Store) ProjectGet(ctx context.Context, name string) (*store.Project, er
 }
 
 // ProjectSetDescription implements store.Store.
-func (s *Store) ProjectSetDescription(ctx context.Context, name, description string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE projects SET description = ? WHERE name = ?`, description, name)
-	if err != nil {
+func (s *Store) ProjectSetDescription(ctx context.Context, name, description, editor string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE projects SET description = ? WHERE name = ?`, description, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return atlas.NotFoundf("project %q not found", name)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO description_edits (project, editor, description, created_at) VALUES (?, ?, ?, ?)`,
+			name, editor, description, nanos(time.Now().UTC()))
 		return err
+	})
+}
+
+// ProjectDescriptionHistory implements store.Store.
+func (s *Store) ProjectDescriptionHistory(ctx context.Context, name string) ([]store.DescriptionEdit, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, project, editor, description, created_at FROM description_edits
+		WHERE project = ? ORDER BY id DESC`, name)
+	if err != nil {
+		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return atlas.NotFoundf("project %q not found", name)
+	defer rows.Close()
+	out := []store.DescriptionEdit{}
+	for rows.Next() {
+		var e store.DescriptionEdit
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Project, &e.Editor, &e.Description, &at); err != nil {
+			return nil, err
+		}
+		e.CreatedAt = time.Unix(0, at).UTC()
+		out = append(out, e)
 	}
-	return nil
+	return out, rows.Err()
 }
 
 // ProjectColumns implements store.Store.

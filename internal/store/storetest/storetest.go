@@ -358,18 +358,65 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Equal(t, 1, p.Counts[atlas.StateFailed])
 		require.Equal(t, []string{"best"}, p.Tags)
 		require.Equal(t, []string{"tester"}, p.Users)
-		require.NoError(t, s.ProjectSetDescription(ctx, "p", "# Hello"))
+		require.Empty(t, p.DescriptionBy)
+		require.Nil(t, p.DescriptionAt, "never described")
+		require.NoError(t, s.ProjectSetDescription(ctx, "p", "# Hello", "alice"))
 		p, err = s.ProjectGet(ctx, "p")
 		require.NoError(t, err)
 		require.Equal(t, "# Hello", p.Description)
-		require.ErrorIs(t, s.ProjectSetDescription(ctx, "nope", "x"), atlas.ErrNotFound)
+		require.Equal(t, "alice", p.DescriptionBy)
+		require.NotNil(t, p.DescriptionAt)
+		require.ErrorIs(t, s.ProjectSetDescription(ctx, "nope", "x", "alice"), atlas.ErrNotFound)
 		require.NoError(t, s.NoteAdd(ctx, &store.Note{Project: "p", Author: "me", Message: "first"}))
 		require.NoError(t, s.NoteAdd(ctx, &store.Note{Project: "p", Author: "me", Message: "second"}))
 		notes, err := s.Notes(ctx, "p")
 		require.NoError(t, err)
 		require.Len(t, notes, 2)
 		require.Equal(t, "second", notes[0].Message)
+		require.Equal(t, "me", notes[0].Author)
 		require.ErrorIs(t, s.NoteAdd(ctx, &store.Note{Project: "nope", Message: "x"}), atlas.ErrNotFound)
+	})
+
+	t.Run("DescriptionHistory", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		require.NoError(t, s.JobInsert(ctx, newJob("a", "p")))
+		require.NoError(t, s.JobInsert(ctx, newJob("b", "q")))
+		edits, err := s.ProjectDescriptionHistory(ctx, "p")
+		require.NoError(t, err)
+		require.Empty(t, edits)
+		for i, e := range []struct{ by, text string }{{"alice", "v1"}, {"bob", "v2"}, {"alice", ""}, {"carol", "v4"}} {
+			require.NoError(t, s.ProjectSetDescription(ctx, "p", e.text, e.by), "edit %d", i)
+		}
+		require.NoError(t, s.ProjectSetDescription(ctx, "q", "other", "dave"))
+		edits, err = s.ProjectDescriptionHistory(ctx, "p")
+		require.NoError(t, err)
+		require.Len(t, edits, 4, "every edit is kept, an emptied description too")
+		var got []string
+		for _, e := range edits {
+			require.Equal(t, "p", e.Project)
+			require.False(t, e.CreatedAt.IsZero())
+			got = append(got, e.Editor+":"+e.Description)
+		}
+		require.Equal(t, []string{"carol:v4", "alice:", "bob:v2", "alice:v1"}, got, "newest first")
+		require.False(t, edits[0].CreatedAt.Before(edits[3].CreatedAt))
+		list, err := s.ProjectList(ctx)
+		require.NoError(t, err)
+		by := map[string]string{}
+		for _, p := range list {
+			by[p.Name] = p.DescriptionBy + ":" + p.Description
+			require.NotNil(t, p.DescriptionAt, p.Name)
+		}
+		require.Equal(t, map[string]string{"p": "carol:v4", "q": "dave:other"}, by, "the last edit")
+		p, err := s.ProjectGet(ctx, "p")
+		require.NoError(t, err)
+		require.Equal(t, edits[0].CreatedAt, *p.DescriptionAt)
+		// An edit of a project that does not exist leaves no trace.
+		require.ErrorIs(t, s.ProjectSetDescription(ctx, "nope", "x", "eve"), atlas.ErrNotFound)
+		edits, err = s.ProjectDescriptionHistory(ctx, "nope")
+		require.NoError(t, err)
+		require.Empty(t, edits)
 	})
 
 	t.Run("UsersAndTokens", func(t *testing.T) {

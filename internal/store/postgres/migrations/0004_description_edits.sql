@@ -1,0 +1,11 @@
+-- Every edit of a project's description: who made it, when, and the text it left. The last
+-- one says who edited the description last; descriptions written before this table existed
+-- have no edit.
+CREATE TABLE description_edits (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    project     TEXT COLLATE "C" NOT NULL REFERENCES projects(name),
+    editor      TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX description_edits_project ON description_edits(project, id);
