@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '../..');
@@ -96,3 +96,28 @@ export async function launchBrowser() {
   };
 }
 
+/**
+ * Compiles modules of src/ (name -> path under src/) with Vite and imports them, for tests
+ * without a browser. Returns their exports merged, and a function that removes the output.
+ */
+export async function compileModules(entries) {
+  const { build } = await import('vite');
+  // Inside node_modules, so that the compiled modules find preact there.
+  const out = fs.mkdtempSync(path.join(here, '../node_modules/.atlas-web-test-'));
+  const src = path.join(here, '../src');
+  await build({
+    configFile: false,
+    logLevel: 'silent',
+    root: path.join(here, '..'),
+    build: {
+      outDir: out,
+      emptyOutDir: true,
+      minify: false,
+      lib: { entry: Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, path.join(src, v)])), formats: ['es'] },
+      rollupOptions: { external: [/^preact/] },
+    },
+  });
+  const mod = {};
+  for (const name of Object.keys(entries)) Object.assign(mod, await import(pathToFileURL(path.join(out, `${name}.js`)).href));
+  return { mod, remove: () => fs.rmSync(out, { recursive: true, force: true }) };
+}

@@ -2,39 +2,19 @@
 // compiles them to a temporary directory, then node:test imports them. No browser needed.
 //   node --test tests/units.test.mjs
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { pathToFileURL } from 'node:url';
-import { here } from './lib.mjs';
+import { compileModules } from './lib.mjs';
 
-let out;
 const mod = {};
+let remove;
 
 before(async () => {
-  const { build } = await import('vite');
-  out = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-web-units-'));
-  const src = path.join(here, '../src');
-  await build({
-    configFile: false,
-    logLevel: 'silent',
-    root: path.join(here, '..'),
-    build: {
-      outDir: out,
-      emptyOutDir: true,
-      minify: false,
-      lib: {
-        entry: { markdown: `${src}/markdown.ts`, ansi: `${src}/ansi.ts`, format: `${src}/format.ts`, artifacts: `${src}/components/artifacts.tsx` },
-        formats: ['es'],
-      },
-      rollupOptions: { external: [/^preact/] },
-    },
-  });
-  for (const name of ['markdown', 'ansi', 'format', 'artifacts']) Object.assign(mod, await import(pathToFileURL(path.join(out, `${name}.js`)).href));
+  const c = await compileModules({ markdown: 'markdown.ts', ansi: 'ansi.ts', format: 'format.ts', artifacts: 'components/artifacts.tsx' });
+  Object.assign(mod, c.mod);
+  remove = c.remove;
 });
 
-after(() => out && fs.rmSync(out, { recursive: true, force: true }));
+after(() => remove?.());
 
 describe('markdown', () => {
   test('renders headings, emphasis, lists, code, tables and links', () => {
