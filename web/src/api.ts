@@ -1,6 +1,6 @@
 // A small client for /api/v1 on the same origin. Every failure becomes an ApiError whose message
 // is the server's one-line error, ready for a toast.
-import type { Filter, Health, Job, JobList, MetricSeries, Note, Project, Queue, Values, Who } from './types';
+import type { DescriptionEdit, Filter, Health, Job, JobList, MetricSeries, Note, Project, Queue, Values, Who } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -134,8 +134,10 @@ export const api = {
     if (filters.length) p.set('filters', JSON.stringify(filters));
     return json<Values>('GET', `/projects/${enc(project)}/values?${p}`, undefined, signal);
   },
-  setDescription: (project: string, description: string) =>
-    request('PUT', `/projects/${enc(project)}/description`, { description }).then(() => undefined),
+  /** editor: who edits, recorded without --auth (with it, the server signs the edit). */
+  setDescription: (project: string, description: string, editor: string) =>
+    request('PUT', `/projects/${enc(project)}/description`, { description, editor }).then(() => undefined),
+  descriptionHistory: (project: string) => json<DescriptionEdit[]>('GET', `/projects/${enc(project)}/description/history`),
   notes: (project: string) => json<Note[]>('GET', `/projects/${enc(project)}/notes`),
   addNote: (project: string, author: string, message: string) =>
     json<Note>('POST', `/projects/${enc(project)}/notes`, { author, message }),

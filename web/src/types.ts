@@ -87,10 +87,20 @@ export interface Project {
   created_at: string;
   last_activity: string;
   description: string;
+  description_by?: string; // who last edited the description
+  description_at?: string; // when (absent: never edited)
   counts: Record<string, number>;
   tags: string[] | null;
   users?: string[] | null; // who submitted jobs to it
   jobs: number;
+}
+
+/** One edit of a project's description. */
+export interface DescriptionEdit {
+  id: number;
+  editor: string;
+  description: string;
+  created_at: string;
 }
 
 export interface Note {

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { CI, here, launchBrowser, missing, serverBin, startServer } from './lib.mjs';
+import { CI, collectErrors, here, launchBrowser, missing, serverBin, startServer } from './lib.mjs';
 
 const shots = path.join(here, 'screenshots');
 const PROJECT = 'auth-test';
@@ -75,7 +75,7 @@ function suite() {
     browser = await launchBrowser();
     page = await browser.ctx.newPage();
     page.setDefaultTimeout(20000);
-    page.on('pageerror', (e) => errors.push(e.message));
+    collectErrors(page, errors);
   });
 
   after(async () => {
@@ -154,6 +154,25 @@ function suite() {
       assert.match(await t.innerText(), /^!?\s*Delete: job \S+ belongs to alice; only they or an admin can stop or delete it/);
       assert.equal((await call('GET', `/jobs/${jobs.alice1}`, tokens.bob.token)).id, jobs.alice1);
       await page.locator('[data-testid="job-page"]').waitFor(); // still there
+    });
+
+    test('notes and description edits are signed with the signed-in user', async () => {
+      await page.goto(`${base}/projects/${PROJECT}/overview`);
+      const notes = page.locator('[data-testid="notes"]');
+      await notes.getByText('as bob').waitFor();
+      assert.equal(await notes.locator('input[aria-label="Author"]').count(), 0, 'no name to type: the server knows it');
+      await notes.locator('textarea').fill('bob was here');
+      await notes.getByRole('button', { name: 'Add note' }).click();
+      await notes.locator('.note').filter({ hasText: 'bob was here' }).locator('strong').filter({ hasText: /^bob$/ }).waitFor();
+      await page.locator('[data-testid="edit-description"]').click();
+      await page.locator('[data-testid="description"] textarea').fill('# Plan\n\nbob’s plan');
+      await page.locator('[data-testid="save-description"]').click();
+      await page.locator('[data-testid="description-edited"]').filter({ hasText: /^Edited by bob/ }).waitFor();
+      await shot('overview-signed-in');
+      // What another client claims to be does not count either.
+      await call('POST', `/projects/${PROJECT}/notes`, tokens.carol.token, { author: 'alice', message: 'not alice' });
+      const all = await call('GET', `/projects/${PROJECT}/notes`, tokens.bob.token);
+      assert.deepEqual(all.map((n) => `${n.author}: ${n.message}`), ['carol: not alice', 'bob: bob was here']);
     });
 
     test('signing out returns to the sign-in page; the cookie is gone', async () => {

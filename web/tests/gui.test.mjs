@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { CI, cliBin, here, launchBrowser, missing, repo, serverBin, startServer } from './lib.mjs';
+import { CI, cliBin, collectErrors, here, launchBrowser, missing, repo, serverBin, startServer } from './lib.mjs';
 
 const shots = path.join(here, 'screenshots');
 const ANSI_RED = 'rgb(239, 107, 115)'; // how the log view renders ESC[31m
@@ -84,7 +84,7 @@ function suite() {
     browser = await launchBrowser();
     page = await browser.ctx.newPage();
     page.setDefaultTimeout(20000);
-    page.on('pageerror', (e) => errors.push(e.message));
+    collectErrors(page, errors);
 
     // Jobs: three trainings, a failure, then three that keep the workers busy.
     jobs.t1 = await submit('train', '--lr', '0.1', '--epochs', '20');
@@ -379,7 +379,7 @@ function suite() {
       // request the app makes counted.
       const p = await browser.ctx.newPage();
       p.setDefaultTimeout(20000);
-      p.on('pageerror', (e) => errors.push(e.message));
+      collectErrors(p, errors);
       await p.addInitScript(() => {
         window.__fetched = [];
         const f = window.fetch;
@@ -478,6 +478,7 @@ function suite() {
       await page.locator('[data-testid="edit-description"]').click();
       const md = '# Goals\n\nFind a **good** learning rate.\n\n- fast\n- stable\n\n<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> [bad](javascript:window.__xss=3) [docs](https://example.com)';
       await page.locator('[data-testid="description"] textarea').fill(md);
+      await page.locator('[data-testid="description"] input[aria-label="Author"]').fill('tester');
       await page.locator('[data-testid="save-description"]').click();
       const out = page.locator('[data-testid="description-md"]');
       await out.locator('h1').filter({ hasText: 'Goals' }).waitFor();
@@ -488,6 +489,11 @@ function suite() {
       assert.equal(await out.locator('a[href="https://example.com"]').count(), 1);
       assert.equal(await page.evaluate(() => window.__xss), undefined);
       assert.equal((await apiGet('/projects/gui-test')).description, md);
+      // Who edited it, and the edits.
+      await page.locator('[data-testid="description-edited"]').filter({ hasText: /^Edited by tester/ }).waitFor();
+      await page.locator('[data-testid="description-edited"] button').filter({ hasText: 'History' }).click();
+      await page.locator('[data-testid="description-history"] li').filter({ hasText: 'tester' }).waitFor();
+      assert.equal(await page.locator('[data-testid="description-history"] li').count(), 1);
       await page.locator('[data-testid="notes"] textarea').fill('lr 0.1 looks best');
       await page.locator('[data-testid="notes"] input[aria-label="Author"]').fill('tester');
       await page.getByRole('button', { name: 'Add note' }).click();

@@ -78,13 +78,24 @@ export async function startServer(home, extraArgs = []) {
   };
 }
 
-export async function launchBrowser() {
+/**
+ * Collects a page's script errors, and what its Content-Security-Policy refused (the browser
+ * reports that on the console only), into errors.
+ */
+export function collectErrors(page, errors) {
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
+}
+
+export async function launchBrowser(extraArgs = []) {
   const { chromium } = await import('playwright-core');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-chromium-'));
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
     viewport: { width: 1440, height: 900 },
   });
   return {

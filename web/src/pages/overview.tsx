@@ -1,6 +1,7 @@
 // The project overview: metrics across jobs over time, the markdown description and notes.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api } from '../api';
+import { useWho } from '../auth';
 import { Chart, PALETTE } from '../components/chart';
 import type { Series } from '../components/chart';
 import { CountsBar } from '../components/counts';
@@ -11,7 +12,7 @@ import { fmtAgo, fmtTime, shortId } from '../format';
 import { renderMarkdown } from '../markdown';
 import { navigate } from '../router';
 import { toast, toastError } from '../toast';
-import type { Note, Values } from '../types';
+import type { DescriptionEdit, Note, Values } from '../types';
 
 function MetricsOverTime({ project }: { project: string }) {
   const [keys, setKeys] = useState<string[] | null>(null);
@@ -105,17 +106,59 @@ function MetricsOverTime({ project }: { project: string }) {
   );
 }
 
-function Description({ project, text, onSaved }: { project: string; text: string; onSaved: () => void }) {
+/** Who writes, as typed in this browser: recorded as given when the server has no --auth. */
+function useAuthorName(): [string, (name: string) => void] {
+  const [name, setName] = useState(() => localStorage.getItem('atlas.author') ?? '');
+  return [
+    name,
+    (n: string) => {
+      setName(n);
+      localStorage.setItem('atlas.author', n);
+    },
+  ];
+}
+
+/** Without --auth, a field for the writer's name; with it, who the server will record. */
+function Signature({ name, setName }: { name: string; setName: (n: string) => void }) {
+  const who = useWho();
+  if (who?.auth) return <span class="subtle small signature">as {who.user}</span>;
+  return <input type="text" placeholder="Your name" value={name} onInput={(e) => setName(e.currentTarget.value)} aria-label="Author" />;
+}
+
+function History({ project, at }: { project: string; at?: string }) {
+  const [edits, setEdits] = useState<DescriptionEdit[] | null>(null);
+  useEffect(() => {
+    api.descriptionHistory(project).then(setEdits, (e) => toastError(e, 'History'));
+  }, [project, at]);
+  if (edits === null) return <Loading />;
+  return (
+    <ol class="md-history" data-testid="description-history">
+      {edits.map((e) => (
+        <li key={e.id}>
+          <strong>{e.editor || 'anonymous'}</strong>{' '}
+          <span class="subtle" title={fmtTime(e.created_at, true)}>
+            {fmtAgo(e.created_at)}
+          </span>
+          {!e.description.trim() && <span class="subtle"> (emptied)</span>}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function Description({ project, text, by, at, onSaved }: { project: string; text: string; by?: string; at?: string; onSaved: () => void }) {
   const [editing, setEditing] = useState(false);
+  const [history, setHistory] = useState(false);
   const [draft, setDraft] = useState(text);
   const [busy, setBusy] = useState(false);
+  const [name, setName] = useAuthorName();
   useEffect(() => {
     if (!editing) setDraft(text);
   }, [text]);
   const save = async () => {
     setBusy(true);
     try {
-      await api.setDescription(project, draft);
+      await api.setDescription(project, draft, name.trim());
       setEditing(false);
       toast('Description saved', 'success');
       onSaved();
@@ -131,6 +174,7 @@ function Description({ project, text, onSaved }: { project: string; text: string
         <h3>Description</h3>
         {editing ? (
           <div class="card-tools">
+            <Signature name={name} setName={setName} />
             <button class="btn" onClick={() => (setEditing(false), setDraft(text))}>
               Cancel
             </button>
@@ -154,13 +198,23 @@ function Description({ project, text, onSaved }: { project: string; text: string
       ) : (
         <div class="subtle">Your project overview is empty! Click Edit to add a description (Markdown).</div>
       )}
+      {at && !editing && (
+        <div class="subtle small md-edited" data-testid="description-edited">
+          Edited by <strong>{by || 'anonymous'}</strong>{' '}
+          <span title={fmtTime(at, true)}>{fmtAgo(at)}</span> ·{' '}
+          <button class="link-btn" onClick={() => setHistory(!history)} aria-expanded={history}>
+            {history ? 'Hide history' : 'History'}
+          </button>
+        </div>
+      )}
+      {history && !editing && <History project={project} at={at} />}
     </section>
   );
 }
 
 function Notes({ project }: { project: string }) {
   const [notes, setNotes] = useState<Note[] | null>(null);
-  const [author, setAuthor] = useState(() => localStorage.getItem('atlas.author') ?? '');
+  const [author, setAuthor] = useAuthorName();
   const [msg, setMsg] = useState('');
   const load = () => api.notes(project).then(setNotes, (e) => toastError(e, 'Notes'));
   useEffect(() => void load(), [project]);
@@ -168,7 +222,6 @@ function Notes({ project }: { project: string }) {
     e.preventDefault();
     if (!msg.trim()) return;
     try {
-      localStorage.setItem('atlas.author', author);
       await api.addNote(project, author.trim(), msg);
       setMsg('');
       load();
@@ -182,7 +235,7 @@ function Notes({ project }: { project: string }) {
       <form class="note-form" onSubmit={add}>
         <textarea placeholder="Add a note…" value={msg} onInput={(e) => setMsg(e.currentTarget.value)} rows={3} aria-label="Note" onKeyDown={(e) => (e.ctrlKey || e.metaKey) && e.key === 'Enter' && add(e)} />
         <div class="note-form-row">
-          <input type="text" placeholder="Your name" value={author} onInput={(e) => setAuthor(e.currentTarget.value)} aria-label="Author" />
+          <Signature name={author} setName={setAuthor} />
           <button class="btn primary" type="submit" disabled={!msg.trim()}>
             Add note
           </button>
@@ -225,7 +278,7 @@ export function OverviewPage({ project }: { project: string }) {
       <ProjectHeader name={project} project={proj} tab="overview" />
       <div class="overview-grid">
         <div class="overview-main">
-          {proj && <Description project={project} text={proj.description} onSaved={reloadProject} />}
+          {proj && <Description project={project} text={proj.description} by={proj.description_by} at={proj.description_at} onSaved={reloadProject} />}
           <section class="card pad-card">
             <h3>Metrics across jobs</h3>
             <MetricsOverTime project={project} />
