@@ -124,6 +124,9 @@ type Job struct {
 	Metrics   []Metric          `json:"metrics"`
 	Tags      map[string]string `json:"tags"`
 	Artifacts []Artifact        `json:"artifacts,omitempty"`
+	// KeysTruncated is set in a listing when Params or Metrics hold only the job's first
+	// 1,000 (by name); GET /api/v1/jobs/{id} has them all.
+	KeysTruncated bool `json:"keys_truncated,omitempty"`
 
 	// QueuePosition (1-based) and WaitingReason are set for queued jobs.
 	QueuePosition int    `json:"queue_position,omitempty"`
@@ -137,6 +140,8 @@ type JobList struct {
 	// Params and Metrics list the keys used in the project, when the list is for one project.
 	Params  []string `json:"params,omitempty"`
 	Metrics []string `json:"metrics,omitempty"`
+	// ColumnsTruncated says Params or Metrics were cut to their first 5,000 names.
+	ColumnsTruncated bool `json:"columns_truncated,omitempty"`
 }
 
 // Filter narrows a job list; see the OpenAPI description of GET /api/v1/jobs.

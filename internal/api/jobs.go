@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,8 +49,17 @@ func toWire(j *atlas.Job) *sdk.Job {
 	return w
 }
 
-// enrich adds params, metric summaries and tags to jobs, in three queries.
-func (s *Server) enrich(ctx context.Context, jobs []*sdk.Job) error {
+// listedKeys caps the params and the metrics of each job in a listing (a job may have up to
+// the server's max_keys_per_job of each; GET /jobs/{id} has them all), and listedColumns the
+// param and metric names of a project, so a listing stays a page, whatever jobs logged.
+const (
+	listedKeys    = 1000
+	listedColumns = 5000
+)
+
+// enrich adds params, metric summaries and tags to jobs, in three queries; with perJob > 0 at
+// most perJob params and metrics of each (the first by name), and keys_truncated says so.
+func (s *Server) enrich(ctx context.Context, jobs []*sdk.Job, perJob int) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -70,9 +81,20 @@ func (s *Server) enrich(ctx context.Context, jobs []*sdk.Job) error {
 	}
 	for _, j := range jobs {
 		if p := params[j.ID]; p != nil {
+			if perJob > 0 && len(p) > perJob {
+				for _, k := range slices.Sorted(maps.Keys(p))[perJob:] {
+					delete(p, k)
+				}
+				j.KeysTruncated = true
+			}
 			j.Params = p
 		}
-		for _, m := range metrics[j.ID] {
+		ms := metrics[j.ID]
+		if perJob > 0 && len(ms) > perJob {
+			slices.SortFunc(ms, func(a, b atlas.MetricSummary) int { return strings.Compare(a.Key, b.Key) })
+			ms, j.KeysTruncated = ms[:perJob], true
+		}
+		for _, m := range ms {
 			j.Metrics = append(j.Metrics, sdk.Metric{Key: m.Key, Last: m.Last, LastStep: m.LastStep, Count: m.Count, Min: m.Min, Max: m.Max})
 		}
 		if t := tags[j.ID]; t != nil {
@@ -85,7 +107,7 @@ func (s *Server) enrich(ctx context.Context, jobs []*sdk.Job) error {
 // fullJob returns one job with everything tracked for it and, if queued, its queue position.
 func (s *Server) fullJob(ctx context.Context, j *atlas.Job) (*sdk.Job, error) {
 	w := toWire(j)
-	if err := s.enrich(ctx, []*sdk.Job{w}); err != nil {
+	if err := s.enrich(ctx, []*sdk.Job{w}, 0); err != nil {
 		return nil, err
 	}
 	arts, err := s.cfg.Store.Artifacts(ctx, j.ID)
@@ -259,7 +281,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 	for i, j := range jobs {
 		out.Jobs[i] = toWire(j)
 	}
-	if err := s.enrich(ctx, out.Jobs); err != nil {
+	if err := s.enrich(ctx, out.Jobs, listedKeys); err != nil {
 		return err
 	}
 	// A project's param and metric names are of every user's jobs: not for a job's token,
@@ -267,6 +289,10 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 	if p.Project != "" && callerOf(r).JobID == "" {
 		if out.Params, out.Metrics, err = s.cfg.Store.ProjectColumns(ctx, p.Project); err != nil {
 			return err
+		}
+		if len(out.Params) > listedColumns || len(out.Metrics) > listedColumns {
+			out.Params, out.Metrics = out.Params[:min(len(out.Params), listedColumns)], out.Metrics[:min(len(out.Metrics), listedColumns)]
+			out.ColumnsTruncated = true
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

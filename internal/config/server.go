@@ -53,6 +53,9 @@ type Server struct {
 	// any other host are refused, so that no web page can reach the server by re-pointing its
 	// own name at it (DNS rebinding).
 	AllowedHosts []string
+	// MaxKeysPerJob caps the distinct params, metrics and tags of a job (each); MaxKeysPerBatch
+	// the keys of one tracking request.
+	MaxKeysPerJob, MaxKeysPerBatch int
 }
 
 // executors are the accepted values of executor.
@@ -72,6 +75,8 @@ func DefaultServer() Server {
 		MaxBundleFiles:   1_000_000,
 		HeartbeatTimeout: 5 * time.Minute,
 		WorkerImage:      "atlas-ce/worker:latest",
+		MaxKeysPerJob:    10_000,
+		MaxKeysPerBatch:  10_000,
 	}
 }
 
@@ -148,6 +153,16 @@ func LoadServer(s *Server) ([]string, error) {
 						return nil, p.errf(v, k, "want host names such as atlas.example.org or *.example.org, got %q", h)
 					}
 				}
+			}
+		case "max_keys_per_job", "max_keys_per_batch":
+			var n int
+			if n, err = p.integer(v, k); err == nil && n <= 0 {
+				bad = "want a number of keys greater than 0"
+			}
+			if k == "max_keys_per_job" {
+				s.MaxKeysPerJob = n
+			} else {
+				s.MaxKeysPerBatch = n
 			}
 		case "max_bundle_files":
 			if s.MaxBundleFiles, err = p.integer(v, k); err == nil && s.MaxBundleFiles <= 0 {

@@ -3,6 +3,7 @@
 package jobs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -12,11 +13,15 @@ import (
 
 // checkBundle refuses, at submit time, a bundle that would not unpack: links or paths out of
 // the job's folder, device files, a decompression bomb, a truncated or corrupt archive. It
-// unpacks it once into scratch space with the same code and limits the worker uses; a digest
-// that passed is not checked again.
+// unpacks it once into scratch space with the same code and limits the worker uses. A digest
+// is checked once: what it passed or failed with is remembered, so resubmitting a refused
+// bundle does not unpack it again.
 func (s *Service) checkBundle(digest string) error {
-	if _, ok := s.checked.Load(digest); ok {
-		return nil
+	if v, ok := s.checked.Load(digest); ok {
+		if v == nil {
+			return nil
+		}
+		return v.(error)
 	}
 	f, err := s.cfg.Blobs.Open(digest)
 	if err != nil {
@@ -29,8 +34,13 @@ func (s *Service) checkBundle(digest string) error {
 	}
 	defer os.RemoveAll(dir)
 	if err := bundle.Extract(f, dir, s.cfg.BundleLimits); err != nil {
-		return atlas.Invalidf("bundle %.19s… cannot be used: %s", digest, fmt.Sprint(err))
+		if !errors.Is(err, atlas.ErrInvalid) {
+			return err // the server's trouble (a full disk), not the bundle's: check again next time
+		}
+		refused := atlas.Invalidf("bundle %.19s… cannot be used: %s", digest, fmt.Sprint(err))
+		s.checked.Store(digest, refused)
+		return refused
 	}
-	s.checked.Store(digest, true)
+	s.checked.Store(digest, nil)
 	return nil
 }

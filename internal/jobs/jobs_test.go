@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -513,4 +514,58 @@ func TestAuthenticatedUsersJobsRunAsTheirAccounts(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, res.Job.RunAs, "%s: never root, nobody without an account", user)
 	}
+}
+
+func TestTrackingLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Limits = Limits{KeysPerJob: 3, KeysPerBatch: 4} })
+	ctx := t.Context()
+	id := e.started(t)
+	batch := func(seq int, body string) *sdk.TrackBatch {
+		var b sdk.TrackBatch
+		require.NoError(t, decodeJSON(`{"writer":"w","seq":`+strconv.Itoa(seq)+`,`+body+`}`, &b))
+		return &b
+	}
+	_, err := e.svc.Track(ctx, local, id, batch(1, `"metrics":{"a":{"values":[1]},"b":{"values":[1]},"c":{"values":[1]},"d":{"values":[1]},"e":{"values":[1]}}`))
+	var le *LimitError
+	require.ErrorAs(t, err, &le)
+	require.ErrorIs(t, err, atlas.ErrInvalid)
+	require.ErrorContains(t, err, "a batch of 5 keys: over the limit of 4 keys a batch (max_keys_per_batch in server.config.yaml)")
+
+	_, err = e.svc.Track(ctx, local, id, batch(2, `"metrics":{"a":{"values":[1]},"b":{"values":[1]},"c":{"values":[1]}},"params":{"p":1}`))
+	require.NoError(t, err)
+	_, err = e.svc.Track(ctx, local, id, batch(3, `"metrics":{"d":{"values":[1]}}`))
+	require.ErrorContains(t, err, "job "+id+" would have 4 distinct metrics: over the limit of 3 metrics a job (max_keys_per_job")
+	applied, err := e.svc.Track(ctx, local, id, batch(4, `"metrics":{"a":{"values":[2]},"c":{"values":[2]}}`))
+	require.NoError(t, err, "the keys the job has take more points")
+	require.True(t, applied)
+
+	// A new service (a restarted server) knows the job's keys from the store.
+	again := New(e.svc.cfg)
+	_, err = again.Track(ctx, local, id, batch(5, `"metrics":{"e":{"values":[1]}}`))
+	require.ErrorAs(t, err, &le)
+	require.ErrorIs(t, again.SetTag(ctx, local, id, "t", strings.Repeat("x", 10001)), atlas.ErrInvalid, "tag values are capped")
+	_, err = e.svc.Track(ctx, local, id, batch(6, `"params":{"big":"`+strings.Repeat("x", 70000)+`"}`))
+	require.ErrorContains(t, err, "param \"big\": value is 70002 bytes of JSON; the limit is 65536")
+}
+
+func TestARefusedBundleIsNotUnpackedAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	data, err := os.ReadFile(filepath.Join("..", "bundle", "testdata", "hostile", "dotdot.tar.gz"))
+	require.NoError(t, err)
+	d, _, err := e.blobs.Put(bytes.NewReader(data), "")
+	require.NoError(t, err)
+	_, err = e.svc.Submit(t.Context(), local, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: d})
+	require.ErrorContains(t, err, "cannot be used")
+	// Were the bundle unpacked again, this harmless content would pass: the refusal is kept.
+	path, err := e.blobs.Path(d)
+	require.NoError(t, err)
+	var good bytes.Buffer
+	_, err = bundle.Create(t.TempDir(), &good, bundle.Options{})
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(path, 0o644))
+	require.NoError(t, os.WriteFile(path, good.Bytes(), 0o644))
+	_, err = e.svc.Submit(t.Context(), local, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: d})
+	require.ErrorContains(t, err, "cannot be used")
 }

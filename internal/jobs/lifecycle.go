@@ -305,6 +305,7 @@ func (s *Service) ClearQueue(ctx context.Context, c *Caller, project string) ([]
 // removed cleans up after a deleted job: its log, and blobs nothing else uses.
 func (s *Service) removed(ctx context.Context, j *atlas.Job, digests []string) {
 	s.projects.Delete(j.ID)
+	s.keys.forget(j.ID)
 	if err := s.cfg.Logs.Remove(j.ID); err != nil {
 		s.cfg.Logger.Warn("remove job log", "job", j.ID, "err", err)
 	}

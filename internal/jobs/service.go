@@ -44,6 +44,8 @@ type Config struct {
 	BundleLimits bundle.Limits
 	// Capacity is what the machine offers jobs; a job asking for more is refused at submit.
 	Capacity Capacity
+	// Limits bound what jobs may track (zero fields: DefaultLimits).
+	Limits Limits
 	// SpoolRoot holds one spool directory per job, where the SDK leaves values it could not
 	// deliver; they are stored when the job's end is recorded ("": no spools).
 	SpoolRoot string
@@ -67,8 +69,11 @@ type Service struct {
 	// blobMu orders "does the bundle exist, then insert a job using it" against "nothing uses
 	// this blob, delete it", so collection never removes a blob a new job needs.
 	blobMu sync.RWMutex
-	// checked remembers bundles that unpacked cleanly, so each is checked once.
+	// checked remembers how bundles fared when they were unpacked (nil: cleanly), so each is
+	// checked once.
 	checked sync.Map
+	// keys knows the keys of jobs that track, for Limits.KeysPerJob.
+	keys keyCache
 	// projects remembers the project of jobs that track values (job id -> project).
 	projects sync.Map
 
@@ -84,6 +89,12 @@ func New(cfg Config) *Service {
 	}
 	if cfg.Events == nil {
 		cfg.Events = NewEvents()
+	}
+	if cfg.Limits.KeysPerJob <= 0 {
+		cfg.Limits.KeysPerJob = DefaultLimits.KeysPerJob
+	}
+	if cfg.Limits.KeysPerBatch <= 0 {
+		cfg.Limits.KeysPerBatch = DefaultLimits.KeysPerBatch
 	}
 	def := bundle.DefaultLimits
 	if cfg.BundleLimits.MaxBytes <= 0 {
@@ -236,5 +247,8 @@ func (s *Service) Scope(c *Caller, p *store.JobListParams) {
 
 // changed announces a job's new state.
 func (s *Service) changed(j *atlas.Job) {
+	if j.State.Finished() {
+		s.keys.forget(j.ID)
+	}
 	s.cfg.Events.JobChanged(j)
 }

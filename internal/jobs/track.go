@@ -18,7 +18,8 @@ import (
 
 const (
 	maxKeyLen      = 1000
-	maxStringValue = 10000
+	maxStringValue = 10000 // characters of a string metric or a tag
+	maxParamBytes  = 64 << 10
 )
 
 func validKey(kind, k string) error {
@@ -81,6 +82,9 @@ func (s *Service) trackBatch(jobID string, b *sdk.TrackBatch) (*store.TrackBatch
 	if b.Writer != "" && b.Seq <= 0 {
 		return nil, atlas.Invalidf("seq must be 1 or more when writer is set")
 	}
+	if n, limit := len(b.Params)+len(b.Metrics)+len(b.Tags)+len(b.Artifacts), s.cfg.Limits.KeysPerBatch; n > limit {
+		return nil, &LimitError{What: fmt.Sprintf("a batch of %d keys", n), Limit: fmt.Sprintf("%d keys a batch", limit), Key: "max_keys_per_batch"}
+	}
 	for k, v := range b.Params {
 		if err := validKey("param", k); err != nil {
 			return nil, err
@@ -90,10 +94,16 @@ func (s *Service) trackBatch(jobID string, b *sdk.TrackBatch) (*store.TrackBatch
 				return nil, atlas.Invalidf("param %s: value %s is out of range", atlas.Shorten(k), atlas.Shorten(string(f)))
 			}
 		}
+		if data, err := json.Marshal(v); err == nil && len(data) > maxParamBytes {
+			return nil, atlas.Invalidf("param %s: value is %d bytes of JSON; the limit is %d", atlas.Shorten(k), len(data), maxParamBytes)
+		}
 	}
-	for k := range b.Tags {
+	for k, v := range b.Tags {
 		if err := validKey("tag", k); err != nil {
 			return nil, err
+		}
+		if n := utf8.RuneCountInString(v); n > maxStringValue {
+			return nil, atlas.Invalidf("tag %s: value is %d characters long; the limit is %d", atlas.Shorten(k), n, maxStringValue)
 		}
 	}
 	now := float64(time.Now().UnixNano()) / 1e9
@@ -159,7 +169,11 @@ func (s *Service) Track(ctx context.Context, c *Caller, jobID string, b *sdk.Tra
 	if err != nil {
 		return false, err
 	}
-	applied, err := s.cfg.Store.TrackBatch(ctx, sb)
+	var applied bool
+	err = s.withinKeyLimit(ctx, sb, func() (err error) {
+		applied, err = s.cfg.Store.TrackBatch(ctx, sb)
+		return err
+	})
 	if err != nil {
 		return false, err
 	}
@@ -222,8 +236,14 @@ func (s *Service) SetTag(ctx context.Context, c *Caller, id, key, value string) 
 	if err := s.checkWrite(ctx, c, id); err != nil {
 		return err
 	}
-	_, err := s.cfg.Store.TrackBatch(ctx, &store.TrackBatch{JobID: id, Tags: map[string]string{key: value}})
-	return err
+	if n := utf8.RuneCountInString(value); n > maxStringValue {
+		return atlas.Invalidf("tag %s: value is %d characters long; the limit is %d", atlas.Shorten(key), n, maxStringValue)
+	}
+	b := &store.TrackBatch{JobID: id, Tags: map[string]string{key: value}}
+	return s.withinKeyLimit(ctx, b, func() error {
+		_, err := s.cfg.Store.TrackBatch(ctx, b)
+		return err
+	})
 }
 
 // DeleteTag removes a tag from a job.

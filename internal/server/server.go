@@ -298,6 +298,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 		AllowedVolumeRoots: cfg.AllowedVolumeRoots, SpoolRoot: filepath.Join(p.home, "spool", "jobs"),
 		BundleLimits: bundle.Limits{MaxBytes: cfg.MaxBundleBytes, MaxEntries: cfg.MaxBundleFiles},
 		Capacity:     jobs.Capacity{GPUs: len(cfg.GPUs), MemoryGB: memoryGB()},
+		Limits:       jobs.Limits{KeysPerJob: cfg.MaxKeysPerJob, KeysPerBatch: cfg.MaxKeysPerBatch},
 		StopGrace:    cfg.StopGrace, HeartbeatTimeout: cfg.HeartbeatTimeout, Logger: logger})
 	if err := svc.Start(ctx); err != nil {
 		return err

@@ -219,3 +219,39 @@ func TestSmallHoles(t *testing.T) {
 	}
 	require.False(t, strings.Contains(body, "\n{"), "one error")
 }
+
+// A job with many metrics cannot make a listing huge: a listing holds at most 1,000 of each
+// job's params and metrics (and says so); the job itself has them all.
+func TestListingsStayAPage(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	code, body := apiAs(t, s, "", http.MethodPost, "/api/v1/jobs", map[string]any{"mode": "execution", "project": "wide", "command": []string{"x"}})
+	require.Equal(t, http.StatusCreated, code, body)
+	var sub struct {
+		Job   struct{ ID string } `json:"job"`
+		Token string              `json:"token"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &sub))
+	metrics := map[string]any{}
+	for i := range 1500 {
+		metrics[fmt.Sprintf("m%04d", i)] = map[string]any{"values": []float64{1}}
+	}
+	code, body = apiAs(t, s, sub.Token, http.MethodPost, "/api/v1/jobs/"+sub.Job.ID+"/track", map[string]any{"writer": "w", "seq": 1, "metrics": metrics})
+	require.Equal(t, http.StatusOK, code, body)
+
+	code, body = apiAs(t, s, "", http.MethodGet, "/api/v1/jobs?project=wide", nil)
+	require.Equal(t, http.StatusOK, code)
+	var list struct {
+		Jobs []struct {
+			Metrics       []any `json:"metrics"`
+			KeysTruncated bool  `json:"keys_truncated"`
+		} `json:"jobs"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &list))
+	require.Len(t, list.Jobs, 1)
+	require.Len(t, list.Jobs[0].Metrics, 1000)
+	require.True(t, list.Jobs[0].KeysTruncated)
+	code, body = apiAs(t, s, "", http.MethodGet, "/api/v1/jobs/"+sub.Job.ID, nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 1500, strings.Count(body, `"key":"m`))
+}
