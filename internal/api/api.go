@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/blob"
@@ -50,6 +51,9 @@ type Config struct {
 	// AllowedHosts are names, besides loopback names and IP addresses, that requests from
 	// browsers may address the server by (Host); "*.example.org" allows its subdomains.
 	AllowedHosts []string
+	// BodyTimeout is how long a request body may go without sending anything (0:
+	// DefaultBodyTimeout).
+	BodyTimeout time.Duration
 	// Web is the GUI's static files (index.html at the root); nil serves nothing.
 	Web    fs.FS
 	Logger *slog.Logger
@@ -66,6 +70,9 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.routes()

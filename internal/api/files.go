@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -23,6 +24,9 @@ func (s *Server) headBlob(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNotFound)
 		return nil
 	}
+	// The client will now use it instead of uploading it: unused blobs are collected only
+	// when they have not been asked about for a while.
+	_ = s.cfg.Blobs.Touch(r.PathValue("digest"))
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(http.StatusOK)
 	return nil
@@ -38,6 +42,7 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) error {
 			msg: "upload of " + humanBytes(r.ContentLength) + " is larger than the server's limit of " + humanBytes(s.cfg.MaxBundleBytes)}
 	}
 	if ok, _, err := s.cfg.Blobs.Has(digest); err == nil && ok {
+		_ = s.cfg.Blobs.Touch(digest)
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
 		w.WriteHeader(http.StatusOK)
 		return nil
@@ -102,19 +107,52 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request) error {
 	if follow {
 		flush() // headers now: the client knows the job exists before any output
 	}
-	finished := func() bool {
-		j, err := s.cfg.Store.JobGet(ctx, id)
-		return err != nil || j.State.Finished()
-	}
 	if length >= 0 && !follow {
 		lw := &limitWriter{w: w, left: length}
-		err := s.cfg.Logs.Stream(ctx, id, offset, false, finished, lw, flush)
+		err := s.cfg.Logs.Stream(ctx, id, offset, false, nil, lw, flush)
 		if errors.Is(err, errLimit) {
 			return nil
 		}
 		return err
 	}
-	return s.cfg.Logs.Stream(ctx, id, offset, follow, finished, w, flush)
+	var done <-chan struct{}
+	if follow {
+		done = s.whenFinished(ctx, id)
+	}
+	return s.cfg.Logs.Stream(ctx, id, offset, follow, done, w, flush)
+}
+
+// whenFinished returns a channel that is closed once the job has finished (or is gone, or ctx
+// ends). It follows the job's events, so a follower asks the database nothing while the job
+// runs, and looks again every few seconds in case an event was dropped.
+func (s *Server) whenFinished(ctx context.Context, id string) <-chan struct{} {
+	done := make(chan struct{})
+	changes, unsubscribe := s.cfg.Jobs.Events().Subscribe()
+	go func() {
+		defer close(done)
+		defer unsubscribe()
+		recheck := time.NewTicker(5 * time.Second)
+		defer recheck.Stop()
+		for {
+			if j, err := s.cfg.Store.JobGet(ctx, id); err != nil || j.State.Finished() {
+				return
+			}
+		wait:
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case c := <-changes:
+					if c.JobID == id && !c.Tracked {
+						break wait
+					}
+				case <-recheck.C:
+					break wait
+				}
+			}
+		}
+	}()
+	return done
 }
 
 var errLimit = errors.New("length reached")

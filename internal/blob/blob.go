@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
 )
@@ -163,4 +164,48 @@ func (s *Store) Delete(digest string) error {
 		return err
 	}
 	return nil
+}
+
+// Walk calls fn with every blob's digest and the time it was stored, in no set order. A blob
+// deleted while Walk runs may or may not be seen.
+func (s *Store) Walk(fn func(digest string, stored time.Time) error) error {
+	top := filepath.Join(s.root, "sha256")
+	dirs, err := os.ReadDir(top)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		entries, err := os.ReadDir(filepath.Join(top, d.Name()))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			digest := "sha256:" + e.Name()
+			if _, err := ParseDigest(digest); err != nil {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			if err := fn(digest, fi.ModTime()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Touch marks a blob as just stored, so that collection of unreferenced blobs, which spares
+// recent ones, leaves it to the client that asked about it.
+func (s *Store) Touch(digest string) error {
+	p, err := s.Path(digest)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	return os.Chtimes(p, now, now)
 }

@@ -569,3 +569,28 @@ func TestARefusedBundleIsNotUnpackedAgain(t *testing.T) {
 	_, err = e.svc.Submit(t.Context(), local, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: d})
 	require.ErrorContains(t, err, "cannot be used")
 }
+
+func TestBlobsNothingRefersToAreCollected(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	used := e.bundle(t, map[string]string{"main.py": "used"})
+	_, err := e.svc.Submit(ctx, local, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: used})
+	require.NoError(t, err)
+	orphan := e.bundle(t, map[string]string{"main.py": "uploaded, never submitted"})
+	fresh := e.bundle(t, map[string]string{"main.py": "just uploaded"})
+	old := time.Now().Add(-2 * BlobGrace)
+	for _, d := range []string{used, orphan} {
+		p, err := e.blobs.Path(d)
+		require.NoError(t, err)
+		require.NoError(t, os.Chtimes(p, old, old))
+	}
+	n, err := e.svc.collectBlobs(ctx, BlobGrace)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	for d, want := range map[string]bool{used: true, orphan: false, fresh: true} {
+		has, _, err := e.blobs.Has(d)
+		require.NoError(t, err)
+		require.Equal(t, want, has, d)
+	}
+}

@@ -325,3 +325,40 @@ func (s *Service) removed(ctx context.Context, j *atlas.Job, digests []string) {
 	}
 	s.cfg.Events.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State, Deleted: true})
 }
+
+// BlobGrace is how long a blob no job or artifact refers to is kept: an upload is followed
+// by the submission or the tracking batch that refers to it.
+const BlobGrace = time.Hour
+
+// collectBlobs deletes the blobs that nothing refers to and that were stored (or asked
+// about) more than grace ago. It returns how many it deleted.
+func (s *Service) collectBlobs(ctx context.Context, grace time.Duration) (int, error) {
+	cutoff := time.Now().Add(-grace)
+	var old []string
+	err := s.cfg.Blobs.Walk(func(digest string, stored time.Time) error {
+		if stored.Before(cutoff) {
+			old = append(old, digest)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.blobMu.Lock()
+	defer s.blobMu.Unlock()
+	deleted := 0
+	for _, d := range old {
+		n, err := s.cfg.Store.BlobRefs(ctx, d)
+		if err != nil {
+			return deleted, err
+		}
+		if n > 0 {
+			continue
+		}
+		if err := s.cfg.Blobs.Delete(d); err != nil {
+			return deleted, err
+		}
+		deleted++
+	}
+	return deleted, nil
+}

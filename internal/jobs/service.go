@@ -115,11 +115,29 @@ func (s *Service) StopGrace() time.Duration { return s.cfg.StopGrace }
 // BundleLimits are the limits bundles are unpacked with.
 func (s *Service) BundleLimits() bundle.Limits { return s.cfg.BundleLimits }
 
-// Start starts the watch over scripts run by hand: one that stops sending heartbeats for
-// HeartbeatTimeout is failed, so it does not stay "running" forever.
+// Start starts the service's chores: the watch over scripts run by hand (one that stops
+// sending heartbeats for HeartbeatTimeout is failed, so it does not stay "running" forever),
+// and the hourly collection of blobs nothing refers to.
 func (s *Service) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.started = time.Now()
+	s.wg.Go(func() {
+		tick := time.NewTicker(BlobGrace)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				n, err := s.collectBlobs(ctx, BlobGrace)
+				if err != nil && ctx.Err() == nil {
+					s.cfg.Logger.Warn("collect unused blobs", "err", err)
+				} else if n > 0 {
+					s.cfg.Logger.Info("removed blobs nothing refers to", "blobs", n)
+				}
+			}
+		}
+	})
 	if s.cfg.HeartbeatTimeout > 0 {
 		s.wg.Go(func() {
 			tick := time.NewTicker(min(10*time.Second, s.cfg.HeartbeatTimeout))

@@ -19,7 +19,10 @@ import (
 )
 
 // Dir holds one log file per job.
-type Dir struct{ root string }
+type Dir struct {
+	root    string
+	watcher *watcher
+}
 
 // New returns a Dir rooted at root, creating it. Logs are the server's to read: the directory
 // and its files are its owner's only (a job gets its own log as an open file, or mounted).
@@ -30,7 +33,7 @@ func New(root string) (*Dir, error) {
 	if err := os.Chmod(root, 0o700); err != nil {
 		return nil, err
 	}
-	return &Dir{root: root}, nil
+	return &Dir{root: root, watcher: &watcher{dir: root}}, nil
 }
 
 // Path is where a job's log lives.
@@ -113,25 +116,28 @@ func (d *Dir) Tail(jobID string, n int64) string {
 	return string(buf[:k])
 }
 
-// PollInterval is how often a follower looks for new output.
-const PollInterval = 50 * time.Millisecond
-
 // Stream copies a job's log from offset to w. With follow it keeps copying new output until
-// finished reports true and everything written before that has been copied, or ctx ends.
-// flush, if not nil, is called after each copy so a network client sees output promptly.
-func (d *Dir) Stream(ctx context.Context, jobID string, offset int64, follow bool, finished func() bool, w io.Writer, flush func()) error {
+// done is closed and everything written before that has been copied, or ctx ends. It waits
+// for output without polling: the job's log being written wakes it. flush, if not nil, is
+// called after each copy so a network client sees output promptly.
+func (d *Dir) Stream(ctx context.Context, jobID string, offset int64, follow bool, done <-chan struct{}, w io.Writer, flush func()) error {
 	var f *os.File
 	defer func() {
 		if f != nil {
 			f.Close()
 		}
 	}()
-	tick := time.NewTicker(PollInterval)
-	defer tick.Stop()
+	var changed <-chan struct{}
+	var tick <-chan time.Time
+	if follow {
+		var stop func()
+		changed, tick, stop = d.watcher.follow(jobID)
+		defer stop()
+	}
 	for {
-		// Read finished before copying: output written before the job ended is then
-		// guaranteed to be in the file by the time we copy.
-		done := !follow || finished()
+		// See whether the job is done before copying: output written before it ended is then
+		// in the file by the time we copy.
+		finished := !follow || isClosed(done)
 		if f == nil {
 			var err error
 			f, err = os.Open(d.Path(jobID))
@@ -153,14 +159,25 @@ func (d *Dir) Stream(ctx context.Context, jobID string, offset int64, follow boo
 				flush()
 			}
 		}
-		if done {
+		if finished {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-changed:
+		case <-tick:
+		case <-done:
 		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

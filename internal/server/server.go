@@ -315,7 +315,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 		MaxBundleBytes: cfg.MaxBundleBytes, Auth: cfg.Auth, AllowedHosts: serverNames(cfg), Web: web.FS(), Logger: logger})
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return baseCtx }, ConnContext: api.ConnContext}
 	// Jobs in containers reach the API through a unix socket in a directory mounted into them:
 	// the server need not listen on an address containers can reach, and a restarted server's
@@ -334,6 +334,7 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 		return err
 	}
 	serveErr := make(chan error, 2)
+	ln = api.LimitPerAddress(ln, maxConnsPerAddress)
 	if cfg.TLSCert != "" {
 		go func() { serveErr <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()
 	} else {
@@ -383,6 +384,10 @@ func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error
 	_ = srv.Shutdown(shutdownCtx)
 	return nil
 }
+
+// maxConnsPerAddress is how many connections one remote address may hold at a time: a
+// browser or CLI uses a handful.
+const maxConnsPerAddress = 64
 
 // chooseExecutor picks the executor and says why.
 func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.Executor, string, error) {
