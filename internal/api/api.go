@@ -82,6 +82,8 @@ func New(cfg Config) *Server {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// First of all: a refused request's unread body is still read before the answer goes out.
+	s.watchBody(w, r)
 	s.handler.ServeHTTP(w, r)
 }
 

@@ -58,7 +58,6 @@ func (s *Server) routes() {
 	for _, rt := range routeTable {
 		h, need := rt.handler, rt.access
 		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
-			s.watchBody(w, r)
 			w, done := withGzip(w, r)
 			defer done()
 			r, err := s.authenticate(r, need)
