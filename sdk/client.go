@@ -45,6 +45,8 @@ func (c *Client) BaseURL() string { return c.base }
 type Error struct {
 	Status  int
 	Message string
+	// Header is the response's header (e.g. X-Log-Length on a 409 to shipped output).
+	Header http.Header
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -106,7 +108,7 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	if msg == "" {
 		msg = resp.Status
 	}
-	return nil, &Error{Status: resp.StatusCode, Message: msg}
+	return nil, &Error{Status: resp.StatusCode, Message: msg, Header: resp.Header}
 }
 
 // call sends a JSON request and decodes a JSON answer into out (if not nil).
@@ -293,6 +295,48 @@ func (c *Client) Logs(ctx context.Context, id string, offset int64, follow bool)
 	}
 	return resp.Body, nil
 }
+
+// AppendLog ships a piece of a job's output: data is the output from byte offset of the job's
+// log. The server stores it exactly once (a resend of bytes it has is acknowledged without
+// writing) and returns the log's length afterwards. When offset is past the end of the log it
+// writes nothing and the error is a *LogGapError whose Length is where to resume.
+func (c *Client) AppendLog(ctx context.Context, id string, offset int64, data []byte) (int64, error) {
+	q := url.Values{"offset": {strconv.FormatInt(offset, 10)}}
+	req, err := c.newRequest(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(id)+"/logs?"+q.Encode(), bytes.NewReader(data))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.do(req)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusConflict && e.Header.Get(LogLengthHeader) != "" {
+		n, perr := strconv.ParseInt(e.Header.Get(LogLengthHeader), 10, 64)
+		if perr == nil {
+			return n, &LogGapError{Length: n, Err: e}
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Length int64 `json:"length"`
+	}
+	return out.Length, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// LogLengthHeader is the answer header that says how long a job's log is.
+const LogLengthHeader = "X-Log-Length"
+
+// LogGapError says shipped output started past the end of the job's log; nothing was written.
+type LogGapError struct {
+	Length int64 // the log's length: resend from here
+	Err    *Error
+}
+
+func (e *LogGapError) Error() string { return e.Err.Error() }
+
+func (e *LogGapError) Unwrap() error { return e.Err }
 
 // Archive returns the gzip-compressed tar of a finished job's working directory.
 func (c *Client) Archive(ctx context.Context, id string) (io.ReadCloser, error) {

@@ -34,6 +34,7 @@ var routeTable = []route{
 	{"DELETE /api/v1/jobs/{id}", (*Server).deleteJob, accessUser},
 	{"POST /api/v1/jobs/{id}/stop", (*Server).stopJob, accessUser},
 	{"GET /api/v1/jobs/{id}/logs", (*Server).jobLogs, accessAny},
+	{"POST /api/v1/jobs/{id}/logs", (*Server).appendLog, accessAny},
 	{"GET /api/v1/jobs/{id}/archive", (*Server).jobArchive, accessAny},
 	{"POST /api/v1/jobs/{id}/track", (*Server).track, accessAny},
 	{"POST /api/v1/jobs/{id}/heartbeat", (*Server).heartbeat, accessAny},

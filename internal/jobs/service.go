@@ -1,12 +1,13 @@
 // Package jobs is the job service: the one place where a job moves from state to state.
 //
 // It owns a job's lifecycle: submit (merging a submission with its job.config.yaml,
-// validation, the volume policy, the bundle check), tracking (batches, a job's spool),
-// stop, the end of a job (whoever reports it), delete and clear-queue (with blob
-// collection), job tokens, who may do what to which job, and the events that tell the rest
-// of the server and its clients that something changed. The HTTP API decodes a request,
-// calls the service and encodes the answer; the scheduler calls the service to claim, start
-// and end jobs, and listens to its events to learn of new jobs and stop requests.
+// validation, the volume policy, the bundle check), tracking (batches, a job's spool, the
+// output a job ships itself), stop, the end of a job (whoever reports it), delete and
+// clear-queue (with blob collection), job tokens, who may do what to which job, and the
+// events that tell the rest of the server and its clients that something changed. The HTTP
+// API decodes a request, calls the service and encodes the answer; the scheduler calls the
+// service to claim, start and end jobs, and listens to its events to learn of new jobs and
+// stop requests.
 //
 // The allowed state changes are atlas.CanTransition; the store checks the previous state in
 // the same statement that changes it, so two writers racing on one job cannot both win. This

@@ -2,7 +2,9 @@
 // follow, while the job still writes.
 //
 // Executors hand the file to the job (process jobs write to it directly, so output survives a
-// server restart) or copy a container's stream into it. Readers never hold a lock that writers
+// server restart) or copy a container's stream into it; a job that ships its own output over
+// the API (a script run by hand, a job on a cluster) is appended exactly once by byte offset
+// (AppendAt). Readers never hold a lock that writers
 // need.
 package logs
 
@@ -22,6 +24,7 @@ import (
 type Dir struct {
 	root    string
 	watcher *watcher
+	ship    shipLocks
 }
 
 // New returns a Dir rooted at root, creating it. Logs are the server's to read: the directory
