@@ -210,6 +210,9 @@ type FinishRequest struct {
 	ExitCode      *int   `json:"exit_code,omitempty"`
 	Reason        string `json:"reason,omitempty"`
 	ArchiveDigest string `json:"archive_digest,omitempty"`
+	// Discard removes the job instead: the script was a driver (it submitted jobs and tracked
+	// nothing itself), not a job. Only the job's own token may ask for it.
+	Discard bool `json:"discard,omitempty"`
 }
 
 // HeartbeatResult tells a script whether it was asked to stop.

@@ -35,11 +35,19 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// finish records the end of an execution-mode job, reported by its script.
+// finish records the end of an execution-mode job, reported by its script, or discards it
+// (a driver, not a job).
 func (s *Server) finish(w http.ResponseWriter, r *http.Request) error {
 	var req sdk.FinishRequest
 	if err := decode(w, r, 1<<20, &req); err != nil {
 		return err
+	}
+	if req.Discard {
+		if err := s.cfg.Jobs.Discard(r.Context(), callerOf(r), r.PathValue("id")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	j, err := s.cfg.Jobs.Finish(r.Context(), callerOf(r), r.PathValue("id"), &req)
 	if err != nil {

@@ -274,12 +274,17 @@ func (s *Service) DeleteJob(ctx context.Context, c *Caller, id string) error {
 	if err != nil {
 		return err
 	}
+	s.deleted(ctx, j, arts)
+	return nil
+}
+
+// deleted cleans up after a job deleted with its artifacts.
+func (s *Service) deleted(ctx context.Context, j *atlas.Job, arts []atlas.Artifact) {
 	digests := []string{j.BundleDigest, j.ArchiveDigest}
 	for _, a := range arts {
 		digests = append(digests, a.Digest)
 	}
 	s.removed(ctx, j, digests)
-	return nil
 }
 
 // finished are the states a job may be deleted in.

@@ -106,3 +106,29 @@ func finish(t *testing.T, s *Server, token, id, body string, want int) {
 	resp.Body.Close()
 	require.Equal(t, want, resp.StatusCode, "finish %s: %s", body, data)
 }
+
+// A script run by hand that turns out to be a driver discards its own job with its own token;
+// nobody else can discard it that way.
+func TestDiscardOwnExecutionJob(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	user := sdk.New(s.URL, "")
+	res, err := user.Submit(ctx, &sdk.JobSpec{ID: uuid.NewString(), Mode: "execution", Project: "drivers", User: "me"})
+	require.NoError(t, err)
+	id := res.Job.ID
+	_, err = sdk.New(s.URL, res.Token).AppendLog(ctx, id, 0, []byte("submitting...\n"))
+	require.NoError(t, err)
+
+	other, err := user.Submit(ctx, &sdk.JobSpec{ID: uuid.NewString(), Mode: "execution", Project: "drivers", User: "me"})
+	require.NoError(t, err)
+	finish(t, s, other.Token, id, `{"discard": true}`, http.StatusForbidden)
+	finish(t, s, "", id, `{"discard": true}`, http.StatusForbidden)
+	require.True(t, s.jobExists(t, id))
+
+	finish(t, s, res.Token, id, `{"discard": true}`, http.StatusNoContent)
+	require.False(t, s.jobExists(t, id))
+	require.NoFileExists(t, s.logPath(id), "its log went with it")
+	require.True(t, s.jobExists(t, other.Job.ID), "only that job")
+}
