@@ -24,6 +24,7 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	debug io.Writer
 }
 
 // New returns a client for the server at baseURL (e.g. http://127.0.0.1:5555). token may be
@@ -40,6 +41,10 @@ func New(baseURL, token string) *Client {
 
 // BaseURL is the server's address.
 func (c *Client) BaseURL() string { return c.base }
+
+// SetDebug makes the client describe each HTTP call it makes (method, URL, status, duration)
+// on w, one line each; nil turns it off. Tokens are never written.
+func (c *Client) SetDebug(w io.Writer) { c.debug = w }
 
 // Error is an error response from the server.
 type Error struct {
@@ -88,7 +93,16 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 
 // do sends a request and returns the response if its status is 2xx.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
+	start := time.Now()
 	resp, err := c.http.Do(req)
+	if c.debug != nil {
+		status := "no answer: " + fmt.Sprint(err)
+		if err == nil {
+			status = resp.Status
+		}
+		fmt.Fprintf(c.debug, "Foundations DEBUG: %s %s -> %s (%s)\n", req.Method, req.URL.Redacted(), status,
+			time.Since(start).Round(time.Microsecond))
+	}
 	if err != nil {
 		if req.Context().Err() != nil {
 			return nil, req.Context().Err()

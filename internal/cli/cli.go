@@ -3,7 +3,8 @@
 // client can do.
 //
 // Results go to stdout; progress and errors go to stderr, prefixed "Foundations INFO:" as Atlas
-// did. Every failure is one line and a non-zero exit code.
+// did. Every failure is one line and a non-zero exit code. --debug, on every command, adds
+// diagnostics on stderr: the config files read, every HTTP call, timings.
 package cli
 
 import (
@@ -13,7 +14,9 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,6 +37,7 @@ func (e *exitError) Error() string { return e.msg }
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	debug          bool // --debug
 }
 
 func (e *env) info(format string, args ...any) {
@@ -44,29 +48,69 @@ func (e *env) warn(format string, args ...any) {
 	fmt.Fprintf(e.stderr, "Foundations WARNING: "+format+"\n", args...)
 }
 
+// debugf prints a diagnostic line with --debug.
+func (e *env) debugf(format string, args ...any) {
+	if e.debug {
+		fmt.Fprintf(e.stderr, "Foundations DEBUG: "+format+"\n", args...)
+	}
+}
+
+// describe says, with --debug, which command runs where.
+func (e *env) describe(cmd *cobra.Command) {
+	cwd, _ := os.Getwd()
+	e.debugf("foundations %s: %s; FOUNDATIONS_HOME=%s; working directory %s", version.Get(), cmd.CommandPath(), config.Home(), cwd)
+}
+
+// timed runs step and, with --debug, says how long it took.
+func (e *env) timed(what string, step func() error) error {
+	start := time.Now()
+	err := step()
+	e.debugf("%s took %s", what, time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+// newClient returns a client for url that, with --debug, describes its HTTP calls.
+func (e *env) newClient(url, token string) *sdk.Client {
+	c := sdk.New(url, token)
+	if e.debug {
+		c.SetDebug(e.stderr)
+	}
+	return c
+}
+
 // client returns a client for the submission config called name.
 func (e *env) client(name string) (*sdk.Client, *config.Submission, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
 		return nil, nil, err
 	}
+	if e.debug {
+		for _, dir := range config.SubmissionDirs(cwd) {
+			e.debugf("looking for %s", filepath.Join(dir, name+".config.yaml"))
+		}
+	}
 	sub, err := config.LoadSubmission(cwd, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	return sdk.New(sub.SchedulerURL, token(sub)), sub, nil
+	tok, from := token(sub)
+	e.debugf("read submission config %s: scheduler_url %s, token from %s", sub.Path, sub.SchedulerURL, from)
+	return e.newClient(sub.SchedulerURL, tok), sub, nil
 }
 
 // token picks the credential for a scheduler: FOUNDATIONS_TOKEN, then credentials.yaml, then
-// the submission config.
-func token(sub *config.Submission) string {
+// the submission config. It also says where the token came from (never the token itself).
+func token(sub *config.Submission) (string, string) {
 	if t := os.Getenv("FOUNDATIONS_TOKEN"); t != "" {
-		return t
+		return t, "FOUNDATIONS_TOKEN"
 	}
 	if t := config.CredentialFor(sub.SchedulerURL); t != "" {
-		return t
+		return t, filepath.Join(config.Home(), config.CredentialsFile)
 	}
-	return sub.Token
+	if sub.Token != "" {
+		return sub.Token, sub.Path
+	}
+	return "", "nowhere (none set)"
 }
 
 func currentUser() string {
@@ -81,7 +125,15 @@ func currentUser() string {
 
 // Main runs the CLI with args (without the program name) and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	start := time.Now()
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	code := run(ctx, e, args)
+	e.debugf("exit code %d after %s", code, time.Since(start).Round(time.Millisecond))
+	return code
+}
+
+func run(ctx context.Context, e *env, args []string) int {
+	stdin, stdout, stderr := e.stdin, e.stdout, e.stderr
 	root := &cobra.Command{
 		Use:           "foundations",
 		Short:         "Submit jobs to Atlas and get their logs and results",
@@ -95,11 +147,18 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.PersistentFlags().BoolVar(&e.debug, "debug", false, "print diagnostics on stderr: config files read, HTTP calls, timings")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { e.describe(cmd) }
 	root.AddCommand(initCommand(e), submitCommand(e), getCommand(e), stopCommand(e), clearQueueCommand(e),
 		deleteCommand(e), infoCommand(e), loginCommand(e))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
+	}
+	if e.debug {
+		for u := err; u != nil; u = errors.Unwrap(u) {
+			e.debugf("error %T: %v", u, u)
+		}
 	}
 	var xe *exitError
 	if errors.As(err, &xe) {

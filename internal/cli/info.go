@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/atlasgo/atlas/internal/config"
-	"github.com/atlasgo/atlas/sdk"
 )
 
 func infoCommand(e *env) *cobra.Command {
@@ -68,7 +67,7 @@ FOUNDATIONS_TOKEN, when set, is used instead of stored tokens.`,
 					return fmt.Errorf("no token given")
 				}
 			}
-			who, err := sdk.New(url, tok).Whoami(cmd.Context())
+			who, err := e.newClient(url, tok).Whoami(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("Login Failed! %s", oneLine(err))
 			}

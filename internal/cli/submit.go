@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/config"
@@ -43,14 +44,33 @@ func submitCommand(e *env) *cobra.Command {
 		Long: `Bundle <job_directory>, queue it on the scheduler named by <scheduler_config> (usually
 "scheduler"), and stream the job's logs until it ends. The command is what the worker runs,
 after the entrypoint (python by default): "main.py --epochs 5" runs "python main.py --epochs 5".
+Flags go anywhere before the command; everything from the command on is the job's, untouched.
+"--" ends the flags (for a command that starts with a dash).
 Ctrl-C while streaming stops streaming only; the job keeps running.`,
-		Args: cobra.MinimumNArgs(2),
+		// The job's command may hold flags of its own, so submit parses its flags itself.
+		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.submit(cmd, &f, args[0], args[1], args[2:])
+			fl := cmd.Flags()
+			cmd.InheritedFlags() // adds --debug and the other global flags to fl
+			flags, pos, command := splitSubmitArgs(fl, args)
+			if err := fl.Parse(flags); err != nil {
+				if len(pos) == 2 {
+					return fmt.Errorf("%v (flags after the command belong to the job; put \"--\" before a command that starts with a dash)", err)
+				}
+				return err
+			}
+			e.describe(cmd)
+			if help, _ := fl.GetBool("help"); help {
+				return cmd.Help()
+			}
+			if len(pos) < 2 {
+				return errors.New("usage: foundations submit [flags] <scheduler_config> <job_directory> [command...]")
+			}
+			e.debugf("submit flags %q, scheduler config %q, job directory %q, command %q", flags, pos[0], pos[1], command)
+			return e.submit(cmd, &f, pos[0], pos[1], command)
 		},
 	}
 	fl := cmd.Flags()
-	fl.SetInterspersed(false) // flags after the command belong to the job's script
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "what runs the command (default: python)")
 	fl.StringVar(&f.project, "project-name", "", "project (default: project_name in job.config.yaml, else the folder's name)")
 	fl.IntVar(&f.numGPUs, "num-gpus", 0, "GPUs the job needs (default: num_gpus in job.config.yaml, else 0)")
@@ -58,6 +78,48 @@ Ctrl-C while streaming stops streaming only; the job keeps running.`,
 	fl.IntVar(&f.priority, "priority", 0, "queue priority; higher runs first")
 	fl.StringVar(&f.streamLogs, "stream-job-logs", "True", "stream the job's logs until it ends (True or False)")
 	return cmd
+}
+
+// splitSubmitArgs sorts submit's arguments as Atlas's argparse did: flags anywhere before the
+// command, the scheduler config and the job directory, then the command, which is everything
+// from the third argument that is not a flag on, untouched. "--" ends the flags: what follows
+// fills the arguments still missing, then the command.
+func splitSubmitArgs(fl *pflag.FlagSet, args []string) (flags, positional, command []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			rest := args[i+1:]
+			n := min(2-len(positional), len(rest))
+			return flags, append(positional, rest[:n]...), rest[n:]
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			if takesValue(fl, a) && i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
+		case len(positional) < 2:
+			positional = append(positional, a)
+		default:
+			return flags, positional, args[i:]
+		}
+	}
+	return flags, positional, nil
+}
+
+// takesValue reports whether a flag argument (without "=value") is followed by its value.
+func takesValue(fl *pflag.FlagSet, arg string) bool {
+	if strings.Contains(arg, "=") {
+		return false
+	}
+	var f *pflag.Flag
+	switch {
+	case strings.HasPrefix(arg, "--"):
+		f = fl.Lookup(arg[2:])
+	case len(arg) == 2:
+		f = fl.ShorthandLookup(arg[1:])
+	}
+	return f != nil && f.NoOptDefVal == ""
 }
 
 func (e *env) submit(cmd *cobra.Command, f *submitFlags, envName, dir string, command []string) error {
@@ -97,6 +159,11 @@ func (e *env) submit(cmd *cobra.Command, f *submitFlags, envName, dir string, co
 	jobCfg, raw, err := config.LoadJob(abs)
 	if err != nil {
 		return err
+	}
+	if raw == nil {
+		e.debugf("no %s in %s", config.JobConfigFile, abs)
+	} else {
+		e.debugf("read %s (%d bytes)", filepath.Join(abs, config.JobConfigFile), len(raw))
 	}
 	for _, w := range jobCfg.Warnings {
 		e.warn("%s", w)
@@ -150,16 +217,26 @@ func (e *env) submit(cmd *cobra.Command, f *submitFlags, envName, dir string, co
 		e.warn("Not bundled: %s", s)
 	}
 	e.info("Bundling job contents.")
-	digest, path, err := makeBundle(abs)
-	if err != nil {
+	var digest, path string
+	if err := e.timed("bundling", func() (err error) { digest, path, err = makeBundle(abs); return err }); err != nil {
 		return err
 	}
 	defer os.Remove(path)
+	if fi, err := os.Stat(path); err == nil {
+		e.debugf("bundle %s: %d files, %d bytes, %s compressed", digest, st.Files, st.Bytes, humanSize(fi.Size()))
+	}
 	if ctx.Err() != nil {
 		return &exitError{code: 130, msg: "Foundations INFO: Submission cancelled."}
 	}
-	if _, err := client.UploadFile(ctx, digest, path); err != nil {
+	var uploaded bool
+	if err := e.timed("uploading the bundle", func() (err error) {
+		uploaded, err = client.UploadFile(ctx, digest, path)
+		return err
+	}); err != nil {
 		return cancelled(ctx, err)
+	}
+	if !uploaded {
+		e.debugf("the server already has bundle %s: not uploaded again", digest)
 	}
 	spec.BundleDigest = digest
 	res, err := client.Submit(ctx, spec)

@@ -110,6 +110,94 @@ func TestSubmitPassesArgumentsToScript(t *testing.T) {
 	require.Equal(t, []string{"main.py", "--epochs", "3", "-v", "--stream-job-logs", "False", "plain"}, s.job(t, id).Command)
 }
 
+// Flags go anywhere before the command, as with Atlas's argparse: between the scheduler config
+// and the job directory, and after the job directory. "--" ends the flags.
+func TestSubmitFlagsAnywhereBeforeTheCommand(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	proj := newProject(t, "flags", map[string]string{
+		"main.py": "import json, sys\nprint('ARGV=' + json.dumps(sys.argv[1:]))\n",
+	})
+	cases := []struct {
+		args    []string
+		project string
+		argv    string
+	}{
+		{[]string{"submit", "scheduler", "--project-name", "P1", ".", "main.py", "--project-name", "mine"}, "P1",
+			`ARGV=["--project-name", "mine"]`},
+		{[]string{"submit", "scheduler", ".", "--project-name=P2", "--stream-job-logs", "False", "main.py", "-x"}, "P2", ""},
+		{[]string{"submit", "--project-name", "P3", "scheduler", "--", ".", "main.py", "--", "a"}, "P3", `ARGV=["--", "a"]`},
+		{[]string{"submit", "scheduler", ".", "--project-name", "P4", "--", "-c", "print('dash command ran')"}, "P4", ""},
+	}
+	for _, c := range cases {
+		res := cli(t, s.Home, proj, c.args...)
+		require.Equal(t, 0, res.Code, "%v:\n%s", c.args, res)
+		j := s.waitDone(t, jobID(t, res.Stderr))
+		require.Equal(t, c.project, j.Project, "%v", c.args)
+		require.Equal(t, "completed", j.State, "%v", c.args)
+		if c.argv != "" {
+			require.Contains(t, res.Stdout, c.argv, "%v", c.args)
+		}
+	}
+	require.Contains(t, s.logs(t, s.jobs(t, "P4")[0].ID), "dash command ran", "python -c ... ran")
+	require.Equal(t, []string{"main.py", "-x"}, s.jobs(t, "P2")[0].Command)
+
+	// An unknown flag before the command is an error that says how to pass it to the job.
+	res := cli(t, s.Home, proj, "submit", "scheduler", ".", "--epochs", "3", "main.py")
+	requireOneLineError(t, res, "unknown flag: --epochs", `put "--" before a command`)
+	res = cli(t, s.Home, proj, "submit", "--project-name", "P5", "scheduler")
+	requireOneLineError(t, res, "usage: foundations submit")
+	res = cli(t, s.Home, proj, "submit", "--help")
+	require.Equal(t, 0, res.Code, res.String())
+	require.Contains(t, res.Stdout, "Flags go anywhere before the command")
+}
+
+// --debug, on every command, adds diagnostics on stderr: config files read, HTTP calls, timings.
+func TestDebugFlag(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t))
+	proj := newProject(t, "debug", map[string]string{"main.py": "print('debugged job ran')\n"})
+	config := filepath.Join(s.Home, "config", "submission", "scheduler.config.yaml")
+
+	res := cli(t, s.Home, proj, "submit", "--debug", "scheduler", ".", "main.py")
+	require.Equal(t, 0, res.Code, res.String())
+	id := jobID(t, res.Stderr)
+	for _, want := range []string{
+		"Foundations DEBUG: read submission config " + config + ": scheduler_url " + s.URL,
+		"Foundations DEBUG: no job.config.yaml in " + proj,
+		"Foundations DEBUG: POST " + s.URL + "/api/v1/jobs -> 201 Created (",
+		"Foundations DEBUG: bundling took ",
+		"Foundations DEBUG: exit code 0 after ",
+	} {
+		require.Contains(t, res.Stderr, want)
+	}
+	require.Contains(t, res.Stdout, "debugged job ran")
+	require.NotContains(t, res.Stdout, "DEBUG", "diagnostics go to stderr only")
+
+	for _, args := range [][]string{
+		{"get", "logs", "scheduler", id, "--debug"},
+		{"--debug", "get", "jobs", "scheduler"},
+		{"get", "job", "--debug", "scheduler", id, "--save_dir", t.TempDir()},
+	} {
+		res := cli(t, s.Home, proj, args...)
+		require.Equal(t, 0, res.Code, "%v: %s", args, res)
+		require.Contains(t, res.Stderr, "Foundations DEBUG: GET "+s.URL+"/api/v1/jobs", "%v", args)
+		require.Contains(t, res.Stderr, "Foundations DEBUG: read submission config "+config, "%v", args)
+	}
+	// Without --debug, none of it.
+	res = cli(t, s.Home, proj, "get", "logs", "scheduler", id)
+	require.NotContains(t, res.Stderr, "DEBUG")
+	require.Equal(t, "debugged job ran\n", strings.SplitAfter(res.Stdout, "="+strings.Repeat("=", 119)+"\n")[2])
+
+	// A failure shows the error's chain.
+	res = cli(t, s.Home, proj, "get", "logs", "nowhere", id, "--debug")
+	require.Equal(t, 1, res.Code)
+	require.Contains(t, res.Stderr, "Foundations DEBUG: looking for "+filepath.Join(s.Home, "config", "submission", "nowhere.config.yaml"))
+	require.Contains(t, res.Stderr, "Foundations DEBUG: error ")
+}
+
 // --stream-job-logs False returns once the job is submitted, while the job still waits.
 func TestSubmitWithoutStreaming(t *testing.T) {
 	requirePython(t)
