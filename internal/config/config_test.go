@@ -226,6 +226,18 @@ func TestLoadSubmissionLookupOrder(t *testing.T) {
 	require.Contains(t, err.Error(), filepath.Join(home, "config", "submission", "azure.config.yaml"))
 	require.NotContains(t, err.Error(), "\n")
 
+	// A project config without scheduler_url (other keys only) leaves the scheduler to the
+	// home config of that name; with no scheduler_url anywhere, the first one found is named.
+	write(t, filepath.Join(cwd, "config", "submission", "aws.config.yaml"), "job_results_root: /somewhere\n")
+	s, err = LoadSubmission(cwd, "aws")
+	require.NoError(t, err)
+	require.Equal(t, "http://home:1", s.SchedulerURL)
+	write(t, filepath.Join(cwd, "config", "submission", "gcp.config.yaml"), "# nothing\n")
+	write(t, filepath.Join(home, "config", "submission", "gcp.config.yaml"), "token: x\n")
+	_, err = LoadSubmission(cwd, "gcp")
+	requireConfigError(t, err, filepath.Join(cwd, "config", "submission", "gcp.config.yaml"), false)
+	require.Contains(t, err.Error(), "scheduler_url")
+
 	// A broken project config is an error, not a reason to fall back to the home one.
 	write(t, filepath.Join(cwd, "config", "submission", "aws.config.yaml"), "scheduler_url: [\n")
 	_, err = LoadSubmission(cwd, "aws")

@@ -106,12 +106,14 @@ func validHost(h string) bool {
 	return true
 }
 
-// LoadSubmission finds and parses the submission config called name.
+// LoadSubmission finds and parses the submission config called name: the project's, then
+// $FOUNDATIONS_HOME's. A project config without scheduler_url defers to the home one.
 func LoadSubmission(cwd, name string) (*Submission, error) {
 	if name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
 		return nil, atlas.Invalidf("invalid scheduler config name %q", name)
 	}
 	var tried []string
+	var noURL error // the first config found without scheduler_url
 	for _, dir := range SubmissionDirs(cwd) {
 		path := filepath.Join(dir, name+".config.yaml")
 		data, err := os.ReadFile(path)
@@ -122,7 +124,20 @@ func LoadSubmission(cwd, name string) (*Submission, error) {
 		if err != nil {
 			return nil, err
 		}
-		return ParseSubmission(name, path, data)
+		s, err := ParseSubmission(name, path, data)
+		var ce *Error
+		if errors.As(err, &ce) && ce.Key == "scheduler_url" && ce.Msg == missingURL && ce.Line == 0 {
+			// A project's config may carry other keys only (Atlas's configs had many): the
+			// scheduler is then the one of $FOUNDATIONS_HOME's config of that name.
+			if noURL == nil {
+				noURL = err
+			}
+			continue
+		}
+		return s, err
+	}
+	if noURL != nil {
+		return nil, noURL
 	}
 	return nil, atlas.NotFoundf("could not find submission configuration with name %q (looked for %s; `foundations info --env` lists them)",
 		name, strings.Join(tried, " and "))

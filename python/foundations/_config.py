@@ -55,6 +55,7 @@ def load_submission(name):
         # config file, and the server is reached through its unix socket).
         return os.environ["FOUNDATIONS_SCHEDULER_URL"].rstrip("/"), os.environ.get("FOUNDATIONS_TOKEN")
     tried = []
+    no_url = None
     for d in submission_dirs():
         path = os.path.join(d, name + ".config.yaml")
         if not os.path.exists(path):
@@ -64,8 +65,13 @@ def load_submission(name):
             values = top_level_scalars(f.read())
         url = values.get("scheduler_url")
         if not url:
-            raise ValueError("{}: scheduler_url is missing".format(path))
+            # A project's config may carry other keys only: the scheduler is then the one of
+            # $FOUNDATIONS_HOME's config of that name (as `foundations submit` does).
+            no_url = no_url or path
+            continue
         return url.rstrip("/"), token_for(url, values.get("token"))
+    if no_url:
+        raise ValueError("{}: scheduler_url is missing".format(no_url))
     raise ValueError("could not find submission configuration with name {!r} (looked for {})".format(name, " and ".join(tried)))
 
 
