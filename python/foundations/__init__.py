@@ -7,6 +7,7 @@ FOUNDATIONS_COMMAND_LINE=True (or a script that only submits jobs) no job is rec
 
 Only the standard library is used.
 """
+import decimal
 import json
 import math
 import numbers
@@ -16,19 +17,17 @@ import sys
 from . import _config, _tracker
 from ._deployment import DeploymentWrapper, get_metrics_for_all_jobs, submit
 from ._syncable import SyncableDirectory, create_syncable_directory, set_tensorboard_logdir
+from . import artifacts, parameters  # noqa: E402 (Atlas's module paths: foundations.artifacts...)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "log_param", "log_params", "log_metric", "set_tag", "save_artifact", "load_parameters", "submit",
     "get_metrics_for_all_jobs", "set_project_name", "create_syncable_directory", "set_tensorboard_logdir",
-    "DeploymentWrapper", "SyncableDirectory",
+    "DeploymentWrapper", "SyncableDirectory", "artifacts", "parameters",
 ]
 
 PARAMETERS_FILE = "foundations_job_parameters.json"
-
-_warned_outside = [False]
-
 
 def _job():
     return _tracker.current()
@@ -65,19 +64,45 @@ def _short(text, limit=40):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+_warned_big = set()  # (kind, key) already warned about a number beyond 64-bit integers
+
+
+def _big_int(kind, key, value):
+    """What is kept of an integer beyond 64 bits, which the server does not keep as an integer: a
+    float when one holds it, else its exact digits as a string (past 10000 digits, a string in
+    scientific notation). Warns once per key; never raises: a job is never lost over a value it
+    logged."""
+    try:
+        kept = float(value)
+        shown = "the float {!r}".format(kept)
+    except OverflowError:
+        digits = format(decimal.Decimal(value), "f")
+        kept = digits if len(digits) <= MAX_STRING else "{:.16e}".format(decimal.Decimal(value))
+        shown = "a string" if kept is digits else "a string in scientific notation"
+    if (kind, key) not in _warned_big:
+        _warned_big.add((kind, key))
+        try:
+            text = _short(repr(value))
+        except ValueError:  # more digits than Python converts to text by default
+            text = "an integer of {} bits".format(value.bit_length())
+        _tracker.warn("{} {!r}: {} is too large to store as an integer; kept as {}.".format(kind, key, text, shown))
+    return kept
+
+
 def _metric_value(key, value):
     value = _scalar(value)
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, numbers.Real):
-        value = float(value) if not isinstance(value, int) else value
-        if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+            return value if -_INT_LIMIT <= value <= _INT_LIMIT else _big_int("metric", key, value)
+        value = float(value)
+        if math.isnan(value) or math.isinf(value):
             raise ValueError("log_metric: value of {!r} is {}; metrics must be finite numbers".format(key, value))
-        if isinstance(value, int) and abs(value) > 2 ** 63:
-            raise ValueError("log_metric: value of {!r} is too large".format(key))
         return value
     if isinstance(value, str):
-        if len(value) > 10000:
+        if len(value) > MAX_STRING:
             raise ValueError("log_metric: string value of {!r} is longer than 10000 characters".format(key))
         return value
     shown = repr(value)
@@ -89,6 +114,7 @@ def _metric_value(key, value):
 
 _FLOAT_MAX = sys.float_info.max
 _INT_LIMIT = 2 ** 63
+MAX_STRING = 10000
 _known_keys = set()  # metric names already checked, for the fast path
 _add_point = None  # the job's Writer.add_point, once there is a job
 
@@ -103,6 +129,8 @@ def log_metric(key, value, step=None):
         if (t is float and -_FLOAT_MAX <= value <= _FLOAT_MAX) or (t is int and -_INT_LIMIT <= value <= _INT_LIMIT):
             _add_point(key, value)
             return
+    if not isinstance(key, str):  # as Atlas: a metric's name is a string
+        raise ValueError("Invalid metric name {}: want a string, got {}".format(_short(repr(key)), type(key).__name__))
     checked = _check_key("metric", key)
     if step is not None:
         step = _scalar(step)
@@ -131,12 +159,9 @@ def _param_value(key, value):
     if isinstance(value, numbers.Real):
         if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
             raise ValueError("log_param: value of {!r} is {}; parameters must be finite numbers".format(key, value))
-        if isinstance(value, int):
-            try:
-                float(value)
-            except OverflowError:
-                raise ValueError("log_param: value of {!r} is too large ({} bits)".format(key, value.bit_length())) from None
-            return value
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+            return value if -_INT_LIMIT <= value <= _INT_LIMIT else _big_int("parameter", key, value)
         return float(value)
     if hasattr(value, "tolist"):
         value = value.tolist()
@@ -203,7 +228,7 @@ def set_tag(key, value=""):
 
 def save_artifact(filepath, key=None):
     """Saves a file with the job, shown in the GUI (images, audio, text are previewed). key
-    defaults to the file name; saving a key again replaces it."""
+    defaults to the file name; saving a key again replaces it, with a warning."""
     if not isinstance(filepath, (str, os.PathLike)):
         raise TypeError("save_artifact: filepath must be a path, got {}".format(type(filepath).__name__))
     filepath = os.fspath(filepath)
@@ -212,6 +237,9 @@ def save_artifact(filepath, key=None):
     key = _check_key("artifact", key if key is not None else os.path.basename(filepath))
     job = _job()
     if job is not None:
+        if key in job.artifact_keys:
+            _tracker.warn('Artifact "{}" already exists - overwriting.'.format(key))
+        job.artifact_keys.add(key)
         job.writer.add_artifact(key, filepath)
 
 

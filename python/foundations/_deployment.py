@@ -229,8 +229,9 @@ class DeploymentWrapper:
 
 
 def get_metrics_for_all_jobs(project_name, include_input_params=True, scheduler_config="scheduler"):
-    """One row per job of the project: status, times, tags, and every parameter and metric (the
-    last value). A pandas DataFrame when pandas is installed, else a list of dicts."""
+    """One row per job of the project: status, times, tags (also one tag_<key> column each), and
+    every parameter and metric (the last value). A pandas DataFrame when pandas is installed,
+    else a list of dicts."""
     if not isinstance(project_name, str) or not project_name:
         raise ValueError("get_metrics_for_all_jobs: want a project name")
     try:
@@ -249,13 +250,16 @@ def get_metrics_for_all_jobs(project_name, include_input_params=True, scheduler_
     while True:
         page = client.json("GET", "/api/v1/jobs?project={}&limit=1000&offset={}&sort=created_at".format(quote(project_name), offset))
         for j in page["jobs"]:
+            tags = j.get("tags") or {}
             row = {"project_name": j["project"], "job_id": j["id"], "user": j["user"], "status": j["state"],
                    "creation_time": j.get("created_at"), "start_time": j.get("started_at"),
-                   "completed_time": j.get("finished_at"), "tags": j.get("tags") or {}}
+                   "completed_time": j.get("finished_at"), "tags": tags}
             if include_input_params:
                 row.update(j["params"])
             for m in j["metrics"]:
                 row[m["key"]] = m["last"]
+            for k, v in tags.items():
+                row["tag_" + k] = v
             rows.append(row)
         offset += len(page["jobs"])
         if not page["jobs"] or offset >= page["total"]:

@@ -4,22 +4,34 @@ import atexit
 import os
 import tempfile
 
-from . import _tracker
-from ._client import APIError, quote
+from . import _bundle, _config, _tracker
+from ._client import APIError, Client, quote
 
 PREFIX = "syncable/"
 
 
-class SyncableDirectory:
-    """A local folder tied to a key. str() is its path; upload() saves changed files."""
+def _client():
+    """The server to read from: the job's, else the local scheduler's (a driver downloads too)."""
+    job = _tracker.current(create=False)
+    if job is not None:
+        return job.client
+    url, token = _config.local_scheduler_url()
+    return Client(url, token)
 
-    def __init__(self, key, directory_path, source_job_id):
+
+class SyncableDirectory:
+    """A local folder tied to a key. str() is its path. download() fetches the files a job
+    uploaded under the key; upload() saves the folder's new and changed files with this job, so
+    a later job can continue from them (job 1 -> job 2 -> job 3)."""
+
+    def __init__(self, key, directory_path, source_job_id, auto_download=True):
         self.key = key
         self.path = directory_path
-        self._uploaded = {}
+        self.source_job_id = source_job_id
+        self._uploaded = {}  # relative path -> (mtime, size) when this job last uploaded it
         os.makedirs(directory_path, exist_ok=True)
-        if source_job_id:
-            self._download(source_job_id)
+        if source_job_id and auto_download:
+            self.download()
 
     def __str__(self):
         return self.path
@@ -27,51 +39,71 @@ class SyncableDirectory:
     def __fspath__(self):
         return self.path
 
-    def _download(self, job_id):
-        job = _tracker.current()
-        if job is None:
-            return
-        client = job.client
+    def __repr__(self):
+        return "SyncableDirectory({!r}, {!r})".format(self.key, self.path)
+
+    def download(self, source_job_id=None):
+        """Fetches the files job source_job_id (default: the one given at creation) uploaded
+        under this key. A local file with the same content is left alone, and so is one changed
+        here after that job uploaded it. Returns the relative paths written."""
+        job_id = source_job_id or self.source_job_id
+        if not job_id:
+            raise ValueError("download: no source job: give source_job_id")
+        client = _client()
         try:
             info = client.json("GET", "/api/v1/jobs/" + quote(job_id))
         except APIError as e:
             if e.status == 404:
-                raise ValueError("create_syncable_directory: job {} not found".format(job_id)) from None
+                raise ValueError("syncable directory {!r}: job {} not found".format(self.key, job_id)) from None
             raise
+        from ._deployment import _time
         prefix = PREFIX + self.key + "/"
+        written = []
         for a in info.get("artifacts") or ():
             if not a["key"].startswith(prefix):
                 continue
             rel = a["key"][len(prefix):]
             if not rel or rel.startswith("/") or ".." in rel.split("/"):
                 continue
-            dst = os.path.join(self.path, rel)
+            dst = os.path.join(self.path, *rel.split("/"))
+            if os.path.isfile(dst):
+                if _bundle.file_digest(dst) == a["digest"]:
+                    continue
+                uploaded = _time(a.get("created_at"))
+                if uploaded is not None and os.stat(dst).st_mtime > uploaded.timestamp():
+                    continue  # changed here since: the newer file wins, as in Atlas
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             _, _, data = client.request("GET", a["url"])
-            with open(dst, "wb") as f:
+            tmp = dst + ".atlas-download"
+            with open(tmp, "wb") as f:
                 f.write(data)
-            self._uploaded[rel] = os.stat(dst).st_mtime_ns
+            os.replace(tmp, dst)
+            written.append(rel)
+        return written
 
     def upload(self):
-        """Saves the files that changed since the last upload (or download)."""
+        """Saves the folder's files with this job: the first time all of them (downloaded ones
+        too, so the next job in a chain finds everything here), then those that changed."""
         job = _tracker.current()
         if job is None:
             _tracker.warn("upload of syncable directory {!r} skipped: this script is not tracked as a job".format(self.key))
             return
-        for root, _, files in os.walk(self.path):
+        for root, dirs, files in os.walk(self.path):
+            dirs.sort()
             for name in sorted(files):
                 p = os.path.join(root, name)
                 rel = os.path.relpath(p, self.path).replace(os.sep, "/")
-                mtime = os.stat(p).st_mtime_ns
-                if self._uploaded.get(rel) == mtime:
+                st = os.stat(p)
+                if self._uploaded.get(rel) == (st.st_mtime_ns, st.st_size):
                     continue
                 job.writer.add_artifact(PREFIX + self.key + "/" + rel, p)
-                self._uploaded[rel] = mtime
+                self._uploaded[rel] = (st.st_mtime_ns, st.st_size)
 
 
 def create_syncable_directory(key, directory_path=None, source_job_id=None):
     """Returns a SyncableDirectory for key at directory_path (default: a new temporary folder),
-    filled with the files that job source_job_id (default: this job) uploaded under key."""
+    filled with the files that job source_job_id (default: this job, when the scheduler runs
+    it) uploaded under key. Works in drivers too (FOUNDATIONS_COMMAND_LINE), to read results."""
     if not isinstance(key, str) or not key or "/" in key:
         raise ValueError("create_syncable_directory: key must be a non-empty string without '/'")
     if directory_path is None:

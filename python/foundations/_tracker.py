@@ -509,6 +509,7 @@ class Job:
         self.failed = False
         self.exit_code = None
         self.reason = None
+        self.artifact_keys = set()  # keys saved with save_artifact, to warn when one is replaced
         self.stop = threading.Event()
         if execution_mode:
             threading.Thread(target=self._heartbeat, name="foundations-heartbeat", daemon=True).start()

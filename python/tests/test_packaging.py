@@ -27,8 +27,12 @@ class WheelTest(unittest.TestCase):
             where, names = r.stdout.splitlines()
             self.assertTrue(where.startswith(site), where)
             for name in ("log_metric", "log_param", "log_params", "set_tag", "save_artifact", "load_parameters",
-                         "submit", "get_metrics_for_all_jobs"):
+                         "submit", "get_metrics_for_all_jobs", "artifacts", "parameters"):
                 self.assertIn(name, names)
+            r = subprocess.run([sys.executable, "-c", "from foundations.parameters.generate_random_parameters import "
+                                "generate_random_parameters; from foundations.artifacts import create_syncable_directory"],
+                               capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=site))
+            self.assertEqual(r.returncode, 0, r.stderr)
 
 
 if __name__ == "__main__":

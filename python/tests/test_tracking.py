@@ -18,10 +18,10 @@ cases = [
     ("metric -inf", lambda: foundations.log_metric("m", -math.inf)),
     ("metric nan in list", lambda: foundations.log_metric("m", [1.0, float("nan")])),
     ("metric dict in list", lambda: foundations.log_metric("m", [1.0, {"x": 1}])),
-    ("metric huge int", lambda: foundations.log_metric("m", 10 ** 30)),
     ("metric long string", lambda: foundations.log_metric("m", "x" * 10001)),
     ("metric None key", lambda: foundations.log_metric(None, 1)),
     ("metric list key", lambda: foundations.log_metric(["a"], 1)),
+    ("metric int key", lambda: foundations.log_metric(5, 1)),
     ("metric empty key", lambda: foundations.log_metric("", 1)),
     ("metric 1001-char key", lambda: foundations.log_metric("k" * 1001, 1)),
     ("metric NUL in key", lambda: foundations.log_metric("a\x00b", 1)),
@@ -32,7 +32,6 @@ cases = [
     ("param None key", lambda: foundations.log_param(None, 1)),
     ("param empty key", lambda: foundations.log_param("", 1)),
     ("param 1001-char key", lambda: foundations.log_param("k" * 1001, 1)),
-    ("param huge int", lambda: foundations.log_param("p", 10 ** 400)),
     ("params not a dict", lambda: foundations.log_params([("a", 1)])),
     ("params inf inside", lambda: foundations.log_params({"a": {"b": float("inf")}})),
     ("tag dict value", lambda: foundations.set_tag("t", {"a": 1})),
@@ -56,13 +55,13 @@ print(json.dumps(out))
 EXPECTED_ERRORS = {
     "metric dict value": "TypeError", "metric None value": "TypeError", "metric object value": "TypeError",
     "metric nan": "ValueError", "metric inf": "ValueError", "metric -inf": "ValueError",
-    "metric nan in list": "ValueError", "metric dict in list": "TypeError", "metric huge int": "ValueError",
+    "metric nan in list": "ValueError", "metric dict in list": "TypeError", "metric int key": "ValueError",
     "metric long string": "ValueError", "metric None key": ("TypeError", "ValueError"),
     "metric list key": ("TypeError", "ValueError"), "metric empty key": "ValueError",
     "metric 1001-char key": "ValueError", "metric NUL in key": "ValueError", "metric negative step": "ValueError",
     "metric float step": "ValueError", "param nan": "ValueError", "param object": "TypeError",
     "param None key": ("TypeError", "ValueError"), "param empty key": "ValueError",
-    "param 1001-char key": "ValueError", "param huge int": "ValueError", "params not a dict": "TypeError",
+    "param 1001-char key": "ValueError", "params not a dict": "TypeError",
     "params inf inside": "ValueError", "tag dict value": "TypeError", "tag empty key": "ValueError",
     "tag None key": ("TypeError", "ValueError"), "artifact missing file": "FileNotFoundError",
     "artifact a directory": "FileNotFoundError", "artifact not a path": "TypeError",
@@ -75,6 +74,7 @@ class TrackingTest(ServerTestCase):
         """Runs script as main.py in a new project folder; returns (the job, stdout)."""
         project, cwd = self.project_dir("track", files=files)
         r = self.run_script(script, cwd, env=env, python=python)
+        self.stderr = r.stderr
         job = self.server.wait_job(self.only_job(project)["id"])
         self.assertEqual(job["state"], "completed", r.stderr)
         return job, r.stdout
@@ -131,7 +131,6 @@ foundations.log_metric("mixed", 1)
 foundations.log_metric("mixed", "a")
 foundations.log_metric("stepped", [10, 20], step=5)
 foundations.log_metric("stepped", 30, step=100)
-foundations.log_metric(12, 1.0)
 ''')
         def series(key):
             return [(p["step"], p["value"]) for p in self.server.metric(job["id"], key)["points"]]
@@ -146,7 +145,6 @@ foundations.log_metric(12, 1.0)
         self.assertEqual(series("tuple"), [(0, 7), (1, 8)])
         self.assertEqual(series("mixed"), [(0, 1), (1, "a")])
         self.assertEqual(series("stepped"), [(5, 10), (6, 20), (100, 30)])
-        self.assertEqual(series("12"), [(0, 1.0)])
         summary = {m["key"]: m for m in job["metrics"]}
         self.assertEqual(summary["list"]["count"], 5)
         self.assertEqual(summary["list"]["last"], 2)
@@ -198,6 +196,7 @@ print(json.dumps(errors))
                 self.assertIn(kind, want if isinstance(want, tuple) else (want,), "{}: got {} {}".format(name, kind, msg))
                 self.assertTrue(msg and "\n" not in msg and len(msg) < 300, "a clear one-line message: {!r}".format(msg))
         self.assertIn("nan", results["metric nan"][1].lower())
+        self.assertEqual(results["metric int key"][1], "Invalid metric name 5: want a string, got int")
         self.assertIn("1001", results["metric 1001-char key"][1])
         self.assertIn("no-such-file.txt", results["artifact missing file"][1])
         # Nothing of the refused calls was stored, and the script went on.
@@ -205,6 +204,30 @@ print(json.dumps(errors))
         self.assertEqual(job["params"], {})
         self.assertEqual(job["tags"], {})
         self.assertEqual(job.get("artifacts") or [], [])
+
+    def test_numbers_too_large_to_store_are_kept_and_warned_about_once(self):
+        job, out = self.run_job(r'''
+import foundations
+foundations.log_metric("n", 8888888888888888888888888)
+foundations.log_metric("n", 8888888888888888888888888)
+foundations.log_metric("n", 2)
+foundations.log_metric("huge", 10 ** 400)
+foundations.log_metric("list", [1, -(2 ** 70)])
+foundations.log_param("p", 10 ** 400)
+foundations.log_param("q", 10 ** 30)
+print("still running")
+''')
+        self.assertEqual(out, "still running\n")
+        values = lambda k: [p["value"] for p in self.server.metric(job["id"], k)["points"]]  # noqa: E731
+        self.assertEqual(values("n"), [8.888888888888889e+24, 8.888888888888889e+24, 2])
+        self.assertEqual(values("huge"), ["1" + "0" * 400])
+        self.assertEqual(values("list"), [1, -1.1805916207174113e+21])
+        self.assertEqual(job["params"], {"p": "1" + "0" * 400, "q": 1e30})
+        warnings = [l for l in self.stderr.splitlines() if "too large" in l]
+        self.assertEqual(len(warnings), 5, "once per key: " + self.stderr)
+        self.assertIn("metric 'n': 8888888888888888888888888 is too large to store as an integer; kept as the float "
+                      "8.888888888888889e+24.", warnings[0])
+        self.assertIn("kept as a string", warnings[1])
 
     def test_unicode_keys_and_values(self):
         keys = ["损失", "λ_rate", "🚀 accuracy", "naïve/score", "a b?c&d=e#f%", "é" * 500]
@@ -281,6 +304,8 @@ except FileNotFoundError as e:
 ''')
         self.assertIn("FileNotFoundError", out)
         self.assertIn("missing.bin", out)
+        self.assertEqual(self.stderr.count("WARNING"), 1, self.stderr)
+        self.assertIn('Foundations WARNING: Artifact "log" already exists - overwriting.', self.stderr)
         arts = {a["key"]: a for a in job["artifacts"]}
         self.assertEqual(set(arts), {"plot.png", "log"})
         self.assertEqual(self.server.artifact(job["id"], "plot.png"), b"\x89PNG\r\n\x1a\n" + bytes(1000))
@@ -348,7 +373,8 @@ with open("tb/events.out", "w") as f:
         self.assertEqual(sorted(a["key"] for a in source["artifacts"]),
                          ["syncable/__tensorboard__/events.out", "syncable/ckpt/model.txt", "syncable/ckpt/sub/opt.txt"])
         self.assertEqual(self.server.artifact(source["id"], "syncable/ckpt/model.txt"), b"weights v2")
-        _, out = self.run_job("SOURCE = {!r}\n".format(source["id"]) + r'''
+        _, cwd = self.project_dir("restore")
+        out = self.run_script("SOURCE = {!r}\n".format(source["id"]) + r'''
 import json, os, foundations
 sync = foundations.create_syncable_directory("ckpt", "restored", source_job_id=SOURCE)
 files = {}
@@ -357,5 +383,96 @@ for root, _, names in os.walk("restored"):
         with open(os.path.join(root, n)) as f:
             files[os.path.relpath(os.path.join(root, n), "restored")] = f.read()
 print(json.dumps(files))
-''')
+''', cwd).stdout
         self.assertEqual(json.loads(out), {"model.txt": "weights v2", os.path.join("sub", "opt.txt"): "optimizer"})
+
+    def test_syncable_directories_chain_jobs(self):
+        # Job 1 writes a checkpoint; job 2 continues from it and adds to it; job 3 finds all of
+        # it. Atlas's documented path, foundations.artifacts.create_syncable_directory, works.
+        step = r'''
+import json, os, sys
+import foundations
+from foundations.artifacts import create_syncable_directory
+source = sys.argv[2] if len(sys.argv) > 2 else None
+sync = create_syncable_directory("ckpt", "ckpt", source)
+found = sorted(os.path.relpath(os.path.join(r, n), "ckpt") for r, _, ns in os.walk("ckpt") for n in ns)
+name = "step-{}.txt".format(sys.argv[1])
+with open(os.path.join("ckpt", name), "w") as f:
+    f.write("written by " + name)
+if os.path.exists("ckpt/latest.txt"):
+    with open("ckpt/latest.txt", "a") as f:
+        f.write("+")
+else:
+    with open("ckpt/latest.txt", "w") as f:
+        f.write("v")
+sync.upload()
+print(json.dumps({"found": found, "id": foundations._tracker.current().id}))
+'''
+        ids, seen = [], []
+        for i in range(3):
+            project, cwd = self.project_dir("chain", files={"main.py": step})
+            r = self.server.run("main.py", cwd, args=[str(i + 1)] + ids[-1:])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = json.loads(r.stdout)
+            ids.append(out["id"])
+            seen.append(out["found"])
+        self.assertEqual(seen, [[], ["latest.txt", "step-1.txt"], ["latest.txt", "step-1.txt", "step-2.txt"]])
+        third = self.server.wait_job(ids[2])
+        self.assertEqual(sorted(a["key"] for a in third["artifacts"]),
+                         ["syncable/ckpt/latest.txt", "syncable/ckpt/step-1.txt", "syncable/ckpt/step-2.txt",
+                          "syncable/ckpt/step-3.txt"], "job 3 keeps what it downloaded too")
+        self.assertEqual(self.server.artifact(ids[2], "syncable/ckpt/latest.txt"), b"v++")
+
+        # A driver (FOUNDATIONS_COMMAND_LINE) reads a job's directory: download() fills it, and
+        # leaves alone a file changed here since the job uploaded it.
+        _, cwd = self.project_dir("reader")
+        r = self.run_script(r'''
+import json, os, sys, time
+import foundations
+d = foundations.create_syncable_directory("ckpt", "results", sys.argv[1])
+files = sorted(os.listdir("results"))
+with open("results/latest.txt", "w") as f:
+    f.write("changed here")
+again = d.download()
+with open("results/latest.txt") as f:
+    kept = f.read()
+os.remove("results/step-1.txt")
+restored = d.download()
+print(json.dumps([files, again, kept, restored]))
+''', cwd, args=[ids[2]], env=self.server.env(FOUNDATIONS_COMMAND_LINE="True"))
+        files, again, kept, restored = json.loads(r.stdout)
+        self.assertEqual(files, ["latest.txt", "step-1.txt", "step-2.txt", "step-3.txt"])
+        self.assertEqual((again, kept, restored), ([], "changed here", ["step-1.txt"]))
+        self.assertEqual(r.stderr, "")
+
+    def test_generate_random_parameters(self):
+        _, cwd = self.project_dir("random")
+        r = self.run_script(r'''
+import json, random
+import foundations
+from foundations.parameters import generate_random_parameters
+from foundations.parameters.generate_random_parameters import generate_random_parameters as atlas_path
+space = {"lr": {"min": 0.001, "max": 0.1}, "widths": {"min": 8, "max": 64, "min_count": 1, "max_count": 3},
+         "dropout": {"min": 0.1, "max": 0.5, "count_min": 2, "count_max": 2}, "optimizer": "adam", "epochs": 5}
+draws = [generate_random_parameters(space) for _ in range(200)]
+errors = []
+for bad in ([1], {"a": {"min": 2, "max": 1}}, {"a": {"min": "x", "max": 1}}, {"a": {"min": 0, "max": 1, "min_count": 2}}):
+    try:
+        generate_random_parameters(bad)
+    except (TypeError, ValueError) as e:
+        errors.append(type(e).__name__)
+same = (atlas_path is foundations.parameters.generate_random_parameters.generate_random_parameters
+        is generate_random_parameters)
+print(json.dumps({"draws": draws, "errors": errors, "same": same,
+                  "seeded": generate_random_parameters(space, random.Random(7)) == generate_random_parameters(space, random.Random(7))}))
+''', cwd)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["errors"], ["TypeError", "ValueError", "TypeError", "ValueError"])
+        self.assertTrue(out["same"] and out["seeded"])
+        draws = out["draws"]
+        self.assertTrue(all(0.001 <= d["lr"] <= 0.1 for d in draws))
+        self.assertTrue(all(1 <= len(d["widths"]) <= 3 and all(8 <= w <= 64 for w in d["widths"]) for d in draws))
+        self.assertEqual({len(d["widths"]) for d in draws}, {1, 2, 3}, "both ends of the count range are drawn")
+        self.assertTrue(all(len(d["dropout"]) == 2 for d in draws))
+        self.assertTrue(all(d["optimizer"] == "adam" and d["epochs"] == 5 for d in draws))
+        self.assertGreater(len({d["lr"] for d in draws}), 150)
