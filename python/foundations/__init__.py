@@ -1,9 +1,11 @@
 """Atlas SDK: track parameters, metrics, tags and artifacts of a job, and submit jobs.
 
-Inside a job started by the scheduler, tracking calls write to that job. In a script run by hand
-(`python main.py`), the first tracking call records a new job on the local Atlas server; at exit
-the working directory is archived and the job is marked completed or failed. With
-FOUNDATIONS_COMMAND_LINE=True (or a script that only submits jobs) no job is recorded.
+Inside a job started by the scheduler, tracking calls write to that job. A script run by hand
+(`python main.py`) is a job on the local Atlas server from the moment it imports foundations:
+its output is kept as the job's logs, and at exit the working directory is archived and the job
+is marked completed or failed (with the traceback in its logs). A driver is never a job: with
+FOUNDATIONS_COMMAND_LINE=True nothing is recorded, and a script that submitted jobs (or read
+results) and tracked nothing itself is removed at exit.
 
 Only the standard library is used.
 """
@@ -263,12 +265,13 @@ def load_parameters(log_parameters=True):
 
 
 def set_project_name(project_name="default"):
-    """Sets the project of the job this script records. Call it before any tracking call."""
+    """Sets the project of the job this script records. Call it before any tracking call: a
+    script run by hand is a job from its import, and is moved to the project until then."""
     if not isinstance(project_name, str) or not project_name.strip():
         raise ValueError("set_project_name: want a non-empty string")
     job = _tracker.current(create=False)
     if job is not None:
-        if job.project != project_name:
+        if job.project != project_name and not _tracker.move(job, project_name):
             _tracker.warn("the job was already recorded in project {!r}; set_project_name must come before the first "
                           "tracking call".format(job.project))
         return
@@ -279,3 +282,6 @@ def flush(timeout=None):
     """Waits until everything tracked so far is stored by the server. Returns False on timeout."""
     job = _tracker.current(create=False)
     return True if job is None else job.writer.flush(timeout)
+
+
+_tracker.start()

@@ -9,10 +9,11 @@ import urllib.parse
 class APIError(Exception):
     """The server answered with an error status."""
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, headers=None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 class Unreachable(ConnectionError):
@@ -109,7 +110,7 @@ class Client:
             if not msg and resp.status == 401:
                 msg = ("authentication required by {}: run `foundations login {}` or set FOUNDATIONS_TOKEN"
                        .format(self.base_url, self.base_url))
-            raise APIError(resp.status, msg or "HTTP {}".format(resp.status))
+            raise APIError(resp.status, msg or "HTTP {}".format(resp.status), resp.headers)
         if stream:
             self._local.conn = None  # the response owns the connection now
             return resp

@@ -5,6 +5,7 @@ needs (scheduler_url, token, project_name); the server parses job.config.yaml in
 """
 import os
 import re
+import sys
 
 TRUE_VALUES = ("true", "1", "yes")
 
@@ -18,6 +19,29 @@ def home():
 def command_line_mode():
     """FOUNDATIONS_COMMAND_LINE set to True/true/1: this process only submits jobs."""
     return os.environ.get("FOUNDATIONS_COMMAND_LINE", "").strip().lower() in TRUE_VALUES
+
+
+def scheduled_job():
+    """The id of the scheduled job this process runs in: FOUNDATIONS_JOB_ID that comes with that
+    job's own FOUNDATIONS_TOKEN, as the scheduler starts every job. None otherwise (a script
+    run by hand, even with FOUNDATIONS_JOB_ID set)."""
+    job_id = os.environ.get("FOUNDATIONS_JOB_ID")
+    if job_id and os.environ.get("FOUNDATIONS_TOKEN", "").startswith("job." + job_id + "."):
+        return job_id
+    return None
+
+
+def run_by_hand():
+    """Whether this process is a script file run by hand (`python main.py`): not an interactive
+    session, `python -c`, `python -m module`, a test runner importing the SDK as a library, or a
+    multiprocessing worker of such a script."""
+    main = sys.modules.get("__main__")
+    if main is None or not getattr(main, "__file__", None) or getattr(main, "__spec__", None) is not None:
+        return False
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None and getattr(mp, "parent_process", lambda: None)() is not None:
+        return False
+    return not any(m in sys.modules for m in ("_pytest", "nose"))
 
 
 def top_level_scalars(text):

@@ -6,7 +6,7 @@ import sys
 import time
 import uuid
 
-from . import _bundle, _config
+from . import _bundle, _config, _tracker
 from ._client import APIError, Client, Unreachable, quote
 
 _bundles = {}  # folder -> (fingerprint, digest, uploaded to)
@@ -51,7 +51,8 @@ def submit(scheduler_config="scheduler", job_directory=None, project_name=None, 
     foundations.load_parameters() reads them. Returns a DeploymentWrapper at once, unless
     stream_job_logs is true: then the job's logs are printed until it ends.
 
-    Submitting a job does not record the calling script as a job."""
+    A script that submits jobs and tracks nothing itself is not kept as a job."""
+    _tracker.used_as_client()
     if kwargs:
         raise TypeError("submit() got unexpected keyword arguments: {}".format(", ".join(sorted(kwargs))))
     directory = os.path.abspath(job_directory or os.getcwd())
@@ -230,10 +231,13 @@ class DeploymentWrapper:
 
 def get_metrics_for_all_jobs(project_name, include_input_params=True, scheduler_config="scheduler"):
     """One row per job of the project: status, times, tags (also one tag_<key> column each), and
-    every parameter and metric (the last value). A pandas DataFrame when pandas is installed,
-    else a list of dicts."""
+    every parameter and metric (the last value). The calling script's own job is left out. A
+    pandas DataFrame when pandas is installed, else a list of dicts."""
     if not isinstance(project_name, str) or not project_name:
         raise ValueError("get_metrics_for_all_jobs: want a project name")
+    _tracker.used_as_client()
+    own = _tracker.current(create=False)
+    own = own.id if own is not None and own.execution_mode else None
     try:
         client = _client(scheduler_config)
     except ValueError:
@@ -250,6 +254,8 @@ def get_metrics_for_all_jobs(project_name, include_input_params=True, scheduler_
     while True:
         page = client.json("GET", "/api/v1/jobs?project={}&limit=1000&offset={}&sort=created_at".format(quote(project_name), offset))
         for j in page["jobs"]:
+            if j["id"] == own:
+                continue
             tags = j.get("tags") or {}
             row = {"project_name": j["project"], "job_id": j["id"], "user": j["user"], "status": j["state"],
                    "creation_time": j.get("created_at"), "start_time": j.get("started_at"),

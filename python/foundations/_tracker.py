@@ -17,8 +17,9 @@ import threading
 import time
 import uuid
 
-from . import _bundle, _config
+from . import _bundle, _config, _output
 from ._client import APIError, Client, Unreachable, quote
+from ._output import _unlink
 
 FLUSH_INTERVAL = 0.2
 MAX_BATCH_POINTS = 100_000
@@ -30,7 +31,7 @@ HEARTBEAT_INTERVAL = 30.0
 
 
 def _log(level, msg):
-    print("Foundations {}: {}".format(level, msg), file=sys.stderr, flush=True)
+    _output.say(level, msg)
 
 
 def warn(msg):
@@ -140,6 +141,11 @@ class Writer:
 
     def _buffered(self):
         return bool(self.params or self.metrics or self.tags or self.artifacts)
+
+    def used(self):
+        """Whether anything was ever tracked through this writer."""
+        with self.lock:
+            return self.seq > 0 or self._buffered()
 
     # --- delivery (the encoder and sender threads) ---
 
@@ -364,14 +370,6 @@ def encode_batch(batch):
     return (head[:-1] + ("," if len(head) > 2 else "") + '"metrics":{' + ",".join(parts) + "}}").encode()
 
 
-def _unlink(path):
-    if path:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-
-
 def _write_json(path, value):
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -411,7 +409,8 @@ def _describe(batch):
 
 def resend_orphans(spool=None, deadline=None):
     """Sends what processes that ended before delivering it left in the spool: their batches in
-    order, then (scripts run by hand) the archive of their folder and how they ended."""
+    order, then (scripts run by hand) their output, the archive of their folder and how they
+    ended."""
     spool = spool or _config.spool_dir()
     try:
         writers = sorted(os.listdir(spool))
@@ -449,6 +448,7 @@ def resend_orphans(spool=None, deadline=None):
                         raise
                     warn("the server refused tracked values of job {} left in {}: {}".format(meta["job_id"], d, e.message))
                 os.unlink(p)
+            _output.resend_chunks(client, meta["job_id"], d)
             _send_finish(client, job, d)
             shutil.rmtree(d, ignore_errors=True)
             _log("INFO", "sent the tracked values job {} left in the spool.".format(meta["job_id"]))
@@ -504,12 +504,16 @@ class Job:
         self.client = client
         self.id = job_id
         self.project = project
-        self.execution_mode = execution_mode
+        self.execution_mode = execution_mode  # this process created the job and reports its end
+        self.pid = os.getpid()
         self.writer = Writer(client, job_id)
         self.failed = False
         self.exit_code = None
         self.reason = None
         self.artifact_keys = set()  # keys saved with save_artifact, to warn when one is replaced
+        self.user_token = None
+        self.capture = None
+        self.shipper = None
         self.stop = threading.Event()
         if execution_mode:
             threading.Thread(target=self._heartbeat, name="foundations-heartbeat", daemon=True).start()
@@ -529,6 +533,25 @@ class Job:
                 _thread.interrupt_main()
                 return
 
+    def capture_output(self):
+        """Keeps this process's output (descriptors 1 and 2) as the job's logs, still printing it."""
+        if os.environ.get("FOUNDATIONS_CAPTURE_OUTPUT", "true").strip().lower() in ("0", "false", "no"):
+            return
+        self.shipper = _output.Shipper(self.client, self.id, self.writer.dir)
+        try:
+            self.capture = _output.Capture(self.shipper.write)
+        except Exception as e:  # never stop the script over its logs
+            warn("the output of this run is not kept as the logs of job {}: {}".format(self.id, e))
+
+    def close_output(self, timeout):
+        """Stops capturing and sends the output; True when the server has all of it."""
+        if self.shipper is None:
+            return True
+        deadline = time.monotonic() + timeout
+        if self.capture is not None:
+            self.capture.stop(min(5.0, timeout))
+        return self.shipper.close(max(0.0, deadline - time.monotonic()))
+
 
 _lock = threading.RLock()
 _job = None
@@ -536,6 +559,7 @@ _unavailable = False
 _warned_outside = False
 _project_override = None
 _exit_code = [None]
+_client_calls = [0]  # submit() and get_metrics_for_all_jobs() calls: a driver, if it tracks nothing itself
 try:  # the folder the script was started in: its archive, even if the script changes directory
     _start_dir = os.getcwd()
 except OSError:
@@ -549,6 +573,20 @@ def flush_timeout():
         return 30.0
 
 
+def start():
+    """Called when foundations is imported: a script run by hand is a job from the start, so
+    that its output and how it ended are kept even if it fails before tracking anything."""
+    if _config.scheduled_job() or _config.command_line_mode() or not _config.run_by_hand():
+        return
+    current()
+
+
+def used_as_client():
+    """Notes that this process drives Atlas (submits jobs, reads results): if it tracks nothing
+    itself, it is not a job."""
+    _client_calls[0] += 1
+
+
 def current(create=True):
     """Returns the job this process tracks into, creating it (execution mode) on first use.
 
@@ -559,11 +597,10 @@ def current(create=True):
     with _lock:
         if _job is not None or _unavailable or not create:
             return _job
-        job_id = os.environ.get("FOUNDATIONS_JOB_ID")
+        job_id = _config.scheduled_job()
         if job_id:
             url, token = _config.local_scheduler_url()
-            client = Client(url, token)
-            _job = Job(client, job_id, os.environ.get("FOUNDATIONS_PROJECT_NAME", ""), execution_mode=False)
+            _job = Job(Client(url, token), job_id, os.environ.get("FOUNDATIONS_PROJECT_NAME", ""), execution_mode=False)
             atexit.register(_at_exit_scheduled)
             return _job
         if _config.command_line_mode():
@@ -571,24 +608,83 @@ def current(create=True):
                 warn("Script not run with Foundations: FOUNDATIONS_COMMAND_LINE is set, so nothing is tracked.")
                 _warned_outside = True
             return None
-        url, token = _config.local_scheduler_url()
-        client = Client(url, token)
-        cwd = os.getcwd()
-        project = (_project_override or os.environ.get("FOUNDATIONS_PROJECT_NAME") or os.environ.get("PROJECT_NAME")
-                   or _config.project_from_job_config(cwd) or os.path.basename(cwd) or "default")
-        spec = {"id": str(uuid.uuid4()), "mode": "execution", "project": project, "user": _user(),
-                "command": [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv and sys.argv[0] else ["python"]}
-        try:
-            res = client.json("POST", "/api/v1/jobs", body=spec, timeout=10)
-        except (Unreachable, APIError) as e:
-            warn("{}. This run is not tracked.".format(e))
+        _job = _create_job()
+        if _job is None:
             _unavailable = True
-            return None
-        client.token = res.get("token") or token
-        _job = Job(client, res["job"]["id"], project, execution_mode=True)
-        _install_exit_hooks()
-        _log("INFO", "Tracking this run as job '{}' in project '{}' ({}).".format(_job.id, project, url))
         return _job
+
+
+def _project():
+    cwd = os.getcwd()
+    return (_project_override or os.environ.get("FOUNDATIONS_PROJECT_NAME") or os.environ.get("PROJECT_NAME")
+            or _config.project_from_job_config(cwd) or os.path.basename(cwd) or "default")
+
+
+def _submit_execution_job(client, job_id, project):
+    """Records a job for this script with the user's credentials (client); returns (created?,
+    the job as the server has it, the job's own token)."""
+    spec = {"id": job_id, "mode": "execution", "project": project, "user": _user(),
+            "command": [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv and sys.argv[0] else ["python"]}
+    status, _, data = client.request("POST", "/api/v1/jobs", body=spec, timeout=10)
+    res = json.loads(data)
+    return status == 201, res["job"], res.get("token") or client.token
+
+
+def _create_job():
+    """The job of a script run by hand: a new one, or the one FOUNDATIONS_JOB_ID names (as
+    Atlas did). None, with a warning, when it cannot be recorded."""
+    url, token = _config.local_scheduler_url()
+    project = _project()
+    wanted = os.environ.get("FOUNDATIONS_JOB_ID") or str(uuid.uuid4())
+    try:
+        created, job, job_token = _submit_execution_job(Client(url, token), wanted, project)
+    except (Unreachable, APIError) as e:
+        warn("{}. This run is not tracked.".format(e))
+        return None
+    except (ValueError, KeyError) as e:
+        warn("unexpected answer from {} ({}). This run is not tracked.".format(url, e))
+        return None
+    if not created:
+        # FOUNDATIONS_JOB_ID names a job another process recorded: track into it, and leave
+        # its output and its end to that process.
+        if job["state"] in ("completed", "failed", "stopped"):
+            warn("job {} (FOUNDATIONS_JOB_ID) has already ended. This run is not tracked.".format(job["id"]))
+            return None
+        _log("INFO", "Tracking into job '{}' in project '{}' ({}), recorded by another process.".format(
+            job["id"], job["project"], url))
+        j = Job(Client(url, job_token), job["id"], job["project"], execution_mode=False)
+        atexit.register(_at_exit_scheduled)
+        return j
+    j = Job(Client(url, job_token), job["id"], project, execution_mode=True)
+    j.user_token = token  # to record the job again if it moves project
+    _log("INFO", "Tracking this run as job '{}' in project '{}' ({}).".format(j.id, project, url))
+    j.capture_output()
+    _install_exit_hooks()
+    return j
+
+
+def move(job, project):
+    """Moves a job this script recorded, and that has tracked nothing yet, to another project
+    (set_project_name after the import made the script a job): the job is discarded and
+    recorded again with the same id, and its output so far is sent again. False if it cannot."""
+    if not job.execution_mode or job.writer.used():
+        return False
+
+    def replace():
+        try:
+            job.client.request("POST", "/api/v1/jobs/{}/finish".format(quote(job.id)), body={"discard": True}, timeout=10)
+            # The discarded job's token ended with it: record it again as the user, as at first.
+            _, _, job.client.token = _submit_execution_job(Client(job.client.base_url, job.user_token), job.id, project)
+        except (Unreachable, APIError, ValueError, KeyError) as e:
+            warn("could not move job {} to project {!r}: {}".format(job.id, project, e))
+            return False
+        return True
+
+    moved = job.shipper.replay(replace) if job.shipper is not None else replace()
+    if moved:
+        job.project = project
+        _log("INFO", "Job '{}' is in project '{}' now.".format(job.id, project))
+    return moved
 
 
 def _user():
@@ -647,10 +743,12 @@ def _at_exit_scheduled():
 
 
 def _at_exit_execution():
-    """Delivers what is left, archives the working directory and records how the script ended.
-    When the server cannot be reached, all of it stays in the spool for the next script."""
+    """Delivers what is left (the output first), archives the working directory and records
+    how the script ended; a script that only drove Atlas (submitted jobs or read results) and
+    tracked nothing itself is discarded instead. When the server cannot be reached, all of it
+    stays in the spool for the next script."""
     job = _job
-    if job is None:
+    if job is None or job.pid != os.getpid():  # a forked child exiting is not the script's end
         return
     job.stop.set()
     code = _exit_code[0]
@@ -660,22 +758,26 @@ def _at_exit_execution():
     timeout = flush_timeout()
     deadline = time.monotonic() + timeout
     writer = job.writer
-    delivered = writer.close(timeout, keep_spool=True)
-    state = "failed" if job.failed else "completed"
-    body = {"state": state, "exit_code": job.exit_code if job.exit_code is not None else 0}
-    if job.failed:
-        body["reason"] = job.reason or "exited with code {}".format(job.exit_code)
+    logged = job.close_output(timeout)
+    delivered = writer.close(max(0.0, deadline - time.monotonic()), keep_spool=True) and logged
     archive_path = None
-    try:
-        archive_path, body["archive_digest"] = _bundle.create(_start_dir or os.getcwd())
-    except OSError as e:
-        warn("could not archive the working directory of job {}: {}".format(job.id, e))
+    if _client_calls[0] and not writer.used():
+        body = {"discard": True}
+    else:
+        state = "failed" if job.failed else "completed"
+        body = {"state": state, "exit_code": job.exit_code if job.exit_code is not None else 0}
+        if job.failed:
+            body["reason"] = job.reason or "exited with code {}".format(job.exit_code)
+        try:
+            archive_path, body["archive_digest"] = _bundle.create(_start_dir or os.getcwd())
+        except OSError as e:
+            warn("could not archive the working directory of job {}: {}".format(job.id, e))
     finished = False
     if delivered:
         try:
             if archive_path:
                 job.client.put_blob_file(body["archive_digest"], archive_path)
-            job.client.json("POST", "/api/v1/jobs/{}/finish".format(quote(job.id)), body=body, timeout=30)
+            job.client.request("POST", "/api/v1/jobs/{}/finish".format(quote(job.id)), body=body, timeout=30)
             finished = True
         except APIError as e:
             if e.status < 500 and e.status not in (408, 429):
@@ -684,13 +786,13 @@ def _at_exit_execution():
         except (Unreachable, OSError):
             pass
     if finished or writer.dir is None:
-        _remove(archive_path)
+        _unlink(archive_path)
         if writer.dir:
             shutil.rmtree(writer.dir, ignore_errors=True)
         elif not finished:
             warn("could not record the end of job {} on {}.".format(job.id, job.client.base_url))
     else:
-        # Keep the archive and the end of the job with the undelivered values.
+        # Keep the archive and the end of the job with the undelivered values and output.
         try:
             if archive_path:
                 shutil.move(archive_path, os.path.join(writer.dir, "blobs", body["archive_digest"].split(":", 1)[1]))
@@ -700,17 +802,9 @@ def _at_exit_execution():
                      "tracks anything.".format(job.id, job.client.base_url, writer.dir))
         except OSError as e:
             warn("could not keep the end of job {} in the spool: {}".format(job.id, e))
-            _remove(archive_path)
+            _unlink(archive_path)
     job.resender.join(max(0.0, deadline - time.monotonic()))
     return delivered
-
-
-def _remove(path):
-    if path:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
 
 
 def is_finite(x):

@@ -88,6 +88,7 @@ with open("result.txt", "w") as f:
     f.write("written while the server was down")
 foundations.save_artifact("result.txt")
 print("exiting", flush=True)
+raise RuntimeError("failed while the server was down")
 '''
 
 
@@ -212,7 +213,7 @@ print("done", foundations.flush(120), flush=True)
         script.send("go")
         script.expect("exiting")
         code, stderr = script.finish()
-        self.assertEqual(code, 0, stderr)
+        self.assertEqual(code, 1, stderr)
         self.assertIn("kept in", stderr)
         left = batch_files(spool)
         self.assertTrue(left, "the undelivered batches stay in the spool")
@@ -237,8 +238,14 @@ print("done", foundations.flush(120), flush=True)
         self.assertEqual(job["params"], {"lr": 0.1, "opt_name": "sgd"})
         self.assertEqual(job["tags"], {"orphan": ""})
         self.assertEqual(self.server.artifact(job_id, "result.txt"), b"written while the server was down")
-        # How the script ended was kept too, with the archive of its folder.
-        self.assertEqual(job["state"], "completed")
+        # How the script ended was kept too, with its output and the archive of its folder.
+        self.assertEqual(job["state"], "failed")
+        self.assertIn("failed while the server was down", job["reason"])
+        log = self.server.logs(job_id)
+        self.assertIn("exiting\n", log)
+        rest = log.replace("exiting\n", "", 1)  # stdout and stderr are two pipes: where it lands may vary
+        self.assertTrue(rest.startswith("delivered True {} {}\nTraceback".format(spool, job_id)), log)
+        self.assertTrue(rest.endswith("RuntimeError: failed while the server was down\n"), log)
         self.assertTrue(job.get("archive_digest"))
         self.assertEqual(self.server.jobs(other)[0]["state"], "completed")
 

@@ -316,7 +316,7 @@ except FileNotFoundError as e:
         project, cwd = self.project_dir("params")
         r = self.run_script("import json, foundations\nprint(json.dumps(foundations.load_parameters()))\n", cwd)
         self.assertEqual(json.loads(r.stdout), {})
-        self.assertEqual(self.server.jobs(project), [], "load_parameters without parameters records no job")
+        self.assertEqual(self.only_job(project)["params"], {}, "load_parameters without parameters logs none")
 
     def test_load_parameters_with_file(self):
         params = {"lr": 0.01, "model": {"depth": 4, "widths": [8, 16]}, "name": "run-1"}
@@ -331,14 +331,14 @@ except FileNotFoundError as e:
         r = self.run_script("import foundations\ntry:\n    foundations.load_parameters()\n"
                             "except ValueError as e:\n    print(e)\n", cwd)
         self.assertIn("foundations_job_parameters.json is not valid JSON", r.stdout)
-        self.assertEqual(self.server.jobs(project), [])
+        self.assertEqual(self.only_job(project)["params"], {})
 
     def test_load_parameters_without_logging(self):
         project, cwd = self.project_dir("params", files={"foundations_job_parameters.json": '{"a": 1}'})
         r = self.run_script("import json, foundations\nprint(json.dumps(foundations.load_parameters(log_parameters=False)))\n",
                             cwd)
         self.assertEqual(json.loads(r.stdout), {"a": 1})
-        self.assertEqual(self.server.jobs(project), [])
+        self.assertEqual(self.only_job(project)["params"], {})
 
     def test_many_values_in_several_batches(self):
         job, _ = self.run_job(r'''

@@ -319,17 +319,22 @@ func TestExecutionMode(t *testing.T) {
 	require.Equal(t, "failed", failed.State)
 	require.Contains(t, failed.Reason, "boom")
 
-	// The job is created at the first tracking call: a script that tracks nothing, or runs
-	// with FOUNDATIONS_COMMAND_LINE set, records no job.
+	// Importing foundations makes the script a job from the start, with its output as its log,
+	// whether or not it tracks anything; with FOUNDATIONS_COMMAND_LINE set it records none.
 	writeFiles(t, proj, map[string]string{"quiet.py": "import foundations\nprint('quiet')\n"})
 	res = python(t, s.Home, proj, nil, "quiet.py")
 	require.Equal(t, 0, res.Code, res.String())
+	require.Equal(t, "quiet\n", res.Stdout)
+	m = regexp.MustCompile(`Tracking this run as job '([^']+)'`).FindStringSubmatch(res.Stderr)
+	require.NotNil(t, m, res.String())
+	require.Equal(t, "completed", s.job(t, m[1]).State)
+	require.Equal(t, "quiet\n", s.logs(t, m[1]))
 	for _, v := range []string{"True", "true", "1"} {
 		res = python(t, s.Home, proj, []string{"FOUNDATIONS_COMMAND_LINE=" + v}, "main.py")
 		require.Equal(t, 0, res.Code, res.String())
 		require.Contains(t, res.Stdout, "epoch 5/5: loss 0.1681")
 	}
-	require.Len(t, s.jobs(t, ""), 2, "only the two tracking runs are jobs")
+	require.Len(t, s.jobs(t, ""), 3, "the three runs without FOUNDATIONS_COMMAND_LINE are jobs")
 
 	// No server reachable: the script runs all the same, with one warning.
 	down := newHome(t)
