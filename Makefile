@@ -5,10 +5,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/atlasgo/atlas/internal/version.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help build web run test test-go test-python test-fuzz test-web bench worker-image clean
+.PHONY: help build web run test test-go test-python test-fuzz test-web bench worker-image worker-image-torch clean
 
 help: ## list targets
-	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: web ## build bin/atlas-server (with the web GUI when npm is present), bin/foundations and the Python SDK wheel
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/atlas-server ./cmd/foundations
@@ -38,8 +38,11 @@ test-python: ## Python SDK tests against a real atlas-server
 	ATLAS_EXECUTOR=process ATLAS_SERVER_BIN=$(CURDIR)/bin/atlas-server FOUNDATIONS_BIN=$(CURDIR)/bin/foundations \
 		python3 -m unittest discover -s python/tests -t python -v
 
-worker-image: ## build the Docker worker image atlas-ce/worker:latest from Debian packages (no registry)
-	scripts/worker-image.sh
+worker-image: ## build the Docker worker atlas-ce/worker:latest (Python, ML stack) from Debian packages, if out of date
+	scripts/worker-image.sh latest
+
+worker-image-torch: ## build atlas-ce/worker:torch: the same plus PyTorch (CPU only), if out of date
+	scripts/worker-image.sh torch
 
 bench: build ## run the benchmarks (figures in bench/README.md)
 	bench/run.sh

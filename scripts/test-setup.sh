@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provisions what the tests need and is missing, from the machine's configured package sources:
-# Python 3 with venv, a Docker engine and the worker image. With CI=true it installs (as root)
+# Python 3 with venv, a Docker engine and the worker images. With CI=true it installs (as root)
 # and starts what is missing; by hand it only says what is missing, and the tests that need it
 # skip with that reason.
 set -euo pipefail
@@ -37,13 +37,18 @@ if need dockerd && ! docker info >/dev/null 2>&1; then
     say "no Docker engine running; Docker tests will skip"
   fi
 fi
-if docker info >/dev/null 2>&1 && ! docker image inspect atlas-ce/worker:latest >/dev/null 2>&1; then
-  if [ "$ci" = true ]; then
-    need mmdebstrap || install mmdebstrap
-    scripts/worker-image.sh
-  else
-    say "worker image atlas-ce/worker:latest missing (make worker-image); Docker tests will skip"
-  fi
+# The worker images (default and torch), built only when missing or older than their recipe:
+# a Docker engine pays for them once.
+if docker info >/dev/null 2>&1; then
+  for variant in latest torch; do
+    status=$(scripts/worker-image.sh --check "$variant") && continue
+    if [ "$ci" = true ]; then
+      need mmdebstrap || install mmdebstrap
+      scripts/worker-image.sh "$variant"
+    else
+      say "$status; the tests that need it will skip"
+    fi
+  done
 fi
 # PostgreSQL for the PostgreSQL store's tests (scripts/postgres-test.sh runs a throwaway cluster).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || install postgresql || true
