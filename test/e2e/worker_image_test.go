@@ -1,12 +1,19 @@
 package e2e
 
-// End-to-end tests of what the worker images hold.
+// End-to-end tests of what the worker images hold: a job uses the default worker's ML stack,
+// the example project in examples/ trains a model with it, its search driver queues jobs that
+// all run there, and PyTorch imports in the torch worker.
 
 import (
+	"bytes"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -26,6 +33,130 @@ func needWorkerImage(t *testing.T, variant string) string {
 		t.Skip("worker image tests skipped: " + reason)
 	}
 	return "atlas-ce/worker:" + variant
+}
+
+// exampleProject copies an example project from examples/ into a fresh folder.
+func exampleProject(t *testing.T, name string) string {
+	t.Helper()
+	src := filepath.Join(repoRoot, "examples", name)
+	entries, err := os.ReadDir(src)
+	require.NoError(t, err)
+	files := map[string]string{}
+	for _, e := range entries {
+		require.False(t, e.IsDir(), "examples/%s/%s: the copy takes files only", name, e.Name())
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		require.NoError(t, err)
+		files[e.Name()] = string(data)
+	}
+	return newProject(t, name, files)
+}
+
+// metricCount returns how many points of a metric a job logged.
+func metricCount(j *Job, key string) int {
+	for _, m := range j.Metrics {
+		if m.Key == key {
+			return m.Count
+		}
+	}
+	return 0
+}
+
+var epochRE = regexp.MustCompile(`(?m)^epoch (\d+)/20: train loss \d+\.\d{4}, val loss \d+\.\d{4}, val accuracy [01]\.\d{4}$`)
+
+// The digits example, submitted as a new user would, runs to completion in the default
+// worker: scikit-learn trains epoch by epoch, every epoch's metrics are recorded, and the
+// confusion matrix Matplotlib drew is saved as a PNG artifact.
+func TestDockerDigitsExample(t *testing.T) {
+	image := needWorkerImage(t, "latest")
+	t.Parallel()
+	s := startDockerServer(t, newHome(t))
+	proj := exampleProject(t, "digits")
+
+	since := time.Now()
+	out, code := cliCombined(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
+	require.Equal(t, 0, code, out)
+	id := jobID(t, out)
+	var epochs []string
+	for _, m := range epochRE.FindAllStringSubmatch(out, -1) {
+		epochs = append(epochs, m[1])
+	}
+	require.Equal(t, strings.Fields("1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20"), epochs,
+		"the job printed every epoch's metrics, streamed:\n%s", out)
+	require.Contains(t, out, "Foundations INFO: Job '"+id+"' has completed.")
+
+	j := s.record(t, id)
+	require.Equal(t, "completed", j.State)
+	require.Equal(t, "docker", j.Executor)
+	require.Equal(t, []string{image}, containerEvents(t, id, since, "create", `{{index .Actor.Attributes "image"}}`),
+		"the job ran in the default worker image")
+	require.Equal(t, "digits", j.Project, "job.config.yaml names the project")
+	require.EqualValues(t, 64, j.Params["hidden_layer_size"], "the defaults are logged as params")
+	require.EqualValues(t, 20, j.Params["epochs"])
+	for _, key := range []string{"train_loss", "val_loss", "val_accuracy"} {
+		require.Equal(t, 20, metricCount(&j.Job, key), "%s is logged once per epoch", key)
+	}
+	require.Greater(t, j.Metric("val_accuracy"), 0.9, "the model learned to read digits")
+	require.Less(t, j.Metric("val_loss"), 0.5)
+	require.Equal(t, "mlp", j.Tags["model"])
+
+	require.Len(t, j.Artifacts, 1)
+	require.Equal(t, "confusion_matrix", j.Artifacts[0].Key)
+	require.Equal(t, "confusion_matrix.png", j.Artifacts[0].Filename)
+	cfg, err := png.DecodeConfig(bytes.NewReader(s.artifact(t, id, "confusion_matrix")))
+	require.NoError(t, err, "the artifact is a PNG image")
+	require.Greater(t, cfg.Width, 100)
+	require.Greater(t, cfg.Height, 100)
+}
+
+var (
+	queuedRE = regexp.MustCompile(`(?m)^queued ([0-9a-f-]+): `)
+	resultRE = regexp.MustCompile(`(?m)^val_accuracy [01]\.\d{4}  [0-9a-f-]+  `)
+)
+
+// The example's search driver, run on the user's machine (which needs only the SDK), queues
+// one job per point of its grid; with one worker they run one after another, each with its
+// own params, and the driver reports every job's accuracy once all completed.
+func TestDockerDigitsSearch(t *testing.T) {
+	needWorkerImage(t, "latest")
+	requirePython(t)
+	t.Parallel()
+	s := startDockerServer(t, newHome(t))
+	proj := exampleProject(t, "digits")
+
+	res := python(t, s.Home, t.TempDir(), nil, filepath.Join(proj, "search.py"))
+	require.Equal(t, 0, res.Code, res.String())
+	var ids []string
+	for _, m := range queuedRE.FindAllStringSubmatch(res.Stdout, -1) {
+		ids = append(ids, m[1])
+	}
+	require.Len(t, ids, 4, res.String())
+	require.Len(t, resultRE.FindAllString(res.Stdout, -1), 4, "the driver reports each job's accuracy:\n%s", res.Stdout)
+
+	jobs := s.jobs(t, "")
+	require.Len(t, jobs, 4, "the driver is not a job")
+	type point struct {
+		hidden float64
+		lr     float64
+	}
+	seen := map[point]bool{}
+	var prev *Job
+	for i, j := range jobs {
+		require.Equal(t, ids[i], j.ID, "jobs are listed in the order the driver queued them")
+		require.Equal(t, "completed", j.State, s.logs(t, j.ID))
+		require.Equal(t, "digits", j.Project)
+		hidden, lr := j.SubmittedParams["hidden_layer_size"].(float64), j.SubmittedParams["learning_rate"].(float64)
+		seen[point{hidden, lr}] = true
+		require.Equal(t, hidden, j.Params["hidden_layer_size"], "the job trained with its own params")
+		require.Equal(t, lr, j.Params["learning_rate"])
+		require.EqualValues(t, 15, j.Params["epochs"])
+		require.Equal(t, 15, metricCount(&jobs[i], "val_accuracy"))
+		require.Contains(t, s.logs(t, j.ID), "epoch 15/15: ")
+		if prev != nil {
+			require.False(t, j.StartedAt.Before(*prev.FinishedAt), "one worker: job %d started after job %d ended", i, i-1)
+		}
+		prev = &jobs[i]
+	}
+	require.Len(t, seen, 4, "each job has its own point of the grid")
 }
 
 // A job in the default worker uses the common ML stack without a requirements.txt: every
