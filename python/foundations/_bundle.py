@@ -1,12 +1,15 @@
-"""Deterministic tar.gz bundles of a folder, with the same ignore rules as the CLI."""
+"""Deterministic tar.gz bundles of a folder, with the same ignore rules as the CLI, and their
+unpacking with the same checks as the server."""
 import fnmatch
 import gzip
 import hashlib
 import io
 import os
+import posixpath
 import stat
 import tarfile
 import tempfile
+import zlib
 
 IGNORE_FILE = ".atlasignore"
 DEFAULT_IGNORE = [".git/", "__pycache__/", "*.pyc", ".ipynb_checkpoints/"]
@@ -142,3 +145,166 @@ def file_digest(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return "sha256:" + h.hexdigest()
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be unpacked safely."""
+
+
+MAX_BYTES = 20 << 30
+MAX_ENTRIES = 1_000_000
+
+
+def _clean(name):
+    """A tar entry's name, checked and made relative ('/'-separated), as the server's extractor
+    does: no NUL, no absolute path or drive, no '..' component."""
+    if not name:
+        raise BundleError("bundle has an entry with an empty name")
+    if "\x00" in name:
+        raise BundleError("bundle entry {!r} has a NUL byte in its name".format(name))
+    n = name.replace("\\", "/")
+    if n.startswith("/") or (len(n) > 1 and n[1] == ":"):
+        raise BundleError("bundle entry {!r} has an absolute path".format(name))
+    if ".." in n.split("/"):
+        raise BundleError("bundle entry {!r} has a \"..\" path component".format(name))
+    return posixpath.normpath(n)
+
+
+def _link_inside(name, target, is_real_dir=None):
+    """Whether a symlink at name with target resolves inside the root. A '..' may only step
+    back out of a real directory (is_real_dir), since after a link it leads elsewhere; with
+    is_real_dir None the check is lexical only."""
+    if not target or target.startswith("/") or "\x00" in target or (len(target) > 1 and target[1] == ":"):
+        return False
+    stack = [p for p in posixpath.dirname(name).split("/") if p and p != "."]
+    parents = len(stack)
+    for c in target.split("/"):
+        if c in ("", "."):
+            continue
+        if c == "..":
+            if not stack:
+                return False
+            if len(stack) > parents:
+                if is_real_dir is not None and not is_real_dir("/".join(stack)):
+                    return False
+            else:
+                parents -= 1
+            stack.pop()
+        else:
+            stack.append(c)
+    return True
+
+
+def extract(path, dest, max_bytes=MAX_BYTES, max_entries=MAX_ENTRIES):
+    """Unpacks the bundle (a gzip-compressed tar) at path into the existing folder dest,
+    treating it as hostile, with the rules of the server's own extractor: nothing is written
+    outside dest or through a link, links that lead out are refused, devices and fifos are
+    refused, and the total size and number of entries are capped. Symlinks are made last, so
+    no entry is ever written through one. Raises BundleError."""
+    real = {}  # relative path -> True for directories the archive made (real, not links)
+    links = []
+    dirs = []
+    total = [0]
+
+    def lstat(rel):
+        try:
+            return os.lstat(os.path.join(dest, rel))
+        except FileNotFoundError:
+            return None
+
+    def check_parents(rel, orig):
+        parts = posixpath.dirname(rel).split("/")
+        for i in range(len(parts)):
+            p = "/".join(parts[:i + 1])
+            if not p or p == "." or real.get(p):
+                continue
+            st = lstat(p)
+            if st is None:
+                return
+            if stat.S_ISLNK(st.st_mode):
+                raise BundleError("bundle entry {!r} is inside {!r}, which is a link".format(orig, p))
+            if not stat.S_ISDIR(st.st_mode):
+                raise BundleError("bundle entry {!r} is inside {!r}, which is not a directory".format(orig, p))
+            real[p] = True
+
+    def add(n):
+        if n > max_bytes - total[0]:
+            raise BundleError("bundle expands to more than {} bytes".format(max_bytes))
+        total[0] += n
+
+    def write(rel, orig, mode, src, size):
+        parent = posixpath.dirname(rel)
+        if parent:
+            os.makedirs(os.path.join(dest, parent), 0o755, exist_ok=True)
+        target = os.path.join(dest, rel)
+        st = lstat(rel)
+        if st is not None:
+            if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                raise BundleError("bundle entry {!r} replaces a directory or a link".format(orig))
+            os.unlink(target)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), (mode & 0o777) | 0o600)
+        with os.fdopen(fd, "wb") as out:
+            left = size
+            while left > 0:
+                block = src.read(min(left, 1 << 20))
+                if not block:
+                    raise BundleError("bundle is truncated at {!r}".format(orig))
+                out.write(block)
+                left -= len(block)
+
+    try:
+        with tarfile.open(path, "r:gz") as tf:
+            count = 0
+            for m in tf:
+                count += 1
+                if count > max_entries:
+                    raise BundleError("bundle has more than {} entries".format(max_entries))
+                if m.type in (tarfile.XGLTYPE,):
+                    continue
+                rel = _clean(m.name)
+                if rel == ".":
+                    continue
+                check_parents(rel, m.name)
+                if m.isdir():
+                    st = lstat(rel)
+                    if st is not None and stat.S_ISLNK(st.st_mode):
+                        raise BundleError("bundle entry {!r} is a directory where there is a link".format(m.name))
+                    os.makedirs(os.path.join(dest, rel), 0o700, exist_ok=True)
+                    real[rel] = True
+                    dirs.append((rel, m.mode))
+                elif m.isreg():
+                    add(m.size)
+                    write(rel, m.name, m.mode, tf.extractfile(m), m.size)
+                elif m.issym():
+                    if not _link_inside(rel, m.linkname):
+                        raise BundleError("bundle entry {!r} is a link pointing outside the bundle ({!r})".format(
+                            m.name, m.linkname))
+                    links.append((rel, m.name, m.linkname))
+                elif m.islnk():
+                    src = _clean(m.linkname)
+                    st = lstat(src) if src != "." else None
+                    if st is None or not stat.S_ISREG(st.st_mode):
+                        raise BundleError("bundle entry {!r} links to {!r}, which is not a file of the bundle".format(
+                            m.name, m.linkname))
+                    add(st.st_size)
+                    with open(os.path.join(dest, src), "rb") as f:
+                        write(rel, m.name, st.st_mode, f, st.st_size)
+                else:
+                    raise BundleError("bundle entry {!r} has an unsupported type (devices, fifos and sockets are "
+                                      "refused)".format(m.name))
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise BundleError("bundle is truncated or corrupt: {}".format(e)) from None
+
+    def is_real_dir(p):
+        st = lstat(p)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    for rel, orig, target in links:
+        check_parents(rel, orig)
+        if not _link_inside(rel, target, is_real_dir):
+            raise BundleError("bundle entry {!r} is a link pointing outside the bundle ({!r})".format(orig, target))
+        if lstat(rel) is not None:
+            raise BundleError("bundle entry {!r} is a link where there is already a file".format(orig))
+        os.symlink(target, os.path.join(dest, rel))
+    for rel, mode in dirs:
+        os.chmod(os.path.join(dest, rel), (mode & 0o777) | 0o700)
