@@ -3,12 +3,17 @@
 package python
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 //go:embed foundations/*.py
@@ -61,4 +66,57 @@ func Extract(dir string) (string, error) {
 		return "", err
 	}
 	return root, nil
+}
+
+//go:embed bootstrap/bootstrap.py
+var bootstrap string
+
+// Bootstrap is a Python program, to run with `python3 -c`, that fetches the SDK from the
+// server named by FOUNDATIONS_SCHEDULER_URL (GET /api/v1/sdk, with FOUNDATIONS_TOKEN) and runs
+// the job's in-job side (foundations/_runner.py): the whole command of a job that runs where
+// the server's files are not.
+func Bootstrap() string { return bootstrap }
+
+var archive struct {
+	once   sync.Once
+	data   []byte
+	digest string
+	err    error
+}
+
+// Archive returns the SDK as a gzip-compressed tar of foundations/*.py, and its digest, made
+// once: what GET /api/v1/sdk serves to jobs that fetch it.
+func Archive() ([]byte, string, error) {
+	archive.once.Do(func() {
+		files, err := fs.Glob(sdk, "foundations/*.py")
+		if err != nil {
+			archive.err = err
+			return
+		}
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		if err := tw.WriteHeader(&tar.Header{Name: "foundations/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			archive.err = err
+			return
+		}
+		for _, f := range files {
+			data, _ := sdk.ReadFile(f)
+			if err := tw.WriteHeader(&tar.Header{Name: f, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))}); err != nil {
+				archive.err = err
+				return
+			}
+			if _, err := tw.Write(data); err != nil {
+				archive.err = err
+				return
+			}
+		}
+		if err := errors.Join(tw.Close(), zw.Close()); err != nil {
+			archive.err = err
+			return
+		}
+		sum := sha256.Sum256(buf.Bytes())
+		archive.data, archive.digest = buf.Bytes(), "sha256:"+hex.EncodeToString(sum[:])
+	})
+	return archive.data, archive.digest, archive.err
 }

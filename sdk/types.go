@@ -114,9 +114,12 @@ type Job struct {
 	// StopRequested is set while the job is stopping (kept for older clients: state says it).
 	StopRequested bool       `json:"stop_requested,omitempty"`
 	StoppingAt    *time.Time `json:"stopping_at,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-	StartedAt     *time.Time `json:"started_at,omitempty"`
-	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+	// ReportedExitCode is how the job's command ended, as its in-job side reported it (jobs
+	// that run where the server cannot watch their process).
+	ReportedExitCode *int       `json:"reported_exit_code,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	StartedAt        *time.Time `json:"started_at,omitempty"`
+	FinishedAt       *time.Time `json:"finished_at,omitempty"`
 	// DurationSeconds runs to now for a running job.
 	DurationSeconds *float64 `json:"duration_seconds,omitempty"`
 
@@ -213,6 +216,13 @@ type FinishRequest struct {
 	// Discard removes the job instead: the script was a driver (it submitted jobs and tracked
 	// nothing itself), not a job. Only the job's own token may ask for it.
 	Discard bool `json:"discard,omitempty"`
+}
+
+// ExitReport is sent by the in-job side of a job that runs where the server's files are not
+// (POST /api/v1/jobs/{id}/exit): how the job's command ended, and the archive it uploaded.
+type ExitReport struct {
+	ExitCode      *int   `json:"exit_code"`
+	ArchiveDigest string `json:"archive_digest,omitempty"`
 }
 
 // HeartbeatResult tells a script whether it was asked to stop.

@@ -26,7 +26,7 @@ func toWire(j *atlas.Job) *sdk.Job {
 		ParentID: j.ParentID, Command: j.Command, Entrypoint: j.Entrypoint, SubmittedParams: j.Params, NumGPUs: j.NumGPUs,
 		RAMGB: j.RAMGB, RunAs: j.RunAs, BundleDigest: j.BundleDigest, ArchiveDigest: j.ArchiveDigest, Executor: j.Executor,
 		GPUIDs: j.GPUIDs, ExitCode: j.ExitCode, Reason: j.Reason, StopRequested: j.State == atlas.StateStopping,
-		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, StoppingAt: j.StoppingAt,
+		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, StoppingAt: j.StoppingAt, ReportedExitCode: j.ReportedExitCode,
 		Params: map[string]any{}, Metrics: []sdk.Metric{}, Tags: map[string]string{},
 		Worker: sdk.Worker{Image: j.Worker.Image, Entrypoint: j.Worker.Entrypoint, Command: j.Worker.Command,
 			WorkingDir: j.Worker.WorkingDir, Environment: j.Worker.Environment},

@@ -135,6 +135,9 @@ type Job struct {
 	HeartbeatAt *time.Time `json:"heartbeat_at,omitempty"`
 	// StoppingAt is when a stop was asked for (the job became stopping).
 	StoppingAt *time.Time `json:"stopping_at,omitempty"`
+	// ReportedExitCode is how the job's command ended, as its in-job side reported it (jobs that
+	// run where the server cannot watch their process).
+	ReportedExitCode *int `json:"reported_exit_code,omitempty"`
 }
 
 // MetricSummary is what a job table shows for one metric of one job.

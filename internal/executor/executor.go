@@ -91,6 +91,17 @@ type Executor interface {
 	Recover(ctx context.Context, job *atlas.Job, logPath string) (Handle, error)
 }
 
+// Remote is implemented by executors whose jobs run where the server's files are not (a
+// Kubernetes pod, a Slurm node). Their jobs' in-job side (python.Bootstrap) does over the API
+// what local executors leave to the server: it fetches the bundle, ships the output, uploads the
+// archive and reports how the command ended. So the scheduler neither prepares a working
+// directory for them nor archives one, and their Spec has no WorkDir or LogPath.
+type Remote interface {
+	Executor
+	// Remote marks the executor; it does nothing.
+	Remote()
+}
+
 // Cleaner is implemented by executors that can find and remove leftovers of jobs the server
 // no longer knows (orphans).
 type Cleaner interface {

@@ -107,6 +107,10 @@ func (s *Service) Ended(ctx context.Context, id string, o Outcome) (*atlas.Job, 
 	if err != nil {
 		return nil, err
 	}
+	if o.Lost && cur.ReportedExitCode != nil {
+		// The engine lost sight of the job, but the job said how its command ended.
+		o = Outcome{ExitCode: *cur.ReportedExitCode, ArchiveDigest: o.ArchiveDigest}
+	}
 	to, reason := atlas.StateCompleted, ""
 	switch {
 	case cur.State == atlas.StateStopping:

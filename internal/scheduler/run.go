@@ -25,13 +25,15 @@ func (s *Scheduler) workDir(id string) string { return filepath.Join(s.cfg.WorkR
 
 // start prepares and launches a claimed job, then watches it.
 func (s *Scheduler) start(j *atlas.Job) {
-	workDir := s.workDir(j.ID)
-	if err := s.prepare(j, workDir); err != nil {
-		s.failStart(j, "preparing the job failed: "+atlas.OneLine(err))
-		return
+	spec := &executor.Spec{Job: j, Env: s.env(j), SDKDir: s.cfg.SDKDir}
+	if !s.remote() {
+		spec.WorkDir, spec.LogPath, spec.SpoolDir = s.workDir(j.ID), s.cfg.Logs.Path(j.ID), s.cfg.Jobs.SpoolDir(j.ID)
+		if err := s.prepare(j, spec.WorkDir); err != nil {
+			s.failStart(j, "preparing the job failed: "+atlas.OneLine(err))
+			return
+		}
 	}
-	h, err := s.cfg.Executor.Start(s.ctx, &executor.Spec{Job: j, WorkDir: workDir, Env: s.env(j),
-		LogPath: s.cfg.Logs.Path(j.ID), SDKDir: s.cfg.SDKDir, SpoolDir: s.cfg.Jobs.SpoolDir(j.ID)})
+	h, err := s.cfg.Executor.Start(s.ctx, spec)
 	if err != nil {
 		s.failStart(j, atlas.OneLine(err))
 		return
@@ -125,17 +127,19 @@ func (s *Scheduler) watch(j *atlas.Job, h executor.Handle) {
 	}
 }
 
-// finish archives the working directory and records how the job ended. It reports whether
-// that was recorded.
+// finish archives the working directory (a remote executor's job uploaded its own) and records
+// how the job ended. It reports whether that was recorded.
 func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 	defer s.release(j.ID)
-	workDir := s.workDir(j.ID)
-	archive, err := s.archive(workDir)
-	if err != nil {
-		s.cfg.Logger.Error("archive job", "job", j.ID, "err", err)
-		_ = s.cfg.Logs.Append(j.ID, "Foundations ERROR: archiving the working directory failed: "+atlas.OneLine(err)+"\n")
+	workDir, archive := s.workDir(j.ID), ""
+	if !s.remote() {
+		var err error
+		if archive, err = s.archive(workDir); err != nil {
+			s.cfg.Logger.Error("archive job", "job", j.ID, "err", err)
+			_ = s.cfg.Logs.Append(j.ID, "Foundations ERROR: archiving the working directory failed: "+atlas.OneLine(err)+"\n")
+		}
 	}
-	_, err = s.cfg.Jobs.Ended(s.ctx, j.ID, jobs.Outcome{ExitCode: res.ExitCode, Reason: res.Reason, Lost: res.Lost,
+	_, err := s.cfg.Jobs.Ended(s.ctx, j.ID, jobs.Outcome{ExitCode: res.ExitCode, Reason: res.Reason, Lost: res.Lost,
 		Killed: res.Killed, ArchiveDigest: archive})
 	if err != nil {
 		s.cfg.Logger.Error("record job end", "job", j.ID, "err", err)
@@ -143,6 +147,12 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 	}
 	os.RemoveAll(workDir)
 	return true
+}
+
+// remote reports whether jobs run where the server's files are not (executor.Remote).
+func (s *Scheduler) remote() bool {
+	_, ok := s.cfg.Executor.(executor.Remote)
+	return ok
 }
 
 // archive stores the working directory as a blob.

@@ -43,6 +43,10 @@ type Store interface {
 	// JobSetArchive records a job's archive without changing its state.
 	JobSetArchive(ctx context.Context, id, digest string) error
 	JobHeartbeat(ctx context.Context, id string, at time.Time) error
+	// JobReportExit records how a job's command ended, as its in-job side reported it, and the
+	// archive it uploaded (when not empty), if the job is in one of the states in; a job in
+	// any other state is a StateConflict.
+	JobReportExit(ctx context.Context, id string, code int, archive string, in []atlas.State) (*atlas.Job, error)
 	// JobDelete removes a job in one of the states in, and everything tracked for it; a job in
 	// any other state is a StateConflict. It returns the job as it was, so the caller can
 	// clean up its files.

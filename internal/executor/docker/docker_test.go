@@ -37,6 +37,18 @@ func needDocker(t *testing.T) *docker.Executor {
 	return e
 }
 
+func TestContract(t *testing.T) {
+	needDocker(t)
+	executortest.Contract(t, executortest.ContractHarness{CachesEnvironments: true,
+		New: func(t *testing.T, s *executortest.Stack) executor.Executor {
+			e, err := docker.New(context.Background(), docker.Config{SocketDir: s.SocketDir,
+				EnvsDir: filepath.Join(s.Home, "envs"), Home: s.Home})
+			require.NoError(t, err)
+			t.Cleanup(func() { e.Close() })
+			return e
+		}})
+}
+
 func TestConformance(t *testing.T) {
 	needDocker(t)
 	dir := t.TempDir()

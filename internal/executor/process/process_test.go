@@ -57,6 +57,17 @@ func TestConformance(t *testing.T) {
 	executortest.Exercise(t, newHarness(t))
 }
 
+func TestContract(t *testing.T) {
+	py := python(t)
+	executortest.Contract(t, executortest.ContractHarness{CachesEnvironments: true,
+		New: func(t *testing.T, s *executortest.Stack) executor.Executor {
+			e, err := process.New(process.Config{Self: os.Args[0], RunDir: filepath.Join(s.Home, "run"),
+				EnvsDir: filepath.Join(s.Home, "envs"), Python: py})
+			require.NoError(t, err)
+			return e
+		}})
+}
+
 // Stop ends the whole process group, not just the job's main process.
 func TestStopKillsChildren(t *testing.T) {
 	h := newHarness(t)

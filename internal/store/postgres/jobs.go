@@ -18,7 +18,7 @@ import (
 const jobColumns = `j.id, j.seq, j.project, j."user", j.state, j.mode, j.priority, j.parent_id, j.command,
 	j.entrypoint, j.params, j.num_gpus, j.ram_gb, j.worker, j.run_as, j.bundle_digest, j.archive_digest, j.executor,
 	j.gpu_ids, j.exit_code, j.reason, j.run_info, j.token_hash, j.created_at, j.started_at,
-	j.finished_at, j.heartbeat_at, j.stopping_at`
+	j.finished_at, j.heartbeat_at, j.stopping_at, j.reported_exit_code`
 
 // querier is what a pool and a transaction have in common.
 type querier interface {
@@ -38,7 +38,7 @@ func scanJob(row pgx.Row) (*atlas.Job, error) {
 	err := row.Scan(&j.ID, &j.Seq, &j.Project, &j.User, &j.State, &j.Mode, &j.Priority, &j.ParentID, &j.Command,
 		&j.Entrypoint, &j.Params, &j.NumGPUs, &j.RAMGB, &j.Worker, &j.RunAs, &j.BundleDigest, &j.ArchiveDigest, &j.Executor,
 		&j.GPUIDs, &j.ExitCode, &j.Reason, &j.RunInfo, &j.TokenHash, &createdAt, &startedAt,
-		&finishedAt, &heartbeatAt, &stoppingAt)
+		&finishedAt, &heartbeatAt, &stoppingAt, &j.ReportedExitCode)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +183,25 @@ func (s *Store) JobSetRunInfo(ctx context.Context, id, runInfo string) error {
 func (s *Store) JobSetArchive(ctx context.Context, id, digest string) error {
 	tag, err := s.db.Exec(ctx, `UPDATE jobs SET archive_digest = $1 WHERE id = $2`, digest, id)
 	return notFoundIfNone(tag, err, id)
+}
+
+// JobReportExit implements store.Store.
+func (s *Store) JobReportExit(ctx context.Context, id string, code int, archive string, in []atlas.State) (*atlas.Job, error) {
+	var out *atlas.Job
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		j, err := getJob(ctx, tx, id, "FOR UPDATE")
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(in, j.State) {
+			return store.StateConflict(j)
+		}
+		out, err = scanJob(tx.QueryRow(ctx, `UPDATE jobs j SET reported_exit_code = $1,
+			archive_digest = CASE WHEN $2 = '' THEN j.archive_digest ELSE $2 END WHERE j.id = $3 RETURNING `+jobColumns,
+			code, archive, id))
+		return err
+	})
+	return out, err
 }
 
 // JobHeartbeat implements store.Store.

@@ -18,7 +18,7 @@ import (
 const jobColumns = `j.id, j.seq, j.project, j.user, j.state, j.mode, j.priority, j.parent_id, j.command,
 	j.entrypoint, j.params, j.num_gpus, j.ram_gb, j.worker, j.run_as, j.bundle_digest, j.archive_digest, j.executor,
 	j.gpu_ids, j.exit_code, j.reason, j.run_info, j.token_hash, j.created_at, j.started_at,
-	j.finished_at, j.heartbeat_at, j.stopping_at`
+	j.finished_at, j.heartbeat_at, j.stopping_at, j.reported_exit_code`
 
 type scanner interface{ Scan(...any) error }
 
@@ -27,13 +27,13 @@ func scanJob(sc scanner) (*atlas.Job, error) {
 		j                                            atlas.Job
 		command, entrypoint, params, worker, gpuIDs  string
 		exitCode, startedAt, finishedAt, heartbeatAt sql.NullInt64
-		stoppingAt                                   sql.NullInt64
+		stoppingAt, reported                         sql.NullInt64
 		createdAt                                    int64
 	)
 	err := sc.Scan(&j.ID, &j.Seq, &j.Project, &j.User, &j.State, &j.Mode, &j.Priority, &j.ParentID, &command,
 		&entrypoint, &params, &j.NumGPUs, &j.RAMGB, &worker, &j.RunAs, &j.BundleDigest, &j.ArchiveDigest, &j.Executor,
 		&gpuIDs, &exitCode, &j.Reason, &j.RunInfo, &j.TokenHash, &createdAt, &startedAt,
-		&finishedAt, &heartbeatAt, &stoppingAt)
+		&finishedAt, &heartbeatAt, &stoppingAt, &reported)
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +54,10 @@ func scanJob(sc scanner) (*atlas.Job, error) {
 	j.FinishedAt = fromNanos(finishedAt)
 	j.HeartbeatAt = fromNanos(heartbeatAt)
 	j.StoppingAt = fromNanos(stoppingAt)
+	if reported.Valid {
+		c := int(reported.Int64)
+		j.ReportedExitCode = &c
+	}
 	return &j, nil
 }
 
@@ -201,6 +205,27 @@ func (s *Store) JobSetRunInfo(ctx context.Context, id, runInfo string) error {
 func (s *Store) JobSetArchive(ctx context.Context, id, digest string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE jobs SET archive_digest = ? WHERE id = ?`, digest, id)
 	return notFoundIfNone(res, err, id)
+}
+
+// JobReportExit implements store.Store.
+func (s *Store) JobReportExit(ctx context.Context, id string, code int, archive string, in []atlas.State) (*atlas.Job, error) {
+	var out *atlas.Job
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		j, err := getJob(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(in, j.State) {
+			return store.StateConflict(j)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET reported_exit_code = ?,
+			archive_digest = CASE WHEN ? = '' THEN archive_digest ELSE ? END WHERE id = ?`, code, archive, archive, id); err != nil {
+			return err
+		}
+		out, err = getJob(ctx, tx, id)
+		return err
+	})
+	return out, err
 }
 
 // JobHeartbeat implements store.Store.

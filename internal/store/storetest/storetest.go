@@ -108,6 +108,35 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.ErrorIs(t, err, atlas.ErrConflict, "a stopped job is not stopped again")
 	})
 
+	t.Run("ReportExit", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		require.NoError(t, s.JobInsert(ctx, newJob("a", "p")))
+		live := []atlas.State{atlas.StateStarting, atlas.StateRunning, atlas.StateStopping}
+		_, err := s.JobReportExit(ctx, "a", 0, "sha256:x", live)
+		var se *store.StateError
+		require.ErrorAs(t, err, &se, "a queued job has no command that could have ended")
+		_, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", To: atlas.StateStarting})
+		require.NoError(t, err)
+		_, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "a", To: atlas.StateRunning, ArchiveDigest: "sha256:before"})
+		require.NoError(t, err)
+		j, err := s.JobReportExit(ctx, "a", 3, "", live)
+		require.NoError(t, err)
+		require.Equal(t, 3, *j.ReportedExitCode)
+		require.Equal(t, "sha256:before", j.ArchiveDigest, "no archive reported: the one it had stays")
+		j, err = s.JobReportExit(ctx, "a", 0, "sha256:after", live)
+		require.NoError(t, err)
+		require.Equal(t, 0, *j.ReportedExitCode)
+		require.Equal(t, "sha256:after", j.ArchiveDigest)
+		j, err = s.JobGet(ctx, "a")
+		require.NoError(t, err)
+		require.Equal(t, 0, *j.ReportedExitCode, "kept")
+		require.Nil(t, j.ExitCode, "the report is not the recorded end")
+		_, err = s.JobReportExit(ctx, "missing", 0, "", live)
+		require.ErrorIs(t, err, atlas.ErrNotFound)
+	})
+
 	t.Run("ConcurrentClaimHasOneWinner", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)

@@ -1,0 +1,65 @@
+// What the in-job side of a job that runs where the server's files are not (a Kubernetes pod,
+// a Slurm node) needs from the server: the SDK it runs, the job's bundle, and a way to report
+// how the job's command ended. With the job's own token, like everything such a job does.
+
+package api
+
+import (
+	"bytes"
+	"net/http"
+	"time"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/python"
+	"github.com/atlasgo/atlas/sdk"
+)
+
+// sdkArchive serves the foundations SDK as a tar.gz (python.Bootstrap fetches it).
+func (s *Server) sdkArchive(w http.ResponseWriter, r *http.Request) error {
+	data, digest, err := python.Archive()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("ETag", `"`+digest+`"`)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	return nil
+}
+
+// jobBundle serves a job's bundle, to the job itself or anyone who may read the job.
+func (s *Server) jobBundle(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	j, err := s.cfg.Jobs.Job(r.Context(), callerOf(r), id)
+	if err != nil {
+		return err
+	}
+	if j.BundleDigest == "" {
+		return atlas.NotFoundf("job %s has no bundle", id)
+	}
+	f, err := s.cfg.Blobs.Open(j.BundleDigest)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("ETag", `"`+j.BundleDigest+`"`)
+	http.ServeContent(w, r, "", j.CreatedAt, f)
+	return nil
+}
+
+// reportExit records how a job's command ended, as the job's in-job side reports it.
+func (s *Server) reportExit(w http.ResponseWriter, r *http.Request) error {
+	var req sdk.ExitReport
+	if err := decode(w, r, 1<<16, &req); err != nil {
+		return err
+	}
+	if req.ExitCode == nil {
+		return atlas.Invalidf("exit_code is missing")
+	}
+	j, err := s.cfg.Jobs.ReportExit(r.Context(), callerOf(r), r.PathValue("id"), *req.ExitCode, req.ArchiveDigest)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toWire(j))
+	return nil
+}
