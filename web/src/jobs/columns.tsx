@@ -1,0 +1,138 @@
+// The jobs table's column model: the job columns, then one per parameter and per metric the
+// project's jobs have; how a cell shows a job, its tooltip text, and which filter a column maps to.
+import type { JSX } from 'preact';
+import type { ColumnGroup } from '../components/columnchooser';
+import { CopyButton, StateBadge } from '../components/ui';
+import { filterFieldOf } from '../filters';
+import { fmtDuration, fmtNumber, fmtTime, fmtValue, fullValue, jobDuration, shortId } from '../format';
+import { Link } from '../router';
+import type { Job, Metric } from '../types';
+
+export interface Col {
+  id: string;
+  label: string;
+  group: 'job' | 'param' | 'metric';
+  width: number;
+  sort?: string;
+  sticky?: boolean; // stays in view when the table scrolls sideways (leading columns only)
+  cell: (j: Job) => JSX.Element | string;
+  title?: (j: Job) => string;
+}
+
+const metricOf = (j: Job, key: string): Metric | undefined => j.metrics.find((m) => m.key === key);
+
+function metricTitle(m: Metric): string {
+  const parts = [`last ${fullValue(m.last)} (step ${m.last_step})`];
+  if (m.min !== undefined) parts.push(`min ${fmtNumber(m.min)}`);
+  if (m.max !== undefined) parts.push(`max ${fmtNumber(m.max)}`);
+  parts.push(`${m.count} point${m.count === 1 ? '' : 's'}`);
+  return parts.join(' · ');
+}
+
+/** Wide enough for the key in the header, within limits. */
+const colWidth = (key: string) => Math.round(Math.max(100, Math.min(220, 7.4 * key.length + 52)));
+
+export function buildColumns(params: string[], metrics: string[]): Col[] {
+  const cols: Col[] = [
+    { id: 'state', label: 'Status', group: 'job', width: 116, sort: 'state', sticky: true, cell: (j) => <StateBadge state={j.state} /> },
+    {
+      id: 'id',
+      label: 'Job ID',
+      group: 'job',
+      width: 124,
+      sort: 'id',
+      sticky: true,
+      cell: (j) => (
+        <span class="idcell">
+          <Link href={`/jobs/${encodeURIComponent(j.id)}`} class="mono joblink" title={j.id}>
+            {shortId(j.id)}
+          </Link>
+          <CopyButton text={j.id} label="Copy job id" />
+        </span>
+      ),
+    },
+    { id: 'created_at', label: 'Launched', group: 'job', width: 140, sort: 'created_at', cell: (j) => fmtTime(j.created_at), title: (j) => fmtTime(j.created_at, true) },
+    {
+      id: 'duration',
+      label: 'Duration',
+      group: 'job',
+      width: 116,
+      sort: 'duration',
+      cell: (j) => <span class="num">{fmtDuration(jobDuration(j))}</span>,
+    },
+    { id: 'user', label: 'User', group: 'job', width: 96, sort: 'user', cell: (j) => j.user, title: (j) => j.user },
+    {
+      id: 'tags',
+      label: 'Tags',
+      group: 'job',
+      width: 160,
+      cell: (j) => {
+        const ks = Object.keys(j.tags);
+        return (
+          <span class="tags-cell">
+            {ks.slice(0, 2).map((k) => (
+              <span key={k} class="tag tag-compact">
+                {j.tags[k] ? `${k}: ${j.tags[k]}` : k}
+              </span>
+            ))}
+            {ks.length > 2 && <span class="more">+{ks.length - 2}</span>}
+          </span>
+        );
+      },
+      title: (j) =>
+        Object.entries(j.tags)
+          .map(([k, v]) => (v ? `${k}: ${v}` : k))
+          .join('\n'),
+    },
+  ];
+  for (const k of params)
+    cols.push({
+      id: 'param:' + k,
+      label: k,
+      group: 'param',
+      width: colWidth(k),
+      sort: 'param:' + k,
+      cell: (j) => {
+        const v = j.params[k];
+        return v === undefined ? <span class="na">–</span> : <span class={typeof v === 'number' ? 'num' : ''}>{fmtValue(v)}</span>;
+      },
+      title: (j) => fullValue(j.params[k]),
+    });
+  for (const k of metrics)
+    cols.push({
+      id: 'metric:' + k,
+      label: k,
+      group: 'metric',
+      width: colWidth(k),
+      sort: 'metric:' + k,
+      cell: (j) => {
+        const m = metricOf(j, k);
+        return m === undefined ? <span class="na">–</span> : <span class={typeof m.last === 'number' ? 'num' : ''}>{fmtValue(m.last)}</span>;
+      },
+      title: (j) => {
+        const m = metricOf(j, k);
+        return m ? metricTitle(m) : '';
+      },
+    });
+  return cols;
+}
+
+/** The filter field a column's header filters (a column id, or its field when they differ). */
+export const fieldOfCol = (id: string) => filterFieldOf(id)?.field ?? id;
+
+/** The column chooser's groups: job columns, parameters, metrics (empty groups left out). */
+export function columnGroups(cols: Col[]): ColumnGroup[] {
+  return [
+    { name: 'Job', cols: cols.filter((c) => c.group === 'job').map((c) => ({ id: c.id, label: c.label })) },
+    { name: 'Parameters', cols: cols.filter((c) => c.group === 'param').map((c) => ({ id: c.id, label: c.label })) },
+    { name: 'Metrics', cols: cols.filter((c) => c.group === 'metric').map((c) => ({ id: c.id, label: c.label })) },
+  ].filter((g) => g.cols.length);
+}
+
+/** A column's values among some jobs, for the filter editor (its hint, and whether a parameter holds text). */
+export function columnValues(jobs: Job[], col: string): unknown[] {
+  if (col.startsWith('param:')) return jobs.map((j) => j.params[col.slice(6)]).filter((v) => v !== undefined);
+  if (col.startsWith('metric:')) return jobs.map((j) => metricOf(j, col.slice(7))?.last).filter((v) => v !== undefined);
+  if (col === 'duration') return jobs.map((j) => jobDuration(j)).filter((v) => v !== undefined);
+  return [];
+}
