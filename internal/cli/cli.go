@@ -33,36 +33,37 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.msg }
 
-// env is what every command gets: writers and a way to reach a scheduler.
-type env struct {
+// console is what every command gets: its input and output streams, --debug, and a way to
+// reach a scheduler (a submission config, which users call an "env")
+type console struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	debug          bool // --debug
 }
 
-func (e *env) info(format string, args ...any) {
+func (e *console) info(format string, args ...any) {
 	fmt.Fprintf(e.stderr, "Foundations INFO: "+format+"\n", args...)
 }
 
-func (e *env) warn(format string, args ...any) {
+func (e *console) warn(format string, args ...any) {
 	fmt.Fprintf(e.stderr, "Foundations WARNING: "+format+"\n", args...)
 }
 
 // debugf prints a diagnostic line with --debug.
-func (e *env) debugf(format string, args ...any) {
+func (e *console) debugf(format string, args ...any) {
 	if e.debug {
 		fmt.Fprintf(e.stderr, "Foundations DEBUG: "+format+"\n", args...)
 	}
 }
 
 // describe says, with --debug, which command runs where.
-func (e *env) describe(cmd *cobra.Command) {
+func (e *console) describe(cmd *cobra.Command) {
 	cwd, _ := os.Getwd()
 	e.debugf("foundations %s: %s; FOUNDATIONS_HOME=%s; working directory %s", version.Get(), cmd.CommandPath(), config.Home(), cwd)
 }
 
 // timed runs step and, with --debug, says how long it took.
-func (e *env) timed(what string, step func() error) error {
+func (e *console) timed(what string, step func() error) error {
 	start := time.Now()
 	err := step()
 	e.debugf("%s took %s", what, time.Since(start).Round(time.Millisecond))
@@ -70,7 +71,7 @@ func (e *env) timed(what string, step func() error) error {
 }
 
 // newClient returns a client for url that, with --debug, describes its HTTP calls.
-func (e *env) newClient(url, token string) *sdk.Client {
+func (e *console) newClient(url, token string) *sdk.Client {
 	c := sdk.New(url, token)
 	if e.debug {
 		c.SetDebug(e.stderr)
@@ -79,7 +80,7 @@ func (e *env) newClient(url, token string) *sdk.Client {
 }
 
 // client returns a client for the submission config called name.
-func (e *env) client(name string) (*sdk.Client, *config.Submission, error) {
+func (e *console) client(name string) (*sdk.Client, *config.Submission, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
 		return nil, nil, err
@@ -126,13 +127,14 @@ func currentUser() string {
 // Main runs the CLI with args (without the program name) and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	start := time.Now()
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
-	code := run(ctx, e, args)
+	e := &console{stdin: stdin, stdout: stdout, stderr: stderr}
+	code := execute(ctx, e, args)
 	e.debugf("exit code %d after %s", code, time.Since(start).Round(time.Millisecond))
 	return code
 }
 
-func run(ctx context.Context, e *env, args []string) int {
+// execute builds the command tree and runs the command args name.
+func execute(ctx context.Context, e *console, args []string) int {
 	stdin, stdout, stderr := e.stdin, e.stdout, e.stderr
 	root := &cobra.Command{
 		Use:           "foundations",

@@ -18,7 +18,7 @@ import (
 	"github.com/atlasgo/atlas/sdk"
 )
 
-func getCommand(e *env) *cobra.Command {
+func getCommand(e *console) *cobra.Command {
 	get := &cobra.Command{
 		Use:   "get",
 		Short: "Get a job's logs or its archive, or list jobs and the queue",
@@ -106,7 +106,7 @@ func getCommand(e *env) *cobra.Command {
 	return get
 }
 
-func stopCommand(e *env) *cobra.Command {
+func stopCommand(e *console) *cobra.Command {
 	var noWait bool
 	cmd := &cobra.Command{
 		Use:   "stop [job] <scheduler_config> <job_id>",
@@ -185,7 +185,7 @@ func waitWhile(ctx context.Context, client *sdk.Client, id string, states ...str
 	}
 }
 
-func clearQueueCommand(e *env) *cobra.Command {
+func clearQueueCommand(e *console) *cobra.Command {
 	var project string
 	cmd := &cobra.Command{
 		Use:   "clear-queue <scheduler_config>",
@@ -208,7 +208,7 @@ func clearQueueCommand(e *env) *cobra.Command {
 	return cmd
 }
 
-func deleteCommand(e *env) *cobra.Command {
+func deleteCommand(e *console) *cobra.Command {
 	del := &cobra.Command{Use: "delete", Short: "Delete a finished job"}
 	del.AddCommand(&cobra.Command{
 		Use:   "job <scheduler_config> <job_id>",

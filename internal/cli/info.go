@@ -11,7 +11,7 @@ import (
 	"github.com/atlasgo/atlas/internal/config"
 )
 
-func infoCommand(e *env) *cobra.Command {
+func infoCommand(e *console) *cobra.Command {
 	var showEnv bool
 	cmd := &cobra.Command{
 		Use:   "info --env",
@@ -47,7 +47,7 @@ func infoCommand(e *env) *cobra.Command {
 	return cmd
 }
 
-func loginCommand(e *env) *cobra.Command {
+func loginCommand(e *console) *cobra.Command {
 	var tok string
 	cmd := &cobra.Command{
 		Use:   "login <scheduler_url>",

@@ -90,7 +90,7 @@ log_level: INFO                      # DEBUG, INFO, WARNING, ERROR
 #     MY_ENV_VAR: MY_VALUE
 `
 
-func initCommand(e *env) *cobra.Command {
+func initCommand(e *console) *cobra.Command {
 	return &cobra.Command{
 		Use:   "init <project_name>",
 		Short: "Create a project folder with a sample job",

@@ -12,7 +12,7 @@ import (
 	"github.com/atlasgo/atlas/sdk"
 )
 
-func jobsCommand(e *env) *cobra.Command {
+func jobsCommand(e *console) *cobra.Command {
 	var project, states string
 	var limit int
 	var asJSON bool
@@ -58,7 +58,7 @@ func jobsCommand(e *env) *cobra.Command {
 	return cmd
 }
 
-func queueCommand(e *env) *cobra.Command {
+func queueCommand(e *console) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "queue <scheduler_config>",
@@ -98,7 +98,7 @@ func queueCommand(e *env) *cobra.Command {
 	return cmd
 }
 
-func printJSON(e *env, v any) error {
+func printJSON(e *console, v any) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

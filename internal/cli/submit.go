@@ -36,7 +36,7 @@ type submitFlags struct {
 	noStreaming bool
 }
 
-func submitCommand(e *env) *cobra.Command {
+func submitCommand(e *console) *cobra.Command {
 	var f submitFlags
 	cmd := &cobra.Command{
 		Use:   "submit [flags] <scheduler_config> <job_directory> [command...]",
@@ -122,7 +122,7 @@ func takesValue(fl *pflag.FlagSet, arg string) bool {
 	return f != nil && f.NoOptDefVal == ""
 }
 
-func (e *env) submit(cmd *cobra.Command, f *submitFlags, envName, dir string, command []string) error {
+func (e *console) submit(cmd *cobra.Command, f *submitFlags, envName, dir string, command []string) error {
 	client, _, err := e.client(envName)
 	if err != nil {
 		return err
@@ -271,7 +271,7 @@ func cancelled(ctx context.Context, err error) error {
 
 // follow waits for a job to start, streams its logs until it ends, and returns the ended job.
 // It reconnects, without repeating output, if the connection to the server breaks.
-func (e *env) follow(ctx context.Context, client *sdk.Client, id string, announce bool) (*sdk.Job, error) {
+func (e *console) follow(ctx context.Context, client *sdk.Client, id string, announce bool) (*sdk.Job, error) {
 	var offset int64
 	announced := false
 	failures := 0
@@ -328,7 +328,7 @@ func isConnReset(err error) bool {
 }
 
 // jobOutcome prints how a job ended and turns failure into a non-zero exit.
-func jobOutcome(e *env, job *sdk.Job) error {
+func jobOutcome(e *console, job *sdk.Job) error {
 	switch job.State {
 	case sdk.StateCompleted:
 		e.info("Job '%s' has completed.", job.ID)

@@ -48,7 +48,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		}
 		s.cfg.Logger.Info("re-attached to running job", "job", j.ID, "executor", j.Executor)
 		s.mu.Lock()
-		s.running[j.ID] = &run{gpus: j.GPUIDs, handle: h}
+		s.running[j.ID] = &slot{gpus: j.GPUIDs, handle: h}
 		s.mu.Unlock()
 		if j.State == atlas.StateStopping {
 			_ = h.Stop(s.cfg.Jobs.StopGrace()) // the stop may not have reached it before the restart

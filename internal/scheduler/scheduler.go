@@ -1,6 +1,6 @@
 // Package scheduler runs the queue: it decides which queued jobs start (Decide, a pure
 // function, in plan.go), prepares their working directories and hands them to the executor
-// (run.go), watches them to the end and archives what they leave behind, and re-attaches to
+// (job.go), watches them to the end and archives what they leave behind, and re-attaches to
 // jobs that were running when the server last stopped (recover.go).
 //
 //	queued ──claim──▶ starting ──executor started──▶ running ──exit 0──▶ completed
@@ -59,7 +59,7 @@ type Scheduler struct {
 	wake chan struct{}
 
 	mu      sync.Mutex
-	running map[string]*run
+	running map[string]*slot
 	waiting map[string]string
 
 	ctx      context.Context
@@ -68,7 +68,8 @@ type Scheduler struct {
 	unlisten func()
 }
 
-type run struct {
+// slot is a worker slot taken by a job: its GPUs, and its handle once the executor started it.
+type slot struct {
 	gpus   []string
 	handle executor.Handle // nil until the executor started the job
 }
@@ -84,7 +85,7 @@ func New(cfg Config) *Scheduler {
 	if cfg.Fairness == 0 {
 		cfg.Fairness = 30 * time.Minute
 	}
-	return &Scheduler{cfg: cfg, wake: make(chan struct{}, 1), running: map[string]*run{}, waiting: map[string]string{}}
+	return &Scheduler{cfg: cfg, wake: make(chan struct{}, 1), running: map[string]*slot{}, waiting: map[string]string{}}
 }
 
 // Start recovers jobs left by an earlier server process and starts the dispatch loop.
@@ -209,7 +210,7 @@ func (s *Scheduler) round() error {
 			return err
 		}
 		s.mu.Lock()
-		s.running[j.ID] = &run{gpus: st.GPUIDs}
+		s.running[j.ID] = &slot{gpus: st.GPUIDs}
 		s.mu.Unlock()
 		s.wg.Go(func() { s.start(j) })
 	}

@@ -147,7 +147,7 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 				fmt.Fprintf(stderr, "WARNING: listening on %s without authentication (--insecure): anyone who can reach this address can run jobs as %s.\n",
 					cfg.Host, currentUserName())
 			}
-			return run(cmd.Context(), cfg, stdout, stderr)
+			return serve(cmd.Context(), cfg, stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
@@ -216,8 +216,8 @@ func openDatabase(ctx context.Context, database string, p paths) (store.Store, e
 	return sqlite.Open(ctx, path)
 }
 
-// run starts every component, serves until ctx ends, then stops them in reverse order.
-func run(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error {
+// serve starts every component, serves until ctx ends, then stops them in reverse order.
+func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	p := paths{home: cfg.Home}
 	for _, d := range []string{p.home, p.run(), p.sdk()} {
