@@ -1,0 +1,494 @@
+"""The durable, batched, exactly-once channel of tracked values to the server.
+
+Tracking calls only append to an in-memory buffer. A background thread turns the buffer into
+numbered batches (at most MAX_BATCH_POINTS points each) and writes each to a spool file; a second
+one sends them in order, one at a time, while the next is being encoded, and removes each spool
+file only once the server acknowledged it. The server applies each (writer, seq) once, so a batch
+resent after a timeout or a server restart is stored exactly once. If the process ends while the
+server is unreachable, the spool stays on disk and the next process that tracks anything
+resends it (resend_orphans).
+"""
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+
+from . import _bundle, _config, _output
+from ._client import APIError, Client, Unreachable, quote
+from ._output import _unlink
+
+FLUSH_INTERVAL = 0.2
+MAX_BATCH_POINTS = 100_000
+MAX_AHEAD = 2  # batches taken and not yet acknowledged: one being sent, the next being encoded
+# Batch k has seq k * SEQ_STRIDE: the server applies a (writer, seq) once and wants seqs to
+# grow, so the parts of a refused batch can be numbered in the gap before the next batch.
+SEQ_STRIDE = 1 << 32
+
+
+def _log(level, msg):
+    _output.say(level, msg)
+
+
+def warn(msg):
+    _log("WARNING", msg)
+
+
+class Writer:
+    """Buffers tracked values of one job and delivers them in order, exactly once."""
+
+    def __init__(self, client, job_id):
+        self.client = client
+        self.job_id = job_id
+        self.id = uuid.uuid4().hex
+        self.seq = 0
+        self.lock = threading.Lock()
+        self.params = {}
+        self.metrics = {}  # key -> [values, times, steps or None (no explicit step yet)]
+        self.tags = {}
+        self.artifacts = []
+        self.points = 0
+        # Batches taken from the buffer and not yet acknowledged, in seq order: [spool path or
+        # None, body, batch, encoded?, seq of the next batch]. MAX_AHEAD of them at most (more
+        # only while the parts of a refused batch are sent).
+        self.pending = []
+        self.wake = threading.Event()  # wakes the encoder
+        self.idle = threading.Condition(self.lock)  # notified when everything was acknowledged
+        self.ready = threading.Condition(self.lock)  # notified when a batch is encoded, or at close
+        self.closed = False
+        self.split_warned = False
+        self.spool_warned = False
+        self.blob_paths = {}  # digest -> file, for artifacts when there is no spool
+        self.dir = os.path.join(_config.spool_dir(), self.id)
+        try:
+            os.makedirs(os.path.join(self.dir, "blobs"), exist_ok=True)
+            _write_json(os.path.join(self.dir, "meta.json"),
+                        {"job_id": job_id, "pid": os.getpid(), "url": client.base_url, "token": client.token})
+        except OSError as e:
+            warn("cannot use the spool {} ({}); tracked values are kept in memory only until the server has "
+                 "them.".format(self.dir, e))
+            self.dir = None
+        self.thread = threading.Thread(target=self._encode_loop, name="foundations-writer", daemon=True)
+        self.thread.start()
+        self.sender = threading.Thread(target=self._send_loop, name="foundations-sender", daemon=True)
+        self.sender.start()
+
+    # --- called by tracking functions (any thread) ---
+
+    def add_point(self, key, value, _now=time.time_ns):
+        """One metric point with the next step: the hot path of log_metric. Times are kept in
+        integer nanoseconds: much cheaper to encode than float seconds."""
+        lock = self.lock
+        lock.acquire()
+        try:
+            m = self.metrics.get(key)
+            if m is None:
+                m = self.metrics[key] = [[], [], None]
+            m[0].append(value)
+            m[1].append(_now())
+            if m[2] is not None:
+                m[2].append(-1)
+            self.points += 1
+            if self.points == MAX_BATCH_POINTS:  # once per crossing: a full batch is waiting
+                self.wake.set()
+        finally:
+            lock.release()
+
+    def add_metric(self, key, value, step):
+        if step is None:
+            self.add_point(key, value)
+            return
+        with self.lock:
+            m = self.metrics.get(key)
+            if m is None:
+                m = self.metrics[key] = [[], [], None]
+            if m[2] is None:
+                m[2] = [-1] * len(m[0])
+            m[0].append(value)
+            m[1].append(time.time_ns())
+            m[2].append(step)
+            self.points += 1
+            if self.points == MAX_BATCH_POINTS:  # once per crossing: a full batch is waiting
+                self.wake.set()
+
+    def add_param(self, key, value):
+        with self.lock:
+            self.params[key] = value
+
+    def add_tag(self, key, value):
+        with self.lock:
+            self.tags[key] = value
+
+    def add_artifact(self, key, path):
+        """Copies the file into the spool now, so later changes to it do not matter."""
+        digest = _bundle.file_digest(path)
+        if self.dir is None:
+            blob = self.blob_paths[digest] = os.path.abspath(path)
+        else:
+            blob = self._blob(digest)
+            if not os.path.exists(blob):
+                tmp = blob + ".tmp"
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, blob)
+        with self.lock:
+            self.artifacts.append({"key": key, "filename": os.path.basename(path), "digest": digest,
+                                   "size": os.path.getsize(blob)})
+            self.wake.set()
+
+    def _buffered(self):
+        return bool(self.params or self.metrics or self.tags or self.artifacts)
+
+    def used(self):
+        """Whether anything was ever tracked through this writer."""
+        with self.lock:
+            return self.seq > 0 or self._buffered()
+
+    # --- delivery (the encoder and sender threads) ---
+
+    def _take(self):
+        """Moves the buffer into a numbered batch. Called with the lock held."""
+        if not self._buffered():
+            return None
+        self.seq += SEQ_STRIDE
+        batch = {"writer": self.id, "seq": self.seq}
+        if self.params:
+            batch["params"] = self.params
+        if self.tags:
+            batch["tags"] = self.tags
+        if self.artifacts:
+            batch["artifacts"] = self.artifacts
+        if self.metrics:
+            # At most MAX_BATCH_POINTS points a batch (a long series is cut; the rest goes next).
+            ms, budget = {}, MAX_BATCH_POINTS
+            for k in list(self.metrics):
+                values, times, steps = m = self.metrics[k]
+                n = len(values)
+                if n > budget:
+                    m[0], m[1] = values[budget:], times[budget:]
+                    values, times = values[:budget], times[:budget]
+                    if steps is not None:
+                        m[2], steps = steps[budget:], steps[:budget]
+                    n = budget
+                else:
+                    del self.metrics[k]
+                ms[k] = {"values": values, "times": times} if steps is None else \
+                    {"values": values, "steps": steps, "times": times}
+                budget -= n
+                self.points -= n
+                if budget <= 0:
+                    break
+            batch["metrics"] = ms
+        self.params, self.tags, self.artifacts = {}, {}, []
+        return batch
+
+    def _blob(self, digest):
+        if self.dir is None:
+            return self.blob_paths[digest]
+        return os.path.join(self.dir, "blobs", digest.split(":", 1)[1])
+
+    def _spool(self, batch):
+        """Encodes a batch and writes it to the spool; returns (path or None, body)."""
+        data = encode_batch(batch)
+        if self.dir is None:
+            return None, data
+        path = os.path.join(self.dir, "{:020d}.json".format(batch["seq"]))
+        try:
+            with open(path + ".tmp", "wb") as f:
+                f.write(data)
+            os.replace(path + ".tmp", path)
+        except OSError as e:
+            if not self.spool_warned:
+                self.spool_warned = True
+                warn("cannot write tracked values to the spool {} ({}); they are kept in memory only until the "
+                     "server has them.".format(self.dir, e))
+            _unlink(path + ".tmp")
+            path = None
+        return path, data
+
+    def _send(self, path, data, batch):
+        for a in batch.get("artifacts", ()):
+            self.client.put_blob_file(a["digest"], self._blob(a["digest"]))
+        self.client.request("POST", "/api/v1/jobs/{}/track".format(quote(self.job_id)), body=data,
+                            headers={"Content-Type": "application/json"})
+        _unlink(path)
+
+    def _refused(self, path, batch, end, err):
+        """The server refused a batch (400, 413). Sends its parts one key at a time (a long
+        series in halves), so that only the values the server does not accept are lost. The
+        parts are numbered between the batch's seq and end, the seq of the batch after it."""
+        parts = _split(batch)
+        width = (end - batch["seq"] - 1) // max(1, len(parts))
+        if not parts or width < 1:
+            warn("the server refused {} of job {}: {}".format(_describe(batch), self.job_id, err.message))
+            _unlink(path)
+            return []
+        if not self.split_warned:
+            self.split_warned = True
+            warn("the server refused tracked values of job {} ({}); sending them one key at a time to keep the "
+                 "others.".format(self.job_id, err.message))
+        spooled = []
+        for i, part in enumerate(parts):
+            part["writer"], part["seq"] = self.id, batch["seq"] + 1 + i * width
+            spooled.append(list(self._spool(part)) + [part, True, part["seq"] + width])
+        _unlink(path)
+        return spooled
+
+    def _encode_loop(self):
+        """Takes batches from the buffer, encodes and spools them, while the previous one is sent."""
+        while True:
+            self.wake.wait(FLUSH_INTERVAL)
+            self.wake.clear()
+            with self.lock:
+                batch = self._take() if len(self.pending) < MAX_AHEAD else None
+                if batch is not None:
+                    # In pending from now on, so that flush() waits for it while it is encoded.
+                    entry = [None, None, batch, False, batch["seq"] + SEQ_STRIDE]
+                    self.pending.append(entry)
+                elif not self.pending and not self._buffered():
+                    self.idle.notify_all()
+                    if self.closed:
+                        self.ready.notify_all()
+                        return
+            if batch is None:
+                continue
+            try:
+                entry[:2] = self._spool(batch)
+            except (TypeError, ValueError) as e:  # not JSON: the SDK's checks were bypassed
+                warn("dropped tracked values of job {} that cannot be sent: {}".format(self.job_id, e))
+                with self.lock:
+                    self.pending.remove(entry)
+                    self.wake.set()
+                continue
+            with self.lock:
+                entry[3] = True
+                self.ready.notify_all()
+                if len(self.pending) < MAX_AHEAD and self._buffered():
+                    self.wake.set()
+
+    def _send_loop(self):
+        """Sends encoded batches in order, one at a time, until each is acknowledged."""
+        backoff = 0.2
+        warned = False
+        while True:
+            with self.lock:
+                while not (self.pending and self.pending[0][3]):
+                    if self.closed and not self.pending and not self._buffered():
+                        return
+                    self.ready.wait(1.0)
+                path, data, batch, _, end = self.pending[0]
+            retry = False
+            done = []
+            try:
+                self._send(path, data, batch)
+            except Unreachable:
+                retry = True
+            except APIError as e:
+                if e.status >= 500 or e.status in (408, 429):
+                    retry = True
+                elif e.status in (400, 413):
+                    done = self._refused(path, batch, end, e)
+                else:  # 404 (job deleted), 409...: nothing can store it
+                    warn("the server refused tracked values of job {}: {}".format(self.job_id, e.message))
+                    _unlink(path)
+            except Exception as e:  # a connection cut mid-answer, a spool file removed...: retry
+                if not warned:
+                    warn("sending tracked values failed ({}: {}); retrying.".format(type(e).__name__, e))
+                    warned = True
+                retry = True
+            if retry:
+                if not warned:
+                    warn("cannot reach the Atlas server at {}; keeping tracked values and retrying.".format(
+                        self.client.base_url))
+                    warned = True
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if warned:
+                _log("INFO", "reconnected to the Atlas server; tracked values delivered.")
+                warned = False
+            backoff = 0.2
+            with self.lock:
+                self.pending[:1] = done
+                if not self.pending and not self._buffered():
+                    self.idle.notify_all()
+                self.wake.set()
+
+    def flush(self, timeout=None):
+        """Waits until everything tracked so far was acknowledged; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.lock:
+            self.wake.set()
+            while self.pending or self._buffered():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self.idle.wait(0.05 if remaining is None else min(remaining, 0.05))
+                self.wake.set()
+        return True
+
+    def close(self, timeout, keep_spool=False):
+        """Flushes (up to timeout) and stops the writer. The spool is removed once everything
+        was delivered (unless keep_spool); otherwise it is left for the next process to resend."""
+        ok = self.flush(timeout)
+        with self.lock:
+            self.closed = True
+            self.wake.set()
+            self.ready.notify_all()
+        if ok and not keep_spool and self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif not ok and self.dir:
+            warn("could not deliver all tracked values of job {} to {}; they are kept in {} and sent by the next "
+                 "script that tracks anything.".format(self.job_id, self.client.base_url, self.dir))
+        elif not ok:
+            warn("could not deliver all tracked values of job {} to {}; without a spool they are lost.".format(
+                self.job_id, self.client.base_url))
+        return ok
+
+
+def encode_batch(batch):
+    """The JSON body of a batch. Metric times are integer nanoseconds in memory and are written
+    as JSON numbers in seconds with an exponent ("1700000000123456789e-9"): exact, and several
+    times cheaper than formatting floats, which matters at a million points a second."""
+    metrics = batch.get("metrics")
+    rest = {k: v for k, v in batch.items() if k != "metrics"}
+    head = json.dumps(rest, separators=(",", ":"), allow_nan=False)
+    if not metrics:
+        return head.encode()
+    parts = []
+    for key, m in metrics.items():
+        item = '{}:{{"values":{}'.format(json.dumps(key), json.dumps(m["values"], separators=(",", ":"), allow_nan=False))
+        if m.get("steps") is not None:
+            item += ',"steps":' + json.dumps(m["steps"], separators=(",", ":"))
+        times = m.get("times")
+        if times:
+            item += ',"times":[' + "e-9,".join(map(str, times)) + "e-9]"
+        parts.append(item + "}")
+    return (head[:-1] + ("," if len(head) > 2 else "") + '"metrics":{' + ",".join(parts) + "}}").encode()
+
+
+def _write_json(path, value):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(value, f)
+    os.replace(tmp, path)
+
+
+def _split(batch):
+    """The parts of a refused batch: one per param, tag, artifact and metric key, and a
+    metric's points in halves. Empty when the batch is a single value: nothing to split."""
+    parts = [{"params": {k: v}} for k, v in (batch.get("params") or {}).items()]
+    parts += [{"tags": {k: v}} for k, v in (batch.get("tags") or {}).items()]
+    parts += [{"artifacts": [a]} for a in batch.get("artifacts") or ()]
+    metrics = batch.get("metrics") or {}
+    for k, m in metrics.items():
+        parts.append({"metrics": {k: m}})
+    if len(parts) == 1 and len(metrics) == 1:
+        (k, m), = metrics.items()
+        n = len(m["values"])
+        if n < 2:
+            return []
+        half = n // 2
+        return [{"metrics": {k: {f: v[:half] for f, v in m.items()}}},
+                {"metrics": {k: {f: v[half:] for f, v in m.items()}}}]
+    return parts if len(parts) > 1 else []
+
+
+def _describe(batch):
+    for kind, name in (("params", "parameter"), ("tags", "tag"), ("metrics", "metric")):
+        for k in batch.get(kind) or ():
+            return "{} {!r}".format(name, k)
+    for a in batch.get("artifacts") or ():
+        return "artifact {!r}".format(a.get("key"))
+    return "tracked values"
+
+
+def resend_orphans(spool=None, deadline=None):
+    """Sends what processes that ended before delivering it left in the spool: their batches in
+    order, then (scripts run by hand) their output, the archive of their folder and how they
+    ended."""
+    spool = spool or _config.spool_dir()
+    try:
+        writers = sorted(os.listdir(spool))
+    except OSError:
+        return
+    for w in writers:
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        d = os.path.join(spool, w)
+        try:
+            with open(os.path.join(d, "meta.json")) as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if meta.get("pid") == os.getpid() or _alive(meta.get("pid")):
+            continue
+        url = meta.get("url")
+        if not url:
+            continue
+        client = Client(url, meta.get("token") or _config.token_for(url), timeout=30)
+        job = quote(meta["job_id"])
+        try:
+            for name in sorted(n for n in os.listdir(d) if n.endswith(".json") and n[0].isdigit()):
+                p = os.path.join(d, name)
+                with open(p, "rb") as f:
+                    data = f.read()
+                batch = json.loads(data)
+                try:
+                    for a in batch.get("artifacts", ()):
+                        client.put_blob_file(a["digest"], os.path.join(d, "blobs", a["digest"].split(":", 1)[1]))
+                    client.request("POST", "/api/v1/jobs/{}/track".format(job), body=data,
+                                   headers={"Content-Type": "application/json"})
+                except APIError as e:
+                    if e.status >= 500 or e.status in (408, 429):
+                        raise
+                    warn("the server refused tracked values of job {} left in {}: {}".format(meta["job_id"], d, e.message))
+                os.unlink(p)
+            _output.resend_chunks(client, meta["job_id"], d)
+            _send_finish(client, job, d)
+            shutil.rmtree(d, ignore_errors=True)
+            _log("INFO", "sent the tracked values job {} left in the spool.".format(meta["job_id"]))
+        except (Unreachable, APIError, OSError, ValueError, KeyError):
+            continue
+        finally:
+            client.close()
+
+
+def _send_finish(client, job, d):
+    """Sends the end of a script run by hand that the spool kept (finish.json), if any."""
+    path = os.path.join(d, "finish.json")
+    try:
+        with open(path) as f:
+            body = json.load(f)
+    except FileNotFoundError:
+        return
+    archive = body.get("archive_digest")
+    if archive:
+        blob = os.path.join(d, "blobs", archive.split(":", 1)[1])
+        try:
+            client.put_blob_file(archive, blob)
+        except FileNotFoundError:
+            del body["archive_digest"]
+    try:
+        client.json("POST", "/api/v1/jobs/{}/finish".format(job), body=body)
+    except APIError as e:
+        if e.status >= 500 or e.status in (408, 429):
+            raise
+    os.unlink(path)
+
+
+def _alive(pid):
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited
+        with open("/proc/{}/stat".format(pid)) as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
