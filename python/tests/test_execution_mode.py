@@ -284,8 +284,10 @@ print("the end", end="")         # no newline at exit
 
     def test_multiprocessing_workers_are_part_of_the_job(self):
         project, cwd = self.project_dir("spawn")
-        self.run_script("import multiprocessing as mp\nimport foundations\n\ndef work(x):\n"
-                        "    print('worker', x, flush=True)\n    return x * 2\n\n"
+        # Each worker writes its line in one write: print() writes its pieces one by one, which
+        # processes writing at the same time may interleave.
+        self.run_script("import multiprocessing as mp, sys\nimport foundations\n\ndef work(x):\n"
+                        "    sys.stdout.write('worker %d\\n' % x)\n    sys.stdout.flush()\n    return x * 2\n\n"
                         "if __name__ == '__main__':\n    mp.set_start_method('spawn')\n"
                         "    with mp.Pool(2) as pool:\n        print(sorted(pool.map(work, [1, 2, 3])))\n", cwd)
         job = self.server.wait_job(self.only_job(project)["id"])  # the workers import foundations too: no jobs
