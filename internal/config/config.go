@@ -39,7 +39,8 @@ func Home() string {
 	return ".foundations"
 }
 
-// Error is a problem in a config file, located by file, line and key.
+// Error is a problem in a configuration, located by file, line and key, or by the variable or
+// flag (Key) it came from.
 type Error struct {
 	File string
 	Line int
@@ -54,7 +55,10 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, ":%d", e.Line)
 	}
 	if e.Key != "" {
-		fmt.Fprintf(&b, ": %s", e.Key)
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.Key)
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,6 +57,9 @@ type Server struct {
 	// MaxKeysPerJob caps the distinct params, metrics and tags of a job (each); MaxKeysPerBatch
 	// the keys of one tracking request.
 	MaxKeysPerJob, MaxKeysPerBatch int
+
+	// sources says where each key's value came from, when not from DefaultServer.
+	sources map[string]*Error
 }
 
 // executors are the accepted values of executor.
@@ -80,8 +84,24 @@ func DefaultServer() Server {
 	}
 }
 
-// LoadServer applies $home/config/server.config.yaml, if present, over s.
+// A server's configuration is made in four steps: DefaultServer, ParseServer (the file, if
+// any), MergeServerEnv (NUM_WORKERS, ATLAS_EXECUTOR) and the command line's flags (Set), then
+// one Validate. Parsing only checks types; Validate checks every value, whatever it came from,
+// and names where the bad one came from: a file and line, a variable or a flag.
+
+// LoadServer applies $home/config/server.config.yaml, if present, over s, and validates the
+// result: ParseServer and Validate.
 func LoadServer(s *Server) ([]string, error) {
+	warnings, err := ParseServer(s)
+	if err != nil {
+		return nil, err
+	}
+	return warnings, s.Validate()
+}
+
+// ParseServer applies $home/config/server.config.yaml, if present, over s. It refuses what
+// has the wrong type or shape; the values themselves are Validate's to check.
+func ParseServer(s *Server) ([]string, error) {
 	path := filepath.Join(s.Home, "config", ServerConfigFile)
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
@@ -101,34 +121,23 @@ func LoadServer(s *Server) ([]string, error) {
 	}
 	for _, kv := range kvs {
 		k, v := kv[0].Value, kv[1]
-		bad := "" // what the value should have been, if it is out of range
 		switch k {
 		case "host":
 			s.Host, err = p.str(v, k)
 		case "port":
-			if s.Port, err = p.integer(v, k); err == nil && (s.Port < 0 || s.Port > 65535) {
-				bad = "want a port from 1 to 65535 (0 picks a free one)"
-			}
+			s.Port, err = p.integer(v, k)
 		case "workers":
-			if s.Workers, err = p.integer(v, k); err == nil && s.Workers < 1 {
-				bad = "want 1 or more"
-			}
+			s.Workers, err = p.integer(v, k)
 		case "executor":
-			if s.Executor, err = p.str(v, k); err == nil && !slices.Contains(executors, s.Executor) {
-				bad = "want one of " + strings.Join(executors, ", ")
-			}
+			s.Executor, err = p.str(v, k)
 		case "gpus":
 			s.GPUs, err = p.strList(v, k)
 		case "python":
-			if s.Python, err = p.str(v, k); err == nil && s.Python == "" {
-				bad = "want the Python interpreter to run jobs with, e.g. python3"
-			}
+			s.Python, err = p.str(v, k)
 		case "database":
 			s.Database, err = p.str(v, k)
 		case "worker_image":
-			if s.WorkerImage, err = p.str(v, k); err == nil && s.WorkerImage == "" {
-				bad = "want a Docker image name"
-			}
+			s.WorkerImage, err = p.str(v, k)
 		case "auth":
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
 				return nil, p.errf(v, k, "want true or false, got %s", describe(v))
@@ -139,40 +148,18 @@ func LoadServer(s *Server) ([]string, error) {
 		case "tls_key":
 			s.TLSKey, err = p.str(v, k)
 		case "allowed_volume_roots":
-			if s.AllowedVolumeRoots, err = p.strList(v, k); err == nil {
-				for _, r := range s.AllowedVolumeRoots {
-					if !filepath.IsAbs(r) {
-						bad = "want absolute host paths"
-					}
-				}
-			}
+			s.AllowedVolumeRoots, err = p.strList(v, k)
 		case "allowed_hosts":
-			if s.AllowedHosts, err = p.strList(v, k); err == nil {
-				for _, h := range s.AllowedHosts {
-					if !ValidHostPattern(h) {
-						return nil, p.errf(v, k, "want host names such as atlas.example.org or *.example.org, got %q", h)
-					}
-				}
-			}
-		case "max_keys_per_job", "max_keys_per_batch":
-			var n int
-			if n, err = p.integer(v, k); err == nil && n <= 0 {
-				bad = "want a number of keys greater than 0"
-			}
-			if k == "max_keys_per_job" {
-				s.MaxKeysPerJob = n
-			} else {
-				s.MaxKeysPerBatch = n
-			}
+			s.AllowedHosts, err = p.strList(v, k)
+		case "max_keys_per_job":
+			s.MaxKeysPerJob, err = p.integer(v, k)
+		case "max_keys_per_batch":
+			s.MaxKeysPerBatch, err = p.integer(v, k)
 		case "max_bundle_files":
-			if s.MaxBundleFiles, err = p.integer(v, k); err == nil && s.MaxBundleFiles <= 0 {
-				bad = "want a number of files greater than 0"
-			}
+			s.MaxBundleFiles, err = p.integer(v, k)
 		case "max_bundle_bytes":
 			var n int
-			if n, err = p.integer(v, k); err == nil && n <= 0 {
-				bad = "want a number of bytes greater than 0"
-			}
+			n, err = p.integer(v, k)
 			s.MaxBundleBytes = int64(n)
 		case "stop_grace", "heartbeat_timeout":
 			var d time.Duration
@@ -184,30 +171,102 @@ func LoadServer(s *Server) ([]string, error) {
 			}
 			if k == "stop_grace" {
 				s.StopGrace = d
-				if d < 0 {
-					bad = "want a duration of 0s or more"
-				}
 			} else {
 				s.HeartbeatTimeout = d
-				if d <= 0 {
-					bad = "want a duration greater than 0s"
-				}
 			}
 		default:
 			p.warnf(kv[0], k)
+			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		if bad != "" {
-			got := describe(v)
-			if v.ShortTag() == "!!str" {
-				got = strconv.Quote(v.Value) // the type is right, only the value is not
-			}
-			return nil, p.errf(v, k, "%s, got %s", bad, got)
-		}
+		s.from(k, &Error{File: path, Line: v.Line, Key: k})
 	}
 	return p.warnings, nil
+}
+
+// MergeServerEnv applies the environment variables atlas-server honours (NUM_WORKERS,
+// ATLAS_EXECUTOR) over s.
+func MergeServerEnv(s *Server, getenv func(string) string) error {
+	if v := getenv("NUM_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return &Error{Key: "NUM_WORKERS", Msg: fmt.Sprintf("want a number of workers, got %q", v)}
+		}
+		s.Workers = n
+		s.from("workers", &Error{Key: "NUM_WORKERS"})
+	}
+	if v := getenv("ATLAS_EXECUTOR"); v != "" {
+		s.Executor = v
+		s.from("executor", &Error{Key: "ATLAS_EXECUTOR"})
+	}
+	return nil
+}
+
+// Set records that a command-line flag set key's value (already in s), for Validate's messages.
+func (s *Server) Set(key, flag string) {
+	s.from(key, &Error{Key: "--" + flag})
+}
+
+// from records where key's value came from: an Error with no message yet.
+func (s *Server) from(key string, where *Error) {
+	if s.sources == nil {
+		s.sources = map[string]*Error{}
+	}
+	s.sources[key] = where
+}
+
+// Validate checks every value of the configuration, and names where a bad one came from.
+func (s *Server) Validate() error {
+	bad := func(key, want string, got any) error {
+		e := Error{Key: key}
+		if where := s.sources[key]; where != nil {
+			e = *where
+		}
+		if str, ok := got.(string); ok {
+			got = strconv.Quote(str)
+		}
+		e.Msg = fmt.Sprintf("%s, got %v", want, got)
+		return &e
+	}
+	switch {
+	case s.Port < 0 || s.Port > 65535:
+		return bad("port", "want a port from 1 to 65535 (0 picks a free one)", s.Port)
+	case s.Workers < 1:
+		return bad("workers", "want 1 or more", s.Workers)
+	case !slices.Contains(executors, s.Executor):
+		return bad("executor", "want one of "+strings.Join(executors, ", "), s.Executor)
+	case s.Python == "":
+		return bad("python", "want the Python interpreter to run jobs with, e.g. python3", s.Python)
+	case s.WorkerImage == "":
+		return bad("worker_image", "want a Docker image name", s.WorkerImage)
+	case s.MaxKeysPerJob <= 0:
+		return bad("max_keys_per_job", "want a number of keys greater than 0", s.MaxKeysPerJob)
+	case s.MaxKeysPerBatch <= 0:
+		return bad("max_keys_per_batch", "want a number of keys greater than 0", s.MaxKeysPerBatch)
+	case s.MaxBundleFiles <= 0:
+		return bad("max_bundle_files", "want a number of files greater than 0", s.MaxBundleFiles)
+	case s.MaxBundleBytes <= 0:
+		return bad("max_bundle_bytes", "want a number of bytes greater than 0", s.MaxBundleBytes)
+	case s.StopGrace < 0:
+		return bad("stop_grace", "want a duration of 0s or more", s.StopGrace.String())
+	case s.HeartbeatTimeout <= 0:
+		return bad("heartbeat_timeout", "want a duration greater than 0s", s.HeartbeatTimeout.String())
+	case (s.TLSCert == "") != (s.TLSKey == ""):
+		return bad("tls_cert", "want tls_cert and tls_key together", s.TLSCert)
+	}
+	for _, r := range s.AllowedVolumeRoots {
+		if !filepath.IsAbs(r) {
+			return bad("allowed_volume_roots", "want absolute host paths", r)
+		}
+	}
+	for _, h := range s.AllowedHosts {
+		if !ValidHostPattern(h) {
+			return bad("allowed_hosts", "want host names such as atlas.example.org or *.example.org", h)
+		}
+	}
+	return nil
 }
 
 // ValidHostPattern reports whether h is a host name, or "*." and a host name.

@@ -84,39 +84,36 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Start the server in the foreground (Ctrl-C stops it; running jobs keep running)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Default → the file → the environment → the flags given, then one Validate.
 			cfg := config.DefaultServer()
-			warnings, err := config.LoadServer(&cfg)
+			warnings, err := config.ParseServer(&cfg)
 			if err != nil {
 				return err
 			}
 			for _, w := range warnings {
 				fmt.Fprintln(stderr, "Warning:", w)
 			}
-			if v := os.Getenv("NUM_WORKERS"); v != "" {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 1 {
-					return fmt.Errorf("NUM_WORKERS=%q: want a number of workers, 1 or more", v)
-				}
-				cfg.Workers = n
-			}
-			if v := os.Getenv("ATLAS_EXECUTOR"); v != "" {
-				cfg.Executor = v
+			if err := config.MergeServerEnv(&cfg, os.Getenv); err != nil {
+				return err
 			}
 			flags := cmd.Flags()
-			for name, apply := range map[string]func(){
-				"host": func() { cfg.Host = fl.Host }, "port": func() { cfg.Port = fl.Port },
-				"workers": func() { cfg.Workers = fl.Workers }, "executor": func() { cfg.Executor = fl.Executor },
-				"python": func() { cfg.Python = fl.Python }, "worker-image": func() { cfg.WorkerImage = fl.WorkerImage },
-				"auth": func() { cfg.Auth = fl.Auth }, "tls-cert": func() { cfg.TLSCert = fl.TLSCert },
-				"tls-key": func() { cfg.TLSKey = fl.TLSKey }, "allowed-hosts": func() { cfg.AllowedHosts = fl.AllowedHosts },
+			for _, f := range []struct {
+				flag, key string
+				apply     func()
+			}{
+				{"host", "host", func() { cfg.Host = fl.Host }}, {"port", "port", func() { cfg.Port = fl.Port }},
+				{"workers", "workers", func() { cfg.Workers = fl.Workers }},
+				{"executor", "executor", func() { cfg.Executor = fl.Executor }},
+				{"python", "python", func() { cfg.Python = fl.Python }},
+				{"worker-image", "worker_image", func() { cfg.WorkerImage = fl.WorkerImage }},
+				{"auth", "auth", func() { cfg.Auth = fl.Auth }},
+				{"tls-cert", "tls_cert", func() { cfg.TLSCert = fl.TLSCert }},
+				{"tls-key", "tls_key", func() { cfg.TLSKey = fl.TLSKey }},
+				{"allowed-hosts", "allowed_hosts", func() { cfg.AllowedHosts = fl.AllowedHosts }},
 			} {
-				if flags.Changed(name) {
-					apply()
-				}
-			}
-			for _, h := range cfg.AllowedHosts {
-				if !config.ValidHostPattern(h) {
-					return fmt.Errorf("--allowed-hosts: want host names such as atlas.example.org or *.example.org, got %q", h)
+				if flags.Changed(f.flag) {
+					f.apply()
+					cfg.Set(f.key, f.flag)
 				}
 			}
 			if gpus != "" {
@@ -132,11 +129,8 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 					cfg.Workers = len(ids)
 				}
 			}
-			if cfg.Workers < 1 {
-				return fmt.Errorf("--workers must be 1 or more, got %d", cfg.Workers)
-			}
-			if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-				return errors.New("--tls-cert and --tls-key go together")
+			if err := cfg.Validate(); err != nil {
+				return err
 			}
 			if !isLoopback(cfg.Host) && !cfg.Auth {
 				if !insecure {

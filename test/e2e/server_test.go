@@ -394,3 +394,21 @@ func TestServerRestartOnOtherPortUpdatesItsConfig(t *testing.T) {
 	res = cli(t, s.Home, t.TempDir(), "info", "--env")
 	require.Contains(t, res.Stdout, s.URL)
 }
+
+// A bad setting is refused in one line that names where it came from: the config file and its
+// line, the environment variable, or the flag; the last one given wins, as it is the one used.
+func TestServerSettingsNameTheirSource(t *testing.T) {
+	t.Parallel()
+	home := newHome(t)
+	writeFiles(t, home, map[string]string{"config/server.config.yaml": "host: 127.0.0.1\nworkers: 0\n"})
+	res := runIn(t, home, t.TempDir(), nil, serverBin(), "start", "--port", "0")
+	requireOneLineError(t, res, "server.config.yaml:2: workers: want 1 or more, got 0")
+	res = runIn(t, home, t.TempDir(), []string{"NUM_WORKERS=2"}, serverBin(), "start", "--port", "0", "--workers", "0")
+	requireOneLineError(t, res, "--workers: want 1 or more, got 0")
+	res = runIn(t, home, t.TempDir(), []string{"NUM_WORKERS=two"}, serverBin(), "start", "--port", "0")
+	requireOneLineError(t, res, `NUM_WORKERS: want a number of workers, got "two"`)
+	res = runIn(t, home, t.TempDir(), []string{"ATLAS_EXECUTOR=kubernetez"}, serverBin(), "start", "--port", "0", "--workers", "1")
+	requireOneLineError(t, res, `ATLAS_EXECUTOR: want one of auto, process, docker, got "kubernetez"`)
+	res = runIn(t, home, t.TempDir(), nil, serverBin(), "start", "--port", "0", "--workers", "1", "--tls-cert", "c.pem")
+	requireOneLineError(t, res, "--tls-cert: want tls_cert and tls_key together")
+}
