@@ -15,11 +15,11 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/config"
 	"github.com/atlasgo/atlas/internal/version"
 	"github.com/atlasgo/atlas/sdk"
@@ -173,10 +173,12 @@ func execute(ctx context.Context, e *console, args []string) int {
 	return 1
 }
 
+// oneLine is an error as users see it: an unreachable server's own message (not the
+// wrapped network error), anything else on one line.
 func oneLine(err error) string {
 	var ue *sdk.UnreachableError
 	if errors.As(err, &ue) {
 		return ue.Error()
 	}
-	return strings.Join(strings.Fields(err.Error()), " ")
+	return atlas.OneLine(err)
 }
