@@ -139,13 +139,13 @@ class DeploymentWrapper:
         return self._client.json("GET", "/api/v1/jobs/" + quote(self._id))
 
     def get_true_job_status(self):
-        """queued, starting, running, completed, failed or stopped."""
+        """queued, starting, running, stopping, completed, failed or stopped."""
         return self._job()["state"]
 
     def get_job_status(self):
-        """queued (also while starting), running, completed, failed or stopped."""
+        """queued (also while starting), running (also while stopping), completed, failed or stopped."""
         s = self.get_true_job_status()
-        return "queued" if s == "starting" else s
+        return {"starting": "queued", "stopping": "running"}.get(s, s)
 
     def is_job_complete(self):
         return self.get_true_job_status() in ("completed", "failed", "stopped")
@@ -155,7 +155,7 @@ class DeploymentWrapper:
         logged = None
         while True:
             try:
-                j = self._client.json("GET", "/api/v1/jobs/{}?wait_while=queued,starting,running&timeout={}s".format(
+                j = self._client.json("GET", "/api/v1/jobs/{}?wait_while=queued,starting,running,stopping&timeout={}s".format(
                     quote(self._id), max(1, int(wait_seconds * 6))), timeout=max(60, wait_seconds * 12))
             except Unreachable:
                 time.sleep(wait_seconds)
@@ -165,6 +165,17 @@ class DeploymentWrapper:
                 logged = j["state"]
             if j["state"] in ("completed", "failed", "stopped"):
                 return j["state"]
+
+    def stop(self, wait=True):
+        """Stops the job: a running one gets SIGTERM, then SIGKILL after the server's grace
+        period, and is archived; a queued one leaves the queue. With wait (the default) it
+        returns once the job has stopped, with the job's details (its "reason" says how it
+        ended); otherwise at once, while the job may still be "stopping"."""
+        j = self._client.json("POST", "/api/v1/jobs/{}/stop".format(quote(self._id)))
+        while wait and j["state"] == "stopping":
+            j = self._client.json("GET", "/api/v1/jobs/{}?wait_while=stopping&timeout=60s".format(quote(self._id)),
+                                  timeout=90)
+        return j
 
     def _finished(self, wait_seconds):
         self.wait_for_deployment_to_complete(wait_seconds, log_output=False)

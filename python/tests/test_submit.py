@@ -192,3 +192,37 @@ print(json.dumps({"rows": rows, "unknown": unknown}, default=str))
             self.assertTrue(row["job_id"] and row["creation_time"] and row["completed_time"])
         self.assertEqual(len(rows), 2, "the report script itself is not a row, nor a job")
         self.assertEqual(len(self.server.jobs(self.project)), 2)
+
+
+STOP_DRIVER = r'''
+import json, sys
+import foundations
+d = foundations.submit(scheduler_config="scheduler", command=["slow.py"])
+for line in d.stream_job_logs():  # follows the job's output until it says it waits
+    if "waiting" in line:
+        break
+stopped = d.stop()
+print(json.dumps({"state": stopped["state"], "reason": stopped.get("reason"), "status": d.get_job_status()}))
+'''
+
+SLOW_JOB = r'''
+import signal, sys, time
+def term(*_):
+    print("got SIGTERM", flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
+print("waiting", flush=True)
+while True:
+    time.sleep(0.05)
+'''
+
+
+class StopTest(ServerTestCase):
+    def test_stop_returns_once_the_job_has_stopped(self):
+        project, cwd = self.project_dir("stop", files={"slow.py": SLOW_JOB, "driver.py": STOP_DRIVER})
+        r = self.server.run("driver.py", cwd, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual(out["state"], "stopped", "stop() waits until the job has really stopped")
+        self.assertEqual(out["status"], "stopped")
+        self.assertRegex(out["reason"], r"^exited after SIGTERM in [0-9.]+ s$")
