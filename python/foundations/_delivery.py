@@ -196,6 +196,8 @@ class Writer:
         try:
             with open(path + ".tmp", "wb") as f:
                 f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # kept through a crash of the machine, not only of the process
             os.replace(path + ".tmp", path)
         except OSError as e:
             if not self.spool_warned:
@@ -329,12 +331,26 @@ class Writer:
 
     def close(self, timeout, keep_spool=False):
         """Flushes (up to timeout) and stops the writer. The spool is removed once everything
-        was delivered (unless keep_spool); otherwise it is left for the next process to resend."""
+        was delivered (unless keep_spool); otherwise everything not acknowledged is in it, on
+        disk, for the server or the next process to store."""
         ok = self.flush(timeout)
         with self.lock:
             self.closed = True
+            rest = []
+            if not ok and self.dir is not None:
+                # The process ends: what is still in memory goes to the spool now, however many
+                # batches are waiting for the server.
+                while self._buffered():
+                    rest.append(self._take())
             self.wake.set()
             self.ready.notify_all()
+        for batch in rest:
+            self._spool(batch)
+        if rest or not ok:
+            with self.lock:  # a batch the encoder took is spooled before the process goes
+                deadline = time.monotonic() + 5
+                while any(not e[3] for e in self.pending) and time.monotonic() < deadline:
+                    self.ready.wait(0.05)
         if ok and not keep_spool and self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
         elif not ok and self.dir:

@@ -39,6 +39,23 @@ print("delivered at the end", foundations.flush(60), flush=True)
 '''
 
 # The same, as a job run by the scheduler: it waits for flag files the test creates.
+ENDS_WHILE_DOWN_SCRIPT = r'''
+import os, time
+import foundations
+
+flags = foundations.load_parameters(log_parameters=False)["flags"]
+foundations.log_metric("m", 0)
+assert foundations.flush(30)
+open(os.path.join(flags, "delivered"), "w").close()
+while not os.path.exists(os.path.join(flags, "server-down")):
+    time.sleep(0.01)
+for i in range(1, 10000):
+    foundations.log_metric("m", i)
+    if i % 500 == 0:
+        time.sleep(0.1)  # points keep coming over a few seconds: many batches, not one
+foundations.log_param("done", True)
+'''
+
 SCHEDULED_SCRIPT = r'''
 import os, time
 import foundations
@@ -199,6 +216,33 @@ print("done", foundations.flush(120), flush=True)
         job = self.server.wait_job(job_id, timeout=90)
         self.assertEqual(job["state"], "completed", self.server.logs(job_id))
         self.assert_series(job_id, "m", 300)
+        self.assertEqual(job["params"], {"done": True})
+
+    def test_values_of_a_job_that_ends_while_the_server_is_down_are_all_stored(self):
+        # The job logs for a while, batch after batch, while the server is down, and ends before
+        # it is back: what the SDK could not deliver (and had not even put in a batch) must be
+        # in the job's spool when its process ends, and stored when the server records the end.
+        project, cwd = self.project_dir("ends-while-down", ENDS_WHILE_DOWN_SCRIPT)
+        with open(os.path.join(cwd, "job.config.yaml"), "w") as f:
+            f.write("worker:\n  environment:\n    FOUNDATIONS_FLUSH_TIMEOUT: '1'\n")
+        flags = os.path.join(self.tmp, "flags-" + project)
+        os.makedirs(flags)
+        with open(os.path.join(cwd, "submit.py"), "w") as f:
+            f.write("import sys, foundations\nprint(foundations.submit(command=['main.py'], "
+                    "params={'flags': sys.argv[1]}).job_name())\n")
+        r = self.server.run("submit.py", cwd, args=[flags])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        job_id = r.stdout.strip()
+        wait_for(lambda: os.path.exists(os.path.join(flags, "delivered")), timeout=60, what="the first values")
+        self.server.stop()
+        open(os.path.join(flags, "server-down"), "w").close()
+        # The job's supervisor writes how it ended when the job's process is gone.
+        wait_for(lambda: os.path.exists(os.path.join(self.server.home, "run", job_id + ".exit")), timeout=120,
+                 what="the job to end while the server is down")
+        self.server.start()
+        job = self.server.wait_job(job_id, timeout=90)
+        self.assertEqual(job["state"], "completed", self.server.logs(job_id))
+        self.assert_series(job_id, "m", 10000)
         self.assertEqual(job["params"], {"done": True})
 
     def test_spool_left_by_a_script_is_resent_by_the_next_one(self):
