@@ -733,3 +733,23 @@ func TestMatchPath(t *testing.T) {
 		require.Equal(t, tc.want, matchPath(tc.glob, tc.rel), "%s ~ %s", tc.glob, tc.rel)
 	}
 }
+
+// A folder bundled from a home directory does not carry its credentials; .atlasignore can bring
+// one of them back.
+func TestCredentialsAreLeftOut(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, f := range []string{"main.py", ".ssh/id_ed25519", ".aws/credentials", ".gnupg/pubring.kbx", ".kube/config",
+		".docker/config.json", ".config/gcloud/credentials.db", ".config/app.toml", ".netrc", ".pypirc",
+		".git-credentials", ".env", "sub/.env"} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600))
+	}
+	data, _ := create(t, dir, JobFolder)
+	require.Equal(t, []string{".config/", ".config/app.toml", "main.py", "sub/"}, names(t, data))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, IgnoreFile), []byte("!.env\n"), 0o644))
+	data, _ = create(t, dir, JobFolder)
+	require.Contains(t, names(t, data), ".env")
+	require.Contains(t, names(t, data), "sub/.env")
+	require.NotContains(t, names(t, data), ".ssh/id_ed25519")
+}

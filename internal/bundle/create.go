@@ -19,8 +19,12 @@ import (
 // gitignore-style patterns of paths to leave out of the bundle.
 const IgnoreFile = ".atlasignore"
 
-// DefaultIgnore is always applied when bundling a job folder.
-var DefaultIgnore = []string{".git/", "__pycache__/", "*.pyc", ".ipynb_checkpoints/"}
+// DefaultIgnore is always applied when bundling a job folder: what a job never needs, and the
+// well-known places of credentials, which a job's bundle and archive (readable by the job's
+// user and admins) must not carry when a folder such as a home directory is bundled. A
+// .atlasignore line "!.env" brings one back.
+var DefaultIgnore = []string{".git/", "__pycache__/", "*.pyc", ".ipynb_checkpoints/",
+	".ssh/", ".aws/", ".gnupg/", ".kube/", ".azure/", ".docker/", ".config/gcloud/", ".netrc", ".pypirc", ".git-credentials", ".env"}
 
 // Options controls what Create includes.
 type Options struct {

@@ -12,7 +12,10 @@ import tempfile
 import zlib
 
 IGNORE_FILE = ".atlasignore"
-DEFAULT_IGNORE = [".git/", "__pycache__/", "*.pyc", ".ipynb_checkpoints/"]
+# What a job never needs, and the well-known places of credentials (as the CLI leaves out):
+# a script run by hand from a home directory must not archive its keys.
+DEFAULT_IGNORE = [".git/", "__pycache__/", "*.pyc", ".ipynb_checkpoints/",
+                  ".ssh/", ".aws/", ".gnupg/", ".kube/", ".azure/", ".docker/", ".config/gcloud/", ".netrc", ".pypirc", ".git-credentials", ".env"]
 
 
 class _Matcher:

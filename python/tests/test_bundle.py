@@ -57,3 +57,16 @@ class ExtractTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IgnoreTest(unittest.TestCase):
+    def test_credentials_are_not_archived(self):
+        # A script run by hand from a home directory archives that folder: not its keys.
+        with tempfile.TemporaryDirectory() as home:
+            for rel in ("train.py", ".ssh/id_ed25519", ".aws/credentials", ".kube/config", ".netrc", ".env",
+                        ".config/gcloud/credentials.db", ".config/app.toml"):
+                os.makedirs(os.path.dirname(os.path.join(home, rel)), exist_ok=True)
+                with open(os.path.join(home, rel), "w") as f:
+                    f.write("x")
+            names = sorted(rel for rel, _, _ in _bundle.entries(home))
+            self.assertEqual(names, [".config", ".config/app.toml", "train.py"])
