@@ -462,12 +462,12 @@ func TestStopJobStopsItsChildren(t *testing.T) {
 	proj := newProject(t, "tree", map[string]string{
 		"main.py": `import subprocess, sys
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-print("CHILD", child.pid, flush=True)
+print("CHILD", child.pid, "STARTED", flush=True)
 child.wait()
 `,
 	})
 	id := s.submitNoStream(t, proj, "main.py")
-	out := s.waitLog(t, id, "CHILD ")
+	out := s.waitLog(t, id, " STARTED") // print() writes its pieces one by one: wait for the last
 	var pid int
 	_, err := fmt.Sscanf(out[strings.Index(out, "CHILD "):], "CHILD %d", &pid)
 	require.NoError(t, err, out)
