@@ -242,10 +242,13 @@ type Queue struct {
 	Executor    string `json:"executor"`
 }
 
-// ClearQueueResult says how many jobs clear-queue removed.
+// ClearQueueResult says what clear-queue did: the queued jobs it removed, and the jobs it
+// asked to stop that had not started running (handed to a cluster that had not placed them).
 type ClearQueueResult struct {
-	Removed int      `json:"removed"`
-	IDs     []string `json:"ids"`
+	Removed    int      `json:"removed"`
+	IDs        []string `json:"ids"`
+	Stopped    int      `json:"stopped"`
+	StoppedIDs []string `json:"stopped_ids"`
 }
 
 // Project is a project with counts of its jobs by state.

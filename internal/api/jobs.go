@@ -130,6 +130,9 @@ func (s *Server) fullJob(ctx context.Context, j *atlas.Job) (*sdk.Job, error) {
 		}
 		w.WaitingReason = s.cfg.Queue.Waiting()[j.ID]
 	}
+	if j.State == atlas.StateStarting {
+		w.WaitingReason = s.cfg.Queue.Waiting()[j.ID] // a cluster that has not placed it says why
+	}
 	return w, nil
 }
 

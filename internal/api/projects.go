@@ -221,7 +221,11 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
 		out.Queued = append(out.Queued, wj)
 	}
 	for _, j := range running {
-		out.Running = append(out.Running, toWire(j))
+		wj := toWire(j)
+		if j.State == atlas.StateStarting {
+			wj.WaitingReason = waiting[j.ID] // a cluster that has not placed it says why
+		}
+		out.Running = append(out.Running, wj)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -236,13 +240,16 @@ func (s *Server) clearQueue(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	removed, err := s.cfg.Jobs.ClearQueue(r.Context(), callerOf(r), body.Project)
+	cleared, err := s.cfg.Jobs.ClearQueue(r.Context(), callerOf(r), body.Project)
 	if err != nil {
 		return err
 	}
-	out := sdk.ClearQueueResult{Removed: len(removed), IDs: []string{}}
-	for _, j := range removed {
+	out := sdk.ClearQueueResult{Removed: len(cleared.Removed), IDs: []string{}, Stopped: len(cleared.Stopped), StoppedIDs: []string{}}
+	for _, j := range cleared.Removed {
 		out.IDs = append(out.IDs, j.ID)
+	}
+	for _, j := range cleared.Stopped {
+		out.StoppedIDs = append(out.StoppedIDs, j.ID)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -38,8 +38,9 @@ var States = []State{StateQueued, StateStarting, StateRunning, StateStopping, St
 // transitions is the table of allowed state changes. A store refuses any other change with
 // ErrConflict, so two writers racing on one job cannot both win.
 var transitions = map[State][]State{
-	StateQueued:   {StateStarting, StateStopped, StateFailed},
-	StateStarting: {StateRunning, StateFailed, StateStopped, StateQueued, StateStopping},
+	StateQueued: {StateStarting, StateStopped, StateFailed},
+	// A job handed to an engine may end before the server saw it run.
+	StateStarting: {StateRunning, StateFailed, StateStopped, StateQueued, StateStopping, StateCompleted},
 	StateRunning:  {StateCompleted, StateFailed, StateStopped, StateStopping},
 	// A job asked to stop ends stopped however it exits; failed only when it is lost.
 	StateStopping: {StateStopped, StateFailed},

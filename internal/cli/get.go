@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -201,6 +202,9 @@ func clearQueueCommand(e *console) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "Removed %d job(s) from queue\n", res.Removed)
+			if res.Stopped > 0 {
+				fmt.Fprintf(e.stdout, "Stopping %d job(s) that had not started running: %s\n", res.Stopped, strings.Join(res.StoppedIDs, " "))
+			}
 			return nil
 		},
 	}

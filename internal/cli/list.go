@@ -82,7 +82,11 @@ func queueCommand(e *console) *cobra.Command {
 			if len(q.Running) > 0 {
 				fmt.Fprintln(tw, "\nRUNNING\tPROJECT\tUSER\tGPUS\tWORKER\tDURATION")
 				for _, j := range q.Running {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Project, j.User, strings.Join(j.GPUIDs, ","), j.WorkerID, duration(j))
+					worker := j.WorkerID
+					if j.State == "starting" && j.WaitingReason != "" {
+						worker = "not running yet: " + j.WaitingReason // a cluster has not placed it
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Project, j.User, strings.Join(j.GPUIDs, ","), worker, duration(j))
 				}
 			}
 			if len(q.Queued) > 0 {

@@ -49,6 +49,10 @@ type Result struct {
 	// Killed is set when Stop had to kill the job because it did not exit within the grace
 	// period.
 	Killed bool
+	// Output is what the engine kept of a remote job's output (the end of a crashed pod's
+	// log): it is stored when the job's in-job side never reported, so that a crash before it
+	// started its work still leaves its message.
+	Output string
 }
 
 // Worker is the field every executor keeps in a job's RunInfo, besides its own: what runs
@@ -100,6 +104,26 @@ type Remote interface {
 	Executor
 	// Remote marks the executor; it does nothing.
 	Remote()
+}
+
+// Cluster is implemented by remote executors whose engine places jobs on its own nodes and
+// counts their resources (Kubernetes, Slurm). The scheduler hands such an engine at most its
+// workers' number of jobs at once, without GPU ids of its own, and the engine's Admit replaces
+// the server's capacity and volume checks at submit.
+type Cluster interface {
+	Remote
+	// Admit refuses, at submit, a job the engine could never run (a volume it cannot mount).
+	Admit(j *atlas.Job) error
+}
+
+// Placer is implemented by handles of jobs that an engine still has to place on a node (a
+// Kubernetes pod, a Slurm job). Until it does, the job stays starting and its "why pending" is
+// the engine's own reason.
+type Placer interface {
+	// Placed is closed once the job runs, or has ended.
+	Placed() <-chan struct{}
+	// Pending is the engine's reason the job does not run yet ("" once it runs).
+	Pending() string
 }
 
 // Cleaner is implemented by executors that can find and remove leftovers of jobs the server

@@ -318,6 +318,24 @@ func TestScheduledJobLifecycle(t *testing.T) {
 	require.Nil(t, j.ExitCode)
 }
 
+func TestWhatTheEngineKeptOfARemoteJobsOutputIsStoredOnlyWhenTheJobNeverReported(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	crashed, reported := e.started(t), e.started(t)
+	_, err := e.svc.ReportExit(ctx, &Caller{JobID: reported, User: "alice"}, reported, 1, "")
+	require.NoError(t, err)
+	for _, id := range []string{crashed, reported} {
+		_, err := e.svc.Ended(ctx, id, Outcome{ExitCode: 1, Output: "python3: can't open file 'main.py'\n"})
+		require.NoError(t, err)
+	}
+	require.Contains(t, e.logs.Tail(crashed, 1000), "can't open file", "a job that crashed before it shipped anything keeps its message")
+	require.NotContains(t, e.logs.Tail(reported, 1000), "can't open file", "a job that shipped its output is not told twice")
+	j, err := e.store.JobGet(ctx, crashed)
+	require.NoError(t, err)
+	require.Equal(t, "exited with code 1: python3: can't open file 'main.py'", j.Reason)
+}
+
 // started submits, claims and starts a job, as the scheduler would.
 func (e *env) started(t *testing.T) string {
 	t.Helper()
@@ -420,16 +438,16 @@ func TestClearQueueClearsOnlyYourOwnJobsWithAuth(t *testing.T) {
 		_, err := e.svc.Submit(ctx, &Caller{User: u}, &sdk.JobSpec{Command: []string{"m"}})
 		require.NoError(t, err)
 	}
-	removed, err := e.svc.ClearQueue(ctx, &Caller{User: "alice"}, "")
+	cleared, err := e.svc.ClearQueue(ctx, &Caller{User: "alice"}, "")
 	require.NoError(t, err)
-	require.Len(t, removed, 2)
-	removed, err = e.svc.ClearQueue(ctx, &Caller{User: "root", Admin: true}, "other-project")
+	require.Len(t, cleared.Removed, 2)
+	cleared, err = e.svc.ClearQueue(ctx, &Caller{User: "root", Admin: true}, "other-project")
 	require.NoError(t, err)
-	require.Empty(t, removed, "only the project named")
-	removed, err = e.svc.ClearQueue(ctx, &Caller{User: "root", Admin: true}, "")
+	require.Empty(t, cleared.Removed, "only the project named")
+	cleared, err = e.svc.ClearQueue(ctx, &Caller{User: "root", Admin: true}, "")
 	require.NoError(t, err)
-	require.Len(t, removed, 1)
-	require.Equal(t, "bob", removed[0].User)
+	require.Len(t, cleared.Removed, 1)
+	require.Equal(t, "bob", cleared.Removed[0].User)
 }
 
 func TestReadsAreScopedForJobTokens(t *testing.T) {

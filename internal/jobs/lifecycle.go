@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
@@ -49,6 +50,15 @@ func (s *Service) Started(ctx context.Context, id, runInfo string) (*atlas.Job, 
 	return s.cfg.Store.JobGet(ctx, id)
 }
 
+// Handed records that the executor handed a claimed job to an engine that has still to place
+// it (a cluster): the job stays starting, with what the executor needs to find it again.
+func (s *Service) Handed(ctx context.Context, id, runInfo string) (*atlas.Job, error) {
+	if err := s.cfg.Store.JobSetRunInfo(ctx, id, runInfo); err != nil {
+		return nil, err
+	}
+	return s.cfg.Store.JobGet(ctx, id)
+}
+
 // Reattached records that a job the server found starting at its start is running.
 func (s *Service) Reattached(ctx context.Context, id string) (*atlas.Job, error) {
 	return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateStarting}, To: atlas.StateRunning})
@@ -78,6 +88,9 @@ type Outcome struct {
 	Lost bool
 	// ArchiveDigest is the blob holding the job's final working directory ("" if none).
 	ArchiveDigest string
+	// Output is what the engine kept of the job's output; it is added to the log when the
+	// job's in-job side never reported (it crashed before it could ship anything).
+	Output string
 }
 
 // SpoolDir is the job's spool: where its SDK leaves tracked values it could not deliver
@@ -106,6 +119,9 @@ func (s *Service) Ended(ctx context.Context, id string, o Outcome) (*atlas.Job, 
 	cur, err := s.cfg.Store.JobGet(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if o.Output != "" && cur.ReportedExitCode == nil {
+		_ = s.cfg.Logs.Append(id, strings.TrimRight(o.Output, "\n")+"\n")
 	}
 	if o.Lost && cur.ReportedExitCode != nil {
 		// The engine lost sight of the job, but the job said how its command ended.
@@ -294,21 +310,49 @@ func (s *Service) deleted(ctx context.Context, j *atlas.Job, arts []atlas.Artifa
 // finished are the states a job may be deleted in.
 var finished = []atlas.State{atlas.StateCompleted, atlas.StateFailed, atlas.StateStopped}
 
-// ClearQueue removes every queued job (of one project, when it is not empty) and returns
-// them. With authentication, a user who is not an admin clears only their own jobs.
-func (s *Service) ClearQueue(ctx context.Context, c *Caller, project string) ([]*atlas.Job, error) {
+// Cleared is what clear-queue did.
+type Cleared struct {
+	// Removed are the queued jobs it deleted.
+	Removed []*atlas.Job
+	// Stopped are the jobs it asked to stop that had not started running (handed to a
+	// cluster that had not placed them yet).
+	Stopped []*atlas.Job
+}
+
+// ClearQueue removes every queued job (of one project, when it is not empty) and stops the
+// jobs that were claimed but do not run yet. With authentication, a user who is not an admin
+// clears only their own jobs.
+func (s *Service) ClearQueue(ctx context.Context, c *Caller, project string) (*Cleared, error) {
 	user := ""
 	if s.cfg.Auth && !c.Admin {
 		user = c.User
 	}
-	jobs, err := s.cfg.Store.JobsDeleteQueued(ctx, project, user)
+	removed, err := s.cfg.Store.JobsDeleteQueued(ctx, project, user)
 	if err != nil {
 		return nil, err
 	}
-	for _, j := range jobs {
+	for _, j := range removed {
 		s.removed(ctx, j, []string{j.BundleDigest})
 	}
-	return jobs, nil
+	out := &Cleared{Removed: removed}
+	starting, err := s.cfg.Store.JobsInState(ctx, atlas.StateStarting)
+	if err != nil {
+		return out, err
+	}
+	for _, j := range starting {
+		if (project != "" && j.Project != project) || (user != "" && j.User != user) {
+			continue
+		}
+		j, err := s.move(ctx, &store.JobSetStateParams{ID: j.ID, From: []atlas.State{atlas.StateStarting}, To: atlas.StateStopping})
+		if errors.Is(err, atlas.ErrConflict) || errors.Is(err, atlas.ErrNotFound) {
+			continue // it started, ended or went meanwhile
+		}
+		if err != nil {
+			return out, err
+		}
+		out.Stopped = append(out.Stopped, j)
+	}
+	return out, nil
 }
 
 // removed cleans up after a deleted job: its log, and blobs nothing else uses.

@@ -45,6 +45,9 @@ type Config struct {
 	BundleLimits bundle.Limits
 	// Capacity is what the machine offers jobs; a job asking for more is refused at submit.
 	Capacity Capacity
+	// Admit, when set, is a cluster's own check of scheduled jobs at submit (what it can
+	// mount and place); it replaces Capacity and the volume policy.
+	Admit func(j *atlas.Job) error
 	// Limits bound what jobs may track (zero fields: DefaultLimits).
 	Limits Limits
 	// SpoolRoot holds one spool directory per job, where the SDK leaves values it could not

@@ -38,12 +38,17 @@ func (s *Scheduler) start(j *atlas.Job) {
 		s.failStart(j, atlas.OneLine(err))
 		return
 	}
-	// The job is running now: record it even if the server is shutting down, so that the next
-	// start re-attaches to it instead of queueing it again.
+	// Record the job even if the server is shutting down, so that the next start re-attaches to
+	// it instead of queueing it again. A job an engine has still to place stays starting.
 	ctx := context.WithoutCancel(s.ctx)
-	j2, err := s.cfg.Jobs.Started(ctx, j.ID, h.RunInfo())
+	var j2 *atlas.Job
+	if _, ok := h.(executor.Placer); ok {
+		j2, err = s.cfg.Jobs.Handed(ctx, j.ID, h.RunInfo())
+	} else {
+		j2, err = s.cfg.Jobs.Started(ctx, j.ID, h.RunInfo())
+	}
 	if err != nil {
-		s.cfg.Logger.Error("record job running", "job", j.ID, "err", err)
+		s.cfg.Logger.Error("record job started", "job", j.ID, "err", err)
 		_ = h.Stop(s.cfg.Jobs.StopGrace())
 	} else {
 		j = j2
@@ -56,6 +61,22 @@ func (s *Scheduler) start(j *atlas.Job) {
 	// A stop asked for while the job was starting found no handle to signal.
 	if cur, err := s.cfg.Store.JobGet(ctx, j.ID); err == nil && cur.State == atlas.StateStopping {
 		_ = h.Stop(s.cfg.Jobs.StopGrace())
+	}
+	s.follow(j, h)
+}
+
+// follow watches a started job to its end. A job its engine has still to place stays starting
+// until it runs.
+func (s *Scheduler) follow(j *atlas.Job, h executor.Handle) {
+	if p, ok := h.(executor.Placer); ok && j.State == atlas.StateStarting {
+		s.wg.Go(func() {
+			select {
+			case <-p.Placed():
+				// Conflicts are expected: the job may have ended, or been asked to stop.
+				_, _ = s.cfg.Jobs.Started(context.WithoutCancel(s.ctx), j.ID, "")
+			case <-s.ctx.Done():
+			}
+		})
 	}
 	s.watch(j, h)
 }
@@ -140,7 +161,7 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 		}
 	}
 	_, err := s.cfg.Jobs.Ended(s.ctx, j.ID, jobs.Outcome{ExitCode: res.ExitCode, Reason: res.Reason, Lost: res.Lost,
-		Killed: res.Killed, ArchiveDigest: archive})
+		Killed: res.Killed, ArchiveDigest: archive, Output: res.Output})
 	if err != nil {
 		s.cfg.Logger.Error("record job end", "job", j.ID, "err", err)
 		return false

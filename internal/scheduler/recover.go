@@ -41,7 +41,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 			s.lost(j, "lost while the server was down: "+atlas.OneLine(err))
 			continue
 		}
-		if j.State == atlas.StateStarting {
+		if _, placer := h.(executor.Placer); j.State == atlas.StateStarting && !placer {
 			if j2, err := s.cfg.Jobs.Reattached(ctx, j.ID); err == nil {
 				j = j2
 			}
@@ -53,7 +53,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		if j.State == atlas.StateStopping {
 			_ = h.Stop(s.cfg.Jobs.StopGrace()) // the stop may not have reached it before the restart
 		}
-		s.wg.Go(func() { s.watch(j, h) })
+		s.wg.Go(func() { s.follow(j, h) })
 	}
 	if c, ok := s.cfg.Executor.(executor.Cleaner); ok {
 		s.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -146,13 +147,18 @@ func (s *Scheduler) Workers() int { return s.cfg.Workers }
 // ExecutorName is the kind of executor jobs run with.
 func (s *Scheduler) ExecutorName() string { return s.cfg.Executor.Name() }
 
-// Waiting returns why each queued job is waiting, as of the last round.
+// Waiting returns why each queued job is waiting, as of the last round, and why each job
+// handed to an engine that has not placed it yet waits there (the engine's own reason).
 func (s *Scheduler) Waiting() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]string, len(s.waiting))
-	for k, v := range s.waiting {
-		out[k] = v
+	out := maps.Clone(s.waiting)
+	for id, r := range s.running {
+		if p, ok := r.handle.(executor.Placer); ok {
+			if why := p.Pending(); why != "" {
+				out[id] = why
+			}
+		}
 	}
 	return out
 }
@@ -193,9 +199,13 @@ func (s *Scheduler) round() error {
 			free.GPUs = append(free.GPUs, g)
 		}
 	}
+	_, cluster := s.cfg.Executor.(executor.Cluster)
 	cands := make([]Candidate, len(queued))
 	for i, q := range queued {
 		cands[i] = Candidate{ID: q.ID, NumGPUs: q.NumGPUs, QueuedAt: q.CreatedAt}
+		if cluster {
+			cands[i].NumGPUs = 0 // the cluster counts its GPUs; Atlas only limits how many jobs it hands over
+		}
 	}
 	plan := Decide(cands, free, time.Now(), s.cfg.Fairness)
 	s.mu.Lock()

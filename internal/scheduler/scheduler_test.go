@@ -233,3 +233,44 @@ func TestRestartReattachesAndRequeues(t *testing.T) {
 	j = h.until(running.ID, atlas.StateCompleted)
 	require.Equal(t, 0, *j.ExitCode, "the re-attached job's end is recorded")
 }
+
+func TestAJobItsEngineHasNotPlacedStaysStartingWithTheEnginesReason(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 3)
+	const why = "Kubernetes: 0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+	waitsForNode := func() *atlas.Job {
+		j := h.submit(&sdk.JobSpec{Command: []string{"pending=" + why, "block"}})
+		require.Equal(t, j.ID, h.started())
+		require.Eventually(t, func() bool { return h.sched.Waiting()[j.ID] == why }, 20*time.Second, 10*time.Millisecond,
+			"the engine's reason is the job's why-pending")
+		j, err := h.store.JobGet(t.Context(), j.ID)
+		require.NoError(t, err)
+		require.Equal(t, atlas.StateStarting, j.State, "handed over, but not running")
+		require.NotEmpty(t, j.RunInfo, "recorded, so that a restarted server finds it again")
+		return j
+	}
+	placed, restarted, cleared := waitsForNode(), waitsForNode(), waitsForNode()
+
+	h.exec.Place(placed.ID)
+	h.until(placed.ID, atlas.StateRunning)
+	require.Empty(t, h.sched.Waiting()[placed.ID])
+
+	h.sched.Stop()
+	h.start()
+	require.Eventually(t, func() bool { return h.sched.Waiting()[restarted.ID] == why }, 20*time.Second, 10*time.Millisecond)
+	j, err := h.store.JobGet(t.Context(), restarted.ID)
+	require.NoError(t, err)
+	require.Equal(t, atlas.StateStarting, j.State, "a restart does not take an unplaced job for a running one")
+	h.exec.Place(restarted.ID)
+	h.until(restarted.ID, atlas.StateRunning)
+
+	res, err := h.svc.ClearQueue(t.Context(), &jobs.Caller{Local: true}, "")
+	require.NoError(t, err)
+	require.Len(t, res.Stopped, 1, "clear-queue stops what the engine has not placed, not what runs")
+	require.Equal(t, cleared.ID, res.Stopped[0].ID)
+	h.until(cleared.ID, atlas.StateStopped)
+	for _, id := range []string{placed.ID, restarted.ID} {
+		h.exec.Exit(id, 0)
+		h.until(id, atlas.StateCompleted)
+	}
+}

@@ -8,6 +8,8 @@
 //	exit_code=N         the exit code when it ends by itself (default 0)
 //	start_error=TEXT    Start fails with TEXT
 //	ignore_sigterm      a stop only ends it when the grace period is over (a kill)
+//	pending=TEXT        the engine has still to place the job (an executor.Placer whose
+//	                    reason is TEXT) until the test calls Place; it then runs as told
 //
 // Jobs live in the Executor value: Recover finds a job started by the same Executor (a
 // server restart that kept the job running), and fails with executor.ErrGone otherwise. It
@@ -57,6 +59,7 @@ type behaviour struct {
 	exitCode      int
 	startError    string
 	ignoreSIGTERM bool
+	pending       string
 }
 
 func parse(command []string) (behaviour, error) {
@@ -77,6 +80,8 @@ func parse(command []string) (behaviour, error) {
 			b.startError = v
 		case "ignore_sigterm":
 			b.ignoreSIGTERM = true
+		case "pending":
+			b.pending = v
 		default:
 			err = errors.New("unknown word")
 		}
@@ -106,13 +111,17 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 			return nil, err
 		}
 	}
-	h := &handle{id: spec.Job.ID, b: b, done: make(chan struct{})}
+	h := &handle{id: spec.Job.ID, b: b, done: make(chan struct{}), placed: make(chan struct{})}
 	e.mu.Lock()
 	e.jobs[h.id] = h
 	e.specs[h.id] = spec
 	e.mu.Unlock()
+	if b.pending == "" {
+		h.place()
+	}
 	if !b.block {
 		go func() {
+			<-h.placed
 			select {
 			case <-time.After(b.runFor):
 				h.end(executor.Result{ExitCode: b.exitCode})
@@ -121,7 +130,17 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 		}()
 	}
 	e.started <- h.id
-	return h, nil
+	return h.exposed(), nil
+}
+
+// Place has the engine place a job started with pending=TEXT: it runs from now on.
+func (e *Executor) Place(id string) {
+	e.mu.Lock()
+	h := e.jobs[id]
+	e.mu.Unlock()
+	if h != nil {
+		h.place()
+	}
 }
 
 // Recover implements executor.Executor.
@@ -129,7 +148,7 @@ func (e *Executor) Recover(ctx context.Context, job *atlas.Job, logPath string) 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if h := e.jobs[job.ID]; h != nil && job.RunInfo == h.RunInfo() {
-		return h, nil
+		return h.exposed(), nil
 	}
 	return nil, fmt.Errorf("%w: no fake job %s", executor.ErrGone, job.ID)
 }
@@ -188,9 +207,10 @@ func (e *Executor) Released(id string) bool {
 }
 
 type handle struct {
-	id   string
-	b    behaviour
-	done chan struct{}
+	id     string
+	b      behaviour
+	done   chan struct{}
+	placed chan struct{}
 
 	mu       sync.Mutex
 	res      executor.Result
@@ -207,6 +227,47 @@ func (h *handle) end(res executor.Result) {
 	}
 	h.ended, h.res = true, res
 	close(h.done)
+	h.placeLocked()
+}
+
+func (h *handle) place() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.placeLocked()
+}
+
+func (h *handle) placeLocked() {
+	select {
+	case <-h.placed:
+	default:
+		close(h.placed)
+	}
+}
+
+// exposed is the handle as the scheduler sees it: a Placer for a job started pending.
+func (h *handle) exposed() executor.Handle {
+	if h.b.pending != "" {
+		return placing{h}
+	}
+	return h
+}
+
+// placing is the handle of a job the engine has still to place.
+type placing struct{ *handle }
+
+var _ executor.Placer = placing{}
+
+// Placed implements executor.Placer.
+func (p placing) Placed() <-chan struct{} { return p.placed }
+
+// Pending implements executor.Placer.
+func (p placing) Pending() string {
+	select {
+	case <-p.placed:
+		return ""
+	default:
+		return p.b.pending
+	}
 }
 
 // RunInfo implements executor.Handle.

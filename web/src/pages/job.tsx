@@ -338,6 +338,11 @@ export function JobPage({ id }: { id: string }) {
           {job.waiting_reason ? ` — ${job.waiting_reason}` : ''} · <Link href="/queue">see the queue</Link>
         </div>
       )}
+      {job.state === 'starting' && job.waiting_reason && (
+        <div class="alert alert-queued" data-testid="waiting">
+          <strong>Not running yet</strong> — {job.waiting_reason} · <Link href="/queue">see the queue</Link>
+        </div>
+      )}
 
       <div class="job-grid">
         <div class="job-main card">

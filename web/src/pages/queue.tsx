@@ -166,6 +166,11 @@ export function QueuePage() {
                           j.executor ?? ''
                         )}
                         {j.gpu_ids?.length ? <span class="gpu-ids"> GPU {j.gpu_ids.join(', ')}</span> : j.num_gpus ? ` ${j.num_gpus} GPU` : ''}
+                        {j.state === 'starting' && j.waiting_reason && (
+                          <div class="reason" data-testid="pending-reason">
+                            {j.waiting_reason}
+                          </div>
+                        )}
                       </td>
                       <td class="right">
                         <button class="btn small danger-outline" onClick={() => stop(j)} disabled={j.state === 'stopping'} data-testid="queue-stop">
