@@ -58,12 +58,15 @@ type Server struct {
 	// the keys of one tracking request.
 	MaxKeysPerJob, MaxKeysPerBatch int
 
+	// Kubernetes says where and how jobs run with executor: kubernetes.
+	Kubernetes Kubernetes
+
 	// sources says where each key's value came from, when not from DefaultServer.
 	sources map[string]*Error
 }
 
 // executors are the accepted values of executor.
-var executors = []string{"auto", "process", "docker"}
+var executors = []string{"auto", "process", "docker", "kubernetes"}
 
 // DefaultServer returns the embedded defaults.
 func DefaultServer() Server {
@@ -81,6 +84,7 @@ func DefaultServer() Server {
 		WorkerImage:      "atlas-ce/worker:latest",
 		MaxKeysPerJob:    10_000,
 		MaxKeysPerBatch:  10_000,
+		Kubernetes:       Kubernetes{Namespace: "default", JobTTL: 24 * time.Hour},
 	}
 }
 
@@ -151,6 +155,8 @@ func ParseServer(s *Server) ([]string, error) {
 			s.AllowedVolumeRoots, err = p.strList(v, k)
 		case "allowed_hosts":
 			s.AllowedHosts, err = p.strList(v, k)
+		case "kubernetes":
+			s.Kubernetes, err = p.kubernetes(v, k)
 		case "max_keys_per_job":
 			s.MaxKeysPerJob, err = p.integer(v, k)
 		case "max_keys_per_batch":
@@ -255,6 +261,11 @@ func (s *Server) Validate() error {
 		return bad("heartbeat_timeout", "want a duration greater than 0s", s.HeartbeatTimeout.String())
 	case (s.TLSCert == "") != (s.TLSKey == ""):
 		return bad("tls_cert", "want tls_cert and tls_key together", s.TLSCert)
+	}
+	if s.Executor == "kubernetes" {
+		if err := s.Kubernetes.validate(bad); err != nil {
+			return err
+		}
 	}
 	for _, r := range s.AllowedVolumeRoots {
 		if !filepath.IsAbs(r) {

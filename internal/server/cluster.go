@@ -1,0 +1,62 @@
+// The executors of clusters: configuration to executor, and the installation id that tells
+// this server's jobs from others' on a shared cluster.
+
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/config"
+	"github.com/atlasgo/atlas/internal/executor"
+	"github.com/atlasgo/atlas/internal/executor/kubernetes"
+)
+
+// newKubernetes connects to the cluster of the kubernetes: section.
+func newKubernetes(ctx context.Context, cfg config.Server, p paths) (*kubernetes.Executor, error) {
+	k := cfg.Kubernetes
+	kc := kubernetes.Config{Kubeconfig: k.Kubeconfig, Namespace: k.Namespace, Installation: installation(k.Installation, p.home),
+		SchedulerURL: k.SchedulerURL, Image: k.Image, ImagePullPolicy: corev1.PullPolicy(k.ImagePullPolicy),
+		ServiceAccount: k.ServiceAccount, NodeSelector: k.NodeSelector, HostNetwork: k.HostNetwork,
+		EnvCacheClaim: k.EnvCacheClaim, Queue: k.Queue, JobTTL: k.JobTTL, StopGrace: cfg.StopGrace,
+		AllowedVolumeRoots: cfg.AllowedVolumeRoots}
+	if kc.Image == "" {
+		kc.Image = cfg.WorkerImage
+	}
+	for _, t := range k.Tolerations {
+		kc.Tolerations = append(kc.Tolerations, corev1.Toleration{Key: t["key"], Operator: corev1.TolerationOperator(t["operator"]),
+			Value: t["value"], Effect: corev1.TaintEffect(t["effect"])})
+	}
+	if k.PodTemplate != "" {
+		var err error
+		if kc.PodTemplate, err = kubernetes.LoadPodTemplate(k.PodTemplate); err != nil {
+			return nil, err
+		}
+	}
+	return kubernetes.New(ctx, kc)
+}
+
+// installation is the id of this Atlas installation on a shared cluster: the configured one,
+// or one made from the host name and the data folder, stable across restarts.
+func installation(configured, home string) string {
+	if configured != "" {
+		return configured
+	}
+	host, _ := os.Hostname()
+	sum := sha256.Sum256([]byte(host + "\x00" + home))
+	return "atlas-" + hex.EncodeToString(sum[:6])
+}
+
+// admission is a cluster executor's own check of jobs at submit (nil for executors on this
+// machine: the server's capacity and volume policy apply).
+func admission(e executor.Executor) func(*atlas.Job) error {
+	if c, ok := e.(executor.Cluster); ok {
+		return c.Admit
+	}
+	return nil
+}
