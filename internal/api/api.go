@@ -40,7 +40,7 @@ type Config struct {
 	Jobs *jobs.Service
 	// Store, Blobs and Logs are read for what the API shows; every change goes through Jobs.
 	Store   store.Store
-	Blobs   *blob.Store
+	Blobs   blob.Store
 	Logs    *logs.Dir
 	Queue   Queue
 	Version string

@@ -16,7 +16,7 @@ import (
 )
 
 func (s *Server) headBlob(w http.ResponseWriter, r *http.Request) error {
-	ok, size, err := s.cfg.Blobs.Has(r.PathValue("digest"))
+	ok, size, err := s.cfg.Blobs.Has(r.Context(), r.PathValue("digest"))
 	if err != nil {
 		return err
 	}
@@ -26,7 +26,7 @@ func (s *Server) headBlob(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The client will now use it instead of uploading it: unused blobs are collected only
 	// when they have not been asked about for a while.
-	_ = s.cfg.Blobs.Touch(r.PathValue("digest"))
+	_ = s.cfg.Blobs.Touch(r.Context(), r.PathValue("digest"))
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(http.StatusOK)
 	return nil
@@ -41,14 +41,15 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{status: http.StatusRequestEntityTooLarge,
 			msg: "upload of " + humanBytes(r.ContentLength) + " is larger than the server's limit of " + humanBytes(s.cfg.MaxBundleBytes)}
 	}
-	if ok, _, err := s.cfg.Blobs.Has(digest); err == nil && ok {
-		_ = s.cfg.Blobs.Touch(digest)
+	if ok, _, err := s.cfg.Blobs.Has(r.Context(), digest); err == nil && ok {
+		_ = s.cfg.Blobs.Touch(r.Context(), digest)
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
+	// Streamed into the store as it arrives, and kept only if it hashes to the digest.
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBundleBytes)
-	if _, _, err := s.cfg.Blobs.Put(body, digest); err != nil {
+	if _, _, err := s.cfg.Blobs.Put(r.Context(), body, digest); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return &httpError{status: http.StatusRequestEntityTooLarge, msg: "upload is larger than the server's limit of " + humanBytes(s.cfg.MaxBundleBytes)}
@@ -189,18 +190,24 @@ func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {
 		}
 		return atlas.NotFoundf("job %s has no archive", id)
 	}
-	f, err := s.cfg.Blobs.Open(j.ArchiveDigest)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	w.Header().Set("Content-Type", "application/gzip")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.tar.gz"`)
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": id + ".tar.gz"}))
 	var mod time.Time
 	if j.FinishedAt != nil {
 		mod = *j.FinishedAt
 	}
-	http.ServeContent(w, r, "", mod, f)
+	return s.serveBlob(w, r, j.ArchiveDigest, mod)
+}
+
+// serveBlob answers the download of a blob whose Content-Type and Content-Disposition are set
+// already: streamed from the store (ranges too), never held in memory whole.
+func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, digest string, modtime time.Time) error {
+	f, err := s.cfg.Blobs.Open(r.Context(), digest)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	http.ServeContent(w, r, "", modtime, f)
 	return nil
 }
 

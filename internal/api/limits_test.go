@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/blob/local"
 	"github.com/atlasgo/atlas/internal/jobs"
 	"github.com/atlasgo/atlas/internal/logs"
 	"github.com/atlasgo/atlas/internal/store/sqlite"
@@ -23,7 +23,7 @@ func newTestServer(t *testing.T, cfg Config) *httptest.Server {
 	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "atlas.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	blobs, err := blob.New(filepath.Join(dir, "blobs"))
+	blobs, err := local.New(filepath.Join(dir, "blobs"))
 	require.NoError(t, err)
 	lg, err := logs.New(filepath.Join(dir, "logs"))
 	require.NoError(t, err)

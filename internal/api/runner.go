@@ -36,15 +36,9 @@ func (s *Server) jobBundle(w http.ResponseWriter, r *http.Request) error {
 	if j.BundleDigest == "" {
 		return atlas.NotFoundf("job %s has no bundle", id)
 	}
-	f, err := s.cfg.Blobs.Open(j.BundleDigest)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	w.Header().Set("Content-Type", "application/gzip")
 	w.Header().Set("ETag", `"`+j.BundleDigest+`"`)
-	http.ServeContent(w, r, "", j.CreatedAt, f)
-	return nil
+	return s.serveBlob(w, r, j.BundleDigest, j.CreatedAt)
 }
 
 // reportExit records how a job's command ended, as the job's in-job side reports it.

@@ -178,14 +178,8 @@ func (s *Server) artifact(w http.ResponseWriter, r *http.Request) error {
 		if a.Key != key {
 			continue
 		}
-		f, err := s.cfg.Blobs.Open(a.Digest)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
 		artifactHeaders(w.Header(), a.Filename, r.URL.Query().Get("download") != "")
-		http.ServeContent(w, r, "", a.CreatedAt, f)
-		return nil
+		return s.serveBlob(w, r, a.Digest, a.CreatedAt)
 	}
 	if _, err := s.cfg.Store.JobGet(ctx, id); err != nil {
 		return err

@@ -3,6 +3,7 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,19 +17,19 @@ import (
 // unpacks it once into scratch space with the same code and limits the worker uses. A digest
 // is checked once: what it passed or failed with is remembered, so resubmitting a refused
 // bundle does not unpack it again.
-func (s *Service) checkBundle(digest string) error {
+func (s *Service) checkBundle(ctx context.Context, digest string) error {
 	if v, ok := s.checked.Load(digest); ok {
 		if v == nil {
 			return nil
 		}
 		return v.(error)
 	}
-	f, err := s.cfg.Blobs.Open(digest)
+	f, err := s.cfg.Blobs.Open(ctx, digest)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	dir, err := os.MkdirTemp(s.cfg.Blobs.TempDir(), "check-*")
+	dir, err := os.MkdirTemp(s.cfg.ScratchDir, "check-*")
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/atlasgo/atlas/internal/blob"
+	localblob "github.com/atlasgo/atlas/internal/blob/local"
 	"github.com/atlasgo/atlas/sdk"
 )
 
@@ -27,7 +27,7 @@ func FuzzTrackBatch(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	blobs, err := blob.New(filepath.Join(f.TempDir(), "blobs"))
+	blobs, err := localblob.New(filepath.Join(f.TempDir(), "blobs"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func FuzzTrackBatch(f *testing.F) {
 		if dec.Decode(&b) != nil {
 			return
 		}
-		out, err := s.trackBatch("job", &b)
+		out, err := s.trackBatch(t.Context(), "job", &b)
 		if err != nil {
 			if strings.ContainsAny(err.Error(), "\n\r") {
 				t.Fatalf("multi-line error: %q", err)

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atlasgo/atlas/internal/atlas"
-	"github.com/atlasgo/atlas/internal/blob"
+	localblob "github.com/atlasgo/atlas/internal/blob/local"
 	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/logs"
 	"github.com/atlasgo/atlas/internal/store"
@@ -26,7 +26,7 @@ import (
 type env struct {
 	svc    *Service
 	store  store.Store
-	blobs  *blob.Store
+	blobs  *localblob.Store
 	logs   *logs.Dir
 	dir    string
 	events *recorder
@@ -56,7 +56,7 @@ func newEnv(t *testing.T, edit func(*Config)) *env {
 	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "atlas.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	blobs, err := blob.New(filepath.Join(dir, "blobs"))
+	blobs, err := localblob.New(filepath.Join(dir, "blobs"))
 	require.NoError(t, err)
 	lg, err := logs.New(filepath.Join(dir, "logs"))
 	require.NoError(t, err)
@@ -81,7 +81,7 @@ func (e *env) bundle(t *testing.T, files map[string]string) string {
 	var buf bytes.Buffer
 	_, err := bundle.Create(src, &buf, bundle.Options{})
 	require.NoError(t, err)
-	d, _, err := e.blobs.Put(&buf, "")
+	d, _, err := e.blobs.Put(t.Context(), &buf, "")
 	require.NoError(t, err)
 	return d
 }
@@ -152,7 +152,7 @@ func TestSubmitRefusesABundleThatWouldNotUnpack(t *testing.T) {
 	e := newEnv(t, nil)
 	data, err := os.ReadFile(filepath.Join("..", "bundle", "testdata", "hostile", "dotdot.tar.gz"))
 	require.NoError(t, err)
-	d, _, err := e.blobs.Put(bytes.NewReader(data), "")
+	d, _, err := e.blobs.Put(t.Context(), bytes.NewReader(data), "")
 	require.NoError(t, err)
 	_, err = e.svc.Submit(t.Context(), local, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: d})
 	require.ErrorIs(t, err, atlas.ErrInvalid)
@@ -418,11 +418,11 @@ func TestDeleteCollectsBlobsNothingElseUses(t *testing.T) {
 	}
 	require.ErrorIs(t, e.svc.DeleteJob(ctx, &Caller{User: "bob"}, ids[0]), atlas.ErrDenied)
 	require.NoError(t, e.svc.DeleteJob(ctx, alice, ids[0]))
-	has, _, err := e.blobs.Has(shared)
+	has, _, err := e.blobs.Has(t.Context(), shared)
 	require.NoError(t, err)
 	require.True(t, has, "the other job still uses the bundle")
 	require.NoError(t, e.svc.DeleteJob(ctx, &Caller{User: "root", Admin: true}, ids[1]))
-	has, _, err = e.blobs.Has(shared)
+	has, _, err = e.blobs.Has(t.Context(), shared)
 	require.NoError(t, err)
 	require.False(t, has, "nothing uses the bundle any more")
 	_, err = e.store.JobGet(ctx, ids[1])
@@ -572,7 +572,7 @@ func TestARefusedBundleIsNotUnpackedAgain(t *testing.T) {
 	e := newEnv(t, nil)
 	data, err := os.ReadFile(filepath.Join("..", "bundle", "testdata", "hostile", "dotdot.tar.gz"))
 	require.NoError(t, err)
-	d, _, err := e.blobs.Put(bytes.NewReader(data), "")
+	d, _, err := e.blobs.Put(t.Context(), bytes.NewReader(data), "")
 	require.NoError(t, err)
 	_, err = e.svc.Submit(t.Context(), local, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: d})
 	require.ErrorContains(t, err, "cannot be used")
@@ -607,7 +607,7 @@ func TestBlobsNothingRefersToAreCollected(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	for d, want := range map[string]bool{used: true, orphan: false, fresh: true} {
-		has, _, err := e.blobs.Has(d)
+		has, _, err := e.blobs.Has(t.Context(), d)
 		require.NoError(t, err)
 		require.Equal(t, want, has, d)
 	}

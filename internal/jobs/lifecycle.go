@@ -183,7 +183,7 @@ func (s *Service) Finish(ctx context.Context, c *Caller, id string, req *sdk.Fin
 		return nil, atlas.Invalidf("invalid state %q: want completed, failed or stopped", req.State)
 	}
 	if req.ArchiveDigest != "" {
-		if ok, _, err := s.cfg.Blobs.Has(req.ArchiveDigest); err != nil || !ok {
+		if ok, _, err := s.cfg.Blobs.Has(ctx, req.ArchiveDigest); err != nil || !ok {
 			return nil, atlas.Invalidf("archive %s was not uploaded", req.ArchiveDigest)
 		}
 	}
@@ -372,7 +372,7 @@ func (s *Service) removed(ctx context.Context, j *atlas.Job, digests []string) {
 		if err != nil || n > 0 {
 			continue
 		}
-		if err := s.cfg.Blobs.Delete(d); err != nil {
+		if err := s.cfg.Blobs.Delete(ctx, d); err != nil {
 			s.cfg.Logger.Warn("remove blob", "digest", d, "err", err)
 		}
 	}
@@ -388,7 +388,7 @@ const BlobGrace = time.Hour
 func (s *Service) collectBlobs(ctx context.Context, grace time.Duration) (int, error) {
 	cutoff := time.Now().Add(-grace)
 	var old []string
-	err := s.cfg.Blobs.Walk(func(digest string, stored time.Time) error {
+	err := s.cfg.Blobs.Walk(ctx, func(digest string, stored time.Time) error {
 		if stored.Before(cutoff) {
 			old = append(old, digest)
 		}
@@ -408,7 +408,7 @@ func (s *Service) collectBlobs(ctx context.Context, grace time.Duration) (int, e
 		if n > 0 {
 			continue
 		}
-		if err := s.cfg.Blobs.Delete(d); err != nil {
+		if err := s.cfg.Blobs.Delete(ctx, d); err != nil {
 			return deleted, err
 		}
 		deleted++

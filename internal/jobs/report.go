@@ -25,7 +25,7 @@ func (s *Service) ReportExit(ctx context.Context, c *Caller, id string, code int
 		return nil, atlas.Conflictf("job %s was started by hand: it reports its end with POST /api/v1/jobs/%s/finish", id, id)
 	}
 	if archive != "" {
-		if ok, _, err := s.cfg.Blobs.Has(archive); err != nil || !ok {
+		if ok, _, err := s.cfg.Blobs.Has(ctx, archive); err != nil || !ok {
 			return nil, atlas.Invalidf("archive %s was not uploaded: PUT it to /api/v1/blobs/{digest} first", archive)
 		}
 	}

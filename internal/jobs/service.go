@@ -30,7 +30,7 @@ import (
 // Config wires the service.
 type Config struct {
 	Store  store.Store
-	Blobs  *blob.Store
+	Blobs  blob.Store
 	Logs   *logs.Dir
 	Events *Events
 	// Secret signs job tokens.
@@ -50,6 +50,8 @@ type Config struct {
 	Admit func(j *atlas.Job) error
 	// Limits bound what jobs may track (zero fields: DefaultLimits).
 	Limits Limits
+	// ScratchDir is where bundles are unpacked to be checked, on the server's disk.
+	ScratchDir string
 	// SpoolRoot holds one spool directory per job, where the SDK leaves values it could not
 	// deliver; they are stored when the job's end is recorded ("": no spools).
 	SpoolRoot string

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/blob"
 	"github.com/atlasgo/atlas/sdk"
 )
 
@@ -67,11 +68,11 @@ func (s *Service) DrainSpool(ctx context.Context, jobID, dir string) error {
 			}
 			for _, a := range b.Artifacts {
 				hexPart, _ := strings.CutPrefix(a.Digest, "sha256:")
-				if _, _, err := s.cfg.Blobs.PutFile(filepath.Join(wdir, "blobs", filepath.Base(hexPart))); err != nil {
+				if _, _, err := blob.PutFile(ctx, s.cfg.Blobs, filepath.Join(wdir, "blobs", filepath.Base(hexPart))); err != nil {
 					s.cfg.Logger.Warn("artifact content missing from a job's spool", "job", jobID, "artifact", a.Key, "err", err)
 				}
 			}
-			sb, err := s.trackBatch(jobID, &b)
+			sb, err := s.trackBatch(ctx, jobID, &b)
 			if err != nil {
 				s.cfg.Logger.Warn("refused a batch left in a job's spool", "job", jobID, "err", err)
 				continue

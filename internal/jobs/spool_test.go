@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atlasgo/atlas/internal/atlas"
-	"github.com/atlasgo/atlas/internal/blob"
+	localblob "github.com/atlasgo/atlas/internal/blob/local"
 	"github.com/atlasgo/atlas/internal/store"
 	"github.com/atlasgo/atlas/internal/store/sqlite"
 )
@@ -22,7 +22,7 @@ func TestDrainSpool(t *testing.T) {
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "atlas.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	blobs, err := blob.New(filepath.Join(dir, "blobs"))
+	blobs, err := localblob.New(filepath.Join(dir, "blobs"))
 	require.NoError(t, err)
 	s := New(Config{Store: st, Blobs: blobs})
 	require.NoError(t, st.JobInsert(ctx, &atlas.Job{ID: "j", Project: "p", State: atlas.StateQueued, Mode: atlas.ModeScheduled}))
@@ -64,7 +64,7 @@ func TestDrainSpool(t *testing.T) {
 	arts, err := st.Artifacts(ctx, "j")
 	require.NoError(t, err)
 	require.Len(t, arts, 1)
-	ok, _, err := blobs.Has("sha256:" + hexSum)
+	ok, _, err := blobs.Has(t.Context(), "sha256:"+hexSum)
 	require.NoError(t, err)
 	require.True(t, ok)
 	_, err = os.Stat(w)

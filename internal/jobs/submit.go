@@ -110,7 +110,7 @@ func (s *Service) insert(ctx context.Context, j *atlas.Job) error {
 	s.blobMu.RLock()
 	defer s.blobMu.RUnlock()
 	if j.BundleDigest != "" {
-		ok, _, err := s.cfg.Blobs.Has(j.BundleDigest)
+		ok, _, err := s.cfg.Blobs.Has(ctx, j.BundleDigest)
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func (s *Service) insert(ctx context.Context, j *atlas.Job) error {
 			return atlas.Invalidf("bundle %s was not uploaded: PUT it to /api/v1/blobs/{digest} first", j.BundleDigest)
 		}
 		if j.Mode == atlas.ModeScheduled {
-			if err := s.checkBundle(j.BundleDigest); err != nil {
+			if err := s.checkBundle(ctx, j.BundleDigest); err != nil {
 				return err
 			}
 		}

@@ -77,7 +77,7 @@ func jsonKind(v any) string {
 }
 
 // trackBatch validates a wire batch and turns it into a store batch.
-func (s *Service) trackBatch(jobID string, b *sdk.TrackBatch) (*store.TrackBatch, error) {
+func (s *Service) trackBatch(ctx context.Context, jobID string, b *sdk.TrackBatch) (*store.TrackBatch, error) {
 	out := &store.TrackBatch{JobID: jobID, Writer: b.Writer, Seq: b.Seq, Params: b.Params, Tags: b.Tags}
 	if b.Writer != "" && b.Seq <= 0 {
 		return nil, atlas.Invalidf("seq must be 1 or more when writer is set")
@@ -143,7 +143,7 @@ func (s *Service) trackBatch(jobID string, b *sdk.TrackBatch) (*store.TrackBatch
 		if a.Filename == "" || strings.ContainsAny(a.Filename, "/\\\x00") {
 			return nil, atlas.Invalidf("artifact %q: invalid file name %q", a.Key, a.Filename)
 		}
-		ok, size, err := s.cfg.Blobs.Has(a.Digest)
+		ok, size, err := s.cfg.Blobs.Has(ctx, a.Digest)
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +161,7 @@ func (s *Service) Track(ctx context.Context, c *Caller, jobID string, b *sdk.Tra
 	if err := s.checkWrite(ctx, c, jobID); err != nil {
 		return false, err
 	}
-	sb, err := s.trackBatch(jobID, b)
+	sb, err := s.trackBatch(ctx, jobID, b)
 	if err != nil {
 		return false, err
 	}

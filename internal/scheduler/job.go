@@ -4,8 +4,10 @@ package scheduler
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/blob"
 	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/executor"
 	"github.com/atlasgo/atlas/internal/jobs"
@@ -112,7 +115,7 @@ func (s *Scheduler) prepare(j *atlas.Job, workDir string) error {
 		}
 	}
 	if j.BundleDigest != "" {
-		f, err := s.cfg.Blobs.Open(j.BundleDigest)
+		f, err := s.cfg.Blobs.Open(s.ctx, j.BundleDigest)
 		if err != nil {
 			return fmt.Errorf("bundle %s: %w", j.BundleDigest, err)
 		}
@@ -189,13 +192,15 @@ func (s *Scheduler) archive(workDir string) (string, error) {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	if _, err := bundle.Create(workDir, tmp, bundle.Options{}); err != nil {
+	// Hashed as it is written, so that the store writes it straight under its name.
+	h := sha256.New()
+	if _, err := bundle.Create(workDir, io.MultiWriter(tmp, h), bundle.Options{}); err != nil {
 		return "", err
 	}
 	if _, err := tmp.Seek(0, 0); err != nil {
 		return "", err
 	}
-	d, _, err := s.cfg.Blobs.Put(tmp, "")
+	d, _, err := s.cfg.Blobs.Put(s.ctx, tmp, blob.Digest(h.Sum(nil)))
 	return d, err
 }
 

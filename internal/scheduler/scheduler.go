@@ -36,7 +36,7 @@ type Config struct {
 	Jobs *jobs.Service
 	// Store is read for the queue and for the jobs to recover; writes go through Jobs.
 	Store    store.Store
-	Blobs    *blob.Store
+	Blobs    blob.Store
 	Logs     *logs.Dir
 	Executor executor.Executor
 	Workers  int

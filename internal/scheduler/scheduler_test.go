@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atlasgo/atlas/internal/atlas"
-	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/blob/local"
 	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/executor/fake"
 	"github.com/atlasgo/atlas/internal/jobs"
@@ -28,7 +28,7 @@ type harness struct {
 	t     *testing.T
 	svc   *jobs.Service
 	store store.Store
-	blobs *blob.Store
+	blobs *local.Store
 	logs  *logs.Dir
 	exec  *fake.Executor
 	cfg   Config
@@ -41,7 +41,7 @@ func newHarness(t *testing.T, workers int, gpus ...string) *harness {
 	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "atlas.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	blobs, err := blob.New(filepath.Join(dir, "blobs"))
+	blobs, err := local.New(filepath.Join(dir, "blobs"))
 	require.NoError(t, err)
 	lg, err := logs.New(filepath.Join(dir, "logs"))
 	require.NoError(t, err)
@@ -108,7 +108,7 @@ func TestRunsAJobToItsEnd(t *testing.T) {
 	var buf bytes.Buffer
 	_, err := bundle.Create(src, &buf, bundle.Options{})
 	require.NoError(t, err)
-	digest, _, err := h.blobs.Put(&buf, "")
+	digest, _, err := h.blobs.Put(t.Context(), &buf, "")
 	require.NoError(t, err)
 	j := h.submit(&sdk.JobSpec{Command: []string{"output=epoch 1", "block"}, BundleDigest: digest, Params: map[string]any{"lr": 0.1}})
 	require.Equal(t, j.ID, h.started())

@@ -29,7 +29,7 @@ import (
 
 	"github.com/atlasgo/atlas/internal/api"
 	"github.com/atlasgo/atlas/internal/atlas"
-	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/blob/local"
 	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/config"
 	"github.com/atlasgo/atlas/internal/executor"
@@ -181,17 +181,18 @@ func currentUserName() string {
 // paths is the layout of $FOUNDATIONS_HOME.
 type paths struct{ home string }
 
-func (p paths) db() string     { return filepath.Join(p.home, "atlas.db") }
-func (p paths) blobs() string  { return filepath.Join(p.home, "blobs") }
-func (p paths) logs() string   { return filepath.Join(p.home, "logs", "jobs") }
-func (p paths) work() string   { return filepath.Join(p.home, "work") }
-func (p paths) run() string    { return filepath.Join(p.home, "run") }
-func (p paths) envs() string   { return filepath.Join(p.home, "envs") }
-func (p paths) sdk() string    { return filepath.Join(p.home, "sdk") }
-func (p paths) secret() string { return filepath.Join(p.home, "secret") }
-func (p paths) pid() string    { return filepath.Join(p.home, "run", "atlas-server.pid") }
-func (p paths) lock() string   { return filepath.Join(p.home, "run", "atlas-server.lock") }
-func (p paths) sock() string   { return filepath.Join(p.home, "run", "sock") }
+func (p paths) db() string      { return filepath.Join(p.home, "atlas.db") }
+func (p paths) blobs() string   { return filepath.Join(p.home, "blobs") }
+func (p paths) scratch() string { return filepath.Join(p.home, "scratch") }
+func (p paths) logs() string    { return filepath.Join(p.home, "logs", "jobs") }
+func (p paths) work() string    { return filepath.Join(p.home, "work") }
+func (p paths) run() string     { return filepath.Join(p.home, "run") }
+func (p paths) envs() string    { return filepath.Join(p.home, "envs") }
+func (p paths) sdk() string     { return filepath.Join(p.home, "sdk") }
+func (p paths) secret() string  { return filepath.Join(p.home, "secret") }
+func (p paths) pid() string     { return filepath.Join(p.home, "run", "atlas-server.pid") }
+func (p paths) lock() string    { return filepath.Join(p.home, "run", "atlas-server.lock") }
+func (p paths) sock() string    { return filepath.Join(p.home, "run", "sock") }
 
 // openDatabase opens the store that server.config.yaml's database: names: a postgres:// or
 // postgresql:// URL is a PostgreSQL database; anything else is a SQLite file, by default
@@ -253,7 +254,15 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 				"atlas-server user add NAME --admin && atlas-server token create NAME")
 		}
 	}
-	blobs, err := blob.New(p.blobs())
+	// Bundles are unpacked here to be checked: on the server's disk, wherever blobs are kept.
+	// What a server cut short left is removed.
+	if err := os.RemoveAll(p.scratch()); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(p.scratch(), 0o700); err != nil {
+		return err
+	}
+	blobs, err := local.New(p.blobs())
 	if err != nil {
 		return err
 	}
@@ -289,7 +298,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	// network address to get right (Docker jobs see the socket's directory at /atlas/run).
 	socketURL := "http+unix://" + url.PathEscape(filepath.Join(p.sock(), "api.sock"))
 	svc := jobs.New(jobs.Config{Store: st, Blobs: blobs, Logs: logDir, Secret: secret, Auth: cfg.Auth,
-		AllowedVolumeRoots: cfg.AllowedVolumeRoots, SpoolRoot: filepath.Join(p.home, "spool", "jobs"),
+		AllowedVolumeRoots: cfg.AllowedVolumeRoots, SpoolRoot: filepath.Join(p.home, "spool", "jobs"), ScratchDir: p.scratch(),
 		BundleLimits: bundle.Limits{MaxBytes: cfg.MaxBundleBytes, MaxEntries: cfg.MaxBundleFiles},
 		Capacity:     jobs.Capacity{GPUs: len(cfg.GPUs), MemoryGB: memoryGB()}, Admit: admission(exec),
 		Limits:       jobs.Limits{KeysPerJob: cfg.MaxKeysPerJob, KeysPerBatch: cfg.MaxKeysPerBatch},

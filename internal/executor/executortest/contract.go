@@ -29,6 +29,7 @@ import (
 	"github.com/atlasgo/atlas/internal/api"
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/blob/local"
 	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/executor"
 	"github.com/atlasgo/atlas/internal/jobs"
@@ -61,7 +62,7 @@ type Stack struct {
 	SocketDir string
 
 	store store.Store
-	blobs *blob.Store
+	blobs blob.Store
 	logs  *logs.Dir
 	svc   *jobs.Service
 }
@@ -180,7 +181,7 @@ func newStack(t *testing.T, h ContractHarness) *Stack {
 	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "atlas.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	blobs, err := blob.New(filepath.Join(dir, "blobs"))
+	blobs, err := local.New(filepath.Join(dir, "blobs"))
 	require.NoError(t, err)
 	lg, err := logs.New(filepath.Join(dir, "logs"))
 	require.NoError(t, err)
@@ -233,7 +234,7 @@ func (s *Stack) submit(t *testing.T, files map[string]string, args []string, par
 	var buf bytes.Buffer
 	_, err := bundle.Create(src, &buf, bundle.Options{})
 	require.NoError(t, err)
-	digest, _, err := s.blobs.Put(&buf, "")
+	digest, _, err := s.blobs.Put(t.Context(), &buf, "")
 	require.NoError(t, err)
 	res, err := s.svc.Submit(t.Context(), &jobs.Caller{Local: true},
 		&sdk.JobSpec{Command: append([]string{"main.py"}, args...), Params: params, BundleDigest: digest})
@@ -315,7 +316,7 @@ func (u *untilText) Write(p []byte) (int, error) {
 func (s *Stack) archive(t *testing.T, j *atlas.Job) map[string]string {
 	t.Helper()
 	require.NotEmpty(t, j.ArchiveDigest, "the job has an archive")
-	f, err := s.blobs.Open(j.ArchiveDigest)
+	f, err := s.blobs.Open(t.Context(), j.ArchiveDigest)
 	require.NoError(t, err)
 	defer f.Close()
 	dir := t.TempDir()
