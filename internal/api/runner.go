@@ -26,10 +26,11 @@ func (s *Server) sdkArchive(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// jobBundle serves a job's bundle, to the job itself or anyone who may read the job.
+// jobBundle serves a job's bundle: to the job itself, and to whoever may read its archive,
+// which holds the same files.
 func (s *Server) jobBundle(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	j, err := s.cfg.Jobs.Job(r.Context(), callerOf(r), id)
+	j, err := s.cfg.Jobs.Bundle(r.Context(), callerOf(r), id)
 	if err != nil {
 		return err
 	}

@@ -238,12 +238,24 @@ func (s *Service) Job(ctx context.Context, c *Caller, id string) (*atlas.Job, er
 // whole working directory, so with authentication only the job's user (or an admin, or a job
 // of that user) may read it.
 func (s *Service) Archive(ctx context.Context, c *Caller, id string) (*atlas.Job, error) {
+	return s.folder(ctx, c, id, "archive")
+}
+
+// Bundle returns a job whose bundle (the folder it was submitted with) the caller may
+// download: the job itself, with its own token, and whoever may download its archive, which
+// holds the same files.
+func (s *Service) Bundle(ctx context.Context, c *Caller, id string) (*atlas.Job, error) {
+	return s.folder(ctx, c, id, "bundle")
+}
+
+// folder returns a job whose files (its archive or bundle) the caller may download.
+func (s *Service) folder(ctx context.Context, c *Caller, id, what string) (*atlas.Job, error) {
 	j, err := s.Job(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
 	if s.cfg.Auth && !c.Admin && c.User != j.User {
-		return nil, atlas.Deniedf("the archive of job %s is its user's (%s) or an admin's to read", id, j.User)
+		return nil, atlas.Deniedf("the %s of job %s is its user's (%s) or an admin's to read", what, id, j.User)
 	}
 	return j, nil
 }
