@@ -31,8 +31,8 @@ test-web: ## browser tests of the web GUI (Chromium, playwright-core) against bi
 test-fuzz: ## run every Go fuzz target for a bounded number of inputs
 	FUZZTIME=$${FUZZTIME:-20000x} FUZZTIME_FuzzExtract=$${FUZZTIME_FuzzExtract:-3000x} scripts/fuzz.sh
 
-test-go: ## Go unit and end-to-end tests (the PostgreSQL store's against a throwaway cluster)
-	ATLAS_EXECUTOR=process scripts/postgres-test.sh $(GO) test -count=1 -timeout 20m ./...
+test-go: ## Go unit and end-to-end tests (the PostgreSQL store's and the S3 blob store's against throwaway servers)
+	ATLAS_EXECUTOR=process scripts/postgres-test.sh scripts/s3-server.sh $(GO) test -count=1 -timeout 20m ./...
 
 test-python: ## Python SDK tests against a real atlas-server
 	ATLAS_EXECUTOR=process ATLAS_SERVER_BIN=$(CURDIR)/bin/atlas-server FOUNDATIONS_BIN=$(CURDIR)/bin/foundations \

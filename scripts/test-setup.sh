@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provisions what the tests need and is missing, from the machine's configured package sources:
-# Python 3 with venv, a Docker engine and the worker images. With CI=true it installs (as root)
+# Python 3 with venv, a Docker engine and the worker images, PostgreSQL, an S3 server. With CI=true it installs (as root)
 # and starts what is missing; by hand it only says what is missing, and the tests that need it
 # skip with that reason.
 set -euo pipefail
@@ -52,4 +52,9 @@ if docker info >/dev/null 2>&1; then
 fi
 # PostgreSQL for the PostgreSQL store's tests (scripts/postgres-test.sh runs a throwaway cluster).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || install postgresql || true
+# A real S3 server (MinIO) for the S3 blob store's tests, built once per machine outside the
+# clone (scripts/s3-server.sh runs a throwaway one).
+if ! status=$(scripts/s3-server.sh --check); then
+  if [ "$ci" = true ]; then scripts/s3-server.sh --build; else say "$status; the S3 tests will skip"; fi
+fi
 say "ready"

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +37,27 @@ func New(baseURL, token string) *Client {
 			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 			MaxIdleConnsPerHost: 8,
 		},
+		CheckRedirect: checkRedirect,
 	}}
+}
+
+// RedirectHeader is sent with every GET: the client follows a download's redirect into the
+// server's blob store (a presigned URL of an S3-compatible server), so the bytes need not pass
+// through the server.
+const RedirectHeader = "Atlas-Redirect"
+
+// checkRedirect keeps the token and cookies from any other origin than the server's: a
+// presigned URL carries its own authorization. (The standard library drops them only for
+// another host name, not for another port of the same host.)
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if from := via[0].URL; req.URL.Scheme != from.Scheme || req.URL.Host != from.Host {
+		req.Header.Del("Authorization")
+		req.Header.Del("Cookie")
+	}
+	return nil
 }
 
 // BaseURL is the server's address.
@@ -88,6 +109,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if method == http.MethodGet {
+		req.Header.Set(RedirectHeader, "storage")
+	}
 	return req, nil
 }
 
@@ -99,6 +123,9 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 		status := "no answer: " + fmt.Sprint(err)
 		if err == nil {
 			status = resp.Status
+			if u := resp.Request.URL; u.Host != req.URL.Host {
+				status += " from " + u.Scheme + "://" + u.Host // not the URL: it holds a signature
+			}
 		}
 		fmt.Fprintf(c.debug, "Foundations DEBUG: %s %s -> %s (%s)\n", req.Method, req.URL.Redacted(), status,
 			time.Since(start).Round(time.Microsecond))
@@ -118,6 +145,12 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	msg := strings.TrimSpace(string(data))
 	if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
 		msg = eb.Error
+	}
+	if u := resp.Request.URL; u.Host != req.URL.Host {
+		// The blob store the server redirected to: an S3 error document.
+		var s3 struct{ Code, Message string }
+		_ = xml.Unmarshal(data, &s3)
+		msg = strings.TrimSpace(fmt.Sprintf("the blob store at %s answered %s: %s %s", u.Host, resp.Status, s3.Code, s3.Message))
 	}
 	if msg == "" {
 		msg = resp.Status
@@ -354,7 +387,18 @@ func (e *LogGapError) Unwrap() error { return e.Err }
 
 // Archive returns the gzip-compressed tar of a finished job's working directory.
 func (c *Client) Archive(ctx context.Context, id string) (io.ReadCloser, error) {
-	req, err := c.newRequest(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id)+"/archive", nil)
+	return c.download(ctx, "/api/v1/jobs/"+url.PathEscape(id)+"/archive")
+}
+
+// Bundle returns the gzip-compressed tar of the folder a job was submitted with: what a job
+// running on another machine unpacks.
+func (c *Client) Bundle(ctx context.Context, id string) (io.ReadCloser, error) {
+	return c.download(ctx, "/api/v1/jobs/"+url.PathEscape(id)+"/bundle")
+}
+
+// download returns the body of a GET, from the server or the blob store it redirects to.
+func (c *Client) download(ctx context.Context, path string) (io.ReadCloser, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return nil, err
 	}

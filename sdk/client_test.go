@@ -87,3 +87,76 @@ func TestAppendLogAnswers(t *testing.T) {
 		t.Fatalf("a finished job: want a plain 409, got %v", err)
 	}
 }
+
+// A download follows the server's redirect into the blob store without the token, which goes
+// only to the server itself; --debug names the store without the URL's signature.
+func TestDownloadFollowsRedirectWithoutTheToken(t *testing.T) {
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != "" {
+			http.Error(w, "<Error><Code>InvalidRequest</Code><Message>two kinds of authorization</Message></Error>", http.StatusBadRequest)
+			return
+		}
+		if r.URL.Query().Get("X-Amz-Signature") != "good" {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+			return
+		}
+		io.WriteString(w, "archive bytes")
+	}))
+	defer store.Close()
+	var sawHeader, sameOriginToken string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/jobs/j/archive":
+			sawHeader = r.Header.Get(RedirectHeader)
+			http.Redirect(w, r, store.URL+"/bucket/sha256/abc?X-Amz-Signature=good", http.StatusTemporaryRedirect)
+		case "/api/v1/jobs/expired/archive":
+			http.Redirect(w, r, store.URL+"/bucket/sha256/abc?X-Amz-Signature=old", http.StatusTemporaryRedirect)
+		case "/api/v1/jobs/moved/bundle":
+			http.Redirect(w, r, "/here", http.StatusTemporaryRedirect)
+		case "/here":
+			sameOriginToken = r.Header.Get("Authorization")
+			io.WriteString(w, "bundle bytes")
+		}
+	}))
+	defer srv.Close()
+	var debug bytes.Buffer
+	c := New(srv.URL, "secret-token")
+	c.SetDebug(&debug)
+	ctx := context.Background()
+
+	rc, err := c.Archive(ctx, "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(data) != "archive bytes" {
+		t.Fatalf("got %q", data)
+	}
+	if sawHeader != "storage" {
+		t.Errorf("the request did not say it follows redirects into the store: %q", sawHeader)
+	}
+	if want := "-> 200 OK from " + store.URL + " ("; !strings.Contains(debug.String(), want) {
+		t.Errorf("debug output lacks %q:\n%s", want, debug.String())
+	}
+	if strings.Contains(debug.String(), "Signature") {
+		t.Errorf("debug output shows the presigned URL:\n%s", debug.String())
+	}
+
+	_, err = c.Archive(ctx, "expired")
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusForbidden ||
+		e.Message != "the blob store at "+strings.TrimPrefix(store.URL, "http://")+" answered 403 Forbidden: AccessDenied Request has expired" {
+		t.Fatalf("want the store's error on one line, got %v", err)
+	}
+
+	rc, err = c.Bundle(ctx, "moved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if sameOriginToken != "Bearer secret-token" {
+		t.Errorf("a redirect within the server keeps the token, got %q", sameOriginToken)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -47,7 +49,8 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	// Streamed into the store as it arrives, and kept only if it hashes to the digest.
+	// Streamed into the store as it arrives (in parts, to an object store), and kept only if
+	// it hashes to the digest.
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBundleBytes)
 	if _, _, err := s.cfg.Blobs.Put(r.Context(), body, digest); err != nil {
 		var mbe *http.MaxBytesError
@@ -199,9 +202,33 @@ func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {
 	return s.serveBlob(w, r, j.ArchiveDigest, mod)
 }
 
+// RedirectHeader is the request header with which a client of a download (an artifact, an
+// archive, a bundle) says it follows a redirect into the blob store: "Atlas-Redirect:
+// storage". It must not send its Atlas credentials there. Browsers never send it: the GUI's
+// Content-Security-Policy allows only its own origin.
+const RedirectHeader = "Atlas-Redirect"
+
 // serveBlob answers the download of a blob whose Content-Type and Content-Disposition are set
-// already: streamed from the store (ranges too), never held in memory whole.
+// already. A client that follows redirects into the blob store is sent to a short-lived URL
+// of the store, if it has them and the client can reach it; every other download is streamed
+// from the store (ranges too), never held in memory whole.
 func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, digest string, modtime time.Time) error {
+	h := w.Header()
+	if r.Method == http.MethodGet && r.Header.Get(RedirectHeader) == "storage" {
+		u, err := s.cfg.Blobs.DownloadURL(r.Context(), digest,
+			blob.Download{ContentType: h.Get("Content-Type"), ContentDisposition: h.Get("Content-Disposition")})
+		if err != nil {
+			return err
+		}
+		if u != "" && reachable(r, u) {
+			h.Del("Content-Type")
+			h.Del("Content-Disposition")
+			h.Set("Location", u)
+			h.Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return nil
+		}
+	}
 	f, err := s.cfg.Blobs.Open(r.Context(), digest)
 	if err != nil {
 		return err
@@ -209,6 +236,24 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, digest string
 	defer f.Close()
 	http.ServeContent(w, r, "", modtime, f)
 	return nil
+}
+
+// reachable reports whether the client of r can reach a URL of the blob store. A store on
+// loopback is reachable from this machine over TCP only: not from other machines, nor from
+// jobs in containers, which use the server's unix socket.
+func reachable(r *http.Request, rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	if host := u.Hostname(); host != "localhost" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return true
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 // inlineTypes are the types of artifacts a browser may show in a tab, by file extension (the

@@ -27,7 +27,7 @@ func (s *Server) sdkArchive(w http.ResponseWriter, r *http.Request) error {
 }
 
 // jobBundle serves a job's bundle: to the job itself, and to whoever may read its archive,
-// which holds the same files.
+// which holds the same files. From an S3 bucket, a client that follows it is sent there.
 func (s *Server) jobBundle(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	j, err := s.cfg.Jobs.Bundle(r.Context(), callerOf(r), id)

@@ -2,8 +2,9 @@
 // whatever keeps the bytes.
 //
 // A blob is named by the sha256 of its bytes ("sha256:<hex>"), so the same folder submitted a
-// thousand times is stored once. Every backend (internal/blob/local, a directory) passes the
-// conformance suite in internal/blob/blobtest and keeps these rules:
+// thousand times is stored once. Every backend (internal/blob/local, a directory; internal/
+// blob/s3, a bucket of an S3-compatible server) passes the conformance suite in
+// internal/blob/blobtest and keeps these rules:
 //   - a blob appears under its digest only once all of its bytes are stored and hash to it: a
 //     reader never sees a partial or mislabelled blob, and a refused upload leaves nothing;
 //   - a malformed digest is atlas.ErrInvalid before anything is touched, so no digest can

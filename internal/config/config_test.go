@@ -426,3 +426,29 @@ func TestCredentialsBrokenFile(t *testing.T) {
 		require.Equal(t, tc.content, string(data))
 	}
 }
+
+// The S3 credentials of the server's config are read, never rendered, and a file holding
+// them that others may read is warned about.
+func TestServerS3Credentials(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(home, "config"), 0o755))
+	file := filepath.Join(home, "config", ServerConfigFile)
+	data := "blobs: s3://b?endpoint=http://127.0.0.1:9000\ns3_access_key_id: atlas\ns3_secret_access_key: s3cr3t-value\n"
+	require.NoError(t, os.WriteFile(file, []byte(data), 0o600))
+	s := DefaultServer()
+	s.Home = home
+	warnings, err := LoadServer(&s)
+	require.NoError(t, err)
+	require.Empty(t, warnings, "a file only its owner reads is fine")
+	require.Equal(t, "atlas", s.S3AccessKeyID)
+	require.Equal(t, "s3cr3t-value", s.S3SecretAccessKey)
+	out, err := json.Marshal(s)
+	require.NoError(t, err)
+	require.NotContains(t, string(out), "s3cr3t-value")
+
+	require.NoError(t, os.Chmod(file, 0o644))
+	warnings, err = LoadServer(&s)
+	require.NoError(t, err)
+	require.Equal(t, []string{file + " holds s3_secret_access_key and others may read it: chmod 600 " + file}, warnings)
+}

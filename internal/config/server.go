@@ -37,6 +37,14 @@ type Server struct {
 	// Database is a SQLite file path (default <home>/atlas.db), or a PostgreSQL database URL
 	// (postgres://user:pass@host:port/db?sslmode=disable).
 	Database string
+	// Blobs is where bundles, archives and artifacts are kept: a directory (default
+	// <home>/blobs), or a bucket of an S3-compatible server,
+	// s3://bucket/prefix?endpoint=http://host:port&region=....
+	Blobs string
+	// S3AccessKeyID and S3SecretAccessKey are the credentials for s3:// blobs; without them
+	// they come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+	S3AccessKeyID     string `json:"-"`
+	S3SecretAccessKey string `json:"-"`
 	// HeartbeatTimeout: an execution-mode job whose script has not been heard from for this long
 	// is marked failed.
 	HeartbeatTimeout time.Duration
@@ -140,6 +148,12 @@ func ParseServer(s *Server) ([]string, error) {
 			s.Python, err = p.str(v, k)
 		case "database":
 			s.Database, err = p.str(v, k)
+		case "blobs":
+			s.Blobs, err = p.str(v, k)
+		case "s3_access_key_id":
+			s.S3AccessKeyID, err = p.str(v, k)
+		case "s3_secret_access_key":
+			s.S3SecretAccessKey, err = p.str(v, k)
 		case "worker_image":
 			s.WorkerImage, err = p.str(v, k)
 		case "auth":
@@ -189,6 +203,9 @@ func ParseServer(s *Server) ([]string, error) {
 		}
 		s.from(k, &Error{File: path, Line: v.Line, Key: k})
 	}
+	if fi, err := os.Stat(path); err == nil && s.S3SecretAccessKey != "" && fi.Mode().Perm()&0o077 != 0 {
+		p.warnings = append(p.warnings, fmt.Sprintf("%s holds s3_secret_access_key and others may read it: chmod 600 %s", path, path))
+	}
 	return p.warnings, nil
 }
 
@@ -225,16 +242,19 @@ func (s *Server) from(key string, where *Error) {
 
 // Validate checks every value of the configuration, and names where a bad one came from.
 func (s *Server) Validate() error {
-	bad := func(key, want string, got any) error {
+	at := func(key, msg string) error {
 		e := Error{Key: key}
 		if where := s.sources[key]; where != nil {
 			e = *where
 		}
+		e.Msg = msg
+		return &e
+	}
+	bad := func(key, want string, got any) error {
 		if str, ok := got.(string); ok {
 			got = strconv.Quote(str)
 		}
-		e.Msg = fmt.Sprintf("%s, got %v", want, got)
-		return &e
+		return at(key, fmt.Sprintf("%s, got %v", want, got))
 	}
 	switch {
 	case s.Port < 0 || s.Port > 65535:
@@ -261,6 +281,9 @@ func (s *Server) Validate() error {
 		return bad("heartbeat_timeout", "want a duration greater than 0s", s.HeartbeatTimeout.String())
 	case (s.TLSCert == "") != (s.TLSKey == ""):
 		return bad("tls_cert", "want tls_cert and tls_key together", s.TLSCert)
+	case strings.Contains(s.Blobs, "://") && !strings.HasPrefix(s.Blobs, "s3://"):
+		// The value is not repeated: a URL of another kind might hold credentials.
+		return at("blobs", "want a directory, or s3://bucket/prefix?endpoint=http://host:port&region=... for an S3-compatible server")
 	}
 	if s.Executor == "kubernetes" {
 		if err := s.Kubernetes.validate(bad); err != nil {

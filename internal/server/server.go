@@ -29,7 +29,9 @@ import (
 
 	"github.com/atlasgo/atlas/internal/api"
 	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/blob"
 	"github.com/atlasgo/atlas/internal/blob/local"
+	"github.com/atlasgo/atlas/internal/blob/s3"
 	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/config"
 	"github.com/atlasgo/atlas/internal/executor"
@@ -211,6 +213,26 @@ func openDatabase(ctx context.Context, database string, p paths) (store.Store, e
 	return sqlite.Open(ctx, path)
 }
 
+// openBlobs opens the blob store server.config.yaml's blobs: names: an s3:// URL is a bucket
+// of an S3-compatible server; anything else a directory, by default <home>/blobs.
+func openBlobs(ctx context.Context, cfg config.Server, p paths) (blob.Store, error) {
+	if strings.HasPrefix(cfg.Blobs, "s3://") {
+		c, err := s3.ParseURL(cfg.Blobs)
+		if err != nil {
+			return nil, err
+		}
+		c.AccessKeyID, c.SecretAccessKey = cfg.S3AccessKeyID, cfg.S3SecretAccessKey
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		return s3.Open(ctx, c)
+	}
+	dir := cfg.Blobs
+	if dir == "" {
+		dir = p.blobs()
+	}
+	return local.New(dir)
+}
+
 // serve starts every component, serves until ctx ends, then stops them in reverse order.
 func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -262,7 +284,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	if err := os.MkdirAll(p.scratch(), 0o700); err != nil {
 		return err
 	}
-	blobs, err := local.New(p.blobs())
+	blobs, err := openBlobs(ctx, cfg, p)
 	if err != nil {
 		return err
 	}
@@ -364,6 +386,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "Atlas server %s\n", version.Get())
 	fmt.Fprintf(stdout, "  data:     %s\n", p.home)
 	fmt.Fprintf(stdout, "  executor: %s (%s)\n", exec.Name(), why)
+	fmt.Fprintf(stdout, "  blobs:    %s\n", blobs)
 	fmt.Fprintf(stdout, "  workers:  %d, GPUs: %s\n", cfg.Workers, gpuInfo)
 	if cfg.Auth {
 		fmt.Fprintf(stdout, "  auth:     on (API tokens; `foundations login %s`)\n", localURL)

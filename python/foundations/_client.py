@@ -1,6 +1,7 @@
 """A small HTTP client for the Atlas API (/api/v1), on http.client with keep-alive."""
 import http.client
 import json
+import re
 import socket
 import threading
 import urllib.parse
@@ -18,6 +19,9 @@ class APIError(Exception):
 
 class Unreachable(ConnectionError):
     """The server could not be reached."""
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -75,11 +79,16 @@ class Client:
             c.close()
             self._local.conn = None
 
-    def request(self, method, path, body=None, headers=None, timeout=None, stream=False):
-        """Sends a request; returns (status, headers, body bytes) or the open response if stream."""
+    def request(self, method, path, body=None, headers=None, timeout=None, stream=False, _hops=0):
+        """Sends a request; returns (status, headers, body bytes) or the open response if stream.
+
+        A GET follows the server's redirect of a download into its blob store (a presigned URL),
+        which gets none of the Atlas credentials."""
         hdrs = {"Connection": "keep-alive"}
         if self.token:
             hdrs["Authorization"] = "Bearer " + self.token
+        if method == "GET":
+            hdrs["Atlas-Redirect"] = "storage"
         if headers:
             hdrs.update(headers)
         if isinstance(body, (dict, list)):
@@ -100,6 +109,9 @@ class Client:
                     continue
                 raise Unreachable("Cannot currently find Atlas server at {}. Start Atlas server with "
                                   "`atlas-server start`. ({})".format(self.base_url, e)) from None
+        if resp.status in _REDIRECTS and method == "GET" and resp.getheader("Location"):
+            resp.read()  # the connection stays usable
+            return self._follow(resp.getheader("Location"), timeout, stream, _hops + 1)
         if resp.status >= 300:
             data = resp.read()
             msg = data.decode("utf-8", "replace").strip()
@@ -115,6 +127,50 @@ class Client:
             self._local.conn = None  # the response owns the connection now
             return resp
         return resp.status, resp.headers, resp.read()
+
+    def _follow(self, location, timeout, stream, hops):
+        """GETs where the server redirected to: itself, with the request's credentials, or another
+        origin (the blob store), without them and on a connection of its own."""
+        if hops > 10:
+            raise APIError(508, "too many redirects from {}".format(self.base_url))
+        u = urllib.parse.urlsplit(location)
+        if not u.scheme or (not self._socket and (u.scheme, u.hostname, u.port) == (self._scheme, self._host, self._port)):
+            path = urllib.parse.urlunsplit(("", "", u.path, u.query, ""))
+            if self._prefix and path.startswith(self._prefix + "/"):
+                path = path[len(self._prefix):]
+            return self.request("GET", path, timeout=timeout, stream=stream, _hops=hops)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise APIError(502, "the server redirected to {!r}, which is not an http(s) URL".format(u.scheme + ":"))
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        conn = cls(u.hostname, u.port, timeout=timeout or self.timeout)
+        target = (u.path or "/") + ("?" + u.query if u.query else "")
+        store = "{}://{}".format(u.scheme, u.netloc)
+        try:
+            # Connection: close hands the socket to the response: closing it frees both.
+            conn.request("GET", target, headers={"Connection": "close"})
+            resp = conn.getresponse()
+        except (http.client.HTTPException, OSError) as e:
+            conn.close()
+            raise Unreachable("cannot reach the blob store at {} the server sent this download to ({})"
+                              .format(store, e)) from None
+        if resp.status in _REDIRECTS and resp.getheader("Location"):
+            resp.read()
+            resp.close()
+            return self._follow(urllib.parse.urljoin(location, resp.getheader("Location")), timeout, stream, hops + 1)
+        if resp.status >= 300:
+            data = resp.read(64 << 10).decode("utf-8", "replace")
+            resp.close()
+            code = re.search(r"<Code>(.*?)</Code>", data)
+            msg = re.search(r"<Message>(.*?)</Message>", data)
+            detail = " ".join(m.group(1) for m in (code, msg) if m)
+            raise APIError(resp.status, "the blob store at {} answered {} {}{}".format(
+                store, resp.status, resp.reason, ": " + detail if detail else ""), resp.headers)
+        if stream:
+            return resp
+        try:
+            return resp.status, resp.headers, resp.read()
+        finally:
+            resp.close()
 
     def json(self, method, path, body=None, timeout=None):
         _, _, data = self.request(method, path, body=body, timeout=timeout)

@@ -2,6 +2,7 @@
 TensorBoard logs). Their files are stored as the job's artifacts under "syncable/<key>/"."""
 import atexit
 import os
+import shutil
 import tempfile
 
 from . import _bundle, _config, _tracker
@@ -73,10 +74,13 @@ class SyncableDirectory:
                 if uploaded is not None and os.stat(dst).st_mtime > uploaded.timestamp():
                     continue  # changed here since: the newer file wins, as in Atlas
             os.makedirs(os.path.dirname(dst), exist_ok=True)
-            _, _, data = client.request("GET", a["url"])
+            resp = client.request("GET", a["url"], stream=True)  # to the file as it comes, however large
             tmp = dst + ".atlas-download"
-            with open(tmp, "wb") as f:
-                f.write(data)
+            try:
+                with open(tmp, "wb") as f:
+                    shutil.copyfileobj(resp, f, 1 << 20)
+            finally:
+                resp.close()
             os.replace(tmp, dst)
             written.append(rel)
         return written

@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -383,4 +385,30 @@ func keys(m map[string]time.Time) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// S3Server is the S3 server the tests use: scripts/s3-server.sh starts one and says where
+// in ATLAS_TEST_S3_URL (http://<access key>:<secret key>@127.0.0.1:<port>).
+type S3Server struct {
+	Endpoint             string // http://127.0.0.1:<port>
+	AccessKey, SecretKey string
+}
+
+// NeedS3 returns the tests' S3 server. Without one it skips the test, or fails it when
+// CI=true: CI must test against a real S3 server.
+func NeedS3(t testing.TB) S3Server {
+	t.Helper()
+	raw := os.Getenv("ATLAS_TEST_S3_URL")
+	if raw == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ATLAS_TEST_S3_URL is not set (CI=true): run the tests under scripts/s3-server.sh")
+		}
+		t.Skip("no S3 server: run under scripts/s3-server.sh (it builds MinIO once with CI=true or --build)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		t.Fatalf("ATLAS_TEST_S3_URL: want http://<access key>:<secret key>@127.0.0.1:<port>, got something else")
+	}
+	secret, _ := u.User.Password()
+	return S3Server{Endpoint: u.Scheme + "://" + u.Host, AccessKey: u.User.Username(), SecretKey: secret}
 }
