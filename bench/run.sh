@@ -20,3 +20,5 @@ echo "== 3. metric points/s from one Python process"
 if [ -f bench/python_metrics.py ]; then python3 bench/python_metrics.py; else echo "(bench/python_metrics.py missing)"; fi
 echo "== 4. listing a project of 10,000 jobs × 20 params × 20 metrics"
 bin/atlasbench listing -jobs 10000
+echo "== 5. a 200 MiB artifact through the server: local store, and S3 when MinIO is built"
+scripts/s3-server.sh bin/atlasbench blobs -mb 200

@@ -5,6 +5,7 @@
 //	atlasbench drain    [-n 1000] [-w 2]   jobs/s draining a queue, next to a plain loop
 //	atlasbench gen      -home DIR [-jobs 10000 -params 20 -metrics 20]
 //	atlasbench listing  [-jobs 10000]      first page of a big project sorted by a metric
+//	atlasbench blobs    [-mb 200] [-s3 URL] a large artifact's upload and download, local and S3
 package main
 
 import (
@@ -36,7 +37,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: atlasbench latency|drain|gen|listing [flags]")
+		fmt.Fprintln(os.Stderr, "usage: atlasbench latency|drain|gen|listing|blobs [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -49,6 +50,8 @@ func main() {
 		err = gen(os.Args[2:])
 	case "listing":
 		err = listing(os.Args[2:])
+	case "blobs":
+		err = blobs(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
@@ -73,8 +76,13 @@ func serverBin() string {
 }
 
 func startServer(home string, args ...string) (*server, error) {
+	return startServerEnv(home, nil, args...)
+}
+
+// startServerEnv is startServer with more environment.
+func startServerEnv(home string, env []string, args ...string) (*server, error) {
 	cmd := exec.Command(serverBin(), append([]string{"start", "--port", "0"}, args...)...)
-	cmd.Env = append(os.Environ(), "FOUNDATIONS_HOME="+home)
+	cmd.Env = append(append(os.Environ(), "FOUNDATIONS_HOME="+home), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
