@@ -79,8 +79,8 @@ func TestStateChange(t *testing.T) {
 	require.Equal(t, []sqlutil.Set{{"state", "running"}, {"started_at", int64(7)}}, sets)
 	_, err = sqlutil.StateChange(j, &store.JobSetStateParams{From: []atlas.State{atlas.StateQueued}, To: atlas.StateRunning}, 7)
 	require.ErrorIs(t, err, atlas.ErrConflict)
-	_, err = sqlutil.StateChange(j, &store.JobSetStateParams{To: atlas.StateCompleted}, 7)
-	require.ErrorIs(t, err, atlas.ErrConflict)
+	_, err = sqlutil.StateChange(&atlas.Job{ID: "b", State: atlas.StateQueued}, &store.JobSetStateParams{To: atlas.StateCompleted}, 7)
+	require.ErrorIs(t, err, atlas.ErrConflict, "a queued job never ran, so it cannot have completed")
 }
 
 func TestAppendMetric(t *testing.T) {
