@@ -124,6 +124,8 @@ type Placer interface {
 	Placed() <-chan struct{}
 	// Pending is the engine's reason the job does not run yet ("" once it runs).
 	Pending() string
+	// Since is when the job began to run, as the engine saw it (zero if unknown).
+	Since() time.Time
 }
 
 // Cleaner is implemented by executors that can find and remove leftovers of jobs the server

@@ -59,6 +59,15 @@ func (s *Service) Handed(ctx context.Context, id, runInfo string) (*atlas.Job, e
 	return s.cfg.Store.JobGet(ctx, id)
 }
 
+// Placed records that a job handed to an engine runs, since at (the engine's clock; zero:
+// now). A job asked to stop meanwhile stays stopping; one that ended stays ended.
+func (s *Service) Placed(ctx context.Context, id string, at time.Time) (*atlas.Job, error) {
+	if !at.IsZero() && at.After(time.Now()) {
+		at = time.Time{} // another machine's clock ahead of ours
+	}
+	return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateStarting}, To: atlas.StateRunning, At: at})
+}
+
 // Reattached records that a job the server found starting at its start is running.
 func (s *Service) Reattached(ctx context.Context, id string) (*atlas.Job, error) {
 	return s.move(ctx, &store.JobSetStateParams{ID: id, From: []atlas.State{atlas.StateStarting}, To: atlas.StateRunning})

@@ -76,7 +76,7 @@ func (s *Scheduler) follow(j *atlas.Job, h executor.Handle) {
 			select {
 			case <-p.Placed():
 				// Conflicts are expected: the job may have ended, or been asked to stop.
-				_, _ = s.cfg.Jobs.Started(context.WithoutCancel(s.ctx), j.ID, "")
+				_, _ = s.cfg.Jobs.Placed(context.WithoutCancel(s.ctx), j.ID, p.Since())
 			case <-s.ctx.Done():
 			}
 		})

@@ -260,6 +260,9 @@ var _ executor.Placer = placing{}
 // Placed implements executor.Placer.
 func (p placing) Placed() <-chan struct{} { return p.placed }
 
+// Since implements executor.Placer.
+func (p placing) Since() time.Time { return time.Time{} }
+
 // Pending implements executor.Placer.
 func (p placing) Pending() string {
 	select {

@@ -457,7 +457,8 @@ func (e *Executor) track(name string, j *atlas.Job) *handle {
 	defer e.mu.Unlock()
 	h := e.handles[name]
 	if h == nil {
-		h = &handle{e: e, name: name, ramGB: j.RAMGB, woken: make(chan struct{}, 1), placed: make(chan struct{})}
+		h = &handle{e: e, name: name, ramGB: j.RAMGB, woken: make(chan struct{}, 1), placed: make(chan struct{}),
+			ended: make(chan struct{})}
 		e.handles[name] = h
 	}
 	return h
@@ -539,8 +540,11 @@ type handle struct {
 
 	placeOnce sync.Once
 	placed    chan struct{} // closed once the pod runs, or the job ended
+	ended     chan struct{} // closed once Wait saw the end
+	endOnce   sync.Once
 	stopped   atomic.Bool
 	pending   atomic.Value // string: why the pod waits
+	since     atomic.Value // time.Time: when its container started
 	seenPod   atomic.Bool
 }
 
@@ -562,6 +566,12 @@ func (h *handle) RunInfo() string {
 // Placed implements executor.Placer.
 func (h *handle) Placed() <-chan struct{} { return h.placed }
 
+// Since implements executor.Placer.
+func (h *handle) Since() time.Time {
+	t, _ := h.since.Load().(time.Time)
+	return t
+}
+
 // Pending implements executor.Placer.
 func (h *handle) Pending() string {
 	s, _ := h.pending.Load().(string)
@@ -577,6 +587,7 @@ func (h *handle) Wait(ctx context.Context) (executor.Result, error) {
 	for {
 		if res, done := h.check(ctx); done {
 			h.markPlaced()
+			h.endOnce.Do(func() { close(h.ended) })
 			return res, nil
 		}
 		select {
@@ -644,6 +655,9 @@ func (h *handle) fromPod(ctx context.Context, pod *corev1.Pod) (executor.Result,
 			continue
 		}
 		if t := cs.State.Terminated; t != nil {
+			if !t.StartedAt.IsZero() {
+				h.since.CompareAndSwap(nil, t.StartedAt.Time)
+			}
 			res := executor.Result{ExitCode: int(t.ExitCode)}
 			if t.ExitCode != 0 {
 				res.Output = h.output(ctx, pod, t)
@@ -653,6 +667,8 @@ func (h *handle) fromPod(ctx context.Context, pod *corev1.Pod) (executor.Result,
 				res.Reason = fmt.Sprintf("killed: out of memory (the job's limit is ram: %g GB; OOMKilled)", h.ramGB)
 			case h.stopped.Load() && t.ExitCode == 137:
 				res.Killed = true
+			case t.Reason == "StartError" || t.Reason == "ContainerCannotRun":
+				res.Reason = "the pod cannot start: " + atlas.OneLine(errors.New(t.Message))
 			case t.ExitCode != 0 && t.Reason != "" && t.Reason != "Error" && t.Reason != "Completed":
 				res.Reason = fmt.Sprintf("exited with code %d (%s)", t.ExitCode, t.Reason)
 			}
@@ -660,7 +676,8 @@ func (h *handle) fromPod(ctx context.Context, pod *corev1.Pod) (executor.Result,
 		}
 		if w := cs.State.Waiting; w != nil {
 			switch w.Reason {
-			case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError":
+			case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError",
+				"CreateContainerError":
 				// The job cannot start, and would wait forever: fail it now, with the reason.
 				_ = h.e.deleteJob(ctx, h.name, nil)
 				return executor.Result{ExitCode: -1, Reason: fmt.Sprintf("the pod cannot start: %s: %s", w.Reason,
@@ -668,6 +685,7 @@ func (h *handle) fromPod(ctx context.Context, pod *corev1.Pod) (executor.Result,
 			}
 		}
 		if cs.State.Running != nil {
+			h.since.CompareAndSwap(nil, cs.State.Running.StartedAt.Time)
 			h.pending.Store("")
 			h.markPlaced()
 		}
@@ -729,9 +747,30 @@ func (h *handle) whyPending(pod *corev1.Pod) string {
 }
 
 // Stop implements executor.Handle: the pod gets SIGTERM and is killed when the grace is over,
-// then the Job goes.
+// then the Job goes. It returns at once; while the cluster cannot be reached, it tries again
+// until the job has ended.
 func (h *handle) Stop(grace time.Duration) error {
 	h.stopped.Store(true)
+	go func() {
+		for {
+			err := h.stop(grace)
+			if err == nil {
+				return
+			}
+			h.e.cfg.Logger.Warn("stop Kubernetes Job; trying again", "job", h.name, "err", atlas.OneLine(err))
+			select {
+			case <-h.ended:
+				return
+			case <-h.e.stop:
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+	return nil
+}
+
+func (h *handle) stop(grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	g := int64(grace / time.Second)
