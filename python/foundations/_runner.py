@@ -6,7 +6,7 @@ Slurm node): it needs nothing but HTTP to the server and the job's token.
 The environment names the job: FOUNDATIONS_SCHEDULER_URL (http:// or https://),
 FOUNDATIONS_JOB_ID and FOUNDATIONS_TOKEN; optionally ATLAS_WORK_DIR (the folder to run in;
 default a new temporary one), ATLAS_ENV_DIR (a cache of environments for requirements.txt,
-kept across jobs, e.g. a volume) and ATLAS_SPOOL_DIR (where undelivered output and values wait;
+kept across jobs, e.g. a volume; ATLAS_IMAGE, the image, is part of their key) and ATLAS_SPOOL_DIR (where undelivered output and values wait;
 default beside the working directory). It
 
 1. fetches the job and its bundle (by digest, checked), unpacks the bundle with the same checks
@@ -159,11 +159,14 @@ class Runner:
         return env, python
 
     def requirements(self, req, env):
-        """Installs requirements.txt into a virtualenv: the one cached for this (interpreter,
-        requirements) under ATLAS_ENV_DIR when there is one, else a fresh one."""
+        """Installs requirements.txt into a virtualenv: the one cached for this (image,
+        interpreter, requirements) under ATLAS_ENV_DIR when there is one, else a fresh one.
+        ATLAS_IMAGE names the image, where the engine says."""
         with open(req, "rb") as f:
             content = f.read()
-        key = hashlib.sha256(sys.version.encode() + b"\n" + sys.executable.encode() + b"\n" + content).hexdigest()[:32]
+        image = os.environ.get("ATLAS_IMAGE", "").encode()
+        key = hashlib.sha256(image + b"\n" + sys.version.encode() + b"\n" + sys.executable.encode() + b"\n"
+                             + content).hexdigest()[:32]
         cached = bool(self.env_dir)
         venv = os.path.join(self.env_dir, key) if cached else tempfile.mkdtemp(prefix="atlas-env-")
         marker = os.path.join(venv, ".atlas-complete")

@@ -346,7 +346,8 @@ func (e *Executor) jobFor(spec *executor.Spec) (*batchv1.Job, string) {
 	env = append(env, corev1.EnvVar{Name: "FOUNDATIONS_SCHEDULER_URL", Value: e.cfg.SchedulerURL},
 		corev1.EnvVar{Name: "ATLAS_WORK_DIR", Value: atlasDir + "/work"},
 		corev1.EnvVar{Name: "ATLAS_SPOOL_DIR", Value: atlasDir + "/spool"},
-		corev1.EnvVar{Name: "PYTHONUNBUFFERED", Value: "1"})
+		corev1.EnvVar{Name: "PYTHONUNBUFFERED", Value: "1"},
+		corev1.EnvVar{Name: "ATLAS_IMAGE", Value: image}) // a key of cached requirements environments
 	res := corev1.ResourceRequirements{Limits: corev1.ResourceList{}, Requests: corev1.ResourceList{}}
 	if j.RAMGB > 0 {
 		mem := resource.NewQuantity(int64(j.RAMGB*(1<<30)), resource.BinarySI)
