@@ -64,10 +64,10 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		s.mu.Unlock()
 		removed, err := c.RemoveOrphans(ctx, func(id string) bool { return known[id] })
 		for _, r := range removed {
-			s.cfg.Logger.Info("removed a container left by a job this server no longer runs", "container", r)
+			s.cfg.Logger.Info("removed what a job this server no longer knows left behind", "what", r)
 		}
 		if err != nil {
-			s.cfg.Logger.Warn("remove orphaned containers", "err", err)
+			s.cfg.Logger.Warn("remove what jobs this server no longer knows left behind", "err", err)
 		}
 	}
 	return nil

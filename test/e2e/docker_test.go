@@ -637,10 +637,10 @@ func TestDockerRestartReattaches(t *testing.T) {
 	s = startDockerServer(t, s.Home, "--port", strconv.Itoa(s.Port))
 	require.NoError(t, s.Stderr.WaitFor("re-attached to running job", time.Minute))
 	// The server logs (on stderr) before it says it listens (on stdout): wait for the line.
-	require.NoError(t, s.Stderr.WaitFor("removed a container left by a job this server no longer runs", time.Minute))
+	require.NoError(t, s.Stderr.WaitFor("removed what a job this server no longer knows left behind", time.Minute))
 	orphanLine := ""
 	for _, l := range strings.Split(s.Stderr.String(), "\n") {
-		if strings.Contains(l, "removed a container left by a job this server no longer runs") {
+		if strings.Contains(l, "removed what a job this server no longer knows left behind") {
 			orphanLine = l
 		}
 	}

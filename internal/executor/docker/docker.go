@@ -387,7 +387,7 @@ func (e *Executor) RemoveOrphans(ctx context.Context, known func(jobID string) b
 		if _, err := e.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return removed, err
 		}
-		removed = append(removed, fmt.Sprintf("%.12s (job %s)", c.ID, id))
+		removed = append(removed, fmt.Sprintf("Docker container %.12s (job %s)", c.ID, id))
 	}
 	return removed, nil
 }
