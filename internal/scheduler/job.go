@@ -69,19 +69,26 @@ func (s *Scheduler) start(j *atlas.Job) {
 }
 
 // follow watches a started job to its end. A job its engine has still to place stays starting
-// until it runs.
+// until it runs; that it ran is recorded before how it ended.
 func (s *Scheduler) follow(j *atlas.Job, h executor.Handle) {
-	if p, ok := h.(executor.Placer); ok && j.State == atlas.StateStarting {
-		s.wg.Go(func() {
-			select {
-			case <-p.Placed():
-				// Conflicts are expected: the job may have ended, or been asked to stop.
-				_, _ = s.cfg.Jobs.Placed(context.WithoutCancel(s.ctx), j.ID, p.Since())
-			case <-s.ctx.Done():
-			}
-		})
+	p, ok := h.(executor.Placer)
+	if !ok || j.State != atlas.StateStarting {
+		s.watch(j, h, nil)
+		return
 	}
-	s.watch(j, h)
+	placed := make(chan struct{})
+	s.wg.Go(func() {
+		defer close(placed)
+		select {
+		case <-p.Placed(): // it runs, or it ended: then Since says whether it ever ran
+			if since := p.Since(); !since.IsZero() {
+				// Conflicts are expected: the job may have been asked to stop meanwhile.
+				_, _ = s.cfg.Jobs.Placed(context.WithoutCancel(s.ctx), j.ID, since)
+			}
+		case <-s.ctx.Done():
+		}
+	})
+	s.watch(j, h, placed)
 }
 
 // env is the job's environment: how to reach the server and record itself, its GPUs, and
@@ -137,12 +144,16 @@ func (s *Scheduler) prepare(j *atlas.Job, workDir string) error {
 	return nil
 }
 
-// watch waits for a running job to end and records how it ended. If the server shuts down
-// first, it returns without recording anything: the job goes on, and is recovered later.
-func (s *Scheduler) watch(j *atlas.Job, h executor.Handle) {
+// watch waits for a running job to end and records how it ended, after what placed records
+// (nil: nothing). If the server shuts down first, it returns without recording anything: the
+// job goes on, and is recovered later.
+func (s *Scheduler) watch(j *atlas.Job, h executor.Handle, placed <-chan struct{}) {
 	res, err := h.Wait(s.ctx)
 	if err != nil {
 		return // server shutting down
+	}
+	if placed != nil {
+		<-placed
 	}
 	if s.finish(j, res) {
 		if err := h.Release(); err != nil {

@@ -273,4 +273,11 @@ func TestAJobItsEngineHasNotPlacedStaysStartingWithTheEnginesReason(t *testing.T
 		h.exec.Exit(id, 0)
 		h.until(id, atlas.StateCompleted)
 	}
+
+	// A job that ran and ended before the scheduler heard that it runs still ran.
+	quick := waitsForNode()
+	h.exec.Place(quick.ID)
+	h.exec.Exit(quick.ID, 0)
+	j = h.until(quick.ID, atlas.StateCompleted)
+	require.NotNil(t, j.StartedAt, "its start is recorded before its end")
 }

@@ -323,8 +323,8 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		AllowedVolumeRoots: cfg.AllowedVolumeRoots, SpoolRoot: filepath.Join(p.home, "spool", "jobs"), ScratchDir: p.scratch(),
 		BundleLimits: bundle.Limits{MaxBytes: cfg.MaxBundleBytes, MaxEntries: cfg.MaxBundleFiles},
 		Capacity:     jobs.Capacity{GPUs: len(cfg.GPUs), MemoryGB: memoryGB()}, Admit: admission(exec),
-		Limits:       jobs.Limits{KeysPerJob: cfg.MaxKeysPerJob, KeysPerBatch: cfg.MaxKeysPerBatch},
-		StopGrace:    cfg.StopGrace, HeartbeatTimeout: cfg.HeartbeatTimeout, Logger: logger})
+		Limits:    jobs.Limits{KeysPerJob: cfg.MaxKeysPerJob, KeysPerBatch: cfg.MaxKeysPerBatch},
+		StopGrace: cfg.StopGrace, HeartbeatTimeout: cfg.HeartbeatTimeout, Logger: logger})
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}

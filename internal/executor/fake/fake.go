@@ -217,6 +217,7 @@ type handle struct {
 	ended    bool
 	stops    int
 	released bool
+	since    time.Time // when it was placed; zero if it ended before
 }
 
 func (h *handle) end(res executor.Result) {
@@ -240,6 +241,9 @@ func (h *handle) placeLocked() {
 	select {
 	case <-h.placed:
 	default:
+		if !h.ended {
+			h.since = time.Now() // placed, not ended before it ran
+		}
 		close(h.placed)
 	}
 }
@@ -261,7 +265,11 @@ var _ executor.Placer = placing{}
 func (p placing) Placed() <-chan struct{} { return p.placed }
 
 // Since implements executor.Placer.
-func (p placing) Since() time.Time { return time.Time{} }
+func (p placing) Since() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.since
+}
 
 // Pending implements executor.Placer.
 func (p placing) Pending() string {

@@ -287,6 +287,7 @@ type runInfo struct {
 func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Handle, error) {
 	job, token := e.jobFor(spec)
 	h := e.track(job.Name, spec.Job)
+	h.created = time.Now()
 	fail := func(what string, err error) (executor.Handle, error) {
 		e.untrack(job.Name)
 		return nil, fmt.Errorf("%s %s: %s", what, job.Name, atlas.OneLine(err))
@@ -546,6 +547,7 @@ type handle struct {
 	stopped   atomic.Bool
 	pending   atomic.Value // string: why the pod waits
 	since     atomic.Value // time.Time: when its container started
+	created   time.Time    // when this server created the Job (zero after a restart)
 	seenPod   atomic.Bool
 }
 
@@ -567,9 +569,13 @@ func (h *handle) RunInfo() string {
 // Placed implements executor.Placer.
 func (h *handle) Placed() <-chan struct{} { return h.placed }
 
-// Since implements executor.Placer.
+// Since implements executor.Placer. Kubernetes keeps whole seconds: a container that started
+// within the second the Job was created is taken to have started then.
 func (h *handle) Since() time.Time {
 	t, _ := h.since.Load().(time.Time)
+	if !t.IsZero() && t.Before(h.created) {
+		return h.created
+	}
 	return t
 }
 
