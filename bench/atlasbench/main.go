@@ -6,6 +6,7 @@
 //	atlasbench gen      -home DIR [-jobs 10000 -params 20 -metrics 20]
 //	atlasbench listing  [-jobs 10000]      first page of a big project sorted by a metric
 //	atlasbench blobs    [-mb 200] [-s3 URL] a large artifact's upload and download, local and S3
+//	atlasbench kubernetes [-n 20] [-drain 200] [-w 10]  jobs on a cluster, next to kubectl apply
 package main
 
 import (
@@ -37,7 +38,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: atlasbench latency|drain|gen|listing|blobs [flags]")
+		fmt.Fprintln(os.Stderr, "usage: atlasbench latency|drain|gen|listing|blobs|kubernetes [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -52,6 +53,8 @@ func main() {
 		err = listing(os.Args[2:])
 	case "blobs":
 		err = blobs(os.Args[2:])
+	case "kubernetes":
+		err = kube(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
