@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Provisions what the tests need and is missing, from the machine's configured package sources:
-# Python 3 with venv, a Docker engine and the worker images, PostgreSQL, an S3 server. With CI=true it installs (as root)
-# and starts what is missing; by hand it only says what is missing, and the tests that need it
-# skip with that reason.
+# Python 3 with venv, a Docker engine and the worker images, PostgreSQL, an S3 server, and a
+# single-node Slurm cluster. With CI=true it installs (as root) and starts what is missing; by
+# hand it only says what is missing, and the tests that need it skip with that reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci=${CI:-}
@@ -50,6 +50,15 @@ if docker info >/dev/null 2>&1; then
     fi
   done
 fi
+# The single-node clusters of the executors' end-to-end tests. With CI=true they are started
+# and stay up for the next run, whose `up` only checks them; by hand this says what is missing.
+for cluster in slurm; do
+  if [ "$ci" = true ]; then
+    "scripts/$cluster-cluster.sh" up
+  elif ! status=$("scripts/$cluster-cluster.sh" status 2>&1); then
+    say "$cluster cluster: $(grep -E 'not |missing' <<<"$status" | sed 's/^[a-z0-9-]*: //' | head -n 3 | awk 'NR > 1 {printf "; "} {printf "%s", $0}'); its tests will skip"
+  fi
+done
 # PostgreSQL for the PostgreSQL store's tests (scripts/postgres-test.sh runs a throwaway cluster).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || install postgresql || true
 # A real S3 server (MinIO) for the S3 blob store's tests, built once per machine outside the
