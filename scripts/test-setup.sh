@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Provisions what the tests need and is missing, from the machine's configured package sources:
-# Python 3 with venv, a Docker engine and the worker images, PostgreSQL, an S3 server, and a
-# single-node Slurm cluster. With CI=true it installs (as root) and starts what is missing; by
-# hand it only says what is missing, and the tests that need it skip with that reason.
+# Python 3 with venv, a Docker engine and the worker images, PostgreSQL, an S3 server, and
+# single-node Kubernetes and Slurm clusters. With CI=true it installs (as root) and starts what is
+# missing; by hand it only says what is missing, and the tests that need it skip with that reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci=${CI:-}
@@ -50,9 +50,11 @@ if docker info >/dev/null 2>&1; then
     fi
   done
 fi
-# The single-node clusters of the executors' end-to-end tests. With CI=true they are started
-# and stay up for the next run, whose `up` only checks them; by hand this says what is missing.
-for cluster in slurm; do
+# The single-node Kubernetes and Slurm clusters of the executors' end-to-end tests (after the
+# worker image, which the Kubernetes cluster imports). With CI=true they are started, Kubernetes
+# built first if this machine has not built its version yet (cached outside the clone), and they
+# stay up for the next run, whose `up` only checks them; by hand this says what is missing.
+for cluster in k8s slurm; do
   if [ "$ci" = true ]; then
     "scripts/$cluster-cluster.sh" up
   elif ! status=$("scripts/$cluster-cluster.sh" status 2>&1); then

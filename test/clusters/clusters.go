@@ -1,7 +1,8 @@
-// Package clusters gives tests the single-node Slurm cluster that scripts/slurm-cluster.sh runs
-// on a test machine (`make test` starts it with CI=true through scripts/test-setup.sh). A test
-// that needs it calls NeedSlurm: without the cluster it skips, saying why and how to start it,
-// and with CI=true it fails instead, since CI provisions it.
+// Package clusters gives tests the single-node Kubernetes and Slurm clusters that
+// scripts/k8s-cluster.sh and scripts/slurm-cluster.sh run on a test machine (`make test` starts
+// them with CI=true through scripts/test-setup.sh). A test that needs one calls NeedKubernetes
+// or NeedSlurm: without the cluster it skips, saying why and how to start it, and with CI=true
+// it fails instead, since CI provisions both.
 //
 // It never starts, stops or reconfigures a cluster: the clusters are shared by every test, every
 // test package running in parallel and every test run on the machine, so tests create what they
