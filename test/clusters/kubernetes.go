@@ -23,6 +23,10 @@ import (
 // registry).
 const WorkerImage = "atlas-ce/worker:latest"
 
+// PauseImage is the pod sandbox's image (scripts/k8s-cluster.sh imports it): a static pause
+// binary and nothing else, so no python3. Tests use it as an image a job cannot start in.
+const PauseImage = "docker.io/atlas-test/pause:1"
+
 // Kubernetes is the test machine's single-node cluster, as an administrator sees it.
 type Kubernetes struct {
 	Kubeconfig string // the administrator's kubeconfig (KUBECONFIG for kubectl and client-go)
