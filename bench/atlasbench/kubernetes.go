@@ -119,9 +119,8 @@ func kube(args []string) error {
 		float64(percentile(total, 0.5))/float64(percentile(floorDone, 0.5)))
 
 	t0 := time.Now()
-	var last string
 	for i := 0; i < *drainN; i++ {
-		if last, err = submit(); err != nil {
+		if _, err := submit(); err != nil {
 			return err
 		}
 	}
@@ -142,7 +141,15 @@ func kube(args []string) error {
 		return err
 	}
 	if want := *n + 1 + *drainN; done.Total != want {
-		return fmt.Errorf("%d of %d jobs completed (last %s)", done.Total, want, last)
+		others, err := c.Jobs(ctx, sdk.ListOptions{Project: "k8s", States: []string{sdk.StateFailed, sdk.StateStopped}, Limit: 5})
+		if err != nil {
+			return err
+		}
+		var how []string
+		for _, j := range others.Jobs {
+			how = append(how, fmt.Sprintf("%s %s: %s", j.ID, j.State, j.Reason))
+		}
+		return fmt.Errorf("%d of %d jobs completed; %s", done.Total, want, strings.Join(how, "; "))
 	}
 	fmt.Printf("drain %d queued trivial jobs, %d at a time on the cluster: %.1f jobs/s (%.1f s; queueing them took %.1f s)\n",
 		*drainN, *workers, float64(*drainN)/drained.Seconds(), drained.Seconds(), queued.Seconds())
