@@ -20,5 +20,11 @@ echo "== 3. metric points/s from one Python process"
 if [ -f bench/python_metrics.py ]; then python3 bench/python_metrics.py; else echo "(bench/python_metrics.py missing)"; fi
 echo "== 4. listing a project of 10,000 jobs × 20 params × 20 metrics"
 bin/atlasbench listing -jobs 10000
+if scripts/k8s-cluster.sh status >/dev/null 2>&1 && command -v kubectl >/dev/null; then
+  echo "== 4b. Kubernetes: submit → running/completed next to kubectl apply; a drain"
+  (export $(scripts/k8s-cluster.sh env | grep ^KUBECONFIG=) && bin/atlasbench kubernetes)
+else
+  echo "== 4b. Kubernetes benchmark skipped: it needs the cluster (scripts/k8s-cluster.sh up) and kubectl"
+fi
 echo "== 5. a 200 MiB artifact through the server: local store, and S3 when MinIO is built"
 scripts/s3-server.sh bin/atlasbench blobs -mb 200
