@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/atlasgo/atlas/internal/version.Version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: help build web run test test-go test-python test-fuzz test-web bench worker-image worker-image-torch clean
+.PHONY: help build web run test test-fresh test-go test-python test-fuzz test-web bench worker-image worker-image-torch clean
 
 help: ## list targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,9 @@ test: ## set up what the tests need and run every test
 	scripts/test-setup.sh
 	$(MAKE) build
 	$(MAKE) test-go test-python test-fuzz test-web
+
+test-fresh: ## run `CI=true make test` in a clean clone of HEAD with a fresh HOME, TMPDIR and caches, as a new machine would
+	scripts/test-fresh.sh
 
 test-web: ## browser tests of the web GUI (Chromium, playwright-core) against bin/atlas-server
 	web/test.sh --no-build
