@@ -43,6 +43,7 @@ import (
 	"github.com/atlasgo/atlas/internal/store"
 	"github.com/atlasgo/atlas/internal/store/postgres"
 	"github.com/atlasgo/atlas/internal/store/sqlite"
+	"github.com/atlasgo/atlas/internal/unixsock"
 	"github.com/atlasgo/atlas/internal/version"
 	"github.com/atlasgo/atlas/python"
 	"github.com/atlasgo/atlas/web"
@@ -318,7 +319,9 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 
 	// Jobs on this machine talk to the server over its unix socket: no TLS certificate or
 	// network address to get right (Docker jobs see the socket's directory at /atlas/run).
-	socketURL := "http+unix://" + url.PathEscape(filepath.Join(p.sock(), "api.sock"))
+	// Its path may be longer than a socket address holds; the SDK reaches it as unixsock does.
+	sockPath := filepath.Join(p.sock(), "api.sock")
+	socketURL := "http+unix://" + url.PathEscape(sockPath)
 	svc := jobs.New(jobs.Config{Store: st, Blobs: blobs, Logs: logDir, Secret: secret, Auth: cfg.Auth,
 		AllowedVolumeRoots: cfg.AllowedVolumeRoots, SpoolRoot: filepath.Join(p.home, "spool", "jobs"), ScratchDir: p.scratch(),
 		BundleLimits: bundle.Limits{MaxBytes: cfg.MaxBundleBytes, MaxEntries: cfg.MaxBundleFiles},
@@ -345,14 +348,13 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	// Jobs in containers reach the API through a unix socket in a directory mounted into them:
 	// the server need not listen on an address containers can reach, and a restarted server's
 	// new socket appears in running containers too.
-	sockPath := filepath.Join(p.sock(), "api.sock")
 	if err := os.MkdirAll(p.sock(), 0o755); err != nil {
 		return err
 	}
 	os.Remove(sockPath)
-	uln, err := net.Listen("unix", sockPath)
+	uln, err := unixsock.Listen(sockPath)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", sockPath, err)
+		return fmt.Errorf("the API's unix socket: %w", err)
 	}
 	defer uln.Close()
 	if err := os.Chmod(sockPath, 0o666); err != nil {

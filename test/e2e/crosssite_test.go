@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/atlasgo/atlas/internal/unixsock"
 )
 
 // What a web page the user visits can make their browser send to a server on their machine.
@@ -97,7 +99,7 @@ func TestCrossSiteRequestsCannotRunJobs(t *testing.T) {
 	// The unix socket is for local processes (jobs, the CLI), never browsers: whatever Host
 	// their HTTP library sends is fine.
 	sock := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(s.Home, "run", "sock", "api.sock"))
+		return unixsock.Dial(ctx, filepath.Join(s.Home, "run", "sock", "api.sock"))
 	}}}
 	code, msg = send(t, sock, "http://unix", http.MethodGet, "/api/v1/jobs?project=victim", nil, map[string]string{"Host": "whatever.example"})
 	require.Equal(t, http.StatusOK, code, msg)

@@ -37,6 +37,7 @@ import (
 	"github.com/atlasgo/atlas/internal/scheduler"
 	"github.com/atlasgo/atlas/internal/store"
 	"github.com/atlasgo/atlas/internal/store/sqlite"
+	"github.com/atlasgo/atlas/internal/unixsock"
 	"github.com/atlasgo/atlas/python"
 	"github.com/atlasgo/atlas/sdk"
 )
@@ -196,7 +197,7 @@ func newStack(t *testing.T, h ContractHarness) *Stack {
 	require.NoError(t, err)
 	sockDir := filepath.Join(dir, "sock")
 	require.NoError(t, os.MkdirAll(sockDir, 0o755))
-	uln, err := net.Listen("unix", filepath.Join(sockDir, "api.sock"))
+	uln, err := unixsock.Listen(filepath.Join(sockDir, "api.sock"))
 	require.NoError(t, err)
 	require.NoError(t, os.Chmod(filepath.Join(sockDir, "api.sock"), 0o666))
 	s := &Stack{URL: "http://" + ln.Addr().String(), SDKDir: sdkDir, Home: dir, SocketDir: sockDir, store: st, blobs: blobs,
