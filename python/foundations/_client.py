@@ -1,6 +1,7 @@
 """A small HTTP client for the Atlas API (/api/v1), on http.client with keep-alive."""
 import http.client
 import json
+import os
 import re
 import socket
 import threading
@@ -24,8 +25,37 @@ class Unreachable(ConnectionError):
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
+# The longest path a unix socket's address holds on Linux (sun_path is 108 bytes, with its NUL).
+_SOCKET_PATH_MAX = 107
+
+
+def _connect_unix(s, path):
+    """Connects s to the unix socket at path. A path longer than a socket address holds (the
+    server's socket is in its data folder, which may be deep) is reached through its folder,
+    opened for the call, as /proc/self/fd/<fd>/<name>."""
+    if len(os.fsencode(path)) <= _SOCKET_PATH_MAX:
+        s.connect(path)
+        return
+    folder, name = os.path.split(path)
+    fd = os.open(folder or ".", getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        proc = "/proc/self/fd/{}".format(fd)
+        short = "{}/{}".format(proc, name)
+        why = None
+        if len(os.fsencode(short)) > _SOCKET_PATH_MAX:
+            why = "its name alone ({} bytes) is too long to be reached through its folder".format(len(os.fsencode(name)))
+        elif not os.path.isdir(proc):
+            why = "it is reached through its folder as {}, which needs /proc".format(proc)
+        if why:
+            raise OSError("unix socket {}: its path is {} bytes, over the limit of {}, and {}".format(
+                path, len(os.fsencode(path)), _SOCKET_PATH_MAX, why))
+        s.connect(short)
+    finally:
+        os.close(fd)
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket: how jobs in Docker workers reach the server."""
+    """HTTP over a unix socket: how jobs on the server's machine reach it."""
 
     def __init__(self, path, timeout):
         super().__init__("localhost", timeout=timeout)
@@ -33,8 +63,12 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
     def connect(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self._path)
+        try:
+            s.settimeout(self.timeout)
+            _connect_unix(s, self._path)
+        except BaseException:
+            s.close()
+            raise
         self.sock = s
 
 

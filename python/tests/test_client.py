@@ -1,18 +1,25 @@
-"""The API client's handling of downloads the server redirects into its blob store.
+"""The API client's handling of downloads the server redirects into its blob store, and of the
+server's unix socket at a path longer than a socket address holds.
 
-Two small local HTTP servers stand in for atlas-server and an S3 server here; test/e2e runs the
-same client against a real atlas-server whose blobs are in a real S3 server (MinIO).
+Small local HTTP servers stand in for atlas-server and an S3 server in the redirect tests; test/e2e
+runs the same client against a real atlas-server whose blobs are in a real S3 server (MinIO). The
+unix socket is tested with a stand-in and with a real atlas-server.
 """
 import http.server
 import os
+import shutil
 import socket
+import socketserver
 import sys
+import tempfile
 import threading
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from foundations._client import APIError, Client, Unreachable  # noqa: E402
+from tests.atlas_server import AtlasServer  # noqa: E402
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -96,6 +103,70 @@ class RedirectTest(unittest.TestCase):
         with self.assertRaises(Unreachable) as cm:
             self.client.request("GET", "/api/v1/jobs/gone/archive")
         self.assertIn("cannot reach the blob store", str(cm.exception))
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def _serve_unix(path, routes):
+    """Serves routes on the unix socket at path, bound through its opened folder (the path is too
+    long to bind as is)."""
+    handler = type("Handler", (_Handler,), {"routes": routes, "seen": []})
+    fd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
+    try:
+        srv = _UnixServer("/proc/self/fd/{}/{}".format(fd, os.path.basename(path)), handler)
+    finally:
+        os.close(fd)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def _unix_url(path):
+    return "http+unix://" + urllib.parse.quote(path, safe="")
+
+
+class LongSocketPathTest(unittest.TestCase):
+    """Jobs on the server's machine reach it over its unix socket, in its data folder, whose path
+    may be longer than a socket address holds (107 bytes)."""
+
+    def setUp(self):
+        tmp = tempfile.mkdtemp(prefix="atlas-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        self.folder = tmp
+        while len(self.folder) < 200:
+            self.folder = os.path.join(self.folder, "a-data-folder-deeper-than-a-socket-address-holds")
+        os.makedirs(self.folder)
+
+    def test_client_reaches_a_socket_at_a_long_path(self):
+        path = os.path.join(self.folder, "api.sock")
+        srv = _serve_unix(path, {"/api/v1/health": (200, {}, b"ok")})
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        self.assertGreater(len(path), 107)
+        client = Client(_unix_url(path))
+        self.addCleanup(client.close)
+        status, _, data = client.request("GET", "/api/v1/health")
+        self.assertEqual((200, b"ok"), (status, data))
+
+    def test_a_name_too_long_even_through_its_folder_is_a_clear_error(self):
+        path = os.path.join(self.folder, "s" * 100 + ".sock")
+        client = Client(_unix_url(path))
+        with self.assertRaises(Unreachable) as cm:
+            client.request("GET", "/api/v1/health")
+        msg = str(cm.exception)
+        self.assertNotIn("\n", msg)
+        self.assertIn("unix socket {}: its path is {} bytes, over the limit of 107".format(path, len(path)), msg)
+
+    def test_real_server_with_a_long_data_folder(self):
+        home = os.path.join(self.folder, "foundations-home")
+        os.makedirs(home)
+        server = AtlasServer(workers=1, home=home).start()
+        self.addCleanup(server.close)
+        client = Client(_unix_url(os.path.join(home, "run", "sock", "api.sock")))
+        self.addCleanup(client.close)
+        status, _, _ = client.request("GET", "/api/v1/jobs?project=none")
+        self.assertEqual(200, status)
 
 
 def _free_port():
