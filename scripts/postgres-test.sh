@@ -28,7 +28,14 @@ if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
   say "installed $("$bin/postgres" --version)"
 fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/atlas-pg.XXXXXX")
+# The cluster's directory also holds its socket, whose path has room for about 100 bytes; and
+# run as root, the postgres user must be able to reach it. A TMPDIR that is too deep, or private
+# to root, gives way to /tmp.
+base=${TMPDIR:-/tmp}
+if [ ${#base} -gt 64 ] || { [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$base" 2>/dev/null; }; then
+  base=/tmp
+fi
+dir=$(mktemp -d "$base/atlas-pg.XXXXXX")
 as_pg=()
 if [ "$(id -u)" = 0 ]; then
   chown postgres: "$dir"

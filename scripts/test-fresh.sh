@@ -16,6 +16,10 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$root/home" "$root/tmp" "$root/npm-cache" "$root/go-build" "$root/xdg-cache"
+# As on a machine: other accounts (postgres, the jobs' users) may reach the clone and the
+# temporary folder, and TMPDIR is everyone's, like /tmp.
+chmod 0755 "$root" "$root/home"
+chmod 1777 "$root/tmp"
 git clone --quiet --no-hardlinks "$repo" "$root/atlas"
 git -C "$root/atlas" checkout --quiet --detach "$commit"
 echo "test-fresh: $commit in $root/atlas"
