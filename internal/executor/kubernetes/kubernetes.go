@@ -286,8 +286,7 @@ type runInfo struct {
 // Start implements executor.Executor: it creates the Job and returns at once.
 func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Handle, error) {
 	job, token := e.jobFor(spec)
-	h := e.track(job.Name, spec.Job)
-	h.created = time.Now()
+	h := e.track(job.Name, spec.Job, time.Now())
 	fail := func(what string, err error) (executor.Handle, error) {
 		e.untrack(job.Name)
 		return nil, fmt.Errorf("%s %s: %s", what, job.Name, atlas.OneLine(err))
@@ -453,14 +452,15 @@ func (e *Executor) jobFor(spec *executor.Spec) (*batchv1.Job, string) {
 	}, token
 }
 
-// track registers a handle for a Job, so that the informers wake it.
-func (e *Executor) track(name string, j *atlas.Job) *handle {
+// track registers a handle for a Job created at created (zero: by an earlier server process),
+// so that the informers wake it.
+func (e *Executor) track(name string, j *atlas.Job, created time.Time) *handle {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	h := e.handles[name]
 	if h == nil {
-		h = &handle{e: e, name: name, ramGB: j.RAMGB, woken: make(chan struct{}, 1), placed: make(chan struct{}),
-			ended: make(chan struct{})}
+		h = &handle{Placement: executor.NewPlacement(created, ""), e: e, name: name, ramGB: j.RAMGB,
+			woken: make(chan struct{}, 1), ended: make(chan struct{})}
 		e.handles[name] = h
 	}
 	return h
@@ -484,7 +484,7 @@ func (e *Executor) Recover(ctx context.Context, job *atlas.Job, _ string) (execu
 		}
 		return nil, err
 	}
-	return e.track(ri.Job, job), nil
+	return e.track(ri.Job, job, time.Time{}), nil
 }
 
 // RemoveOrphans implements executor.Cleaner: it deletes this installation's Jobs (and job
@@ -533,22 +533,19 @@ func (e *Executor) deleteJob(ctx context.Context, name string, grace *int64) err
 	return err
 }
 
-// handle follows one Job.
+// handle follows one Job. Its Placement says why the pod waits, and when its container
+// started.
 type handle struct {
+	*executor.Placement
 	e     *Executor
 	name  string
 	ramGB float64
 	woken chan struct{}
 
-	placeOnce sync.Once
-	placed    chan struct{} // closed once the pod runs, or the job ended
-	ended     chan struct{} // closed once Wait saw the end
-	endOnce   sync.Once
-	stopped   atomic.Bool
-	pending   atomic.Value // string: why the pod waits
-	since     atomic.Value // time.Time: when its container started
-	created   time.Time    // when this server created the Job (zero after a restart)
-	seenPod   atomic.Bool
+	ended   chan struct{} // closed once Wait saw the end
+	endOnce sync.Once
+	stopped atomic.Bool
+	seenPod atomic.Bool
 }
 
 var _ executor.Placer = (*handle)(nil)
@@ -566,34 +563,13 @@ func (h *handle) RunInfo() string {
 	return string(b)
 }
 
-// Placed implements executor.Placer.
-func (h *handle) Placed() <-chan struct{} { return h.placed }
-
-// Since implements executor.Placer. Kubernetes keeps whole seconds: a container that started
-// within the second the Job was created is taken to have started then.
-func (h *handle) Since() time.Time {
-	t, _ := h.since.Load().(time.Time)
-	if !t.IsZero() && t.Before(h.created) {
-		return h.created
-	}
-	return t
-}
-
-// Pending implements executor.Placer.
-func (h *handle) Pending() string {
-	s, _ := h.pending.Load().(string)
-	return s
-}
-
-func (h *handle) markPlaced() { h.placeOnce.Do(func() { close(h.placed) }) }
-
 // Wait implements executor.Handle.
 func (h *handle) Wait(ctx context.Context) (executor.Result, error) {
 	resync := time.NewTicker(10 * time.Second) // the informers' stores are the truth; events only wake us
 	defer resync.Stop()
 	for {
 		if res, done := h.check(ctx); done {
-			h.markPlaced()
+			h.Done()
 			h.endOnce.Do(func() { close(h.ended) })
 			return res, nil
 		}
@@ -629,12 +605,10 @@ func (h *handle) check(ctx context.Context) (executor.Result, bool) {
 			return executor.Result{}, false // the pod is still going away
 		}
 		if h.stopped.Load() {
-			select {
-			case <-h.placed:
+			if h.IsPlaced() {
 				return executor.Result{ExitCode: -1, Lost: true, Reason: "its pod went before it reported how it ended"}, true
-			default:
-				return executor.Result{ExitCode: -1, Lost: true, Reason: "it had not started running"}, true
 			}
+			return executor.Result{ExitCode: -1, Lost: true, Reason: "it had not started running"}, true
 		}
 		return executor.Result{ExitCode: -1, Lost: true, Reason: "its Kubernetes Job " + h.name + " was deleted by someone else"}, true
 	}
@@ -650,7 +624,7 @@ func (h *handle) check(ctx context.Context) (executor.Result, bool) {
 		}
 	}
 	if pod == nil || pod.Status.Phase == corev1.PodPending {
-		h.pending.Store(h.whyPending(pod))
+		h.Waiting(h.whyPending(pod))
 	}
 	return executor.Result{}, false
 }
@@ -662,9 +636,7 @@ func (h *handle) fromPod(ctx context.Context, pod *corev1.Pod) (executor.Result,
 			continue
 		}
 		if t := cs.State.Terminated; t != nil {
-			if !t.StartedAt.IsZero() {
-				h.since.CompareAndSwap(nil, t.StartedAt.Time)
-			}
+			h.Began(t.StartedAt.Time)
 			res := executor.Result{ExitCode: int(t.ExitCode)}
 			if t.ExitCode != 0 {
 				res.Output = h.output(ctx, pod, t)
@@ -692,9 +664,7 @@ func (h *handle) fromPod(ctx context.Context, pod *corev1.Pod) (executor.Result,
 			}
 		}
 		if cs.State.Running != nil {
-			h.since.CompareAndSwap(nil, cs.State.Running.StartedAt.Time)
-			h.pending.Store("")
-			h.markPlaced()
+			h.Running(cs.State.Running.StartedAt.Time)
 		}
 	}
 	if pod.Status.Phase == corev1.PodFailed {
@@ -758,22 +728,9 @@ func (h *handle) whyPending(pod *corev1.Pod) string {
 // until the job has ended.
 func (h *handle) Stop(grace time.Duration) error {
 	h.stopped.Store(true)
-	go func() {
-		for {
-			err := h.stop(grace)
-			if err == nil {
-				return
-			}
-			h.e.cfg.Logger.Warn("stop Kubernetes Job; trying again", "job", h.name, "err", atlas.OneLine(err))
-			select {
-			case <-h.ended:
-				return
-			case <-h.e.stop:
-				return
-			case <-time.After(2 * time.Second):
-			}
-		}
-	}()
+	go executor.Persist(2*time.Second, func() error { return h.stop(grace) }, func(err error) {
+		h.e.cfg.Logger.Warn("stop Kubernetes Job; trying again", "job", h.name, "err", atlas.OneLine(err))
+	}, h.ended, h.e.stop)
 	return nil
 }
 
