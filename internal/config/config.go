@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -317,6 +318,18 @@ func (p *parser) integer(n *yaml.Node, key string) (int, error) {
 		return 0, p.errf(n, key, "want an integer, got %q", n.Value)
 	}
 	return v, nil
+}
+
+// duration accepts Go's durations ("90s", "24h"); example is one, for the error.
+func (p *parser) duration(n *yaml.Node, key, example string) (time.Duration, error) {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		return 0, p.errf(n, key, "want a duration like %s, got %s", example, describe(n))
+	}
+	d, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return 0, p.errf(n, key, "want a duration like %s, got %q", example, n.Value)
+	}
+	return d, nil
 }
 
 func (p *parser) number(n *yaml.Node, key string) (float64, error) {

@@ -107,14 +107,7 @@ func (p *parser) kubernetes(n *yaml.Node, key string) (Kubernetes, error) {
 		case "installation":
 			k.Installation, err = p.str(v, full)
 		case "job_ttl":
-			var d time.Duration
-			if v.Kind != yaml.ScalarNode {
-				return k, p.errf(v, full, "want a duration like 24h, got %s", describe(v))
-			}
-			if d, err = time.ParseDuration(v.Value); err != nil {
-				return k, p.errf(v, full, "want a duration like 24h, got %q", v.Value)
-			}
-			k.JobTTL = d
+			k.JobTTL, err = p.duration(v, full, "24h")
 		default:
 			p.warnf(kv[0], full)
 			continue

@@ -21,7 +21,7 @@ type Server struct {
 	Host     string
 	Port     int
 	Workers  int
-	Executor string // auto, process or docker
+	Executor string // auto, process, docker, kubernetes or slurm
 	// GPUs are the ids of the GPUs jobs may use; a job asking for N gets N of them.
 	GPUs []string
 	// GPUDevices says the GPUs are real (found by nvidia-smi): Docker is asked for them.
@@ -68,13 +68,15 @@ type Server struct {
 
 	// Kubernetes says where and how jobs run with executor: kubernetes.
 	Kubernetes Kubernetes
+	// Slurm says where and how jobs run with executor: slurm.
+	Slurm Slurm
 
 	// sources says where each key's value came from, when not from DefaultServer.
 	sources map[string]*Error
 }
 
 // executors are the accepted values of executor.
-var executors = []string{"auto", "process", "docker", "kubernetes"}
+var executors = []string{"auto", "process", "docker", "kubernetes", "slurm"}
 
 // DefaultServer returns the embedded defaults.
 func DefaultServer() Server {
@@ -93,6 +95,7 @@ func DefaultServer() Server {
 		MaxKeysPerJob:    10_000,
 		MaxKeysPerBatch:  10_000,
 		Kubernetes:       Kubernetes{Namespace: "default", JobTTL: 24 * time.Hour},
+		Slurm:            DefaultSlurm(),
 	}
 }
 
@@ -171,6 +174,8 @@ func ParseServer(s *Server) ([]string, error) {
 			s.AllowedHosts, err = p.strList(v, k)
 		case "kubernetes":
 			s.Kubernetes, err = p.kubernetes(v, k)
+		case "slurm":
+			s.Slurm, err = p.slurm(v, k)
 		case "max_keys_per_job":
 			s.MaxKeysPerJob, err = p.integer(v, k)
 		case "max_keys_per_batch":
@@ -181,19 +186,10 @@ func ParseServer(s *Server) ([]string, error) {
 			var n int
 			n, err = p.integer(v, k)
 			s.MaxBundleBytes = int64(n)
-		case "stop_grace", "heartbeat_timeout":
-			var d time.Duration
-			if v.Kind != yaml.ScalarNode || isNull(v) {
-				return nil, p.errf(v, k, "want a duration like 10s, got %s", describe(v))
-			}
-			if d, err = time.ParseDuration(v.Value); err != nil {
-				return nil, p.errf(v, k, "want a duration like 10s, got %q", v.Value)
-			}
-			if k == "stop_grace" {
-				s.StopGrace = d
-			} else {
-				s.HeartbeatTimeout = d
-			}
+		case "stop_grace":
+			s.StopGrace, err = p.duration(v, k, "10s")
+		case "heartbeat_timeout":
+			s.HeartbeatTimeout, err = p.duration(v, k, "10s")
 		default:
 			p.warnf(kv[0], k)
 			continue
@@ -287,6 +283,11 @@ func (s *Server) Validate() error {
 	}
 	if s.Executor == "kubernetes" {
 		if err := s.Kubernetes.validate(bad); err != nil {
+			return err
+		}
+	}
+	if s.Executor == "slurm" {
+		if err := s.Slurm.validate(bad); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/atlasgo/atlas/internal/config"
 	"github.com/atlasgo/atlas/internal/executor"
 	"github.com/atlasgo/atlas/internal/executor/kubernetes"
+	"github.com/atlasgo/atlas/internal/executor/slurm"
 )
 
 // newKubernetes connects to the cluster of the kubernetes: section.
@@ -39,6 +40,15 @@ func newKubernetes(ctx context.Context, cfg config.Server, p paths) (*kubernetes
 		}
 	}
 	return kubernetes.New(ctx, kc)
+}
+
+// newSlurm checks the cluster of the slurm: section.
+func newSlurm(ctx context.Context, cfg config.Server, p paths) (*slurm.Executor, error) {
+	s := cfg.Slurm
+	return slurm.New(ctx, slurm.Config{Partition: s.Partition, Account: s.Account, QOS: s.QOS, TimeLimit: s.TimeLimit,
+		Sbatch: s.Sbatch, Python: s.Python, Setup: s.Setup, ScratchDir: s.ScratchDir, EnvCacheDir: s.EnvCacheDir,
+		SchedulerURL: s.SchedulerURL, Installation: installation(s.Installation, p.home), RunAs: s.RunAs, GPUGres: s.GPUGres,
+		PollInterval: s.PollInterval})
 }
 
 // installation is the id of this Atlas installation on a shared cluster: the configured one,

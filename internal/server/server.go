@@ -151,7 +151,7 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&fl.Host, "host", fl.Host, "address to listen on (not loopback: needs --auth or --insecure)")
 	f.IntVarP(&fl.Port, "port", "p", fl.Port, "port of the API and GUI (0 picks a free one)")
 	f.IntVarP(&fl.Workers, "workers", "w", fl.Workers, "jobs that run at the same time (default: $NUM_WORKERS, or 1)")
-	f.StringVar(&fl.Executor, "executor", fl.Executor, "where jobs run: auto, docker, process or kubernetes (default: $ATLAS_EXECUTOR, or auto)")
+	f.StringVar(&fl.Executor, "executor", fl.Executor, "where jobs run: auto, docker, process, kubernetes or slurm (default: $ATLAS_EXECUTOR, or auto)")
 	f.BoolVarP(&gpuFlag, "enable-gpu", "g", false, "find GPUs with nvidia-smi and give them to jobs that ask for num_gpus")
 	f.StringVar(&gpus, "gpus", "", "comma-separated GPU ids jobs may use (instead of -g)")
 	f.StringVar(&fl.Python, "python", fl.Python, "Python interpreter for the process executor")
@@ -458,6 +458,12 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 			return nil, "", fmt.Errorf("--executor kubernetes: %w", err)
 		}
 		return e, "chosen with --executor kubernetes; " + e.Describe(), nil
+	case "slurm":
+		e, err := newSlurm(ctx, cfg, p)
+		if err != nil {
+			return nil, "", fmt.Errorf("--executor slurm: %w", err)
+		}
+		return e, "chosen with --executor slurm; " + e.Describe(), nil
 	case "auto", "":
 		if e, derr := newDocker(); derr == nil {
 			return e, "a Docker engine is reachable; " + e.Describe(ctx), nil
@@ -471,7 +477,7 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 			return pe, "jobs run as local processes: " + atlas.OneLine(derr), err
 		}
 	}
-	return nil, "", fmt.Errorf("--executor %q: want auto, docker, process or kubernetes", cfg.Executor)
+	return nil, "", fmt.Errorf("--executor %q: want auto, docker, process, kubernetes or slurm", cfg.Executor)
 }
 
 // reachableByOthers checks what process jobs that run as their users' accounts need: to run
