@@ -67,11 +67,13 @@ func (h *handle) observe(q *queued, a *accounted, acctOK bool, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
+	case q != nil && finished(q.State) && q.State != "CANCELLED":
+		h.end(h.fromQueue(q))
 	case a != nil && finished(a.State):
 		h.end(h.fromAccounting(a, q))
 	case q != nil && finished(q.State):
-		// Its record reaches sacct a moment after slurmctld ends it; without accounting, what
-		// squeue says is all there is.
+		// Who cancelled it reaches sacct a moment after slurmctld ends the job; without
+		// accounting, what squeue says is all there is.
 		if acctOK && (h.terminalSince.IsZero() || now.Sub(h.terminalSince) < accountingLag) {
 			if h.terminalSince.IsZero() {
 				h.terminalSince = now

@@ -1,4 +1,5 @@
-// The poller: one squeue call per round for every job, one sacct call for those that ended.
+// The poller: one squeue call per round for every job, one sacct call for those it cannot say
+// enough about.
 
 package slurm
 
@@ -30,8 +31,8 @@ type accounted struct {
 	Nodes        string // where it ran ("None assigned": nowhere)
 }
 
-// accountingLag is how long a job squeue says ended may wait for its record in sacct, which
-// reaches the database a moment later and says who cancelled it.
+// accountingLag is how long a job squeue says was cancelled may wait for its record in sacct,
+// which reaches the database a moment later and says who cancelled it.
 const accountingLag = 10 * time.Second
 
 // missingRounds is how many rounds in a row a job may be unknown to both squeue and sacct
@@ -86,9 +87,11 @@ func (e *Executor) round() error {
 	if err != nil {
 		return err
 	}
+	// squeue says how a job ended while slurmctld keeps it (MinJobAge), but not who cancelled
+	// one, nor anything of jobs it has forgotten: sacct does.
 	var ended []string
 	for _, id := range ids {
-		if q, ok := queue[id]; !ok || finished(q.State) {
+		if q, ok := queue[id]; !ok || q.State == "CANCELLED" {
 			ended = append(ended, id)
 		}
 	}

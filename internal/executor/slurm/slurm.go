@@ -5,8 +5,8 @@
 // (executor.Remote). A compute node needs Python 3 and a route to the server, nothing else.
 //
 // One poller follows every job with one squeue call per round for all of them, and one sacct
-// call for those squeue says ended (or no longer shows), so a cluster is never asked once per
-// job. A job Slurm has not started shows Slurm's pending reason as its "why pending";
+// call for those squeue no longer shows or says were cancelled (sacct says by whom), so a
+// cluster is never asked once per job. A job Slurm has not started shows Slurm's pending reason as its "why pending";
 // OUT_OF_MEMORY, TIMEOUT, NODE_FAIL, PREEMPTED and a cancellation by someone else become the
 // failure reason. Stop sends SIGTERM to the batch script's process (the in-job side, which
 // passes it on to the command) and kills the job when the grace is over. Jobs are named after

@@ -206,7 +206,7 @@ func TestSubmitErrorsAndJobIDs(t *testing.T) {
 func TestOneRoundReadsEveryJob(t *testing.T) {
 	e, f := newTestExecutor(t, Config{TimeLimit: time.Minute})
 	jobs := map[string]*handle{}
-	for _, id := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"} {
+	for _, id := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"} {
 		jobs[id] = e.track(id, &atlas.Job{ID: "job" + id, RAMGB: 0.1}, time.Time{})
 	}
 	jobs["9"].stopped.Store(true) // Atlas cancelled it before it started
@@ -228,16 +228,17 @@ func TestOneRoundReadsEveryJob(t *testing.T) {
 8|CANCELLED by 0|0:0|2026-03-01T12:00:05|vm
 9|CANCELLED by 0|0:0|2026-03-01T12:00:05|None assigned
 10|NODE_FAIL|0:0|2026-03-01T12:00:05|vm
+12|FAILED|3:0|2026-03-01T12:00:05|vm
 `)
 	require.NoError(t, e.round())
 	squeue, sacct := f.ran("squeue"), f.ran("sacct")
 	require.Len(t, squeue, 1, "one squeue for all jobs")
 	require.Contains(t, squeue[0], "--states=all")
-	require.Len(t, sacct, 1, "one sacct for the ones that ended")
+	require.Len(t, sacct, 1, "one sacct for the ones squeue says too little about")
 	_, asked, _ := strings.Cut(sacct[0], "--jobs=")
 	asked, _, _ = strings.Cut(asked, " ")
-	require.ElementsMatch(t, []string{"4", "5", "6", "7", "8", "9", "10", "11"}, strings.Split(asked, ","),
-		"sacct is asked about the jobs squeue says ended, or does not show")
+	require.ElementsMatch(t, []string{"8", "9", "11", "12"}, strings.Split(asked, ","),
+		"sacct is asked who cancelled a job, and about jobs squeue no longer shows")
 
 	require.Equal(t, "Slurm: Resources (the resources it asks for are in use)", jobs["1"].Pending())
 	require.Equal(t, "Slurm: QOSMaxGRESPerUser (a limit of its QOS or account)", jobs["2"].Pending())
@@ -266,6 +267,7 @@ func TestOneRoundReadsEveryJob(t *testing.T) {
 	require.Equal(t, "cancelled in Slurm by root (scancel 8)", res("8").Reason, "cancelled behind Atlas's back")
 	require.False(t, res("8").Lost)
 	require.Equal(t, executor.Result{ExitCode: -1, Lost: true, Reason: "it had not started running"}, res("9"))
+	require.Equal(t, 3, res("12").ExitCode, "gone from squeue: sacct says how it ended")
 	require.Equal(t, "its node failed (Slurm: NODE_FAIL)", res("10").Reason)
 
 	// Job 11 is known to neither: given up after a few rounds.
@@ -275,25 +277,26 @@ func TestOneRoundReadsEveryJob(t *testing.T) {
 	require.Equal(t, executor.Result{ExitCode: -1, Lost: true, Reason: "Slurm no longer knows its job 11"}, res("11"))
 }
 
-// squeue says a job ended before its record reaches sacct: the record is waited for, for a
-// while; without accounting at all, squeue's word is taken.
-func TestAJobThatEndedWaitsForItsAccounting(t *testing.T) {
+// squeue says a job was cancelled before its record reaches sacct, which says who did: the
+// record is waited for, for a while; without accounting at all, squeue's word is taken.
+func TestACancelledJobWaitsForItsAccounting(t *testing.T) {
 	e, f := newTestExecutor(t, Config{})
 	h := e.track("5", &atlas.Job{ID: "j"}, time.Time{})
-	f.set("5|FAILED|NonZeroExitCode|2026-03-01T12:00:05|vm|512\n", "5|RUNNING|0:0|2026-03-01T12:00:05|vm\n")
+	f.set("5|CANCELLED|None|2026-03-01T12:00:05|vm|0\n", "5|RUNNING|0:0|2026-03-01T12:00:05|vm\n")
+	q, a := parseSqueue(f.squeue)["5"], parseSacct(f.sacct)["5"]
 	now := time.Now()
-	h.observe(parseSqueue(f.squeue)["5"], parseSacct(f.sacct)["5"], true, now)
-	h.observe(parseSqueue(f.squeue)["5"], parseSacct(f.sacct)["5"], true, now.Add(accountingLag/2))
+	h.observe(q, a, true, now)
+	h.observe(q, a, true, now.Add(accountingLag/2))
 	require.False(t, h.IsPlaced(), "still waiting for sacct")
-	h.observe(parseSqueue(f.squeue)["5"], parseSacct(f.sacct)["5"], true, now.Add(accountingLag))
-	require.Equal(t, 2, h.result.ExitCode, "squeue's exit status, once sacct took too long")
+	h.observe(q, a, true, now.Add(accountingLag))
+	require.Equal(t, "cancelled in Slurm by someone other than Atlas (scancel 5)", h.result.Reason, "squeue's word, once sacct took too long")
 
 	h = e.track("6", &atlas.Job{ID: "k"}, time.Time{})
 	f.err["sacct"] = errors.New("sacct: error: Slurm accounting storage is disabled")
-	f.set("6|COMPLETED|None|2026-03-01T12:00:05|vm|0\n", "")
+	f.set("6|CANCELLED|None|2026-03-01T12:00:05|vm|0\n", "")
 	require.NoError(t, e.round())
 	require.True(t, h.IsPlaced(), "no accounting: squeue's record is all there is")
-	require.Equal(t, executor.Result{ExitCode: 0}, h.result)
+	require.Equal(t, "cancelled in Slurm by someone other than Atlas (scancel 6)", h.result.Reason)
 }
 
 func TestStopSignalsTheInJobSideThenKills(t *testing.T) {
