@@ -26,5 +26,11 @@ if scripts/k8s-cluster.sh status >/dev/null 2>&1 && command -v kubectl >/dev/nul
 else
   echo "== 4b. Kubernetes benchmark skipped: it needs the cluster (scripts/k8s-cluster.sh up) and kubectl"
 fi
+if scripts/slurm-cluster.sh status >/dev/null 2>&1; then
+  echo "== 4c. Slurm: submit → running/completed next to a bare sbatch; a drain"
+  bin/atlasbench slurm -run-as "$(scripts/slurm-cluster.sh env | sed -n 's/^ATLAS_SLURM_USER=//p')"
+else
+  echo "== 4c. Slurm benchmark skipped: it needs the cluster (scripts/slurm-cluster.sh up)"
+fi
 echo "== 5. a 200 MiB artifact through the server: local store, and S3 when MinIO is built"
 scripts/s3-server.sh bin/atlasbench blobs -mb 200

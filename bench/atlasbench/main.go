@@ -7,6 +7,7 @@
 //	atlasbench listing  [-jobs 10000]      first page of a big project sorted by a metric
 //	atlasbench blobs    [-mb 200] [-s3 URL] a large artifact's upload and download, local and S3
 //	atlasbench kubernetes [-n 20] [-drain 200] [-w 10]  jobs on a cluster, next to kubectl apply
+//	atlasbench slurm [-n 20] [-drain 200] [-w 10]  jobs on a Slurm cluster, next to a bare sbatch
 package main
 
 import (
@@ -38,7 +39,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: atlasbench latency|drain|gen|listing|blobs|kubernetes [flags]")
+		fmt.Fprintln(os.Stderr, "usage: atlasbench latency|drain|gen|listing|blobs|kubernetes|slurm [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -55,6 +56,8 @@ func main() {
 		err = blobs(os.Args[2:])
 	case "kubernetes":
 		err = kube(os.Args[2:])
+	case "slurm":
+		err = slurmBench(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
