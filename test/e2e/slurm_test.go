@@ -35,7 +35,7 @@ type slurmServer struct {
 }
 
 // startSlurmServer starts a server whose slurm: section has extra (indented YAML) besides
-// what every test needs.
+// what every test needs (python: in extra replaces the system's).
 func startSlurmServer(t *testing.T, workers int, extra string) *slurmServer {
 	t.Helper()
 	requirePython(t)
@@ -61,11 +61,13 @@ slurm:
   scratch_dir: %s
   env_cache_dir: %s
   run_as: %s
-  python: %s
   installation: %s
   poll_interval: 250ms
-%s`, sl.Partition, port, filepath.Join(shared, "scratch"), filepath.Join(shared, "envs"), sl.User.Username, py,
+%s`, sl.Partition, port, filepath.Join(shared, "scratch"), filepath.Join(shared, "envs"), sl.User.Username,
 		ss.installation, extra)
+	if !strings.Contains(extra, "  python: ") {
+		cfg += "  python: " + py + "\n"
+	}
 	require.NoError(t, os.MkdirAll(filepath.Join(home, "config"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(home, "config", "server.config.yaml"), []byte(cfg), 0o600))
 	ss.Server = startServerEnv(t, home, home, nil, "--port", strconv.Itoa(port), "--workers", strconv.Itoa(workers))
@@ -318,6 +320,20 @@ for i in range(100):
 	j = s.waitDone(t, slowID)
 	require.Equal(t, "failed", j.State)
 	require.Equal(t, "killed: it ran out of time (the time limit is slurm.time_limit: 1m0s; Slurm: TIMEOUT)", j.Reason)
+}
+
+// A node whose Python cannot run fails the job with the shell's own words, read from the
+// batch job's output file, since the in-job side never ran to ship them.
+func TestSlurmNoPythonOnTheNode(t *testing.T) {
+	t.Parallel()
+	s := startSlurmServer(t, 1, "  python: /usr/bin/no-such-python3\n")
+	proj := newProject(t, "nopython", map[string]string{"main.py": "print(1)\n"})
+	id := s.submitNoStream(t, proj, "main.py")
+	j := s.waitDone(t, id)
+	require.Equal(t, "failed", j.State)
+	require.Equal(t, 127, *j.ExitCode)
+	require.Regexp(t, `^exited with code 127: .*/usr/bin/no-such-python3: No such file or directory$`, j.Reason)
+	require.Contains(t, s.logs(t, id), "/usr/bin/no-such-python3: No such file or directory")
 }
 
 // kill -9 of the server while jobs run on the cluster: they go on, one is cancelled by an
