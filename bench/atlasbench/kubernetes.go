@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -62,37 +61,17 @@ func kube(args []string) error {
 	}
 	cfg := fmt.Sprintf("executor: kubernetes\nkubernetes:\n  kubeconfig: %s\n  namespace: %s\n  scheduler_url: http://127.0.0.1:%d\n"+
 		"  image: %s\n  image_pull_policy: Never\n  host_network: true\n", *kubeconfig, ns, port, *image)
-	if err := os.MkdirAll(filepath.Join(home, "config"), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(home, "config", "server.config.yaml"), []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	srv, err := startServer(home, "--port", fmt.Sprint(port), "--workers", fmt.Sprint(*workers))
+	run, err := startCluster(ctx, home, cfg, port, *workers, "k8s")
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	c := sdk.New(srv.url, "")
-	digest, path, err := trivialFolder(filepath.Join(home, "job"), "pass\n")
-	if err != nil {
-		return err
-	}
-	if _, err := c.UploadFile(ctx, digest, path); err != nil {
-		return err
-	}
-	submit := func() (string, error) {
-		res, err := c.Submit(ctx, &sdk.JobSpec{Project: "k8s", Command: []string{"main.py"}, BundleDigest: digest})
-		if err != nil {
-			return "", err
-		}
-		return res.Job.ID, nil
-	}
+	defer run.srv.stop()
+	c := run.c
 
 	var lat, total []time.Duration
 	for i := -1; i < *n; i++ { // job -1 warms up
 		t0 := time.Now()
-		id, err := submit()
+		id, err := run.submit(ctx)
 		if err != nil {
 			return err
 		}
@@ -118,42 +97,7 @@ func kube(args []string) error {
 		*n, ms(percentile(floorRun, 0.5)), ms(percentile(floorDone, 0.5)), ms(percentile(floorDone, 0.99)),
 		float64(percentile(total, 0.5))/float64(percentile(floorDone, 0.5)))
 
-	t0 := time.Now()
-	for i := 0; i < *drainN; i++ {
-		if _, err := submit(); err != nil {
-			return err
-		}
-	}
-	queued := time.Since(t0)
-	for {
-		left, err := c.Jobs(ctx, sdk.ListOptions{Project: "k8s", States: []string{sdk.StateQueued, sdk.StateStarting, sdk.StateRunning}, Limit: 1})
-		if err != nil {
-			return err
-		}
-		if left.Total == 0 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	drained := time.Since(t0)
-	done, err := c.Jobs(ctx, sdk.ListOptions{Project: "k8s", States: []string{sdk.StateCompleted}, Limit: 1})
-	if err != nil {
-		return err
-	}
-	if want := *n + 1 + *drainN; done.Total != want {
-		others, err := c.Jobs(ctx, sdk.ListOptions{Project: "k8s", States: []string{sdk.StateFailed, sdk.StateStopped}, Limit: 5})
-		if err != nil {
-			return err
-		}
-		var how []string
-		for _, j := range others.Jobs {
-			how = append(how, fmt.Sprintf("%s %s: %s", j.ID, j.State, j.Reason))
-		}
-		return fmt.Errorf("%d of %d jobs completed; %s", done.Total, want, strings.Join(how, "; "))
-	}
-	fmt.Printf("drain %d queued trivial jobs, %d at a time on the cluster: %.1f jobs/s (%.1f s; queueing them took %.1f s)\n",
-		*drainN, *workers, float64(*drainN)/drained.Seconds(), drained.Seconds(), queued.Seconds())
-	return nil
+	return run.drain(ctx, *drainN, *n+1, *workers, "the cluster")
 }
 
 // kubectlFloor applies an equivalent Job n times with kubectl, one at a time, and measures

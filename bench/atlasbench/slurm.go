@@ -57,37 +57,17 @@ func slurmBench(args []string) error {
 	if *partition != "" {
 		cfg += "  partition: " + *partition + "\n"
 	}
-	if err := os.MkdirAll(filepath.Join(home, "config"), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(home, "config", "server.config.yaml"), []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	srv, err := startServer(home, "--port", fmt.Sprint(port), "--workers", fmt.Sprint(*workers))
+	run, err := startCluster(ctx, home, cfg, port, *workers, "slurm")
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	c := sdk.New(srv.url, "")
-	digest, path, err := trivialFolder(filepath.Join(home, "job"), "pass\n")
-	if err != nil {
-		return err
-	}
-	if _, err := c.UploadFile(ctx, digest, path); err != nil {
-		return err
-	}
-	submit := func() (string, error) {
-		res, err := c.Submit(ctx, &sdk.JobSpec{Project: "slurm", Command: []string{"main.py"}, BundleDigest: digest})
-		if err != nil {
-			return "", err
-		}
-		return res.Job.ID, nil
-	}
+	defer run.srv.stop()
+	c := run.c
 
 	var lat, total []time.Duration
 	for i := -1; i < *n; i++ { // job -1 warms up
 		t0 := time.Now()
-		id, err := submit()
+		id, err := run.submit(ctx)
 		if err != nil {
 			return err
 		}
@@ -117,34 +97,7 @@ func slurmBench(args []string) error {
 		*n, ms(percentile(floorRun, 0.5)), ms(percentile(floorRun, 0.99)), ms(percentile(floorDone, 0.5)), ms(percentile(floorDone, 0.99)),
 		float64(percentile(total, 0.5))/float64(percentile(floorDone, 0.5)))
 
-	t0 := time.Now()
-	for i := 0; i < *drainN; i++ {
-		if _, err = submit(); err != nil {
-			return err
-		}
-	}
-	queued := time.Since(t0)
-	for {
-		left, err := c.Jobs(ctx, sdk.ListOptions{Project: "slurm", States: []string{sdk.StateQueued, sdk.StateStarting, sdk.StateRunning}, Limit: 1})
-		if err != nil {
-			return err
-		}
-		if left.Total == 0 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	drained := time.Since(t0)
-	done, err := c.Jobs(ctx, sdk.ListOptions{Project: "slurm", States: []string{sdk.StateCompleted}, Limit: 1})
-	if err != nil {
-		return err
-	}
-	if want := *n + 1 + *drainN; done.Total != want {
-		return fmt.Errorf("%d of %d jobs completed", done.Total, want)
-	}
-	fmt.Printf("drain %d queued trivial jobs, %d at a time on Slurm: %.1f jobs/s (%.1f s; queueing them took %.1f s)\n",
-		*drainN, *workers, float64(*drainN)/drained.Seconds(), drained.Seconds(), queued.Seconds())
-	return nil
+	return run.drain(ctx, *drainN, *n+1, *workers, "Slurm")
 }
 
 // sbatchFloor submits `python3 -c pass` n times with a bare sbatch, one at a time, as runAs,
