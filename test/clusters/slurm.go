@@ -3,6 +3,7 @@ package clusters
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -125,6 +126,28 @@ func (s *Slurm) Cancel(t testing.TB, jobIDs ...string) {
 	if out, err := command(ctx, "scancel", jobIDs...); err != nil {
 		t.Errorf("scancel %v: %v (%s)", jobIDs, err, out)
 	}
+}
+
+// SharedDir makes a folder that every account may write to (sticky, like /tmp), with the named
+// folders in it, as a cluster's shared filesystem is to its jobs (t.TempDir is closed to other
+// accounts); it goes at the end of the test.
+func (s *Slurm) SharedDir(t testing.TB, sub ...string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "atlas-slurm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for _, d := range append([]string{""}, sub...) {
+		p := filepath.Join(dir, d)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o1777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // String describes the cluster for test logs.

@@ -41,13 +41,7 @@ func startSlurmServer(t *testing.T, workers int, extra string) *slurmServer {
 	requirePython(t)
 	sl := clusters.NeedSlurm(t)
 	py := systemPython(t)
-	shared, err := os.MkdirTemp("/tmp", "atlas-e2e-slurm-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(shared) })
-	for _, d := range []string{shared, filepath.Join(shared, "scratch"), filepath.Join(shared, "envs")} {
-		require.NoError(t, os.MkdirAll(d, 0o755))
-		require.NoError(t, os.Chmod(d, 0o1777))
-	}
+	shared := sl.SharedDir(t, "scratch", "envs")
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	ss := &slurmServer{sl: sl, installation: "e2e-" + hex.EncodeToString(b), shared: shared, workers: workers}

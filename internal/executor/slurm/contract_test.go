@@ -1,7 +1,6 @@
 package slurm_test
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ func TestSlurmContract(t *testing.T) {
 	s := clusters.NeedSlurm(t)
 	executortest.Contract(t, executortest.ContractHarness{CachesEnvironments: true,
 		New: func(t *testing.T, st *executortest.Stack) executor.Executor {
-			shared := sharedDir(t)
+			shared := s.SharedDir(t, "scratch", "envs")
 			e, err := slurm.New(t.Context(), slurm.Config{Partition: s.Partition, SchedulerURL: st.URL,
 				Installation: "contract-" + filepath.Base(shared), ScratchDir: filepath.Join(shared, "scratch"),
 				EnvCacheDir: filepath.Join(shared, "envs"), RunAs: s.User.Username, PollInterval: 200 * time.Millisecond})
@@ -29,18 +28,4 @@ func TestSlurmContract(t *testing.T) {
 			t.Cleanup(func() { e.Close() })
 			return e
 		}})
-}
-
-// sharedDir is a folder every account may write to, as a cluster's shared filesystem is to
-// the jobs (t.TempDir is closed to other accounts), with scratch and envs in it.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "atlas-slurm-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	for _, d := range []string{dir, filepath.Join(dir, "scratch"), filepath.Join(dir, "envs")} {
-		require.NoError(t, os.MkdirAll(d, 0o755))
-		require.NoError(t, os.Chmod(d, 0o1777))
-	}
-	return dir
 }
