@@ -2,7 +2,7 @@
 // grace period, and re-attach to it after a restart.
 //
 // Implementations live in subpackages named after the executor kind users choose
-// (process, docker) and all pass the conformance suite in executortest. An executor never
+// (process, docker, kubernetes, slurm) and all pass the conformance suite in executortest. An executor never
 // changes a job's state: it reports what happened and the scheduler records it.
 package executor
 
