@@ -154,7 +154,7 @@ class Runner:
             env["VIRTUAL_ENV"] = venv
             env["PATH"] = os.path.join(venv, "bin") + os.pathsep + env.get("PATH", "")
         else:
-            self.say("INFO", "No user requirements found.")
+            self.emit(b"No user requirements found.\n")  # the line local executors print
         self.emit((BANNER + "\n").encode())
         return env, python
 

@@ -130,7 +130,7 @@ func TestSlurmWalkthrough(t *testing.T) {
 		"Foundations INFO: Job submitted with ID '"+id+"'.",
 		"Foundations INFO: Job queued. Ctrl-C to stop streaming - job will not be interrupted or cancelled.",
 		"Foundations INFO: Job running, streaming logs.",
-		"Foundations INFO: No user requirements found.",
+		"No user requirements found.",
 		"epoch 1/5: loss 0.7000",
 		"epoch 5/5: loss 0.1681",
 		"Foundations INFO: Job '"+id+"' has completed.",
