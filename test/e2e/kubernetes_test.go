@@ -6,11 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -164,42 +162,7 @@ func gatedProject(t *testing.T, name string, files map[string]string) (proj, gat
 func TestKubernetesWalkthrough(t *testing.T) {
 	t.Parallel()
 	s := startK8sServer(t, 3)
-	work := t.TempDir()
-	require.Equal(t, 0, cli(t, s.Home, work, "init", "my_project").Code)
-	proj := filepath.Join(work, "my_project")
-
-	out, code := cliCombined(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
-	require.Equal(t, 0, code, out)
-	id := jobID(t, out)
-	requireInOrder(t, out,
-		"Foundations INFO: Job submitted with ID '"+id+"'.",
-		"Foundations INFO: Job queued. Ctrl-C to stop streaming - job will not be interrupted or cancelled.",
-		"Foundations INFO: Job running, streaming logs.",
-		"No user requirements found.",
-		"epoch 1/5: loss 0.7000",
-		"epoch 5/5: loss 0.1681",
-		"Foundations INFO: Job '"+id+"' has completed.",
-	)
-	j := s.record(t, id)
-	require.Equal(t, "completed", j.State)
-	require.Equal(t, "kubernetes", j.Executor)
-	require.EqualValues(t, 5, j.Params["epochs"])
-	require.InDelta(t, 0.16807, j.Metric("loss"), 1e-9)
-	require.Contains(t, j.Tags, "sample")
-	require.Len(t, j.Artifacts, 1)
-	readme, err := os.ReadFile(filepath.Join(proj, "README.txt"))
-	require.NoError(t, err)
-	require.Equal(t, readme, s.artifact(t, id, "Project_README"))
-	require.NotNil(t, j.StartedAt)
-	require.True(t, j.FinishedAt.Sub(*j.StartedAt) > 0, "running since the pod's container started")
-
-	res := cli(t, s.Home, proj, "get", "logs", "scheduler", id)
-	require.Equal(t, 0, res.Code, res.String())
-	requireInOrder(t, res.Stdout, "epoch 1/5: loss 0.7000", "epoch 5/5: loss 0.1681")
-	dest := t.TempDir()
-	res = cli(t, s.Home, dest, "get", "job", "scheduler", id)
-	require.Equal(t, 0, res.Code, res.String())
-	require.FileExists(t, filepath.Join(dest, id, "main.py"), "the archive the pod uploaded")
+	walkthroughOn(t, s.Server, "kubernetes")
 	require.Eventually(t, func() bool { return len(s.kubeJobs(t)) == 0 }, time.Minute, 100*time.Millisecond,
 		"the Kubernetes Job goes once the end is recorded")
 	secrets, err := s.k.Client.CoreV1().Secrets(s.ns).List(t.Context(), metav1.ListOptions{
@@ -215,7 +178,7 @@ func TestKubernetesWalkthrough(t *testing.T) {
 	require.NoError(t, p.Stdout.WaitFor("job is waiting for its gate", 3*time.Minute), p.Stderr.String())
 	liveID := jobID(t, p.Stderr.String())
 	require.Equal(t, "running", s.job(t, liveID).State, "the output arrived while the pod ran")
-	res = cli(t, s.Home, live, "stop", "job", "scheduler", liveID)
+	res := cli(t, s.Home, live, "stop", "job", "scheduler", liveID)
 	require.Equal(t, 0, res.Code, res.String())
 	require.Regexp(t, `Stopped job `+liveID+`: exited after SIGTERM in [0-9.]+ s`, res.Stdout)
 	p.Wait(t)
@@ -240,16 +203,7 @@ func TestKubernetesWalkthrough(t *testing.T) {
 	require.Equal(t, 0, res.Code, res.String())
 	require.Regexp(t, `(?m)^`+pending[0]+`\s.*not running yet: Kubernetes: 0/1 nodes are available: 1 Insufficient nvidia\.com/gpu`, res.Stdout)
 	require.Regexp(t, `(?m)^1\s+`+queued+`\s.*waiting for a free worker \(3 of 3 busy\)$`, res.Stdout)
-	res = cli(t, s.Home, gpus, "clear-queue", "scheduler")
-	require.Equal(t, 0, res.Code, res.String())
-	require.Contains(t, res.Stdout, "Removed 1 job(s) from queue\n")
-	require.Contains(t, res.Stdout, "Stopping 3 job(s) that had not started running:")
-	for _, id := range pending {
-		j := s.waitDone(t, id)
-		require.Equal(t, "stopped", j.State)
-		require.Equal(t, "stopped on request; it had not started running", j.Reason)
-	}
-	require.False(t, s.jobExists(t, queued))
+	clearQueueOn(t, s.Server, gpus, pending, queued)
 	require.Eventually(t, func() bool { return len(s.kubeJobs(t)) == 0 }, time.Minute, 100*time.Millisecond)
 }
 
@@ -258,38 +212,7 @@ func TestKubernetesWalkthrough(t *testing.T) {
 func TestKubernetesSearch(t *testing.T) {
 	t.Parallel()
 	s := startK8sServer(t, 4)
-	proj := newProject(t, "search", map[string]string{
-		"main.py": `import foundations
-p = foundations.load_parameters()
-for step in range(3):
-    foundations.log_metric("score", p["x"] * 10 + step, step=step)
-print("x =", p["x"])
-`,
-		"drive.py": `import os
-os.environ["FOUNDATIONS_COMMAND_LINE"] = "True"
-import foundations
-for x in range(10):
-    job = foundations.submit(scheduler_config="scheduler", command=["main.py"], params={"x": x})
-    print("SUBMITTED", job.job_name(), x)
-`})
-	res := python(t, s.Home, proj, nil, "drive.py")
-	require.Equal(t, 0, res.Code, res.String())
-	ids := map[string]int{}
-	bundles := map[string]bool{}
-	for _, m := range regexp.MustCompile(`SUBMITTED (\S+) (\d+)`).FindAllStringSubmatch(res.Stdout, -1) {
-		x, _ := strconv.Atoi(m[2])
-		ids[m[1]] = x
-	}
-	require.Len(t, ids, 10)
-	for id, x := range ids {
-		j := s.waitDone(t, id)
-		require.Equal(t, "completed", j.State, "job %s: %s", id, j.Reason)
-		require.EqualValues(t, x, j.Params["x"])
-		require.EqualValues(t, x*10+2, j.Metric("score"))
-		require.Contains(t, s.logs(t, id), fmt.Sprintf("x = %d\n", x))
-		bundles[j.BundleDigest] = true
-	}
-	require.Len(t, bundles, 1, "one bundle for the whole search")
+	searchOn(t, s.Server)
 }
 
 // What goes wrong on a cluster ends the job with the cluster's reason: over its memory limit,
@@ -330,15 +253,7 @@ for i in range(100):
 func TestKubernetesRestart(t *testing.T) {
 	t.Parallel()
 	s := startK8sServer(t, 3)
-	proj, gateDir := gatedProject(t, "restart", map[string]string{"main.py": `import foundations
-for i in range(200):
-    foundations.log_metric("m", i, step=i)
-print("first half delivered", flush=True)
-exec(open("gate.py").read())
-for i in range(200, 400):
-    foundations.log_metric("m", i, step=i)
-print("second half logged", flush=True)
-`})
+	proj, gateDir := gatedProject(t, "restart", map[string]string{"main.py": halvesMain})
 	running := []string{s.submitNoStream(t, proj, "main.py", "/gate/gate"), s.submitNoStream(t, proj, "main.py", "/gate/gate")}
 	quick := s.submitNoStream(t, proj, "gate.py", "/gate/quick")
 	for _, id := range running {
@@ -372,22 +287,7 @@ print("second half logged", flush=True)
 	require.Equal(t, "completed", j.State, j.Reason)
 	require.Contains(t, s.logs(t, quick), "job passed its gate", "what it printed while the server was down")
 	for _, id := range running {
-		j := s.waitDone(t, id)
-		require.Equal(t, "completed", j.State, "job %s: %s", id, j.Reason)
-		var m struct {
-			Total  int `json:"total"`
-			Points []struct {
-				Value float64 `json:"value"`
-			} `json:"points"`
-		}
-		require.Equal(t, http.StatusOK, s.api(t, http.MethodGet, "/api/v1/jobs/"+id+"/metrics/m?max_points=1000", nil, &m))
-		require.Equal(t, 400, m.Total, "every point exactly once")
-		for i, p := range m.Points {
-			require.Equal(t, float64(i), p.Value, "in order")
-		}
-		log := s.logs(t, id)
-		require.Equal(t, 1, strings.Count(log, "first half delivered\n"), "output shipped once:\n%s", log)
-		require.Contains(t, log, "second half logged")
+		requireBothHalves(t, s.Server, id)
 	}
 	require.NotContains(t, s.kubeJobs(t), "atlas-orphan", "the orphan is deleted")
 }

@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,45 +117,11 @@ func ramFor(s *clusters.Slurm) string {
 func TestSlurmWalkthrough(t *testing.T) {
 	t.Parallel()
 	s := startSlurmServer(t, 3, "")
-	work := t.TempDir()
-	require.Equal(t, 0, cli(t, s.Home, work, "init", "my_project").Code)
-	proj := filepath.Join(work, "my_project")
-
-	out, code := cliCombined(t, s.Home, proj, "submit", "scheduler", ".", "main.py")
-	require.Equal(t, 0, code, out)
-	id := jobID(t, out)
-	requireInOrder(t, out,
-		"Foundations INFO: Job submitted with ID '"+id+"'.",
-		"Foundations INFO: Job queued. Ctrl-C to stop streaming - job will not be interrupted or cancelled.",
-		"Foundations INFO: Job running, streaming logs.",
-		"No user requirements found.",
-		"epoch 1/5: loss 0.7000",
-		"epoch 5/5: loss 0.1681",
-		"Foundations INFO: Job '"+id+"' has completed.",
-	)
-	j := s.record(t, id)
-	require.Equal(t, "completed", j.State)
-	require.Equal(t, "slurm", j.Executor)
-	require.EqualValues(t, 5, j.Params["epochs"])
-	require.InDelta(t, 0.16807, j.Metric("loss"), 1e-9)
-	require.Contains(t, j.Tags, "sample")
-	require.Len(t, j.Artifacts, 1)
-	readme, err := os.ReadFile(filepath.Join(proj, "README.txt"))
-	require.NoError(t, err)
-	require.Equal(t, readme, s.artifact(t, id, "Project_README"))
-	require.NotNil(t, j.StartedAt)
-	require.True(t, j.FinishedAt.After(*j.StartedAt), "running since Slurm started it")
+	id := walkthroughOn(t, s.Server, "slurm")
 	slurmID := s.slurmJob(t, id)
 	require.Equal(t, clusters.Accounting{State: "COMPLETED", ExitCode: "0:0", User: s.sl.User.Username},
 		s.sl.Finished(t, slurmID, time.Minute), "the batch job ran as run_as, not as root")
 
-	res := cli(t, s.Home, proj, "get", "logs", "scheduler", id)
-	require.Equal(t, 0, res.Code, res.String())
-	requireInOrder(t, res.Stdout, "epoch 1/5: loss 0.7000", "epoch 5/5: loss 0.1681")
-	dest := t.TempDir()
-	res = cli(t, s.Home, dest, "get", "job", "scheduler", id)
-	require.Equal(t, 0, res.Code, res.String())
-	require.FileExists(t, filepath.Join(dest, id, "main.py"), "the archive the batch job uploaded")
 	require.NoFileExists(t, filepath.Join(s.shared, "scratch", "atlas-"+slurmID+".out"), "its Slurm output goes once the end is recorded")
 	require.NoDirExists(t, filepath.Join(s.shared, "scratch", "atlas-"+slurmID), "and so does its working directory")
 
@@ -168,7 +132,7 @@ func TestSlurmWalkthrough(t *testing.T) {
 	require.NoError(t, p.Stdout.WaitFor("job is waiting for its gate", 3*time.Minute), p.Stderr.String())
 	liveID := jobID(t, p.Stderr.String())
 	require.Equal(t, "running", s.waitWhile(t, liveID, "starting").State, "the job runs while it waits at its gate")
-	res = cli(t, s.Home, liveProj, "get", "logs", "scheduler", liveID)
+	res := cli(t, s.Home, liveProj, "get", "logs", "scheduler", liveID)
 	require.Equal(t, 0, res.Code, res.String())
 	require.Contains(t, res.Stdout, "job is waiting for its gate")
 	res = cli(t, s.Home, liveProj, "stop", "job", "scheduler", liveID)
@@ -201,17 +165,10 @@ func TestSlurmWalkthrough(t *testing.T) {
 	require.Equal(t, 0, res.Code, res.String())
 	require.Regexp(t, `(?m)^`+pending[0]+`\s.*not running yet: Slurm: (Resources \(the resources it asks for are in use\)|Priority)`, res.Stdout)
 	require.Regexp(t, `(?m)^1\s+`+queued+`\s.*waiting for a free worker \(3 of 3 busy\)$`, res.Stdout)
-	res = cli(t, s.Home, big, "clear-queue", "scheduler")
-	require.Equal(t, 0, res.Code, res.String())
-	require.Contains(t, res.Stdout, "Removed 1 job(s) from queue\n")
-	require.Contains(t, res.Stdout, "Stopping 2 job(s) that had not started running:")
+	clearQueueOn(t, s.Server, big, pending, queued)
 	for _, id := range pending {
-		j := s.waitDone(t, id)
-		require.Equal(t, "stopped", j.State)
-		require.Equal(t, "stopped on request; it had not started running", j.Reason)
 		require.Equal(t, "CANCELLED", s.sl.Finished(t, s.slurmJob(t, id), time.Minute).State)
 	}
-	require.False(t, s.jobExists(t, queued))
 	openGate(t, hogGate)
 	require.Equal(t, "completed", s.waitDone(t, hog).State)
 	require.Eventually(t, func() bool { return len(s.live(t)) == 0 }, time.Minute, 100*time.Millisecond)
@@ -240,39 +197,10 @@ func TestSlurmConfigErrors(t *testing.T) {
 func TestSlurmSearch(t *testing.T) {
 	t.Parallel()
 	s := startSlurmServer(t, 4, "")
-	proj := newProject(t, "search", map[string]string{
-		"main.py": `import foundations
-p = foundations.load_parameters()
-for step in range(3):
-    foundations.log_metric("score", p["x"] * 10 + step, step=step)
-print("x =", p["x"])
-`,
-		"drive.py": `import os
-os.environ["FOUNDATIONS_COMMAND_LINE"] = "True"
-import foundations
-for x in range(10):
-    job = foundations.submit(scheduler_config="scheduler", command=["main.py"], params={"x": x})
-    print("SUBMITTED", job.job_name(), x)
-`})
-	res := python(t, s.Home, proj, nil, "drive.py")
-	require.Equal(t, 0, res.Code, res.String())
-	ids := map[string]int{}
-	for _, m := range regexp.MustCompile(`SUBMITTED (\S+) (\d+)`).FindAllStringSubmatch(res.Stdout, -1) {
-		x, _ := strconv.Atoi(m[2])
-		ids[m[1]] = x
-	}
-	require.Len(t, ids, 10)
-	bundles, slurmJobs := map[string]bool{}, map[string]bool{}
-	for id, x := range ids {
-		j := s.waitDone(t, id)
-		require.Equal(t, "completed", j.State, "job %s: %s", id, j.Reason)
-		require.EqualValues(t, x, j.Params["x"])
-		require.EqualValues(t, x*10+2, j.Metric("score"))
-		require.Contains(t, s.logs(t, id), fmt.Sprintf("x = %d\n", x))
-		bundles[j.BundleDigest] = true
+	slurmJobs := map[string]bool{}
+	for _, id := range searchOn(t, s.Server) {
 		slurmJobs[s.slurmJob(t, id)] = true
 	}
-	require.Len(t, bundles, 1, "one bundle for the whole search")
 	require.Len(t, slurmJobs, 10, "one batch job each")
 }
 
@@ -340,16 +268,7 @@ func TestSlurmRestart(t *testing.T) {
 	s := startSlurmServer(t, 4, "")
 	gate := gatePath(t)
 	gateDir := filepath.Dir(gate)
-	proj := newProject(t, "restart", map[string]string{"gate.py": gateScript, "main.py": `import foundations, sys
-for i in range(200):
-    foundations.log_metric("m", i, step=i)
-print("first half delivered", flush=True)
-sys.argv = ["gate.py", sys.argv[1]]
-exec(open("gate.py").read())
-for i in range(200, 400):
-    foundations.log_metric("m", i, step=i)
-print("second half logged", flush=True)
-`})
+	proj := newProject(t, "restart", map[string]string{"gate.py": gateScript, "main.py": halvesMain})
 	running := []string{s.submitNoStream(t, proj, "main.py", gate), s.submitNoStream(t, proj, "main.py", gate)}
 	quick := s.submitNoStream(t, proj, "gate.py", filepath.Join(gateDir, "quick"))
 	doomed := s.submitNoStream(t, proj, "gate.py", filepath.Join(gateDir, "never"))
@@ -380,22 +299,7 @@ print("second half logged", flush=True)
 	require.Equal(t, "failed", j.State)
 	require.Equal(t, "cancelled in Slurm by root (scancel "+doomedSlurm+")", j.Reason)
 	for _, id := range running {
-		j := s.waitDone(t, id)
-		require.Equal(t, "completed", j.State, "job %s: %s", id, j.Reason)
-		var m struct {
-			Total  int `json:"total"`
-			Points []struct {
-				Value float64 `json:"value"`
-			} `json:"points"`
-		}
-		require.Equal(t, http.StatusOK, s.api(t, http.MethodGet, "/api/v1/jobs/"+id+"/metrics/m?max_points=1000", nil, &m))
-		require.Equal(t, 400, m.Total, "every point exactly once")
-		for i, p := range m.Points {
-			require.Equal(t, float64(i), p.Value, "in order")
-		}
-		log := s.logs(t, id)
-		require.Equal(t, 1, strings.Count(log, "first half delivered\n"), "output shipped once:\n%s", log)
-		require.Contains(t, log, "second half logged")
+		requireBothHalves(t, s.Server, id)
 	}
 }
 
