@@ -55,6 +55,42 @@ func (r *clusterRun) submit(ctx context.Context) (string, error) {
 	return res.Job.ID, nil
 }
 
+// oneAtATime submits n trivial jobs one after another (and one before them, to warm up), each
+// once the last completed, and prints submit → running and submit → completed, median and p99:
+// as the server recorded them (engineTimes: the engine's start time, and the end), or as a
+// client waiting on the job's state sees them. It returns those durations.
+func (r *clusterRun) oneAtATime(ctx context.Context, n int, where string, engineTimes bool) (running, completed []time.Duration, err error) {
+	for i := -1; i < n; i++ {
+		t0 := time.Now()
+		id, err := r.submit(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := r.c.WaitJob(ctx, id, 2*time.Minute, sdk.StateQueued, sdk.StateStarting); err != nil {
+			return nil, nil, err
+		}
+		t1 := time.Now()
+		j, err := r.c.WaitJob(ctx, id, 2*time.Minute, sdk.StateRunning)
+		if err != nil {
+			return nil, nil, err
+		}
+		if j.State != sdk.StateCompleted || j.StartedAt == nil || j.FinishedAt == nil {
+			return nil, nil, fmt.Errorf("job %s ended %s: %s", j.ID, j.State, j.Reason)
+		}
+		if i < 0 {
+			continue
+		}
+		if engineTimes {
+			running, completed = append(running, j.StartedAt.Sub(t0)), append(completed, j.FinishedAt.Sub(t0))
+		} else {
+			running, completed = append(running, t1.Sub(t0)), append(completed, time.Since(t0))
+		}
+	}
+	fmt.Printf("%d trivial jobs one at a time on %s: submit→running median %.0f ms, p99 %.0f ms; submit→completed median %.0f ms, p99 %.0f ms\n",
+		n, where, ms(percentile(running, 0.5)), ms(percentile(running, 0.99)), ms(percentile(completed, 0.5)), ms(percentile(completed, 0.99)))
+	return running, completed, nil
+}
+
 // drain queues n trivial jobs at once, waits until none is left, checks that every job of the
 // run completed (before of them ran earlier), and prints the rate.
 func (r *clusterRun) drain(ctx context.Context, n, before, workers int, where string) error {

@@ -18,8 +18,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
-
-	"github.com/atlasgo/atlas/sdk"
 )
 
 // kube measures jobs on a Kubernetes cluster: submit → running and submit → completed of a
@@ -66,28 +64,10 @@ func kube(args []string) error {
 		return err
 	}
 	defer run.srv.stop()
-	c := run.c
-
-	var lat, total []time.Duration
-	for i := -1; i < *n; i++ { // job -1 warms up
-		t0 := time.Now()
-		id, err := run.submit(ctx)
-		if err != nil {
-			return err
-		}
-		j, err := c.WaitJob(ctx, id, 2*time.Minute, sdk.StateQueued, sdk.StateStarting, sdk.StateRunning)
-		if err != nil {
-			return err
-		}
-		if j.StartedAt == nil || j.State != sdk.StateCompleted {
-			return fmt.Errorf("job %s ended %s: %s", j.ID, j.State, j.Reason)
-		}
-		if i >= 0 {
-			lat, total = append(lat, j.StartedAt.Sub(t0)), append(total, j.FinishedAt.Sub(t0))
-		}
+	_, total, err := run.oneAtATime(ctx, *n, "Kubernetes", true)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("%d trivial jobs one at a time on Kubernetes: submit→running median %.0f ms, p99 %.0f ms; submit→completed median %.0f ms, p99 %.0f ms\n",
-		*n, ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), ms(percentile(total, 0.5)), ms(percentile(total, 0.99)))
 
 	floorRun, floorDone, err := kubectlFloor(ctx, client, *kubeconfig, ns, *image, *n)
 	if err != nil {

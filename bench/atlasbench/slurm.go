@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/atlasgo/atlas/sdk"
 )
 
 // slurmBench measures jobs on a Slurm cluster: submit → running and submit → completed of a
@@ -62,32 +60,10 @@ func slurmBench(args []string) error {
 		return err
 	}
 	defer run.srv.stop()
-	c := run.c
-
-	var lat, total []time.Duration
-	for i := -1; i < *n; i++ { // job -1 warms up
-		t0 := time.Now()
-		id, err := run.submit(ctx)
-		if err != nil {
-			return err
-		}
-		if _, err := c.WaitJob(ctx, id, 2*time.Minute, sdk.StateQueued, sdk.StateStarting); err != nil {
-			return err
-		}
-		t1 := time.Now()
-		j, err := c.WaitJob(ctx, id, 2*time.Minute, sdk.StateRunning)
-		if err != nil {
-			return err
-		}
-		if j.State != sdk.StateCompleted {
-			return fmt.Errorf("job %s ended %s: %s", j.ID, j.State, j.Reason)
-		}
-		if i >= 0 {
-			lat, total = append(lat, t1.Sub(t0)), append(total, time.Since(t0))
-		}
+	_, total, err := run.oneAtATime(ctx, *n, fmt.Sprintf("Slurm (poll %s)", *poll), false)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("%d trivial jobs one at a time on Slurm (poll %s): submit→running median %.0f ms, p99 %.0f ms; submit→completed median %.0f ms, p99 %.0f ms\n",
-		*n, *poll, ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), ms(percentile(total, 0.5)), ms(percentile(total, 0.99)))
 
 	floorRun, floorDone, err := sbatchFloor(ctx, shared, *partition, *runAs, *n)
 	if err != nil {
