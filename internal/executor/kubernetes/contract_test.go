@@ -46,8 +46,8 @@ func envClaim(t *testing.T, k *clusters.Kubernetes, ns string) string {
 		Spec: corev1.PersistentVolumeSpec{Capacity: corev1.ResourceList{corev1.ResourceStorage: size},
 			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
 			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain, StorageClassName: "",
-			ClaimRef:                      &corev1.ObjectReference{Namespace: ns, Name: "envs"},
-			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}}}}
+			ClaimRef:               &corev1.ObjectReference{Namespace: ns, Name: "envs"},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}}}}
 	_, err := k.Client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() {

@@ -61,11 +61,12 @@ const (
 	// LabelKueueQueue hands a Job to a Kueue LocalQueue.
 	LabelKueueQueue = "kueue.x-k8s.io/queue-name"
 
-	container = "job"
-	atlasDir  = "/atlas" // an emptyDir: the working directory and the spool
-	envDir    = "/atlas-env"
-	gpu       = corev1.ResourceName("nvidia.com/gpu")
-	secretKey = "token" // the job's token, in the Secret named as its Job
+	// ContainerName is the job's container in its pod (a pod template may add others).
+	ContainerName = "job"
+	atlasDir      = "/atlas" // an emptyDir: the working directory and the spool
+	envDir        = "/atlas-env"
+	gpu           = corev1.ResourceName("nvidia.com/gpu")
+	secretKey     = "token" // the job's token, in the Secret named as its Job
 )
 
 // Config is where and how jobs run.
@@ -401,11 +402,11 @@ func (e *Executor) jobFor(spec *executor.Spec) (*batchv1.Job, string) {
 	// The job's container: the template's container named "job" gives what it sets (a
 	// security context, more resources); Atlas sets the rest. Other containers are sidecars.
 	c := corev1.Container{}
-	if i := slices.IndexFunc(pod.Containers, func(c corev1.Container) bool { return c.Name == container }); i >= 0 {
+	if i := slices.IndexFunc(pod.Containers, func(c corev1.Container) bool { return c.Name == ContainerName }); i >= 0 {
 		c = pod.Containers[i]
 		pod.Containers = slices.Delete(slices.Clone(pod.Containers), i, i+1)
 	}
-	c.Name, c.Image, c.Command, c.Args = container, image, []string{"python3", "-c", python.Bootstrap()}, nil
+	c.Name, c.Image, c.Command, c.Args = ContainerName, image, []string{"python3", "-c", python.Bootstrap()}, nil
 	if e.cfg.ImagePullPolicy != "" {
 		c.ImagePullPolicy = e.cfg.ImagePullPolicy
 	}
@@ -632,7 +633,7 @@ func (h *handle) check(ctx context.Context) (executor.Result, bool) {
 // fromPod reads how the job's container ended, or why it cannot run.
 func (h *handle) fromPod(ctx context.Context, pod *corev1.Pod) (executor.Result, bool) {
 	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name != container {
+		if cs.Name != ContainerName {
 			continue
 		}
 		if t := cs.State.Terminated; t != nil {
@@ -690,7 +691,7 @@ func (h *handle) output(ctx context.Context, pod *corev1.Pod, t *corev1.Containe
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	tail, limit := int64(100), int64(16<<10)
-	b, err := h.e.client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: container,
+	b, err := h.e.client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: ContainerName,
 		TailLines: &tail, LimitBytes: &limit}).DoRaw(ctx)
 	if err == nil && len(b) > 0 {
 		return string(b)
