@@ -139,6 +139,10 @@ type Job struct {
 	// ReportedExitCode is how the job's command ended, as its in-job side reported it (jobs that
 	// run where the server cannot watch their process).
 	ReportedExitCode *int `json:"reported_exit_code,omitempty"`
+	// SearchID is the search the job is a trial of ("": none), and SearchTrial its number in
+	// that search (0, 1, ...).
+	SearchID    string `json:"search_id,omitempty"`
+	SearchTrial int    `json:"search_trial,omitempty"`
 }
 
 // MetricSummary is what a job table shows for one metric of one job.
@@ -235,4 +239,72 @@ func EscapeControls(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// SearchState is the lifecycle state of a hyperparameter search.
+type SearchState string
+
+// Search states. A search runs until it has run all its trials (completed), is stopped
+// (stopping while its trials are being stopped, then stopped), or cannot go on (failed: a trial
+// could not be submitted).
+const (
+	SearchRunning   SearchState = "running"
+	SearchStopping  SearchState = "stopping"
+	SearchCompleted SearchState = "completed"
+	SearchStopped   SearchState = "stopped"
+	SearchFailed    SearchState = "failed"
+)
+
+var searchTransitions = map[SearchState][]SearchState{
+	SearchRunning:  {SearchStopping, SearchCompleted, SearchFailed},
+	SearchStopping: {SearchStopped},
+}
+
+// CanTransitionSearch reports whether a search may move from one state to another.
+func CanTransitionSearch(from, to SearchState) bool {
+	for _, s := range searchTransitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Finished reports whether the search state is terminal.
+func (s SearchState) Finished() bool {
+	return s == SearchCompleted || s == SearchStopped || s == SearchFailed
+}
+
+// Search is a hyperparameter search: trials, each an ordinary job made from Template with
+// params of its own, and what the searcher decided about them at its rungs.
+type Search struct {
+	ID      string      `json:"id"`
+	Project string      `json:"project"`
+	User    string      `json:"user"`
+	State   SearchState `json:"state"`
+	Reason  string      `json:"reason,omitempty"`
+	// Config is the search as parsed and completed at submit (method, metric, params, the seed
+	// that was drawn...), as JSON; internal/search reads it.
+	Config []byte `json:"config"`
+	// Template is the job every trial is a copy of, with the trial's own id and params.
+	Template *Job `json:"template"`
+	// Trials is how many trials were submitted so far (trial numbers 0..Trials-1).
+	Trials     int        `json:"trials"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// RungRecord is a searcher's decision about one trial at one rung: the trial's metric value
+// when it reached the rung's step, and whether it was stopped there. Seq is the order in which
+// the search's decisions were made (assigned by the store).
+type RungRecord struct {
+	SearchID  string    `json:"search_id"`
+	JobID     string    `json:"job_id"`
+	Trial     int       `json:"trial"`
+	Rung      int       `json:"rung"`
+	Step      int64     `json:"step"`
+	Value     float64   `json:"value"`
+	Stop      bool      `json:"stop"`
+	Seq       int64     `json:"seq"`
+	CreatedAt time.Time `json:"created_at"`
 }

@@ -6,7 +6,9 @@
 //     returns atlas.ErrConflict when another writer got there first;
 //   - a tracking batch is applied at most once per (job, writer, seq), in one transaction with
 //     the record of its sequence number, so a retried batch is never stored twice;
-//   - missing rows are atlas.ErrNotFound.
+//   - missing rows are atlas.ErrNotFound;
+//   - a job of a search (atlas.Job.SearchID) is inserted only while its search is running, in
+//     one transaction with its tag search=<id> and the search's count of submitted trials.
 //
 // No SQL lives outside the backend packages, except the job listing's (JobList, JobValues),
 // which internal/store/joblist writes once for both.
@@ -79,6 +81,23 @@ type Store interface {
 	NoteAdd(ctx context.Context, n *Note) error
 	Notes(ctx context.Context, project string) ([]Note, error)
 
+	// SearchInsert stores a new search; ErrConflict if its id is taken.
+	SearchInsert(ctx context.Context, s *atlas.Search) error
+	SearchGet(ctx context.Context, id string) (*atlas.Search, error)
+	// SearchList returns the searches of a project ("": every project) in any of the states
+	// (none: every state), newest first.
+	SearchList(ctx context.Context, project string, states ...atlas.SearchState) ([]*atlas.Search, error)
+	// SearchSetState moves a search to another state (atlas.CanTransitionSearch), with a reason
+	// when not empty; a search in a state that may not move there is a SearchStateError.
+	SearchSetState(ctx context.Context, id string, to atlas.SearchState, reason string) (*atlas.Search, error)
+	// SearchTrials returns the jobs of a search that still exist, by trial number.
+	SearchTrials(ctx context.Context, id string) ([]*atlas.Job, error)
+	// SearchRungAdd records a decision of a search and assigns its Seq; ErrConflict if the trial
+	// already has one at that rung.
+	SearchRungAdd(ctx context.Context, r *atlas.RungRecord) error
+	// SearchRungs returns the decisions of a search in the order they were made.
+	SearchRungs(ctx context.Context, id string) ([]atlas.RungRecord, error)
+
 	// UserAdd creates a user; ErrConflict if the name is taken.
 	UserAdd(ctx context.Context, name string, admin bool) (*User, error)
 	UserList(ctx context.Context) ([]User, error)
@@ -104,6 +123,17 @@ type StateError struct{ Job *atlas.Job }
 
 func (e *StateError) Error() string { return fmt.Sprintf("job %s is %s", e.Job.ID, e.Job.State) }
 func (e *StateError) Unwrap() error { return atlas.ErrConflict }
+
+// SearchStateConflict is the error of a change refused because of the state a search is in.
+func SearchStateConflict(s *atlas.Search) error { return &SearchStateError{Search: s} }
+
+// SearchStateError is a change refused because of the state Search is in.
+type SearchStateError struct{ Search *atlas.Search }
+
+func (e *SearchStateError) Error() string {
+	return fmt.Sprintf("search %s is %s", e.Search.ID, e.Search.State)
+}
+func (e *SearchStateError) Unwrap() error { return atlas.ErrConflict }
 
 // JobListParams selects and orders jobs.
 type JobListParams struct {

@@ -20,6 +20,7 @@ import (
 // Exercise runs the suite. newStore must return an empty store, closed by the caller's cleanup.
 func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 	exerciseListing(t, newStore)
+	exerciseSearches(t, newStore)
 
 	t.Run("JobInsertGet", func(t *testing.T) {
 		t.Parallel()
