@@ -70,3 +70,22 @@ func checkFuzzError(t *testing.T, err error, withLine bool) {
 		t.Fatalf("error has no line: %q", msg)
 	}
 }
+
+// FuzzParseSearch: no panic, one-line ErrInvalid errors naming the file and a line, and a
+// search whose grid fits and whose parameters are sound.
+func FuzzParseSearch(f *testing.F) {
+	f.Add([]byte("method: grid\nmetric: m\nsmaller_is_better: true\nparams: {a: {type: int, min: 1, max: 3}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSearch("search.yaml", data)
+		if err != nil {
+			checkFuzzError(t, err, false)
+			return
+		}
+		if s.Metric == "" || s.Params == nil || s.Trials() < 1 {
+			t.Fatalf("accepted a search without metric, params or trials: %+v", s)
+		}
+		if _, err := json.Marshal(s); err != nil {
+			t.Fatalf("search cannot be stored: %v", err)
+		}
+	})
+}

@@ -115,6 +115,8 @@ func ParseJob(name string, data []byte) (*Job, error) {
 			if err := p.worker(v, &j.Worker); err != nil {
 				return nil, err
 			}
+		case "search":
+			// The search of `foundations search`, read by ParseSearch.
 		default:
 			p.warnf(kv[0], k)
 		}
