@@ -10,14 +10,17 @@ import (
 	"github.com/atlasgo/atlas/internal/atlas"
 )
 
-// Change is one job state change, or (Tracked) new values tracked for a job, as sent to
-// subscribers.
+// Change is one job state change, or (Tracked) new values tracked for a job, or a change of
+// a search (JobID empty), as sent to subscribers.
 type Change struct {
-	JobID   string      `json:"id"`
+	JobID   string      `json:"id,omitempty"`
 	Project string      `json:"project"`
 	State   atlas.State `json:"state,omitempty"`
 	Deleted bool        `json:"deleted,omitempty"`
-	Tracked bool        `json:"-"`
+	// Search is the search the job is a trial of, or the search that changed.
+	Search      string            `json:"search,omitempty"`
+	SearchState atlas.SearchState `json:"search_state,omitempty"`
+	Tracked     bool              `json:"-"`
 }
 
 // TrackInterval is the least time between two announcements of new values of one job.
@@ -94,7 +97,12 @@ func (h *Events) publishLocked(c Change) {
 
 // JobChanged publishes a job's new state.
 func (h *Events) JobChanged(j *atlas.Job) {
-	h.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State})
+	h.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State, Search: j.SearchID})
+}
+
+// SearchChanged publishes a change of a search: its state, or what it decided.
+func (h *Events) SearchChanged(s *atlas.Search) {
+	h.Publish(Change{Project: s.Project, Search: s.ID, SearchState: s.State})
 }
 
 // Listen calls fn with every change until the returned function is called. fn runs in the

@@ -140,6 +140,9 @@ func (s *Service) Ended(ctx context.Context, id string, o Outcome) (*atlas.Job, 
 	switch {
 	case cur.State == atlas.StateStopping:
 		to, reason = atlas.StateStopped, stopReason(cur, o, s.cfg.StopGrace)
+		if cur.Reason != "" { // why it was stopped, then how it exited
+			reason = cur.Reason + " (" + reason + ")"
+		}
 	case o.Lost:
 		to, reason = atlas.StateFailed, o.Reason
 	case o.ExitCode != 0:
@@ -248,6 +251,12 @@ func (s *Service) failSilentScripts(ctx context.Context) {
 // stopped and told at its next heartbeat. Asking again while a job is stopping is not an
 // error: the answer is the job, still stopping.
 func (s *Service) StopJob(ctx context.Context, c *Caller, id string) (*atlas.Job, error) {
+	return s.StopWithReason(ctx, c, id, "")
+}
+
+// StopWithReason stops a job as StopJob does, and records why (a search stopping a trial
+// early): the job ends stopped with that reason, followed by how it exited.
+func (s *Service) StopWithReason(ctx context.Context, c *Caller, id, reason string) (*atlas.Job, error) {
 	for {
 		j, err := s.Job(ctx, c, id)
 		if err != nil {
@@ -256,17 +265,22 @@ func (s *Service) StopJob(ctx context.Context, c *Caller, id string) (*atlas.Job
 		if err := s.mayControl(c, j); err != nil {
 			return nil, err
 		}
-		p := &store.JobSetStateParams{ID: id, From: []atlas.State{j.State}}
+		p := &store.JobSetStateParams{ID: id, From: []atlas.State{j.State}, Reason: reason}
 		switch {
 		case j.State.Finished():
 			return nil, atlas.Conflictf("job %s is %s and cannot be stopped", id, j.State)
 		case j.State == atlas.StateStopping:
 			return j, nil
 		case j.State == atlas.StateQueued:
-			p.To, p.Reason = atlas.StateStopped, "stopped while queued"
+			p.To = atlas.StateStopped
+			if reason == "" {
+				p.Reason = "stopped while queued"
+			}
 		case j.Mode == atlas.ModeExecution:
-			p.To, p.Reason = atlas.StateStopped,
-				"stopped on request (the script was started outside the scheduler; it is asked to stop at its next heartbeat)"
+			p.To = atlas.StateStopped
+			if reason == "" {
+				p.Reason = "stopped on request (the script was started outside the scheduler; it is asked to stop at its next heartbeat)"
+			}
 		default:
 			p.To = atlas.StateStopping
 		}

@@ -18,6 +18,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
@@ -80,8 +81,10 @@ type Service struct {
 	checked sync.Map
 	// keys knows the keys of jobs that track, for Limits.KeysPerJob.
 	keys keyCache
-	// projects remembers the project of jobs that track values (job id -> project).
+	// projects remembers the project and search of jobs that track values (job id -> jobRef).
 	projects sync.Map
+	// trialHook is a TrialHook, told of the metric values of a search's trials.
+	trialHook atomic.Value
 
 	started time.Time
 	cancel  context.CancelFunc

@@ -17,6 +17,7 @@ import (
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/config"
+	"github.com/atlasgo/atlas/internal/store"
 	"github.com/atlasgo/atlas/sdk"
 )
 
@@ -37,9 +38,34 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 // (mode execution). The client may choose the job's id, so that a retried submission is not
 // queued twice: the same submission again answers with the job it created.
 func (s *Service) Submit(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*Submitted, error) {
-	j, warnings, err := fromSpec(spec)
+	j, warnings, err := s.prepare(c, spec)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.insert(ctx, j); err != nil {
+		if !errors.Is(err, atlas.ErrConflict) || spec.ID == "" {
+			return nil, err
+		}
+		// A retried submission: answer with the job it created, if it is the same one and the
+		// same submitter asks. To anyone else the id is taken: the answer would hand them the
+		// job, and with a script's job its token.
+		prev, gerr := s.cfg.Store.JobGet(ctx, j.ID)
+		if gerr != nil || !sameSubmission(prev, j) {
+			return nil, atlas.Conflictf("job %s already exists", j.ID)
+		}
+		return s.submitted(prev, warnings, true), nil
+	}
+	s.changed(j)
+	return s.submitted(j, warnings, false), nil
+}
+
+// prepare turns a submission into the job to store, with everything decided that depends on
+// who submits: the user, the parent job, the volume policy, the account the job runs as, and
+// whether the server could ever run it.
+func (s *Service) prepare(c *Caller, spec *sdk.JobSpec) (*atlas.Job, []string, error) {
+	j, warnings, err := fromSpec(spec)
+	if err != nil {
+		return nil, nil, err
 	}
 	if s.cfg.Auth || c.JobID != "" {
 		j.User = c.User // the real user, not what the client says
@@ -49,7 +75,7 @@ func (s *Service) Submit(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*Su
 	}
 	if !s.trusted(c) && s.cfg.Admit == nil {
 		if err := s.checkVolumes(j); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	switch {
@@ -67,24 +93,59 @@ func (s *Service) Submit(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*Su
 	} else {
 		j.State = atlas.StateQueued
 		if err := s.admit(j); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	if err := s.insert(ctx, j); err != nil {
-		if !errors.Is(err, atlas.ErrConflict) || spec.ID == "" {
-			return nil, err
-		}
-		// A retried submission: answer with the job it created, if it is the same one and the
-		// same submitter asks. To anyone else the id is taken: the answer would hand them the
-		// job, and with a script's job its token.
-		prev, gerr := s.cfg.Store.JobGet(ctx, j.ID)
-		if gerr != nil || !sameSubmission(prev, j) {
-			return nil, atlas.Conflictf("job %s already exists", j.ID)
-		}
-		return s.submitted(prev, warnings, true), nil
+	return j, warnings, nil
+}
+
+// Template checks a submission as Submit does, without storing anything, and returns the job
+// it describes: what a search copies for each of its trials. The job must be one the scheduler
+// runs, with a bundle that was uploaded and unpacks cleanly.
+func (s *Service) Template(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*atlas.Job, []string, error) {
+	if spec.Mode != "" && spec.Mode != string(atlas.ModeScheduled) {
+		return nil, nil, atlas.Invalidf("the trials of a search are run by the scheduler: mode must be scheduled, not %q", spec.Mode)
 	}
-	s.changed(j)
-	return s.submitted(j, warnings, false), nil
+	j, warnings, err := s.prepare(c, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	if j.BundleDigest == "" {
+		return nil, nil, atlas.Invalidf("a search needs the bundle of its job folder (bundle_digest)")
+	}
+	s.blobMu.RLock()
+	defer s.blobMu.RUnlock()
+	if err := s.bundleReady(ctx, j); err != nil {
+		return nil, nil, err
+	}
+	j.ID = ""
+	return j, warnings, nil
+}
+
+// SubmitTrial queues a trial of a search: t is a copy of the search's Template with its own
+// id, params, SearchID and SearchTrial. The store refuses it unless the search is running.
+// Submitting a trial again answers with the job stored the first time (existing is true), so
+// a searcher that restarts after a crash never queues a trial twice.
+func (s *Service) SubmitTrial(ctx context.Context, t *atlas.Job) (j *atlas.Job, existing bool, err error) {
+	if t.SearchID == "" || !idPattern.MatchString(t.ID) {
+		return nil, false, atlas.Invalidf("invalid trial %q of search %q", t.ID, t.SearchID)
+	}
+	now := time.Now().UTC()
+	t.State, t.Mode, t.CreatedAt = atlas.StateQueued, atlas.ModeScheduled, now
+	t.StartedAt, t.FinishedAt, t.HeartbeatAt, t.StoppingAt = nil, nil, nil, nil
+	if err := s.insert(ctx, t); err != nil {
+		var se *store.SearchStateError
+		if !errors.Is(err, atlas.ErrConflict) || errors.As(err, &se) {
+			return nil, false, err
+		}
+		prev, gerr := s.cfg.Store.JobGet(ctx, t.ID)
+		if gerr != nil || prev.SearchID != t.SearchID || prev.SearchTrial != t.SearchTrial {
+			return nil, false, atlas.Conflictf("job %s already exists and is not trial %d of search %s", t.ID, t.SearchTrial, t.SearchID)
+		}
+		return prev, true, nil
+	}
+	s.changed(t)
+	return t, false, nil
 }
 
 // sameSubmission reports whether a stored job is what the submission j asks for, from the
@@ -104,26 +165,34 @@ func (s *Service) submitted(j *atlas.Job, warnings []string, existing bool) *Sub
 	return out
 }
 
-// insert stores a job after checking that its bundle was uploaded (and, for a scheduled job,
-// unpacks cleanly), with blob collection held off until the job refers to the bundle.
+// insert stores a job after checking its bundle, with blob collection held off until the job
+// refers to the bundle.
 func (s *Service) insert(ctx context.Context, j *atlas.Job) error {
 	s.blobMu.RLock()
 	defer s.blobMu.RUnlock()
-	if j.BundleDigest != "" {
-		ok, _, err := s.cfg.Blobs.Has(ctx, j.BundleDigest)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return atlas.Invalidf("bundle %s was not uploaded: PUT it to /api/v1/blobs/{digest} first", j.BundleDigest)
-		}
-		if j.Mode == atlas.ModeScheduled {
-			if err := s.checkBundle(ctx, j.BundleDigest); err != nil {
-				return err
-			}
-		}
+	if err := s.bundleReady(ctx, j); err != nil {
+		return err
 	}
 	return s.cfg.Store.JobInsert(ctx, j)
+}
+
+// bundleReady checks that a job's bundle, if it has one, was uploaded and, for a scheduled job,
+// unpacks cleanly. The caller holds blobMu.
+func (s *Service) bundleReady(ctx context.Context, j *atlas.Job) error {
+	if j.BundleDigest == "" {
+		return nil
+	}
+	ok, _, err := s.cfg.Blobs.Has(ctx, j.BundleDigest)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return atlas.Invalidf("bundle %s was not uploaded: PUT it to /api/v1/blobs/{digest} first", j.BundleDigest)
+	}
+	if j.Mode == atlas.ModeScheduled {
+		return s.checkBundle(ctx, j.BundleDigest)
+	}
+	return nil
 }
 
 // admit refuses, at submit time, jobs that could never start here.

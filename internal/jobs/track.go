@@ -156,7 +156,9 @@ func (s *Service) trackBatch(ctx context.Context, jobID string, b *sdk.TrackBatc
 }
 
 // Track stores a batch of tracked values of a job. It reports false when the batch's
-// (writer, seq) was stored before: a retry, stored once.
+// (writer, seq) was stored before: a retry, stored once. The values of a search's trial are
+// shown to the search (OnTrialTracked) before the answer goes back to the job, so a job that
+// asks whether it should stop after its values were stored hears what the search decided.
 func (s *Service) Track(ctx context.Context, c *Caller, jobID string, b *sdk.TrackBatch) (bool, error) {
 	if err := s.checkWrite(ctx, c, jobID); err != nil {
 		return false, err
@@ -165,7 +167,7 @@ func (s *Service) Track(ctx context.Context, c *Caller, jobID string, b *sdk.Tra
 	if err != nil {
 		return false, err
 	}
-	project, err := s.projectOf(ctx, c, jobID)
+	ref, err := s.refOf(ctx, c, jobID)
 	if err != nil {
 		return false, err
 	}
@@ -178,27 +180,43 @@ func (s *Service) Track(ctx context.Context, c *Caller, jobID string, b *sdk.Tra
 		return false, err
 	}
 	if applied {
-		s.cfg.Events.Tracked(jobID, project)
+		s.cfg.Events.Tracked(jobID, ref.project)
+		if ref.search != "" && len(sb.Metrics) > 0 {
+			if hook, _ := s.trialHook.Load().(TrialHook); hook != nil {
+				hook(ctx, ref.search, jobID)
+			}
+		}
 	}
 	return applied, nil
 }
 
-// projectOf returns a job's project, remembered: every batch of a running job needs it for
-// its announcement, and a job never changes project.
-func (s *Service) projectOf(ctx context.Context, c *Caller, jobID string) (string, error) {
-	if p, ok := s.projects.Load(jobID); ok {
-		return p.(string), nil
+// TrialHook is told that metric values of a trial of a search were stored.
+type TrialHook func(ctx context.Context, searchID, jobID string)
+
+// OnTrialTracked sets the function told of every batch of metric values stored for a trial of
+// a search, in the request that stored it (the searcher, deciding at its rungs). It must not
+// track values itself.
+func (s *Service) OnTrialTracked(fn TrialHook) { s.trialHook.Store(fn) }
+
+// jobRef is what tracking needs to know of a job, and never changes: its project and search.
+type jobRef struct{ project, search string }
+
+// refOf returns a job's project and search, remembered: every batch of a running job needs
+// them.
+func (s *Service) refOf(ctx context.Context, c *Caller, jobID string) (jobRef, error) {
+	if r, ok := s.projects.Load(jobID); ok {
+		return r.(jobRef), nil
 	}
-	if j := c.Job; j != nil && j.ID == jobID {
-		s.projects.Store(jobID, j.Project)
-		return j.Project, nil
+	j := c.Job
+	if j == nil || j.ID != jobID {
+		var err error
+		if j, err = s.cfg.Store.JobGet(ctx, jobID); err != nil {
+			return jobRef{}, err
+		}
 	}
-	j, err := s.cfg.Store.JobGet(ctx, jobID)
-	if err != nil {
-		return "", err
-	}
-	s.projects.Store(jobID, j.Project)
-	return j.Project, nil
+	r := jobRef{project: j.Project, search: j.SearchID}
+	s.projects.Store(jobID, r)
+	return r, nil
 }
 
 // checkWrite checks that the caller may write to a job, when there is anything to check:
