@@ -134,6 +134,10 @@ type Job struct {
 	// QueuePosition (1-based) and WaitingReason are set for queued jobs.
 	QueuePosition int    `json:"queue_position,omitempty"`
 	WaitingReason string `json:"waiting_reason,omitempty"`
+
+	// SearchID is the search the job is a trial of, and SearchTrial its number there.
+	SearchID    string `json:"search_id,omitempty"`
+	SearchTrial int    `json:"search_trial,omitempty"`
 }
 
 // JobList is a page of jobs.
@@ -311,4 +315,113 @@ type Who struct {
 // ErrorBody is the JSON body of every error response.
 type ErrorBody struct {
 	Error string `json:"error"`
+}
+
+// Search states.
+const (
+	SearchRunning   = "running"
+	SearchStopping  = "stopping" // its trials are being stopped
+	SearchCompleted = "completed"
+	SearchStopped   = "stopped"
+	SearchFailed    = "failed"
+)
+
+// SearchFinished reports whether a search state is terminal.
+func SearchFinished(state string) bool {
+	return state == SearchCompleted || state == SearchStopped || state == SearchFailed
+}
+
+// SearchSpec is the body of POST /api/v1/searches: the job every trial runs (as for POST
+// /api/v1/jobs, without params, which each trial gets from the search), and the search.
+type SearchSpec struct {
+	// ID may be set by the client so that a retried submission does not start two searches.
+	ID  string  `json:"id,omitempty"`
+	Job JobSpec `json:"job"`
+	// Config is the search: YAML (a file of its own, or with a search: section) or a JSON
+	// object. Empty: the search: section of Job.JobConfig.
+	Config string `json:"config,omitempty"`
+	// ConfigName names Config in error messages (its file name).
+	ConfigName string `json:"config_name,omitempty"`
+}
+
+// SearchSubmitResult is the answer to a search's submission.
+type SearchSubmitResult struct {
+	Search *Search `json:"search"`
+	// Warnings are non-fatal problems of the job's or the search's config (unknown keys).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// SearchConfig is a search as parsed when it was submitted, with the seed it drew.
+type SearchConfig struct {
+	Method              string `json:"method"`
+	Metric              string `json:"metric"`
+	SmallerIsBetter     bool   `json:"smaller_is_better"`
+	TimeAttribute       string `json:"time_attribute"`
+	MaxTrials           int    `json:"max_trials"`
+	MaxConcurrentTrials int    `json:"max_concurrent_trials"`
+	Seed                *int64 `json:"seed,omitempty"`
+	ReductionFactor     int    `json:"reduction_factor,omitempty"`
+	MinSteps            int64  `json:"min_steps,omitempty"`
+	MaxSteps            int64  `json:"max_steps,omitempty"`
+	// Params is the space: {"type": "dict", "fields": {...}}, with leaves such as
+	// {"type": "uniform", "min": 0, "max": 1}.
+	Params map[string]any `json:"params"`
+}
+
+// Search is a hyperparameter search as the API shows it.
+type Search struct {
+	ID      string       `json:"id"`
+	Project string       `json:"project"`
+	User    string       `json:"user"`
+	State   string       `json:"state"`
+	Reason  string       `json:"reason,omitempty"`
+	Config  SearchConfig `json:"config"`
+	// Rungs are the steps at which asha and median judge trials.
+	Rungs []int64 `json:"rungs,omitempty"`
+	// TrialsPlanned is how many trials the search runs in all; TrialsSubmitted how many it
+	// has queued so far.
+	TrialsPlanned   int `json:"trials_planned"`
+	TrialsSubmitted int `json:"trials_submitted"`
+	// Counts are the trials by state.
+	Counts map[string]int `json:"counts"`
+	// Best is the trial with the best value of the metric so far.
+	Best *SearchTrial `json:"best,omitempty"`
+	// Warnings say what looks wrong, such as a metric no trial logged.
+	Warnings   []string   `json:"warnings,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Trials are every trial still stored, by number (GET /api/v1/searches/{id} only).
+	Trials []SearchTrial `json:"trials,omitempty"`
+	// Version changes whenever anything shown here changes (for ?wait_since=).
+	Version string `json:"version"`
+}
+
+// SearchTrial is one trial of a search: a job and what the search made of it.
+type SearchTrial struct {
+	Trial  int            `json:"trial"`
+	JobID  string         `json:"job_id"`
+	State  string         `json:"state"`
+	Reason string         `json:"reason,omitempty"`
+	Params map[string]any `json:"params"`
+	// Value is the best value of the metric the trial logged (the least when smaller is
+	// better); Last is its last value, LastStep the step of that, Count how many it logged.
+	Value    *float64 `json:"value,omitempty"`
+	Last     *float64 `json:"last,omitempty"`
+	LastStep int64    `json:"last_step"`
+	Count    int64    `json:"count"`
+	// Rungs are the search's decisions about the trial, rung by rung.
+	Rungs []SearchRung `json:"rungs,omitempty"`
+	// StoppedAt is the step of the rung at which the search stopped the trial.
+	StoppedAt  *int64     `json:"stopped_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// SearchRung is a search's decision about a trial at one rung.
+type SearchRung struct {
+	Rung  int     `json:"rung"`
+	Step  int64   `json:"step"`
+	Value float64 `json:"value"`
+	Stop  bool    `json:"stop"`
 }

@@ -441,6 +441,9 @@ func (p *parser) typed(n *yaml.Node, kvs [][2]*yaml.Node, key string) (*Param, e
 			if out.Count < 1 {
 				return nil, p.errf(c, key+".count", "want 1 or more grid points, got %d", out.Count)
 			}
+			if span := *out.Max - *out.Min + 1; out.Type == "int" && float64(out.Count) > span {
+				return nil, p.errf(c, key+".count", "%d grid points is more than the %v integers from %v to %v", out.Count, span, *out.Min, *out.Max)
+			}
 		}
 	case "categorical":
 		v := fields["values"]

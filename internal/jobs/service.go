@@ -228,6 +228,24 @@ func (s *Service) mayControl(c *Caller, j *atlas.Job) error {
 	return atlas.Deniedf("job %s belongs to %s; only they or an admin can stop or delete it", j.ID, j.User)
 }
 
+// MayReadOwned checks that the caller may see something other than a job (a search, what) that
+// owner owns, by the rule for jobs.
+func (s *Service) MayReadOwned(c *Caller, what, owner string) error {
+	if !s.cfg.Auth || c.JobID == "" || c.User == owner {
+		return nil
+	}
+	return atlas.NotFoundf("%s not found", what)
+}
+
+// MayControlOwned checks that the caller may stop something other than a job (a search, what)
+// that owner owns, by the rule for jobs.
+func (s *Service) MayControlOwned(c *Caller, what, owner string) error {
+	if !s.cfg.Auth || c.Admin || (c.JobID == "" && c.User == owner) {
+		return nil
+	}
+	return atlas.Deniedf("%s belongs to %s; only they or an admin can stop it", what, owner)
+}
+
 // Job returns a job the caller may read.
 func (s *Service) Job(ctx context.Context, c *Caller, id string) (*atlas.Job, error) {
 	j, err := s.cfg.Store.JobGet(ctx, id)
