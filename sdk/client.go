@@ -431,3 +431,36 @@ func (c *Client) Projects(ctx context.Context) ([]Project, error) {
 	var ps []Project
 	return ps, c.call(ctx, http.MethodGet, "/api/v1/projects", nil, &ps)
 }
+
+// SubmitSearch starts a hyperparameter search (the job's bundle uploaded first).
+func (c *Client) SubmitSearch(ctx context.Context, spec *SearchSpec) (*SearchSubmitResult, error) {
+	var r SearchSubmitResult
+	return &r, c.call(ctx, http.MethodPost, "/api/v1/searches", spec, &r)
+}
+
+// Search returns a search with its trials.
+func (c *Client) Search(ctx context.Context, id string) (*Search, error) {
+	var s Search
+	return &s, c.call(ctx, http.MethodGet, "/api/v1/searches/"+url.PathEscape(id), nil, &s)
+}
+
+// WaitSearch returns a search once its version is not since (something shown changed), or
+// after timeout. The server holds the request open (long poll).
+func (c *Client) WaitSearch(ctx context.Context, id, since string, timeout time.Duration) (*Search, error) {
+	q := url.Values{"wait_since": {since}, "timeout": {timeout.String()}}
+	var s Search
+	return &s, c.call(ctx, http.MethodGet, "/api/v1/searches/"+url.PathEscape(id)+"?"+q.Encode(), nil, &s)
+}
+
+// Searches lists the searches of a project ("": every project), newest first, without trials.
+func (c *Client) Searches(ctx context.Context, project string) ([]*Search, error) {
+	var out []*Search
+	err := c.call(ctx, http.MethodGet, "/api/v1/searches?"+url.Values{"project": {project}}.Encode(), nil, &out)
+	return out, err
+}
+
+// StopSearch stops a search and its trials.
+func (c *Client) StopSearch(ctx context.Context, id string) (*Search, error) {
+	var s Search
+	return &s, c.call(ctx, http.MethodPost, "/api/v1/searches/"+url.PathEscape(id)+"/stop", nil, &s)
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/atlasgo/atlas/internal/blob"
 	"github.com/atlasgo/atlas/internal/jobs"
 	"github.com/atlasgo/atlas/internal/logs"
+	"github.com/atlasgo/atlas/internal/search"
 	"github.com/atlasgo/atlas/internal/store"
 )
 
@@ -38,6 +39,8 @@ type Queue interface {
 // Config wires the API.
 type Config struct {
 	Jobs *jobs.Service
+	// Searches runs hyperparameter searches.
+	Searches *search.Searcher
 	// Store, Blobs and Logs are read for what the API shows; every change goes through Jobs.
 	Store   store.Store
 	Blobs   blob.Store

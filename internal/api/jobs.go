@@ -27,6 +27,7 @@ func toWire(j *atlas.Job) *sdk.Job {
 		RAMGB: j.RAMGB, RunAs: j.RunAs, BundleDigest: j.BundleDigest, ArchiveDigest: j.ArchiveDigest, Executor: j.Executor,
 		GPUIDs: j.GPUIDs, ExitCode: j.ExitCode, Reason: j.Reason, StopRequested: j.State == atlas.StateStopping,
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, StoppingAt: j.StoppingAt, ReportedExitCode: j.ReportedExitCode,
+		SearchID: j.SearchID, SearchTrial: j.SearchTrial,
 		Params: map[string]any{}, Metrics: []sdk.Metric{}, Tags: map[string]string{},
 		Worker: sdk.Worker{Image: j.Worker.Image, Entrypoint: j.Worker.Entrypoint, Command: j.Worker.Command,
 			WorkingDir: j.Worker.WorkingDir, Environment: j.Worker.Environment},
@@ -179,13 +180,9 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {
 
 // waitJob answers once the job's state is not one of states, or at the timeout (max 60s).
 func (s *Server) waitJob(w http.ResponseWriter, r *http.Request, id string, states []string) error {
-	timeout := 25 * time.Second
-	if t := r.URL.Query().Get("timeout"); t != "" {
-		d, err := time.ParseDuration(t)
-		if err != nil || d < 0 {
-			return atlas.Invalidf("invalid timeout %q: want a duration like 30s", t)
-		}
-		timeout = min(d, 60*time.Second)
+	timeout, err := waitTimeout(r)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -224,6 +221,20 @@ func (s *Server) waitJob(w http.ResponseWriter, r *http.Request, id string, stat
 			}
 		}
 	}
+}
+
+// waitTimeout is how long a long poll may wait: its timeout parameter (25 s when not given),
+// at most 60 s.
+func waitTimeout(r *http.Request) (time.Duration, error) {
+	t := r.URL.Query().Get("timeout")
+	if t == "" {
+		return 25 * time.Second, nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil || d < 0 {
+		return 0, atlas.Invalidf("invalid timeout %q: want a duration like 30s", t)
+	}
+	return min(d, 60*time.Second), nil
 }
 
 // listParams reads the selection shared by job lists and value columns: project, state, user,

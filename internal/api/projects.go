@@ -274,8 +274,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		case c := <-changes:
 			data, _ := json.Marshal(c)
 			event := "job"
-			if c.Tracked {
+			switch {
+			case c.Tracked:
 				event = "track"
+			case c.JobID == "" && c.Search != "":
+				event = "search"
 			}
 			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
 				return nil

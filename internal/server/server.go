@@ -1,5 +1,6 @@
 // Package server is atlas-server: it parses the command line, then starts the store, blob store,
-// executor, scheduler and HTTP API in dependency order, and stops them in reverse.
+// executor, job service, scheduler, searcher and HTTP API in dependency order, and stops them in
+// reverse.
 //
 // It is the only package that knows every other one; it holds no logic of its own beyond wiring
 // and lifecycle.
@@ -40,6 +41,7 @@ import (
 	"github.com/atlasgo/atlas/internal/jobs"
 	"github.com/atlasgo/atlas/internal/logs"
 	"github.com/atlasgo/atlas/internal/scheduler"
+	"github.com/atlasgo/atlas/internal/search"
 	"github.com/atlasgo/atlas/internal/store"
 	"github.com/atlasgo/atlas/internal/store/postgres"
 	"github.com/atlasgo/atlas/internal/store/sqlite"
@@ -339,7 +341,12 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 		return err
 	}
 	defer sched.Stop()
-	handler := api.New(api.Config{Jobs: svc, Store: st, Blobs: blobs, Logs: logDir, Queue: sched, Version: version.Get(),
+	searches := search.New(search.Config{Jobs: svc, Store: st, Workers: cfg.Workers, Logger: logger})
+	if err := searches.Start(ctx); err != nil {
+		return err
+	}
+	defer searches.Stop()
+	handler := api.New(api.Config{Jobs: svc, Searches: searches, Store: st, Blobs: blobs, Logs: logDir, Queue: sched, Version: version.Get(),
 		MaxBundleBytes: cfg.MaxBundleBytes, Auth: cfg.Auth, AllowedHosts: serverNames(cfg), Web: web.FS(), Logger: logger})
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
