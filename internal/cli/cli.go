@@ -151,7 +151,7 @@ func execute(ctx context.Context, e *console, args []string) int {
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().BoolVar(&e.debug, "debug", false, "print diagnostics on stderr: config files read, HTTP calls, timings")
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { e.describe(cmd) }
-	root.AddCommand(initCommand(e), submitCommand(e), getCommand(e), stopCommand(e), clearQueueCommand(e),
+	root.AddCommand(initCommand(e), submitCommand(e), searchCommand(e), getCommand(e), stopCommand(e), clearQueueCommand(e),
 		deleteCommand(e), infoCommand(e), loginCommand(e))
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -22,7 +22,7 @@ import (
 func getCommand(e *console) *cobra.Command {
 	get := &cobra.Command{
 		Use:   "get",
-		Short: "Get a job's logs or its archive, or list jobs and the queue",
+		Short: "Get a job's logs or its archive, list jobs and the queue, or show a search",
 	}
 	var follow bool
 	logs := &cobra.Command{
@@ -103,7 +103,7 @@ func getCommand(e *console) *cobra.Command {
 	job.Flags().StringVar(&saveDir, "save_dir", "", "folder to extract into (default: ./<job_id>)")
 	job.Flags().StringVar(&saveDir, "save-dir", "", "same as --save_dir")
 	_ = job.Flags().MarkHidden("save-dir")
-	get.AddCommand(logs, job, jobsCommand(e), queueCommand(e))
+	get.AddCommand(logs, job, jobsCommand(e), queueCommand(e), getSearchCommand(e))
 	return get
 }
 
@@ -165,6 +165,7 @@ the queue and never runs.`,
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once while the job is still stopping")
+	cmd.AddCommand(stopSearchCommand(e))
 	return cmd
 }
 

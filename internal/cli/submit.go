@@ -149,96 +149,10 @@ func (e *console) submit(cmd *cobra.Command, f *submitFlags, envName, dir string
 	}()
 
 	e.info("Job submission started. Ctrl-C to cancel.")
-	abs, err := filepath.Abs(dir)
+	spec, err := e.jobSpec(ctx, cmd, f, client, dir, command)
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
-		return fmt.Errorf("job directory %s does not exist or is not a directory", abs)
-	}
-	jobCfg, raw, err := config.LoadJob(abs)
-	if err != nil {
-		return err
-	}
-	if raw == nil {
-		e.debugf("no %s in %s", config.JobConfigFile, abs)
-	} else {
-		e.debugf("read %s (%d bytes)", filepath.Join(abs, config.JobConfigFile), len(raw))
-	}
-	for _, w := range jobCfg.Warnings {
-		e.warn("%s", w)
-	}
-	spec := &sdk.JobSpec{ID: uuid.NewString(), Project: f.project, User: currentUser(), Command: command,
-		JobConfig: string(raw)}
-	if spec.Project == "" && jobCfg.ProjectName == "" {
-		spec.Project = filepath.Base(abs)
-	}
-	if f.entrypoint != "" {
-		spec.Entrypoint = strings.Fields(f.entrypoint)
-	}
-	fl := cmd.Flags()
-	if fl.Changed("num-gpus") {
-		if f.numGPUs < 0 {
-			return fmt.Errorf("--num-gpus must be 0 or more, got %d", f.numGPUs)
-		}
-		spec.NumGPUs = &f.numGPUs
-	}
-	if fl.Changed("ram") {
-		if f.ram <= 0 {
-			return fmt.Errorf("--ram must be a number of GB greater than 0, got %v", f.ram)
-		}
-		spec.RAMGB = &f.ram
-	}
-	if fl.Changed("priority") {
-		spec.Priority = &f.priority
-	}
-	if len(command) == 0 && len(jobCfg.Worker.Command) == 0 {
-		e.warn("No command was specified.")
-	} else if len(command) > 0 && spec.Entrypoint == nil && len(jobCfg.Entrypoint) == 0 && len(jobCfg.Worker.Entrypoint) == 0 {
-		if _, err := os.Stat(filepath.Join(abs, command[0])); err != nil {
-			e.warn("%s is not a file in %s; the job runs `python %s`.", command[0], abs, command[0])
-		}
-	}
-
-	e.info("Preparing to bundle contents of %s for execution. Estimating bundle size.", abs)
-	st, err := bundle.Estimate(abs, bundle.JobFolder)
-	if err != nil {
-		return err
-	}
-	for _, limit := range bundleWarnings {
-		if st.Bytes > limit {
-			e.warn("The job folder holds %s in %d files (over %s). Everything in it is uploaded and archived with "+
-				"every job: keep large data out of it (list it in %s, or mount it with worker.volumes in job.config.yaml). "+
-				"Ctrl-C to cancel.", humanSize(st.Bytes), st.Files, humanSize(limit), bundle.IgnoreFile)
-			break
-		}
-	}
-	for _, s := range st.Skipped {
-		e.warn("Not bundled: %s", s)
-	}
-	e.info("Bundling job contents.")
-	var digest, path string
-	if err := e.timed("bundling", func() (err error) { digest, path, err = makeBundle(abs); return err }); err != nil {
-		return err
-	}
-	defer os.Remove(path)
-	if fi, err := os.Stat(path); err == nil {
-		e.debugf("bundle %s: %d files, %d bytes, %s compressed", digest, st.Files, st.Bytes, humanSize(fi.Size()))
-	}
-	if ctx.Err() != nil {
-		return &exitError{code: 130, msg: "Foundations INFO: Submission cancelled."}
-	}
-	var uploaded bool
-	if err := e.timed("uploading the bundle", func() (err error) {
-		uploaded, err = client.UploadFile(ctx, digest, path)
-		return err
-	}); err != nil {
-		return cancelled(ctx, err)
-	}
-	if !uploaded {
-		e.debugf("the server already has bundle %s: not uploaded again", digest)
-	}
-	spec.BundleDigest = digest
 	res, err := client.Submit(ctx, spec)
 	if err != nil {
 		return cancelled(ctx, err)
@@ -260,6 +174,102 @@ func (e *console) submit(cmd *cobra.Command, f *submitFlags, envName, dir string
 		return err
 	}
 	return jobOutcome(e, job)
+}
+
+// jobSpec reads a job folder's job.config.yaml, bundles the folder, uploads the bundle unless
+// the server has it, and returns the job's spec (submit's flags applied).
+func (e *console) jobSpec(ctx context.Context, cmd *cobra.Command, f *submitFlags, client *sdk.Client, dir string, command []string) (*sdk.JobSpec, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("job directory %s does not exist or is not a directory", abs)
+	}
+	jobCfg, raw, err := config.LoadJob(abs)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		e.debugf("no %s in %s", config.JobConfigFile, abs)
+	} else {
+		e.debugf("read %s (%d bytes)", filepath.Join(abs, config.JobConfigFile), len(raw))
+	}
+	for _, w := range jobCfg.Warnings {
+		e.warn("%s", w)
+	}
+	spec := &sdk.JobSpec{ID: uuid.NewString(), Project: f.project, User: currentUser(), Command: command,
+		JobConfig: string(raw)}
+	if spec.Project == "" && jobCfg.ProjectName == "" {
+		spec.Project = filepath.Base(abs)
+	}
+	if f.entrypoint != "" {
+		spec.Entrypoint = strings.Fields(f.entrypoint)
+	}
+	fl := cmd.Flags()
+	if fl.Changed("num-gpus") {
+		if f.numGPUs < 0 {
+			return nil, fmt.Errorf("--num-gpus must be 0 or more, got %d", f.numGPUs)
+		}
+		spec.NumGPUs = &f.numGPUs
+	}
+	if fl.Changed("ram") {
+		if f.ram <= 0 {
+			return nil, fmt.Errorf("--ram must be a number of GB greater than 0, got %v", f.ram)
+		}
+		spec.RAMGB = &f.ram
+	}
+	if fl.Changed("priority") {
+		spec.Priority = &f.priority
+	}
+	if len(command) == 0 && len(jobCfg.Worker.Command) == 0 {
+		e.warn("No command was specified.")
+	} else if len(command) > 0 && spec.Entrypoint == nil && len(jobCfg.Entrypoint) == 0 && len(jobCfg.Worker.Entrypoint) == 0 {
+		if _, err := os.Stat(filepath.Join(abs, command[0])); err != nil {
+			e.warn("%s is not a file in %s; the job runs `python %s`.", command[0], abs, command[0])
+		}
+	}
+
+	e.info("Preparing to bundle contents of %s for execution. Estimating bundle size.", abs)
+	st, err := bundle.Estimate(abs, bundle.JobFolder)
+	if err != nil {
+		return nil, err
+	}
+	for _, limit := range bundleWarnings {
+		if st.Bytes > limit {
+			e.warn("The job folder holds %s in %d files (over %s). Everything in it is uploaded and archived with "+
+				"every job: keep large data out of it (list it in %s, or mount it with worker.volumes in job.config.yaml). "+
+				"Ctrl-C to cancel.", humanSize(st.Bytes), st.Files, humanSize(limit), bundle.IgnoreFile)
+			break
+		}
+	}
+	for _, s := range st.Skipped {
+		e.warn("Not bundled: %s", s)
+	}
+	e.info("Bundling job contents.")
+	var digest, path string
+	if err := e.timed("bundling", func() (err error) { digest, path, err = makeBundle(abs); return err }); err != nil {
+		return nil, err
+	}
+	defer os.Remove(path)
+	if fi, err := os.Stat(path); err == nil {
+		e.debugf("bundle %s: %d files, %d bytes, %s compressed", digest, st.Files, st.Bytes, humanSize(fi.Size()))
+	}
+	if ctx.Err() != nil {
+		return nil, &exitError{code: 130, msg: "Foundations INFO: Submission cancelled."}
+	}
+	var uploaded bool
+	if err := e.timed("uploading the bundle", func() (err error) {
+		uploaded, err = client.UploadFile(ctx, digest, path)
+		return err
+	}); err != nil {
+		return nil, cancelled(ctx, err)
+	}
+	if !uploaded {
+		e.debugf("the server already has bundle %s: not uploaded again", digest)
+	}
+	spec.BundleDigest = digest
+	return spec, nil
 }
 
 func cancelled(ctx context.Context, err error) error {

@@ -3,7 +3,9 @@
 Inside a job started by the scheduler, tracking calls write to that job. A script run by hand
 (`python main.py`) is a job on the local Atlas server from the moment it imports foundations:
 its output is kept as the job's logs, and at exit the working directory is archived and the job
-is marked completed or failed (with the traceback in its logs). A driver is never a job: with
+is marked completed or failed (with the traceback in its logs). foundations.search() starts a
+hyperparameter search whose trials are ordinary jobs; a trial may call should_stop() to learn
+that the search stopped it early. A driver is never a job: with
 FOUNDATIONS_COMMAND_LINE=True nothing is recorded, and a script that submitted jobs (or read
 results) and tracked nothing itself is removed at exit.
 
@@ -18,6 +20,7 @@ import sys
 
 from . import _config, _tracker
 from ._deployment import DeploymentWrapper, get_metrics_for_all_jobs, submit
+from ._search import Search, search, should_stop
 from ._syncable import SyncableDirectory, create_syncable_directory, set_tensorboard_logdir
 from . import artifacts, parameters  # noqa: E402 (Atlas's module paths: foundations.artifacts...)
 
@@ -26,7 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "log_param", "log_params", "log_metric", "set_tag", "save_artifact", "load_parameters", "submit",
     "get_metrics_for_all_jobs", "set_project_name", "create_syncable_directory", "set_tensorboard_logdir",
-    "DeploymentWrapper", "SyncableDirectory", "artifacts", "parameters",
+    "DeploymentWrapper", "SyncableDirectory", "artifacts", "parameters", "search", "should_stop", "Search",
 ]
 
 PARAMETERS_FILE = "foundations_job_parameters.json"

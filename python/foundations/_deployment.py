@@ -43,6 +43,37 @@ def _as_list(name, value):
     raise TypeError("submit: {} must be a string or a list of strings".format(name))
 
 
+def _job_spec(what, scheduler_config, job_directory, project_name, entrypoint, command, num_gpus, ram, priority):
+    """The spec of a job of the folder job_directory (default: the current one), checked, with its
+    bundle uploaded unless the server has it, and a client for the server."""
+    directory = os.path.abspath(job_directory or os.getcwd())
+    if not os.path.isdir(directory):
+        raise ValueError("{}: job directory {} does not exist".format(what, directory))
+    if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 0):
+        raise ValueError("{}: num_gpus must be an integer, 0 or more".format(what))
+    if ram is not None and (isinstance(ram, bool) or not isinstance(ram, (int, float)) or ram <= 0):
+        raise ValueError("{}: ram must be a number of GB greater than 0".format(what))
+    client = _client(scheduler_config)
+    spec = {"user": _user(), "job_config": _config.read_job_config(directory)}
+    if project_name:
+        spec["project"] = project_name
+    elif not _config.project_from_job_config(directory):
+        spec["project"] = os.path.basename(directory)
+    for key, value in (("command", _as_list("command", command)), ("entrypoint", _as_list("entrypoint", entrypoint))):
+        if value:
+            spec[key] = value
+    if num_gpus is not None:
+        spec["num_gpus"] = num_gpus
+    if ram is not None:
+        spec["ram_gb"] = ram
+    if priority is not None:
+        spec["priority"] = priority
+    if os.environ.get("FOUNDATIONS_JOB_ID"):
+        spec["parent_id"] = os.environ["FOUNDATIONS_JOB_ID"]
+    spec["bundle_digest"] = _upload_bundle(client, directory)
+    return client, spec
+
+
 def submit(scheduler_config="scheduler", job_directory=None, project_name=None, entrypoint=None, command=None,
            num_gpus=None, ram=None, params=None, stream_job_logs=False, priority=None, **kwargs):
     """Queues a job: the folder job_directory (default: the current one) runs `command`
@@ -55,9 +86,6 @@ def submit(scheduler_config="scheduler", job_directory=None, project_name=None, 
     _tracker.used_as_client()
     if kwargs:
         raise TypeError("submit() got unexpected keyword arguments: {}".format(", ".join(sorted(kwargs))))
-    directory = os.path.abspath(job_directory or os.getcwd())
-    if not os.path.isdir(directory):
-        raise ValueError("submit: job directory {} does not exist".format(directory))
     if params is not None:
         if not isinstance(params, dict):
             raise TypeError("submit: params must be a dict, got {}".format(type(params).__name__))
@@ -65,30 +93,11 @@ def submit(scheduler_config="scheduler", job_directory=None, project_name=None, 
             json.dumps(params, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise TypeError("submit: params must be JSON-serialisable (numbers, strings, lists, dicts): {}".format(e)) from None
-    if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 0):
-        raise ValueError("submit: num_gpus must be an integer, 0 or more")
-    if ram is not None and (isinstance(ram, bool) or not isinstance(ram, (int, float)) or ram <= 0):
-        raise ValueError("submit: ram must be a number of GB greater than 0")
-    client = _client(scheduler_config)
-    spec = {"id": str(uuid.uuid4()), "user": _user(), "job_config": _config.read_job_config(directory)}
-    if project_name:
-        spec["project"] = project_name
-    elif not _config.project_from_job_config(directory):
-        spec["project"] = os.path.basename(directory)
-    for key, value in (("command", _as_list("command", command)), ("entrypoint", _as_list("entrypoint", entrypoint))):
-        if value:
-            spec[key] = value
+    client, spec = _job_spec("submit", scheduler_config, job_directory, project_name, entrypoint, command, num_gpus, ram,
+                             priority)
+    spec["id"] = str(uuid.uuid4())
     if params is not None:
         spec["params"] = params
-    if num_gpus is not None:
-        spec["num_gpus"] = num_gpus
-    if ram is not None:
-        spec["ram_gb"] = ram
-    if priority is not None:
-        spec["priority"] = priority
-    if os.environ.get("FOUNDATIONS_JOB_ID"):
-        spec["parent_id"] = os.environ["FOUNDATIONS_JOB_ID"]
-    spec["bundle_digest"] = _upload_bundle(client, directory)
     try:
         res = client.json("POST", "/api/v1/jobs", body=spec)
     except APIError as e:
