@@ -306,6 +306,9 @@ func (s *Searcher) observe(ctx context.Context, r *run, j *atlas.Job, sum *atlas
 		rec := atlas.RungRecord{SearchID: r.id, JobID: j.ID, Trial: j.SearchTrial, Rung: k, Step: r.rungs[k], Value: v,
 			Stop: !r.rule(r.values[k], v)}
 		if err := s.cfg.Store.SearchRungAdd(ctx, &rec); err != nil {
+			if errors.Is(err, atlas.ErrConflict) {
+				s.forget(r.id) // what is stored is not what this run knows: read it again
+			}
 			return err
 		}
 		r.add(rec)
