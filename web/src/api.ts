@@ -1,6 +1,6 @@
 // A small client for /api/v1 on the same origin. Every failure becomes an ApiError whose message
 // is the server's one-line error, ready for a toast.
-import type { DescriptionEdit, Filter, Health, Job, JobList, MetricSeries, Note, Project, Queue, Values, Who } from './types';
+import type { DescriptionEdit, Filter, Health, Job, JobList, MetricSeries, Note, Project, Queue, Search, Values, Who } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -142,6 +142,9 @@ export const api = {
   addNote: (project: string, author: string, message: string) =>
     json<Note>('POST', `/projects/${enc(project)}/notes`, { author, message }),
   queue: () => json<Queue>('GET', '/queue'),
+  searches: (project: string) => json<Search[]>('GET', `/searches?project=${enc(project)}`),
+  search: (id: string, signal?: AbortSignal) => json<Search>('GET', `/searches/${enc(id)}`, undefined, signal),
+  stopSearch: (id: string) => json<Search>('POST', `/searches/${enc(id)}/stop`),
   clearQueue: (project?: string) =>
     json<{ removed: number; ids: string[] }>('POST', '/queue/clear', project ? { project } : {}),
 };

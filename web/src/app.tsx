@@ -13,6 +13,7 @@ import { OverviewPage } from './pages/overview';
 import { ProjectJobsPage } from './pages/jobs';
 import { ProjectsPage } from './pages/projects';
 import { QueuePage } from './pages/queue';
+import { ProjectSearchesPage, SearchPage } from './pages/search';
 import { Link, match, navigate, useLocation } from './router';
 import { Toasts } from './toast';
 import type { Health } from './types';
@@ -109,6 +110,8 @@ function Routes({ path }: { path: string }) {
     return <ProjectJobsPage key={m.name} project={m.name} />;
   if ((m = match('/projects/:name/overview', path))) return <OverviewPage key={m.name} project={m.name} />;
   if ((m = match('/projects/:name/compare', path))) return <ComparePage key={m.name} project={m.name} />;
+  if ((m = match('/projects/:name/searches', path))) return <ProjectSearchesPage key={m.name} project={m.name} />;
+  if ((m = match('/searches/:id', path))) return <SearchPage key={m.id} id={m.id} />;
   if ((m = match('/jobs/:id', path))) return <JobPage key={m.id} id={m.id} />;
   if (path === '/queue') return <QueuePage />;
   return <NotFound />;

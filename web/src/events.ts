@@ -3,12 +3,13 @@
 // pages re-read state instead of patching it from the event alone, and re-read everything after
 // a reconnect. Nothing polls while the stream is up; usePollWhileOffline is the fallback.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { JobEvent, TrackEvent } from './types';
+import type { JobEvent, SearchEvent, TrackEvent } from './types';
 
 type Listener = (e: JobEvent | null) => void; // null: reconnected, re-read everything
 type TrackListener = (e: TrackEvent) => void;
 const listeners = new Set<Listener>();
 const trackListeners = new Set<TrackListener>();
+const searchListeners = new Set<(e: SearchEvent) => void>();
 const statusListeners = new Set<(live: boolean) => void>();
 let source: EventSource | null = null;
 let live = false;
@@ -49,7 +50,7 @@ function connect() {
     if (location.pathname === '/login') return; // signing in connects again
     retry = window.setTimeout(() => {
       retry = undefined;
-      if (listeners.size || trackListeners.size || statusListeners.size) connect();
+      if (listeners.size || trackListeners.size || searchListeners.size || statusListeners.size) connect();
     }, retryDelay);
     retryDelay = Math.min(30000, retryDelay * 2);
   };
@@ -60,6 +61,10 @@ function connect() {
   es.addEventListener('track', (ev) => {
     const e = parse<TrackEvent>(ev);
     if (e) for (const l of [...trackListeners]) l(e);
+  });
+  es.addEventListener('search', (ev) => {
+    const e = parse<SearchEvent>(ev);
+    if (e) for (const l of [...searchListeners]) l(e);
   });
 }
 
@@ -83,6 +88,18 @@ export function useJobEvents(fn: Listener) {
     const l: Listener = (e) => ref.current(e);
     listeners.add(l);
     return () => void listeners.delete(l);
+  }, []);
+}
+
+/** Calls fn when a search changed: its state, or a decision at a rung. */
+export function useSearchEvents(fn: (e: SearchEvent) => void) {
+  const ref = useRef(fn);
+  ref.current = fn;
+  useEffect(() => {
+    connect();
+    const l = (e: SearchEvent) => ref.current(e);
+    searchListeners.add(l);
+    return () => void searchListeners.delete(l);
   }, []);
 }
 

@@ -65,6 +65,8 @@ export interface Job {
   artifacts?: Artifact[];
   queue_position?: number;
   waiting_reason?: string;
+  search_id?: string; // the search the job is a trial of
+  search_trial?: number;
 }
 
 export interface JobList {
@@ -159,4 +161,71 @@ export interface JobEvent {
   project: string;
   state: State;
   deleted?: boolean;
+  search?: string; // the search the job is a trial of
+}
+
+/** `event: search` of /events: a search changed (its state, or a decision at a rung). */
+export interface SearchEvent {
+  search: string;
+  project: string;
+  search_state?: string;
+}
+
+export type SearchState = 'running' | 'stopping' | 'completed' | 'stopped' | 'failed';
+
+export interface SearchConfig {
+  method: 'grid' | 'random' | 'asha' | 'median';
+  metric: string;
+  smaller_is_better: boolean;
+  time_attribute: string;
+  max_trials: number;
+  max_concurrent_trials: number;
+  seed?: number;
+  reduction_factor?: number;
+  min_steps?: number;
+  max_steps?: number;
+  params: Record<string, unknown>;
+}
+
+export interface SearchRung {
+  rung: number;
+  step: number;
+  value: number;
+  stop: boolean;
+}
+
+export interface SearchTrial {
+  trial: number;
+  job_id: string;
+  state: State;
+  reason?: string;
+  params: Record<string, unknown>;
+  value?: number; // the best value of the metric
+  last?: number;
+  last_step: number;
+  count: number;
+  rungs?: SearchRung[];
+  stopped_at?: number; // the rung step the search stopped it at
+  created_at: string;
+  started_at?: string;
+  finished_at?: string;
+}
+
+export interface Search {
+  id: string;
+  project: string;
+  user: string;
+  state: SearchState;
+  reason?: string;
+  config: SearchConfig;
+  rungs?: number[];
+  trials_planned: number;
+  trials_submitted: number;
+  counts: Record<string, number>;
+  best?: SearchTrial;
+  warnings?: string[];
+  created_at: string;
+  finished_at?: string;
+  trials?: SearchTrial[];
+  version: string;
 }

@@ -11,6 +11,10 @@ export interface Series {
   xs: ArrayLike<number>;
   ys: ArrayLike<number | null>;
   color?: string;
+  /** Points only, no line (marks on a line chart). */
+  points?: boolean;
+  /** Line width (default 1.6). */
+  width?: number;
 }
 
 export interface ChartProps {
@@ -25,6 +29,8 @@ export interface ChartProps {
   xValue?: (x: number) => string;
   /** Called with the series index and the x value under the cursor on click. */
   onPick?: (seriesIdx: number, x: number, dataIdx: number) => void;
+  /** Show the legend (default); off for charts of many series. */
+  legend?: boolean;
   testid?: string;
 }
 
@@ -46,7 +52,7 @@ export function align(series: Series[]): uPlotT.AlignedData {
   return [Array.from(xs), ...cols] as uPlotT.AlignedData;
 }
 
-export function Chart({ series, height = 220, xLabel = 'step', time = false, scatter = false, logY = false, pointSize = 6, xValue, onPick, testid }: ChartProps) {
+export function Chart({ series, height = 220, xLabel = 'step', time = false, scatter = false, logY = false, pointSize = 6, xValue, onPick, legend = true, testid }: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlotT | null>(null);
   const pick = useRef(onPick);
@@ -72,7 +78,7 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
           },
           y: logY ? { distr: 3 } : {},
         },
-        legend: { live: true },
+        legend: { show: legend, live: true },
         cursor: { drag: { x: true, y: false }, points: { size: 7 } },
         axes: [
           { label: xLabel, stroke: '#6b7280', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, labelSize: 18, labelFont: '12px system-ui', font: '11px system-ui' },
@@ -85,10 +91,10 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
             return {
               label: s.label,
               stroke: color,
-              width: 1.6,
+              width: s.width ?? 1.6,
               spanGaps: true,
               value: (_u: uPlotT, v: number | null) => (v == null ? '–' : fmtNumber(v)),
-              ...(scatter
+              ...(scatter || s.points
                 ? { paths: () => null, points: { show: true, size: pointSize, fill: color + (pointSize < 5 ? '99' : ''), stroke: color, width: pointSize < 5 ? 0 : 1 } }
                 : {}),
             } as uPlotT.Series;
@@ -130,7 +136,7 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
       plot.current = null;
     };
     // A new chart when the set of series changes; data-only changes go through setData below.
-  }, [series.map((s) => s.label).join('\u0000'), height, xLabel, time, scatter, logY, pointSize]);
+  }, [series.map((s) => s.label).join('\u0000'), height, xLabel, time, scatter, logY, pointSize, legend]);
 
   useEffect(() => {
     if (plot.current) plot.current.setData(align(series));

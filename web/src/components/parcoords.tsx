@@ -140,6 +140,10 @@ function brushFilter(a: Axis, lo: number, hi: number): Filter | null {
 
 export interface ParCoordsProps {
   project: string;
+  /** The values to draw, when the caller has them (a search's trials); else they are fetched. */
+  values?: Values;
+  /** What a line is, in the footer (default: jobs). */
+  noun?: string;
   axes: string[];
   filters: Filter[]; // all filters of the table: those on axes are brushes
   refresh: number; // changes when the jobs changed
@@ -148,7 +152,7 @@ export interface ParCoordsProps {
   onAxes: (axes: string[]) => void;
 }
 
-export function ParCoords({ project, axes, filters, refresh, ready, onBrush, onAxes }: ParCoordsProps) {
+export function ParCoords({ project, values, noun = 'jobs', axes, filters, refresh, ready, onBrush, onAxes }: ParCoordsProps) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const wrap = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(800);
@@ -167,11 +171,14 @@ export function ParCoords({ project, axes, filters, refresh, ready, onBrush, onA
   const fetchKey = JSON.stringify([project, axes, context, refresh]);
   const lastKey = useRef('');
   useEffect(() => {
+    if (values) setData(axes.length ? { v: values, axes: buildAxes(values, axes) } : null);
+  }, [values, axes.join('\u0000')]);
+  useEffect(() => {
     if (!axes.length) {
       setData(null);
       return;
     }
-    if (!ready || lastKey.current === fetchKey) return;
+    if (values || !ready || lastKey.current === fetchKey) return;
     lastKey.current = fetchKey;
     const ac = new AbortController();
     let done = false;
@@ -439,11 +446,11 @@ export function ParCoords({ project, axes, filters, refresh, ready, onBrush, onA
         <div class="parcoords-foot subtle">
           {brushFilters.length || drag ? (
             <>
-              <strong data-testid="pc-count">{activeCount.toLocaleString()}</strong> of {data.v.ids.length.toLocaleString()} jobs inside the brushes
+              <strong data-testid="pc-count">{activeCount.toLocaleString()}</strong> of {data.v.ids.length.toLocaleString()} {noun} inside the brushes
             </>
           ) : (
             <>
-              {data.v.ids.length.toLocaleString()} jobs · drag along an axis to filter, drag a title to move it
+              {data.v.ids.length.toLocaleString()} {noun} · drag along an axis to filter, drag a title to move it
             </>
           )}
         </div>

@@ -17,7 +17,7 @@ export function useProject(name: string): [Project | null | undefined, () => voi
   return [p, load];
 }
 
-export function ProjectHeader({ name, project, tab }: { name: string; project: Project | null | undefined; tab: 'jobs' | 'overview' | 'compare' }) {
+export function ProjectHeader({ name, project, tab }: { name: string; project: Project | null | undefined; tab: 'jobs' | 'overview' | 'compare' | 'searches' }) {
   const base = `/projects/${encodeURIComponent(name)}`;
   return (
     <div class="project-head">
@@ -43,6 +43,9 @@ export function ProjectHeader({ name, project, tab }: { name: string; project: P
         </Link>
         <Link href={`${base}/overview`} class={tab === 'overview' ? 'tab active' : 'tab'}>
           Overview
+        </Link>
+        <Link href={`${base}/searches`} class={tab === 'searches' ? 'tab active' : 'tab'} data-testid="searches-tab">
+          Searches
         </Link>
         {tab === 'compare' && <span class="tab active">Compare</span>}
       </nav>

@@ -276,6 +276,14 @@ export function JobPage({ id }: { id: string }) {
         <span class="mono">{shortId(job.id)}</span>
       </div>
       {deleted && <div class="error-box">This job was deleted.</div>}
+      {job.search_id && (
+        <div class="search-link" data-testid="search-link">
+          Trial {job.search_trial ?? 0} of search{' '}
+          <Link class="mono" href={`/searches/${encodeURIComponent(job.search_id)}`} title={job.search_id}>
+            {shortId(job.search_id)}
+          </Link>
+        </div>
+      )}
       <div class="job-head">
         <div class="job-title">
           <StateBadge state={job.state} />
