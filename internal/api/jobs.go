@@ -13,6 +13,7 @@ import (
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/executor"
+	"github.com/atlasgo/atlas/internal/jobs"
 	"github.com/atlasgo/atlas/internal/store"
 	"github.com/atlasgo/atlas/sdk"
 )
@@ -142,22 +143,33 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, specLimit, &spec); err != nil {
 		return err
 	}
+	res, err := s.cfg.Jobs.Submit(r.Context(), s.submitter(r), &spec)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, createdStatus(res.Existing), &sdk.SubmitResult{Job: toWire(res.Job), Warnings: res.Warnings, Token: res.Token})
+	return nil
+}
+
+// submitter is the caller of a request that submits work: on a server without --auth, what it
+// submits runs as the local user who opened the connection.
+func (s *Server) submitter(r *http.Request) *jobs.Caller {
 	c := callerOf(r)
 	if c.Local && !s.cfg.Auth {
 		if who, ok := peerUser(r); ok {
 			c.RunAs = who
 		}
 	}
-	res, err := s.cfg.Jobs.Submit(r.Context(), c, &spec)
-	if err != nil {
-		return err
+	return c
+}
+
+// createdStatus is the status of a submission's answer: 201, or 200 for a retry of one that was
+// stored before.
+func createdStatus(existing bool) int {
+	if existing {
+		return http.StatusOK
 	}
-	status := http.StatusCreated
-	if res.Existing {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, &sdk.SubmitResult{Job: toWire(res.Job), Warnings: res.Warnings, Token: res.Token})
-	return nil
+	return http.StatusCreated
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) error {

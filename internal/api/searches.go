@@ -14,21 +14,11 @@ func (s *Server) submitSearch(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, specLimit, &spec); err != nil {
 		return err
 	}
-	c := callerOf(r)
-	if c.Local && !s.cfg.Auth {
-		if who, ok := peerUser(r); ok {
-			c.RunAs = who
-		}
-	}
-	res, err := s.cfg.Searches.Submit(r.Context(), c, &spec)
+	res, err := s.cfg.Searches.Submit(r.Context(), s.submitter(r), &spec)
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if res.Existing {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, &sdk.SearchSubmitResult{Search: res.Search, Warnings: res.Warnings})
+	writeJSON(w, createdStatus(res.Existing), &sdk.SearchSubmitResult{Search: res.Search, Warnings: res.Warnings})
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"math"
 	"net/http"
 	"strconv"
@@ -133,7 +132,7 @@ func Downsample(pts []atlas.MetricPoint, limit int) []atlas.MetricPoint {
 		minI, maxI := lo, lo
 		minV, maxV := math.Inf(1), math.Inf(-1)
 		for i := lo; i < hi; i++ {
-			f, ok := asFloat(inner[i].Value)
+			f, ok := atlas.Number(inner[i].Value)
 			if !ok {
 				continue
 			}
@@ -151,17 +150,6 @@ func Downsample(pts []atlas.MetricPoint, limit int) []atlas.MetricPoint {
 		}
 	}
 	return append(out, pts[len(pts)-1])
-}
-
-func asFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	}
-	return 0, false
 }
 
 func (s *Server) artifact(w http.ResponseWriter, r *http.Request) error {

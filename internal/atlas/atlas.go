@@ -7,6 +7,7 @@
 package atlas
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -160,6 +161,23 @@ type MetricPoint struct {
 	Step  int64   `json:"step"`
 	Value any     `json:"value"` // float64 or string
 	Time  float64 `json:"time"`  // unix seconds
+}
+
+// Number is a tracked value (a MetricPoint's, a summary's last) as a float, when it is a
+// number.
+func Number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	case int64:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	}
+	return 0, false
 }
 
 // Artifact is a file a job saved with save_artifact.

@@ -120,18 +120,9 @@ func (e *console) search(cmd *cobra.Command, f *searchFlags, envName, dir string
 			return err
 		}
 	}
-	ctx, cancel := context.WithCancel(cmd.Context())
+	// Ctrl-C during submission cancels it; while following, it stops following only.
+	ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		select {
-		case <-sigs:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	e.info("Search submission started. Ctrl-C to cancel.")
 	job, err := e.jobSpec(ctx, cmd, &f.submitFlags, client, dir, command)
 	if err != nil {

@@ -3,7 +3,6 @@
 package search
 
 import (
-	"encoding/json"
 	"slices"
 
 	"github.com/atlasgo/atlas/internal/atlas"
@@ -63,7 +62,7 @@ func beats(a, b float64, smallerIsBetter bool) bool {
 func ValueAt(points []atlas.MetricPoint, rung int64, attr string) (v float64, ok bool) {
 	n := int64(0)
 	for _, p := range points {
-		f, isNum := number(p.Value)
+		f, isNum := atlas.Number(p.Value)
 		if !isNum {
 			continue
 		}
@@ -82,20 +81,4 @@ func Progress(m *atlas.MetricSummary, attr string) int64 {
 		return m.Count
 	}
 	return m.LastStep
-}
-
-// number is a metric value as a float, when it is a number.
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	case int64:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	}
-	return 0, false
 }

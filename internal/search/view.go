@@ -97,7 +97,7 @@ func (s *Searcher) view(ctx context.Context, se *atlas.Search, withTrials bool) 
 				best = *m.Min
 			}
 			t.Value = &best
-			if last, ok := number(m.Last); ok {
+			if last, ok := atlas.Number(m.Last); ok {
 				t.Last = &last
 			}
 			t.LastStep, t.Count = m.LastStep, m.Count
