@@ -34,6 +34,22 @@ print(json.dumps({"id": s.search_id(), "state": state, "best": s.get_best(), "de
                   "trials": [d.job_name() for d in s.trials()]}))
 '''
 
+# A trial that never asks: trial 0 runs its three steps; trial 1 logs a worse value at step 1,
+# then waits to be stopped.
+SILENT_TRIAL = r'''
+import os, time
+import foundations
+n = int(os.environ["FOUNDATIONS_JOB_ID"].rsplit("-t", 1)[1])
+if n == 0:
+    for step in range(1, 4):
+        foundations.log_metric("loss", 1 / step, step=step)
+else:
+    foundations.log_metric("loss", 5.0, step=1)
+    print("waiting to be stopped", flush=True)
+    while True:
+        time.sleep(1)
+'''
+
 ASHA = {"method": "asha", "metric": "loss", "smaller_is_better": True, "max_trials": 4, "max_concurrent_trials": 1,
         "max_steps": 9, "reduction_factor": 3, "params": {"lr": {"type": "log_uniform", "min": 0.001, "max": 0.1}}}
 
@@ -68,6 +84,17 @@ class SearchTest(ServerTestCase):
             self.assertTrue(0.001 <= job["submitted_params"]["lr"] <= 0.1)
         self.assertEqual(out["best"]["trial"], 3)
         self.assertAlmostEqual(out["best"]["value"], 1 / 9)
+
+    def test_a_trial_that_never_asks_is_stopped_all_the_same(self):
+        project, cwd = self.project_dir("search", files={"main.py": SILENT_TRIAL, "driver.py": DRIVER})
+        out = self.drive(cwd, search=dict(ASHA, max_trials=2, max_steps=3))
+        self.assertEqual(out["state"], "completed", out)
+        first, second = out["details"]["trials"]
+        self.assertEqual(first["state"], "completed")
+        self.assertEqual(second["state"], "stopped", second)
+        self.assertEqual(second["stopped_at"], 1)
+        self.assertRegex(second["reason"], r"^early stopped by search {} at step 1 \(exited after SIGTERM in ".format(out["id"]))
+        self.assertIn("waiting to be stopped", self.server.logs(second["job_id"]))
 
     def test_a_search_from_a_file_and_bad_searches(self):
         project, cwd = self.project_dir("search", files={"main.py": "import foundations\nfoundations.log_metric('acc', foundations.load_parameters()['n'])\n",
