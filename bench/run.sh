@@ -34,3 +34,9 @@ else
 fi
 echo "== 5. a 200 MiB artifact through the server: local store, and S3 when MinIO is built"
 scripts/s3-server.sh bin/atlasbench blobs -mb 200
+echo "== 6. hyperparameter search: asha against random and grid on scikit-learn's digits (about 20 minutes)"
+if /usr/bin/python3 -c "import sklearn" 2>/dev/null; then
+  python3 bench/search_bench.py --seeds 1 --workers 2
+else
+  echo "(skipped: /usr/bin/python3 cannot import sklearn; apt-get install python3-sklearn)"
+fi

@@ -84,8 +84,9 @@ class APIError(Exception):
 class AtlasServer:
     """One atlas-server process with its own FOUNDATIONS_HOME."""
 
-    def __init__(self, workers=2, home=None):
+    def __init__(self, workers=2, home=None, args=()):
         self.binary = server_bin()
+        self.args = list(args)  # more arguments of `atlas-server start`
         self.owns_home = home is None
         self.home = home or tempfile.mkdtemp(prefix="atlas-test-home-")
         self.workers = workers
@@ -107,7 +108,7 @@ class AtlasServer:
             env.pop(k, None)
         self._stderr = open(os.path.join(self.home, "server-stderr.log"), "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "start", "--port", str(port), "--workers", str(self.workers), "--executor", "process"],
+            [self.binary, "start", "--port", str(port), "--workers", str(self.workers), "--executor", "process"] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, env=env, cwd=self.home)
         lines = self._lines = queue.Queue()
 
