@@ -196,7 +196,7 @@ func (e *console) followSearch(ctx context.Context, client *sdk.Client, s *sdk.S
 	seen := map[int]string{}
 	warned := map[string]bool{}
 	best := -1
-	failures := 0
+	lost := reconnects{what: "search"}
 	for {
 		for _, t := range s.Trials {
 			if seen[t.Trial] == t.State {
@@ -235,24 +235,12 @@ func (e *console) followSearch(ctx context.Context, client *sdk.Client, s *sdk.S
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			var ue *sdk.UnreachableError
-			if !errors.As(err, &ue) && !isConnReset(err) {
+			if err := lost.retry(ctx, e, err); err != nil {
 				return nil, err
-			}
-			if failures++; failures == 1 {
-				e.warn("Lost the connection to the scheduler; retrying (the search is not affected).")
-			}
-			if failures > 120 {
-				return nil, err
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Second):
 			}
 			continue
 		}
-		failures = 0
+		lost.failures = 0
 		s = next
 	}
 }

@@ -284,7 +284,7 @@ func cancelled(ctx context.Context, err error) error {
 func (e *console) follow(ctx context.Context, client *sdk.Client, id string, announce bool) (*sdk.Job, error) {
 	var offset int64
 	announced := false
-	failures := 0
+	lost := reconnects{what: "job"}
 	for {
 		job, err := client.WaitJob(ctx, id, 30*time.Second, sdk.StateQueued, sdk.StateStarting)
 		if err == nil && job.State != sdk.StateQueued && job.State != sdk.StateStarting {
@@ -310,25 +310,40 @@ func (e *console) follow(ctx context.Context, client *sdk.Client, id string, ann
 			return nil, ctx.Err()
 		}
 		if err != nil {
-			var ue *sdk.UnreachableError
-			if !errors.As(err, &ue) && !errors.Is(err, io.ErrUnexpectedEOF) && !isConnReset(err) {
+			if err := lost.retry(ctx, e, err); err != nil {
 				return nil, err
-			}
-			failures++
-			if failures == 1 {
-				e.warn("Lost the connection to the scheduler; retrying (the job is not affected).")
-			}
-			if failures > 120 {
-				return nil, err
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Second):
 			}
 			continue
 		}
-		failures = 0
+		lost.failures = 0
+	}
+}
+
+// reconnects counts the requests of a follow that failed in a row: a lost connection is said
+// once and retried every second, for about two minutes.
+type reconnects struct {
+	what     string // what the lost connection does not affect: "job", "search"
+	failures int
+}
+
+// retry waits a second after a failed request and returns nil, or returns the error to give up
+// with: one that is not a lost connection, the context's, or the 121st in a row.
+func (r *reconnects) retry(ctx context.Context, e *console, err error) error {
+	var ue *sdk.UnreachableError
+	if !errors.As(err, &ue) && !errors.Is(err, io.ErrUnexpectedEOF) && !isConnReset(err) {
+		return err
+	}
+	if r.failures++; r.failures == 1 {
+		e.warn("Lost the connection to the scheduler; retrying (the %s is not affected).", r.what)
+	}
+	if r.failures > 120 {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Second):
+		return nil
 	}
 }
 

@@ -1,10 +1,17 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"testing"
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
+
+	"github.com/atlasgo/atlas/sdk"
 )
 
 func TestSplitSubmitArgs(t *testing.T) {
@@ -38,4 +45,27 @@ func TestSplitSubmitArgs(t *testing.T) {
 		require.Equal(t, c.positional, pos, "positional arguments of %q", c.args)
 		require.Equal(t, c.command, cmd, "command of %q", c.args)
 	}
+}
+
+func TestAFollowRetriesALostConnectionOnly(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	e := &console{stdout: io.Discard, stderr: &stderr}
+	lost := reconnects{what: "search"}
+	other := errors.New("search s not found")
+	require.ErrorIs(t, lost.retry(t.Context(), e, other), other, "anything but a lost connection ends the follow")
+	require.Empty(t, stderr.String())
+
+	gone := &sdk.UnreachableError{URL: "http://127.0.0.1:1", Err: errors.New("connection refused")}
+	require.NoError(t, lost.retry(t.Context(), e, gone))
+	require.NoError(t, lost.retry(t.Context(), e, fmt.Errorf("read: %w", io.ErrUnexpectedEOF)))
+	require.Equal(t, "Foundations WARNING: Lost the connection to the scheduler; retrying (the search is not affected).\n", stderr.String(),
+		"said once")
+	lost.failures = 120
+	require.ErrorIs(t, lost.retry(t.Context(), e, gone), gone, "given up after two minutes")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	lost.failures = 0
+	require.ErrorIs(t, lost.retry(ctx, e, gone), context.Canceled)
 }
