@@ -72,7 +72,7 @@ kubernetes:
 `, db, bucket, url.QueryEscape(srv.Endpoint), serverKubeconfig(t, k, ns), ns, ks.installation, port)
 	require.NoError(t, os.MkdirAll(filepath.Join(home, "config"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(home, "config", "server.config.yaml"), []byte(cfg), 0o600))
-	ks.Server = startServerEnv(t, home, home, ks.env, "--port", strconv.Itoa(port), "--workers", strconv.Itoa(workers))
+	ks.Server = startServerEnv(t, home, home, ks.env, "--executor", "kubernetes", "--port", strconv.Itoa(port), "--workers", strconv.Itoa(workers))
 	require.Contains(t, ks.Stdout.String(), "executor: kubernetes (", ks.Stdout.String())
 	return ks
 }
@@ -88,7 +88,7 @@ func (ks *k8sServer) kill(t *testing.T) {
 // restart starts the killed server again, on the same port.
 func (ks *k8sServer) restart(t *testing.T) {
 	t.Helper()
-	ks.Server = startServerEnv(t, ks.Home, ks.Home, ks.env, "--port", strconv.Itoa(ks.Port), "--workers", strconv.Itoa(ks.workers))
+	ks.Server = startServerEnv(t, ks.Home, ks.Home, ks.env, "--executor", "kubernetes", "--port", strconv.Itoa(ks.Port), "--workers", strconv.Itoa(ks.workers))
 }
 
 // kubeJobs lists the names of this server's Kubernetes Jobs.

@@ -408,7 +408,7 @@ func TestServerSettingsNameTheirSource(t *testing.T) {
 	res = runIn(t, home, t.TempDir(), []string{"NUM_WORKERS=two"}, serverBin(), "start", "--port", "0")
 	requireOneLineError(t, res, `NUM_WORKERS: want a number of workers, got "two"`)
 	res = runIn(t, home, t.TempDir(), []string{"ATLAS_EXECUTOR=kubernetez"}, serverBin(), "start", "--port", "0", "--workers", "1")
-	requireOneLineError(t, res, `ATLAS_EXECUTOR: want one of auto, process, docker, got "kubernetez"`)
+	requireOneLineError(t, res, `ATLAS_EXECUTOR: want one of auto, process, docker, kubernetes, slurm, got "kubernetez"`)
 	res = runIn(t, home, t.TempDir(), nil, serverBin(), "start", "--port", "0", "--workers", "1", "--tls-cert", "c.pem")
 	requireOneLineError(t, res, "--tls-cert: want tls_cert and tls_key together")
 }

@@ -62,7 +62,7 @@ slurm:
 	}
 	require.NoError(t, os.MkdirAll(filepath.Join(home, "config"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(home, "config", "server.config.yaml"), []byte(cfg), 0o600))
-	ss.Server = startServerEnv(t, home, home, nil, "--port", strconv.Itoa(port), "--workers", strconv.Itoa(workers))
+	ss.Server = startServerEnv(t, home, home, nil, "--executor", "slurm", "--port", strconv.Itoa(port), "--workers", strconv.Itoa(workers))
 	require.Contains(t, ss.Stdout.String(), "executor: slurm (", ss.Stdout.String())
 	t.Cleanup(func() { ss.cancelAll(t) })
 	return ss
@@ -71,7 +71,7 @@ slurm:
 // startAgain starts the server again, on the same port, after kill.
 func (ss *slurmServer) startAgain(t *testing.T) {
 	t.Helper()
-	ss.Server = startServerEnv(t, ss.Home, ss.Home, nil, "--port", strconv.Itoa(ss.Port), "--workers", strconv.Itoa(ss.workers))
+	ss.Server = startServerEnv(t, ss.Home, ss.Home, nil, "--executor", "slurm", "--port", strconv.Itoa(ss.Port), "--workers", strconv.Itoa(ss.workers))
 }
 
 // kill kills the server (kill -9); its jobs run on.
@@ -187,7 +187,7 @@ func TestSlurmConfigErrors(t *testing.T) {
 		home := newHome(t)
 		require.NoError(t, os.MkdirAll(filepath.Join(home, "config"), 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(home, "config", "server.config.yaml"), []byte("executor: slurm\n"+cfg), 0o600))
-		res := runIn(t, home, t.TempDir(), nil, serverBin(), "start", "--port", "0")
+		res := runIn(t, home, t.TempDir(), nil, serverBin(), "start", "--executor", "slurm", "--port", "0")
 		requireOneLineError(t, res, want)
 	}
 }
