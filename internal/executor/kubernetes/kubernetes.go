@@ -547,6 +547,7 @@ type handle struct {
 	endOnce sync.Once
 	stopped atomic.Bool
 	seenPod atomic.Bool
+	seenJob atomic.Bool // the informer has had the Job: from then on, its absence there is its deletion
 }
 
 var _ executor.Placer = (*handle)(nil)
@@ -601,9 +602,19 @@ func (h *handle) check(ctx context.Context) (executor.Result, bool) {
 			return res, true
 		}
 	}
-	if !jobExists {
+	if jobExists {
+		h.seenJob.Store(true)
+	} else {
 		if pod != nil {
 			return executor.Result{}, false // the pod is still going away
+		}
+		if !h.seenJob.Load() {
+			// The informer may not have caught up with a Job just created or recovered: only the
+			// API can say it is gone.
+			_, err := e.client.BatchV1().Jobs(e.cfg.Namespace).Get(ctx, h.name, metav1.GetOptions{})
+			if !apierrors.IsNotFound(err) {
+				return executor.Result{}, false
+			}
 		}
 		if h.stopped.Load() {
 			if h.IsPlaced() {
