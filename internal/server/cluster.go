@@ -7,7 +7,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -21,7 +25,11 @@ import (
 // newKubernetes connects to the cluster of the kubernetes: section.
 func newKubernetes(ctx context.Context, cfg config.Server, p paths) (*kubernetes.Executor, error) {
 	k := cfg.Kubernetes
-	kc := kubernetes.Config{Kubeconfig: k.Kubeconfig, Namespace: k.Namespace, Installation: installation(k.Installation, p.home),
+	id, err := installation(k.Installation, p)
+	if err != nil {
+		return nil, err
+	}
+	kc := kubernetes.Config{Kubeconfig: k.Kubeconfig, Namespace: k.Namespace, Installation: id,
 		SchedulerURL: k.SchedulerURL, Image: k.Image, ImagePullPolicy: corev1.PullPolicy(k.ImagePullPolicy),
 		ServiceAccount: k.ServiceAccount, NodeSelector: k.NodeSelector, HostNetwork: k.HostNetwork,
 		EnvCacheClaim: k.EnvCacheClaim, Queue: k.Queue, JobTTL: k.JobTTL, StopGrace: cfg.StopGrace,
@@ -34,7 +42,6 @@ func newKubernetes(ctx context.Context, cfg config.Server, p paths) (*kubernetes
 			Value: t["value"], Effect: corev1.TaintEffect(t["effect"])})
 	}
 	if k.PodTemplate != "" {
-		var err error
 		if kc.PodTemplate, err = kubernetes.LoadPodTemplate(k.PodTemplate); err != nil {
 			return nil, err
 		}
@@ -45,21 +52,39 @@ func newKubernetes(ctx context.Context, cfg config.Server, p paths) (*kubernetes
 // newSlurm checks the cluster of the slurm: section.
 func newSlurm(ctx context.Context, cfg config.Server, p paths) (*slurm.Executor, error) {
 	s := cfg.Slurm
+	id, err := installation(s.Installation, p)
+	if err != nil {
+		return nil, err
+	}
 	return slurm.New(ctx, slurm.Config{Partition: s.Partition, Account: s.Account, QOS: s.QOS, TimeLimit: s.TimeLimit,
 		Sbatch: s.Sbatch, Python: s.Python, Setup: s.Setup, ScratchDir: s.ScratchDir, EnvCacheDir: s.EnvCacheDir,
-		SchedulerURL: s.SchedulerURL, Installation: installation(s.Installation, p.home), RunAs: s.RunAs, GPUGres: s.GPUGres,
+		SchedulerURL: s.SchedulerURL, Installation: id, RunAs: s.RunAs, GPUGres: s.GPUGres,
 		PollInterval: s.PollInterval})
 }
 
 // installation is the id of this Atlas installation on a shared cluster: the configured one,
-// or one made from the host name and the data folder, stable across restarts.
-func installation(configured, home string) string {
+// or the one kept in the data folder, made the first time a cluster executor starts. It
+// belongs to the data folder, not the host: a server rescheduled to another pod or host with
+// the same data folder still knows its jobs. (The first id is derived from the host name and
+// the folder, which is what servers used before it was kept.)
+func installation(configured string, p paths) (string, error) {
 	if configured != "" {
-		return configured
+		return configured, nil
+	}
+	data, err := os.ReadFile(p.installation())
+	if id := strings.TrimSpace(string(data)); err == nil && id != "" {
+		return id, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read the installation id: %w", err)
 	}
 	host, _ := os.Hostname()
-	sum := sha256.Sum256([]byte(host + "\x00" + home))
-	return "atlas-" + hex.EncodeToString(sum[:6])
+	sum := sha256.Sum256([]byte(host + "\x00" + p.home))
+	id := "atlas-" + hex.EncodeToString(sum[:6])
+	if err := config.WriteFileAtomic(p.installation(), []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("keep the installation id: %w", err)
+	}
+	return id, nil
 }
 
 // admission is a cluster executor's own check of jobs at submit (nil for executors on this

@@ -186,18 +186,19 @@ func currentUserName() string {
 // paths is the layout of $FOUNDATIONS_HOME.
 type paths struct{ home string }
 
-func (p paths) db() string      { return filepath.Join(p.home, "atlas.db") }
-func (p paths) blobs() string   { return filepath.Join(p.home, "blobs") }
-func (p paths) scratch() string { return filepath.Join(p.home, "scratch") }
-func (p paths) logs() string    { return filepath.Join(p.home, "logs", "jobs") }
-func (p paths) work() string    { return filepath.Join(p.home, "work") }
-func (p paths) run() string     { return filepath.Join(p.home, "run") }
-func (p paths) envs() string    { return filepath.Join(p.home, "envs") }
-func (p paths) sdk() string     { return filepath.Join(p.home, "sdk") }
-func (p paths) secret() string  { return filepath.Join(p.home, "secret") }
-func (p paths) pid() string     { return filepath.Join(p.home, "run", "atlas-server.pid") }
-func (p paths) lock() string    { return filepath.Join(p.home, "run", "atlas-server.lock") }
-func (p paths) sock() string    { return filepath.Join(p.home, "run", "sock") }
+func (p paths) db() string           { return filepath.Join(p.home, "atlas.db") }
+func (p paths) blobs() string        { return filepath.Join(p.home, "blobs") }
+func (p paths) scratch() string      { return filepath.Join(p.home, "scratch") }
+func (p paths) logs() string         { return filepath.Join(p.home, "logs", "jobs") }
+func (p paths) work() string         { return filepath.Join(p.home, "work") }
+func (p paths) run() string          { return filepath.Join(p.home, "run") }
+func (p paths) envs() string         { return filepath.Join(p.home, "envs") }
+func (p paths) sdk() string          { return filepath.Join(p.home, "sdk") }
+func (p paths) secret() string       { return filepath.Join(p.home, "secret") }
+func (p paths) installation() string { return filepath.Join(p.home, "installation") }
+func (p paths) pid() string          { return filepath.Join(p.home, "run", "atlas-server.pid") }
+func (p paths) lock() string         { return filepath.Join(p.home, "run", "atlas-server.lock") }
+func (p paths) sock() string         { return filepath.Join(p.home, "run", "sock") }
 
 // openDatabase opens the store that server.config.yaml's database: names: a postgres:// or
 // postgresql:// URL is a PostgreSQL database; anything else is a SQLite file, by default
