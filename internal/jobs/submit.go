@@ -236,12 +236,7 @@ func (s *Service) checkVolumes(j *atlas.Job) error {
 		if resolved, err := filepath.EvalSymlinks(p); err == nil {
 			p = resolved
 		}
-		ok := false
-		for _, root := range s.cfg.AllowedVolumeRoots {
-			root = filepath.Clean(root)
-			ok = ok || p == root || strings.HasPrefix(p, root+string(filepath.Separator))
-		}
-		if !ok {
+		if !atlas.UnderRoot(p, s.cfg.AllowedVolumeRoots) {
 			roots := "none are configured (allowed_volume_roots in server.config.yaml)"
 			if len(s.cfg.AllowedVolumeRoots) > 0 {
 				roots = strings.Join(s.cfg.AllowedVolumeRoots, ", ")

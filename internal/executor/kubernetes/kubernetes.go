@@ -266,11 +266,7 @@ func (e *Executor) Admit(j *atlas.Job) error {
 			}
 			continue
 		}
-		ok := false
-		for _, root := range e.cfg.AllowedVolumeRoots {
-			ok = ok || host == root || strings.HasPrefix(host, strings.TrimSuffix(root, "/")+"/")
-		}
-		if !ok {
+		if !atlas.UnderRoot(host, e.cfg.AllowedVolumeRoots) {
 			return atlas.Deniedf("worker.volumes: %s: on Kubernetes a job mounts a host path under allowed_volume_roots "+
 				"(%s), or a claim written pvc:<name>", host, strings.Join(e.cfg.AllowedVolumeRoots, ", "))
 		}

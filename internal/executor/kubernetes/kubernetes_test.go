@@ -102,7 +102,7 @@ func TestVolumesAreHostPathsUnderTheAllowedRootsOrClaims(t *testing.T) {
 	ok := &atlas.Job{ID: "v", Worker: atlas.Worker{Volumes: map[string]atlas.Volume{
 		"/data/imagenet": {Bind: "/imagenet", Mode: "ro"}, "pvc:checkpoints": {Bind: "/ckpt", Mode: "rw"}}}}
 	require.NoError(t, e.Admit(ok))
-	for host, want := range map[string]string{"/etc": "allowed_volume_roots", "/data-other": "allowed_volume_roots", "pvc:": "names no PersistentVolumeClaim"} {
+	for host, want := range map[string]string{"/etc": "allowed_volume_roots", "/data-other": "allowed_volume_roots", "/data/../etc": "allowed_volume_roots", "pvc:": "names no PersistentVolumeClaim"} {
 		err := e.Admit(&atlas.Job{Worker: atlas.Worker{Volumes: map[string]atlas.Volume{host: {Bind: "/x"}}}})
 		require.ErrorContains(t, err, want, host)
 	}
