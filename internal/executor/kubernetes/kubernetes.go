@@ -67,6 +67,9 @@ const (
 	envDir        = "/atlas-env"
 	gpu           = corev1.ResourceName("nvidia.com/gpu")
 	secretKey     = "token" // the job's token, in the Secret named as its Job
+
+	byJob = "atlas-job" // the index of pods by their Job's name
+	byPod = "atlas-pod" // the index of events by the pod they are about
 )
 
 // Config is where and how jobs run.
@@ -177,6 +180,17 @@ func newWithClient(ctx context.Context, cfg Config, client kubernetes.Interface,
 	e.events = informers.NewSharedInformerFactoryWithOptions(client, 30*time.Second, informers.WithNamespace(cfg.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "involvedObject.kind=Pod" })).
 		Core().V1().Events().Informer()
+	// A handle looks up its own pod and its pod's events, not the namespace's.
+	if err := e.pods.AddIndexers(cache.Indexers{byJob: func(obj any) ([]string, error) {
+		return []string{obj.(*corev1.Pod).Labels[LabelJob]}, nil
+	}}); err != nil {
+		return nil, err
+	}
+	if err := e.events.AddIndexers(cache.Indexers{byPod: func(obj any) ([]string, error) {
+		return []string{obj.(*corev1.Event).InvolvedObject.Name}, nil
+	}}); err != nil {
+		return nil, err
+	}
 	poke := func(obj any) { e.poke(obj) }
 	for _, inf := range []cache.SharedIndexInformer{e.jobs, e.pods, e.events} {
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: poke,
@@ -585,10 +599,10 @@ func (h *handle) Wait(ctx context.Context) (executor.Result, error) {
 func (h *handle) check(ctx context.Context) (executor.Result, bool) {
 	e := h.e
 	obj, jobExists, _ := e.jobs.GetStore().GetByKey(e.cfg.Namespace + "/" + h.name)
-	pods, _ := e.pods.GetIndexer().ByIndex(cache.NamespaceIndex, e.cfg.Namespace)
+	pods, _ := e.pods.GetIndexer().ByIndex(byJob, h.name)
 	var pod *corev1.Pod
 	for _, p := range pods {
-		if p := p.(*corev1.Pod); p.Labels[LabelJob] == h.name && (pod == nil || p.CreationTimestamp.After(pod.CreationTimestamp.Time)) {
+		if p := p.(*corev1.Pod); pod == nil || p.CreationTimestamp.After(pod.CreationTimestamp.Time) {
 			pod = p
 		}
 	}
@@ -716,11 +730,11 @@ func (h *handle) whyPending(pod *corev1.Pod) string {
 			return "Kubernetes: " + c.Message
 		}
 	}
-	events, _ := h.e.events.GetIndexer().ByIndex(cache.NamespaceIndex, h.e.cfg.Namespace)
+	events, _ := h.e.events.GetIndexer().ByIndex(byPod, pod.Name)
 	var last *corev1.Event
 	for _, o := range events {
 		ev := o.(*corev1.Event)
-		if ev.InvolvedObject.Name == pod.Name && ev.Type == corev1.EventTypeWarning &&
+		if ev.Type == corev1.EventTypeWarning &&
 			(last == nil || ev.LastTimestamp.After(last.LastTimestamp.Time)) {
 			last = ev
 		}
