@@ -121,6 +121,25 @@ func TestVolumesAreHostPathsUnderTheAllowedRootsOrClaims(t *testing.T) {
 	require.False(t, mounts["/ckpt"].ReadOnly)
 }
 
+// A Job the informer has not had yet (just created, or found at recovery) is not taken for
+// deleted: the API says whether it is there. Once it is gone from the API, it was deleted.
+func TestAJobTheInformerHasNotSeenIsAskedOfTheAPI(t *testing.T) {
+	e, client := newTestExecutor(t, Config{})
+	require.NoError(t, e.Close()) // the informers hear no more: as if they lagged behind
+	job, _ := e.jobFor(spec(&atlas.Job{ID: "unseen"}))
+	_, err := client.BatchV1().Jobs("ml").Create(t.Context(), job, metav1.CreateOptions{})
+	require.NoError(t, err)
+	h := e.track(job.Name, &atlas.Job{ID: "unseen"}, time.Now())
+	_, done := h.check(t.Context())
+	require.False(t, done, "the Job is there: the informer only has not seen it")
+
+	require.NoError(t, client.BatchV1().Jobs("ml").Delete(t.Context(), job.Name, metav1.DeleteOptions{}))
+	res, done := h.check(t.Context())
+	require.True(t, done)
+	require.True(t, res.Lost)
+	require.Contains(t, res.Reason, "was deleted by someone else")
+}
+
 func TestThePodTemplateIsTheStartingPoint(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "pod.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(`metadata:
