@@ -56,7 +56,8 @@ type Store interface {
 	// JobsDeleteQueued removes every queued job (of one project and one user, when they are not
 	// empty) and returns them.
 	JobsDeleteQueued(ctx context.Context, project, user string) ([]*atlas.Job, error)
-	// BlobRefs counts jobs and artifacts that refer to a blob.
+	// BlobRefs counts jobs, artifacts and unfinished searches (whose next trials need their
+	// bundle) that refer to a blob.
 	BlobRefs(ctx context.Context, digest string) (int, error)
 
 	// TrackBatch applies a batch of tracked values. It returns false, and stores nothing, when

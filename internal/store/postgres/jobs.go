@@ -294,6 +294,7 @@ func (s *Store) BlobRefs(ctx context.Context, digest string) (int, error) {
 	err := s.db.QueryRow(ctx, `SELECT
 		(SELECT COUNT(*) FROM jobs WHERE bundle_digest = $1) +
 		(SELECT COUNT(*) FROM jobs WHERE archive_digest = $1) +
-		(SELECT COUNT(*) FROM artifacts WHERE digest = $1)`, digest).Scan(&n)
+		(SELECT COUNT(*) FROM artifacts WHERE digest = $1) +
+		(SELECT COUNT(*) FROM searches WHERE finished_at IS NULL AND template->>'bundle_digest' = $1)`, digest).Scan(&n)
 	return n, err
 }

@@ -29,6 +29,20 @@ func trial(searchID string, n int) *atlas.Job {
 }
 
 func exerciseSearches(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("SearchHoldsItsBundleUntilItEnds", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		require.NoError(t, s.SearchInsert(ctx, newSearch("s1", "p")))
+		n, err := s.BlobRefs(ctx, "sha256:bundle")
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "a running search's next trials need the bundle, with no trial left")
+		_, err = s.SearchSetState(ctx, "s1", atlas.SearchCompleted, "")
+		require.NoError(t, err)
+		n, err = s.BlobRefs(ctx, "sha256:bundle")
+		require.NoError(t, err)
+		require.Zero(t, n, "an ended search submits no more trials")
+	})
 	t.Run("SearchInsertGetList", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
