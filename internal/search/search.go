@@ -178,10 +178,13 @@ func (s *Searcher) loop() {
 // search has finished.
 func (s *Searcher) load(ctx context.Context, id string) (*run, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r := s.runs[id]; r != nil {
+	r := s.runs[id]
+	s.mu.Unlock()
+	if r != nil {
 		return r, nil
 	}
+	// Read without the lock: markDirty takes it in the publisher's goroutine, which must not
+	// wait on the database. Whoever installs the run first wins.
 	se, err := s.cfg.Store.SearchGet(ctx, id)
 	if err != nil {
 		return nil, err
@@ -193,7 +196,7 @@ func (s *Searcher) load(ctx context.Context, id string) (*run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("search %s: read its config: %w", id, err)
 	}
-	r := &run{id: id, user: se.User, state: se.State, cfg: cfg, rungs: cfg.Rungs(), decided: map[string][]atlas.RungRecord{},
+	r = &run{id: id, user: se.User, state: se.State, cfg: cfg, rungs: cfg.Rungs(), decided: map[string][]atlas.RungRecord{},
 		settled: map[string]bool{}}
 	switch cfg.Method {
 	case "asha":
@@ -208,6 +211,11 @@ func (s *Searcher) load(ctx context.Context, id string) (*run, error) {
 	}
 	for _, rec := range recs {
 		r.add(rec)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if first := s.runs[id]; first != nil {
+		return first, nil
 	}
 	s.runs[id] = r
 	return r, nil
@@ -314,20 +322,21 @@ func (s *Searcher) observe(ctx context.Context, r *run, j *atlas.Job, sum *atlas
 		r.add(rec)
 		added = true
 		if rec.Stop {
-			return s.stopTrial(ctx, r, j, &rec)
+			return s.stopJob(ctx, r, j, StopReason(r.id, rec.Step))
 		}
 	}
 	return nil
 }
 
-// stopTrial stops a trial the search decided to stop, unless it has ended already.
-func (s *Searcher) stopTrial(ctx context.Context, r *run, j *atlas.Job, rec *atlas.RungRecord) error {
+// stopJob stops one of the search's trials with a reason, unless it has ended or is stopping
+// already; a trial that ends or is deleted meanwhile is no error.
+func (s *Searcher) stopJob(ctx context.Context, r *run, j *atlas.Job, reason string) error {
 	if j.State.Finished() || j.State == atlas.StateStopping {
 		return nil
 	}
-	_, err := s.cfg.Jobs.StopWithReason(ctx, r.caller(), j.ID, StopReason(r.id, rec.Step))
+	_, err := s.cfg.Jobs.StopWithReason(ctx, r.caller(), j.ID, reason)
 	if errors.Is(err, atlas.ErrConflict) || errors.Is(err, atlas.ErrNotFound) {
-		return nil // it ended, or was deleted, meanwhile
+		return nil
 	}
 	return err
 }
@@ -378,7 +387,7 @@ func (s *Searcher) reconcile(ctx context.Context, id string) error {
 	case atlas.SearchRunning:
 		for _, j := range unfinished {
 			if rec := r.stoppedAt(j.ID); rec != nil {
-				if err := s.stopTrial(ctx, r, j, rec); err != nil {
+				if err := s.stopJob(ctx, r, j, StopReason(r.id, rec.Step)); err != nil {
 					return err
 				}
 			}
@@ -406,11 +415,7 @@ func (s *Searcher) reconcile(ctx context.Context, id string) error {
 		}
 	case atlas.SearchStopping:
 		for _, j := range unfinished {
-			if j.State == atlas.StateStopping {
-				continue
-			}
-			_, err := s.cfg.Jobs.StopWithReason(ctx, r.caller(), j.ID, "stopped with search "+id)
-			if err != nil && !errors.Is(err, atlas.ErrConflict) && !errors.Is(err, atlas.ErrNotFound) {
+			if err := s.stopJob(ctx, r, j, "stopped with search "+id); err != nil {
 				return err
 			}
 		}
@@ -474,8 +479,7 @@ func (s *Searcher) fail(ctx context.Context, r *run, reason string, unfinished [
 		return err
 	}
 	for _, j := range unfinished {
-		if _, err := s.cfg.Jobs.StopWithReason(ctx, r.caller(), j.ID, "search "+r.id+" failed"); err != nil &&
-			!errors.Is(err, atlas.ErrConflict) && !errors.Is(err, atlas.ErrNotFound) {
+		if err := s.stopJob(ctx, r, j, "search "+r.id+" failed"); err != nil {
 			return err
 		}
 	}
