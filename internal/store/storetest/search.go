@@ -168,7 +168,7 @@ func exerciseSearches(t *testing.T, newStore func(t *testing.T) store.Store) {
 		for i := range errs {
 			wg.Go(func() { errs[i] = s.JobInsert(context.Background(), trial("s", i)) })
 		}
-		_, err := s.SearchSetState(ctx, "s", atlas.SearchStopping, "")
+		stopped, err := s.SearchSetState(ctx, "s", atlas.SearchStopping, "")
 		require.NoError(t, err)
 		wg.Wait()
 		trials, err := s.SearchTrials(ctx, "s")
@@ -182,6 +182,9 @@ func exerciseSearches(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}
 		require.Len(t, trials, stored)
+		for _, j := range trials {
+			require.Less(t, j.SearchTrial, stopped.Trials, "trial %d was stored after the stop", j.SearchTrial)
+		}
 	})
 
 	t.Run("SearchRungs", func(t *testing.T) {
