@@ -46,8 +46,8 @@ func NewEvents() *Events {
 // Tracked announces that new values were tracked for a job: at once if the job was not
 // announced within TrackInterval, else once at the end of that interval, so a job logging
 // thousands of points a second costs one event a second and the last values are never left
-// unannounced.
-func (h *Events) Tracked(jobID, project string) {
+// unannounced. search is the search the job is a trial of ("": none).
+func (h *Events) Tracked(jobID, project, search string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := time.Now()
@@ -60,7 +60,7 @@ func (h *Events) Tracked(jobID, project string) {
 				delete(h.pending, jobID)
 				h.announced[jobID] = time.Now()
 				h.mu.Unlock()
-				h.Publish(Change{JobID: jobID, Project: project, Tracked: true})
+				h.Publish(Change{JobID: jobID, Project: project, Search: search, Tracked: true})
 			})
 		}
 		return
@@ -73,7 +73,7 @@ func (h *Events) Tracked(jobID, project string) {
 		}
 	}
 	h.announced[jobID] = now
-	h.publishLocked(Change{JobID: jobID, Project: project, Tracked: true})
+	h.publishLocked(Change{JobID: jobID, Project: project, Search: search, Tracked: true})
 }
 
 // Publish sends a change to every subscriber that has room for it.

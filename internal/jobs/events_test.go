@@ -14,11 +14,11 @@ func TestEventsTracked(t *testing.T) {
 	h := NewEvents()
 	changes, done := h.Subscribe()
 	defer done()
-	h.Tracked("a", "p")
+	h.Tracked("a", "p", "s1")
 	first := <-changes
-	require.Equal(t, Change{JobID: "a", Project: "p", Tracked: true}, first)
-	h.Tracked("a", "p") // within the interval: held back...
-	h.Tracked("a", "p") // ...and merged with this one
+	require.Equal(t, Change{JobID: "a", Project: "p", Search: "s1", Tracked: true}, first, "a trial's values name its search")
+	h.Tracked("a", "p", "") // within the interval: held back...
+	h.Tracked("a", "p", "") // ...and merged with this one
 	select {
 	case c := <-changes:
 		t.Fatalf("announced again within the interval: %+v", c)

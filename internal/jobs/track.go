@@ -180,7 +180,7 @@ func (s *Service) Track(ctx context.Context, c *Caller, jobID string, b *sdk.Tra
 		return false, err
 	}
 	if applied {
-		s.cfg.Events.Tracked(jobID, ref.project)
+		s.cfg.Events.Tracked(jobID, ref.project, ref.search)
 		if ref.search != "" && len(sb.Metrics) > 0 {
 			if hook, _ := s.trialHook.Load().(TrialHook); hook != nil {
 				hook(ctx, ref.search, jobID)

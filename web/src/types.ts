@@ -154,6 +154,7 @@ export interface Who {
 export interface TrackEvent {
   id: string;
   project: string;
+  search?: string; // the search the job is a trial of
 }
 
 export interface JobEvent {

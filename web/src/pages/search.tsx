@@ -244,7 +244,7 @@ export function SearchPage({ id }: { id: string }) {
   }, [id]);
   useJobEvents((e) => (!e || e.search === id) && reload());
   useSearchEvents((e) => e.search === id && reload());
-  useTracked((e) => e.id.startsWith(id + '-t'), reload, 1000);
+  useTracked((e) => e.search === id, reload, 1000);
   usePollWhileOffline(load, 10000, s?.state === 'running' || s?.state === 'stopping');
   const series = useTrialSeries(s);
 
