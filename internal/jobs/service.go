@@ -197,10 +197,10 @@ func (s *Service) trusted(c *Caller) bool {
 // mayRead checks that the caller may see a job: anyone without authentication; with it, a
 // job's token sees only jobs of its own user.
 func (s *Service) mayRead(c *Caller, j *atlas.Job) error {
-	if !s.cfg.Auth || c.JobID == "" || c.User == j.User || c.JobID == j.ID {
+	if c.JobID == j.ID {
 		return nil
 	}
-	return atlas.NotFoundf("job %s not found", j.ID)
+	return s.MayReadOwned(c, "job "+j.ID, j.User)
 }
 
 // mayWrite checks that the caller may track values on or tag a job: a job's token only its
@@ -222,10 +222,7 @@ func (s *Service) mayWrite(c *Caller, j *atlas.Job) error {
 
 // mayControl checks that the caller may stop or delete a job: its user, or an admin.
 func (s *Service) mayControl(c *Caller, j *atlas.Job) error {
-	if !s.cfg.Auth || c.Admin || (c.JobID == "" && c.User == j.User) {
-		return nil
-	}
-	return atlas.Deniedf("job %s belongs to %s; only they or an admin can stop or delete it", j.ID, j.User)
+	return s.mayControlOwned(c, "job "+j.ID, j.User, "stop or delete")
 }
 
 // MayReadOwned checks that the caller may see something other than a job (a search, what) that
@@ -240,10 +237,14 @@ func (s *Service) MayReadOwned(c *Caller, what, owner string) error {
 // MayControlOwned checks that the caller may stop something other than a job (a search, what)
 // that owner owns, by the rule for jobs.
 func (s *Service) MayControlOwned(c *Caller, what, owner string) error {
+	return s.mayControlOwned(c, what, owner, "stop")
+}
+
+func (s *Service) mayControlOwned(c *Caller, what, owner, verbs string) error {
 	if !s.cfg.Auth || c.Admin || (c.JobID == "" && c.User == owner) {
 		return nil
 	}
-	return atlas.Deniedf("%s belongs to %s; only they or an admin can stop it", what, owner)
+	return atlas.Deniedf("%s belongs to %s; only they or an admin can %s it", what, owner, verbs)
 }
 
 // Job returns a job the caller may read.
