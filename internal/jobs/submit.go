@@ -50,7 +50,7 @@ func (s *Service) Submit(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*Su
 		// same submitter asks. To anyone else the id is taken: the answer would hand them the
 		// job, and with a script's job its token.
 		prev, gerr := s.cfg.Store.JobGet(ctx, j.ID)
-		if gerr != nil || !sameSubmission(prev, j) {
+		if gerr != nil || !SameSubmission(prev, j) {
 			return nil, atlas.Conflictf("job %s already exists", j.ID)
 		}
 		return s.submitted(prev, warnings, true), nil
@@ -148,11 +148,11 @@ func (s *Service) SubmitTrial(ctx context.Context, t *atlas.Job) (j *atlas.Job, 
 	return t, false, nil
 }
 
-// sameSubmission reports whether a stored job is what the submission j asks for, from the
-// same submitter: the same user (the token's, with authentication), the same local account
-// (as the kernel reported it), the same parent job (a job's token), the same mode, bundle and
-// command.
-func sameSubmission(prev, j *atlas.Job) bool {
+// SameSubmission reports whether a stored job (or a search's template) is what the submission
+// j asks for, from the same submitter: the same user (the token's, with authentication), the
+// same local account (as the kernel reported it), the same parent job (a job's token), the same
+// mode, bundle and command.
+func SameSubmission(prev, j *atlas.Job) bool {
 	return prev.User == j.User && prev.RunAs == j.RunAs && prev.ParentID == j.ParentID && prev.Mode == j.Mode &&
 		prev.BundleDigest == j.BundleDigest && slices.Equal(prev.Command, j.Command)
 }

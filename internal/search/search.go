@@ -549,7 +549,7 @@ func (s *Searcher) Submit(ctx context.Context, c *jobs.Caller, spec *sdk.SearchS
 			return nil, err
 		}
 		prev, gerr := s.cfg.Store.SearchGet(ctx, id)
-		if gerr != nil || prev.User != tmpl.User || prev.Template.RunAs != tmpl.RunAs || prev.Template.BundleDigest != tmpl.BundleDigest {
+		if gerr != nil || !jobs.SameSubmission(prev.Template, tmpl) {
 			return nil, atlas.Conflictf("search %s already exists", id)
 		}
 		view, err := s.view(ctx, prev, false)
