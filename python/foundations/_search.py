@@ -106,9 +106,9 @@ class Search:
         """Stops the search: no more trials, and its queued and running trials are stopped. With
         wait (the default) it returns once they have all ended. Returns the search's details."""
         s = self._client.json("POST", "/api/v1/searches/{}/stop".format(quote(self._id)))
-        while wait and s["state"] == "stopping":
-            s = self._client.json("GET", "/api/v1/searches/{}?wait_since={}&timeout=60s".format(quote(self._id), quote(s["version"])),
-                                  timeout=90)
+        if wait and s["state"] not in _FINISHED:  # stopping ends in stopped
+            self.wait_for_search_to_complete()
+            s = self.get_search_details()
         return s
 
     def __repr__(self):
