@@ -50,6 +50,16 @@ else:
         time.sleep(1)
 '''
 
+# A driver that stops its search once its first trial runs, and prints what stop() returned.
+STOPPER = r'''
+import json, sys, time
+import foundations
+s = foundations.search(command="main.py", **json.loads(sys.argv[1]))
+while not any(t["state"] == "running" for t in s.get_search_details()["trials"]):
+    time.sleep(0.05)
+print(json.dumps(s.stop()))
+'''
+
 ASHA = {"method": "asha", "metric": "loss", "smaller_is_better": True, "max_trials": 4, "max_concurrent_trials": 1,
         "max_steps": 9, "reduction_factor": 3, "params": {"lr": {"type": "log_uniform", "min": 0.001, "max": 0.1}}}
 
@@ -95,6 +105,16 @@ class SearchTest(ServerTestCase):
         self.assertEqual(second["stopped_at"], 1)
         self.assertRegex(second["reason"], r"^early stopped by search {} at step 1 \(exited after SIGTERM in ".format(out["id"]))
         self.assertIn("waiting to be stopped", self.server.logs(second["job_id"]))
+
+    def test_stop_returns_once_the_search_and_its_trials_have_stopped(self):
+        project, cwd = self.project_dir("search", files={"main.py": "import time\nprint('running', flush=True)\ntime.sleep(600)\n",
+                                                         "driver.py": STOPPER})
+        r = self.server.run("driver.py", cwd, args=[json.dumps({"search": dict(ASHA, max_trials=3)})], timeout=150)
+        self.assertEqual(r.returncode, 0, "driver failed:\n" + r.stdout + r.stderr)
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual(out["state"], "stopped", out)
+        self.assertEqual(len(out["trials"]), 1, "no trial after the stop")
+        self.assertEqual(out["trials"][0]["state"], "stopped", out["trials"][0])
 
     def test_a_search_from_a_file_and_bad_searches(self):
         project, cwd = self.project_dir("search", files={"main.py": "import foundations\nfoundations.log_metric('acc', foundations.load_parameters()['n'])\n",
