@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -50,9 +49,7 @@ func TestCrashKill9WithRunningAndQueuedJobs(t *testing.T) {
 	require.Len(t, q, 20)
 	require.ElementsMatch(t, running, r)
 
-	require.NoError(t, s.cmd.Process.Signal(syscall.SIGKILL))
-	_, err := s.WaitExit(30 * time.Second)
-	require.NoError(t, err)
+	s.Kill(t)
 	openGate(t, gate)
 	s = startServer(t, s.Home, "--port", fmt.Sprint(s.Port), "--workers", "2")
 

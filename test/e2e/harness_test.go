@@ -315,6 +315,14 @@ func (s *Server) WaitExit(timeout time.Duration) (int, error) {
 	}
 }
 
+// Kill kills the server (kill -9) and waits for it to be gone. Jobs keep running.
+func (s *Server) Kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGKILL))
+	_, err := s.WaitExit(30 * time.Second)
+	require.NoError(t, err)
+}
+
 // Stop stops the server as Ctrl-C does and waits for it to exit. Jobs keep running.
 func (s *Server) Stop() {
 	if s.Exited() {

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -178,9 +177,7 @@ func TestSearchSurvivesKill9(t *testing.T) {
 	id := s.startSearch(t, proj, "main.py", gate)
 	s.waitSearch(t, id, func(se *Search) bool { return se.TrialsSubmitted >= 4 })
 	s.waitLog(t, id+"-t3", "trial 3 is waiting for its gate")
-	require.NoError(t, s.cmd.Process.Signal(syscall.SIGKILL))
-	_, err := s.WaitExit(30 * time.Second)
-	require.NoError(t, err)
+	s.Kill(t)
 	s = startServer(t, s.Home, "--port", fmt.Sprint(s.Port), "--workers", "1")
 	require.Equal(t, "running", s.search(t, id).State, "the search goes on after the restart")
 	openGate(t, gate)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -75,14 +74,6 @@ kubernetes:
 	ks.Server = startServerEnv(t, home, home, ks.env, "--executor", "kubernetes", "--port", strconv.Itoa(port), "--workers", strconv.Itoa(workers))
 	require.Contains(t, ks.Stdout.String(), "executor: kubernetes (", ks.Stdout.String())
 	return ks
-}
-
-// kill kills the server (kill -9); its jobs go on.
-func (ks *k8sServer) kill(t *testing.T) {
-	t.Helper()
-	require.NoError(t, ks.cmd.Process.Signal(syscall.SIGKILL))
-	_, err := ks.WaitExit(30 * time.Second)
-	require.NoError(t, err)
 }
 
 // restart starts the killed server again, on the same port.
@@ -274,7 +265,7 @@ func TestKubernetesRestart(t *testing.T) {
 	_, err := s.k.Client.BatchV1().Jobs(s.ns).Create(t.Context(), orphan, metav1.CreateOptions{})
 	require.NoError(t, err)
 
-	s.kill(t)
+	s.Kill(t)
 	openGate(t, filepath.Join(gateDir, "quick"))
 	// The quick job's command ends while the server is down (the in-job side writes its output
 	// to the container's log too); its pod keeps trying to deliver and report until it is back.

@@ -370,9 +370,7 @@ func TestServerRestartAfterCrash(t *testing.T) {
 	proj := newProject(t, "crash", map[string]string{"main.py": gateScript})
 	id := s.submitNoStream(t, proj, "main.py", gate)
 	s.waitLog(t, id, "job is waiting for its gate")
-	require.NoError(t, s.cmd.Process.Signal(syscall.SIGKILL))
-	_, err := s.WaitExit(30 * time.Second)
-	require.NoError(t, err)
+	s.Kill(t)
 
 	s = startServer(t, s.Home, "--port", strconv.Itoa(s.Port))
 	require.Equal(t, "running", s.job(t, id).State)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,14 +71,6 @@ slurm:
 func (ss *slurmServer) startAgain(t *testing.T) {
 	t.Helper()
 	ss.Server = startServerEnv(t, ss.Home, ss.Home, nil, "--executor", "slurm", "--port", strconv.Itoa(ss.Port), "--workers", strconv.Itoa(ss.workers))
-}
-
-// kill kills the server (kill -9); its jobs run on.
-func (ss *slurmServer) kill(t *testing.T) {
-	t.Helper()
-	require.NoError(t, ss.cmd.Process.Signal(syscall.SIGKILL))
-	_, err := ss.WaitExit(30 * time.Second)
-	require.NoError(t, err)
 }
 
 // slurmJob is the Slurm job id of an Atlas job, from the worker the API shows.
@@ -283,7 +274,7 @@ func TestSlurmRestart(t *testing.T) {
 	orphan := strings.TrimSpace(mustRun(t, "sbatch", "--parsable", "--partition="+s.sl.Partition, "--job-name="+s.installation,
 		"--comment=atlas:"+s.installation+":gone", "--output=/dev/null", "--wrap", "sleep 600"))
 
-	s.kill(t)
+	s.Kill(t)
 	openGate(t, filepath.Join(gateDir, "quick"))
 	mustRun(t, "scancel", doomedSlurm)
 	require.Equal(t, "CANCELLED", s.sl.Finished(t, doomedSlurm, time.Minute).State)
