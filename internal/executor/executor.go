@@ -51,9 +51,16 @@ type Result struct {
 	Killed bool
 	// Output is what the engine kept of a remote job's output (the end of a crashed pod's
 	// log): it is stored when the job's in-job side never reported, so that a crash before it
-	// started its work still leaves its message.
+	// started its work still leaves its message. Engines keep at most the last OutputLines
+	// lines and OutputBytes bytes of it.
 	Output string
 }
+
+// The most of a remote job's output an engine keeps in Result.Output.
+const (
+	OutputLines = 100
+	OutputBytes = 16 << 10
+)
 
 // Worker is the field every executor keeps in a job's RunInfo, besides its own: what runs
 // the job, for people ("pid 1234", "container 0123456789ab").

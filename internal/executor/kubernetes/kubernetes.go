@@ -711,7 +711,7 @@ func (h *handle) fromPod(ctx context.Context, pod *corev1.Pod) (executor.Result,
 func (h *handle) output(ctx context.Context, pod *corev1.Pod, t *corev1.ContainerStateTerminated) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	tail, limit := int64(100), int64(16<<10)
+	tail, limit := int64(executor.OutputLines), int64(executor.OutputBytes)
 	b, err := h.e.client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: ContainerName,
 		TailLines: &tail, LimitBytes: &limit}).DoRaw(ctx)
 	if err == nil && len(b) > 0 {

@@ -210,14 +210,13 @@ func (h *handle) output() string {
 		return ""
 	}
 	defer f.Close()
-	const most = 16 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > most {
-		_, _ = f.Seek(fi.Size()-most, io.SeekStart)
+	if fi, err := f.Stat(); err == nil && fi.Size() > executor.OutputBytes {
+		_, _ = f.Seek(fi.Size()-executor.OutputBytes, io.SeekStart)
 	}
-	b, _ := io.ReadAll(io.LimitReader(f, most))
+	b, _ := io.ReadAll(io.LimitReader(f, executor.OutputBytes))
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 100 {
-		lines = lines[len(lines)-100:]
+	if len(lines) > executor.OutputLines {
+		lines = lines[len(lines)-executor.OutputLines:]
 	}
 	return strings.Join(lines, "\n")
 }
