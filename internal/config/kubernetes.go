@@ -44,7 +44,7 @@ type Kubernetes struct {
 	// start from: sidecars, security contexts, priority classes... ("": none).
 	PodTemplate string
 	// Installation tells this Atlas installation's Jobs from others' in a shared namespace
-	// ("": made from the host name and the data folder).
+	// ("": the one kept in the data folder's installation file).
 	Installation string
 }
 

@@ -41,11 +41,12 @@ type Slurm struct {
 	// PollInterval is how often Slurm is asked about the jobs (default 1s).
 	PollInterval time.Duration
 	// Installation tells this Atlas installation's Slurm jobs from others': it is their job
-	// name ("": made from the host name and the data folder).
+	// name ("": the one kept in the data folder's installation file).
 	Installation string
 }
 
-// DefaultSlurm is the slurm: section's defaults.
+// DefaultSlurm is the slurm: section's defaults (the Slurm executor fills in the same ones
+// for a Config built by hand).
 func DefaultSlurm() Slurm {
 	return Slurm{Python: "python3", ScratchDir: "/tmp", RunAs: "nobody", PollInterval: time.Second}
 }
