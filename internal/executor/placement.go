@@ -4,7 +4,6 @@
 package executor
 
 import (
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,9 +79,10 @@ func (p *Placement) IsPlaced() bool {
 }
 
 // Persist calls do until it succeeds, again every interval while it fails (failed hears each
-// failure), and gives up once any of until is closed: for a request, such as a stop, that must
-// reach an engine that may be away for a while. It blocks; run it in a goroutine.
-func Persist(interval time.Duration, do func() error, failed func(error), until ...<-chan struct{}) {
+// failure), and gives up once ended (the job ended) or closed (the executor closed) is closed:
+// for a request, such as a stop, that must reach an engine that may be away for a while. It
+// blocks; run it in a goroutine.
+func Persist(interval time.Duration, do func() error, failed func(error), ended, closed <-chan struct{}) {
 	for {
 		err := do()
 		if err == nil {
@@ -90,11 +90,12 @@ func Persist(interval time.Duration, do func() error, failed func(error), until 
 		}
 		failed(err)
 		t := time.NewTimer(interval)
-		cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(t.C)}}
-		for _, ch := range until {
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
-		}
-		if i, _, _ := reflect.Select(cases); i > 0 {
+		select {
+		case <-t.C:
+		case <-ended:
+			t.Stop()
+			return
+		case <-closed:
 			t.Stop()
 			return
 		}
