@@ -489,6 +489,10 @@ func (e *Executor) Recover(ctx context.Context, job *atlas.Job, _ string) (execu
 	if err := json.Unmarshal([]byte(job.RunInfo), &ri); err != nil || ri.Job == "" {
 		return nil, fmt.Errorf("%w: no Kubernetes Job recorded for job %s", executor.ErrGone, job.ID)
 	}
+	// The informers have synced: the API is asked only about a Job they do not have.
+	if _, ok, _ := e.jobs.GetStore().GetByKey(e.cfg.Namespace + "/" + ri.Job); ok {
+		return e.track(ri.Job, job, time.Time{}), nil
+	}
 	if _, err := e.client.BatchV1().Jobs(e.cfg.Namespace).Get(ctx, ri.Job, metav1.GetOptions{}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: Kubernetes Job %s is gone", executor.ErrGone, ri.Job)
