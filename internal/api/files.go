@@ -15,6 +15,7 @@ import (
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/jobs"
 )
 
 func (s *Server) headBlob(w http.ResponseWriter, r *http.Request) error {
@@ -141,18 +142,9 @@ func (s *Server) whenFinished(ctx context.Context, id string) <-chan struct{} {
 			if j, err := s.cfg.Store.JobGet(ctx, id); err != nil || j.State.Finished() {
 				return
 			}
-		wait:
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case c := <-changes:
-					if c.JobID == id && !c.Tracked {
-						break wait
-					}
-				case <-recheck.C:
-					break wait
-				}
+			nextChange(ctx, changes, recheck.C, func(c jobs.Change) bool { return c.JobID == id && !c.Tracked })
+			if ctx.Err() != nil {
+				return
 			}
 		}
 	}()

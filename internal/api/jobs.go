@@ -219,18 +219,24 @@ func (s *Server) waitJob(w http.ResponseWriter, r *http.Request, id string, stat
 			writeJSON(w, http.StatusOK, full)
 			return nil
 		}
-	wait:
-		for {
-			select {
-			case c := <-changes:
-				if c.JobID == id && !c.Tracked {
-					break wait
-				}
-			case <-recheck.C:
-				break wait
-			case <-ctx.Done():
-				break wait
+		nextChange(ctx, changes, recheck.C, func(c jobs.Change) bool { return c.JobID == id && !c.Tracked })
+	}
+}
+
+// nextChange waits for a change that match accepts, the next recheck (the hub may drop
+// changes for slow subscribers), or the end of ctx: what a long poll waits for before it looks
+// again.
+func nextChange(ctx context.Context, changes <-chan jobs.Change, recheck <-chan time.Time, match func(jobs.Change) bool) {
+	for {
+		select {
+		case c := <-changes:
+			if match(c) {
+				return
 			}
+		case <-recheck:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }

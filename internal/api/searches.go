@@ -59,19 +59,7 @@ func (s *Server) getSearch(w http.ResponseWriter, r *http.Request) error {
 			writeJSON(w, http.StatusOK, v)
 			return nil
 		}
-	wait:
-		for {
-			select {
-			case c := <-changes:
-				if c.Search == id {
-					break wait
-				}
-			case <-recheck.C:
-				break wait
-			case <-ctx.Done():
-				break wait
-			}
-		}
+		nextChange(ctx, changes, recheck.C, func(c jobs.Change) bool { return c.Search == id })
 	}
 }
 
