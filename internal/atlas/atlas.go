@@ -101,8 +101,11 @@ type Volume struct {
 
 // Job is one unit of work and everything recorded about it, except its tracked values.
 type Job struct {
-	ID       string `json:"id"`
-	Seq      int64  `json:"seq"` // submit order, assigned by the store
+	ID  string `json:"id"`
+	Seq int64  `json:"seq"` // submit order, assigned by the store
+	// Name is a human-readable name: the submitter's own, or one generated at submit ("" for
+	// jobs stored before jobs had names). Not unique.
+	Name     string `json:"name,omitempty"`
 	Project  string `json:"project"`
 	User     string `json:"user"`
 	State    State  `json:"state"`

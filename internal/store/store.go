@@ -142,7 +142,7 @@ type JobListParams struct {
 	States  []atlas.State
 	Filters []Filter
 	// Sort is a column: created_at (default), started_at, finished_at, duration, state, user,
-	// id, project, "param:<key>" or "metric:<key>". Missing values sort last.
+	// id, name, project, "param:<key>" or "metric:<key>". Missing values sort last.
 	Sort string
 	Desc bool
 	// Limit is the size of a page; 0 or less is every job. A negative Offset is ErrInvalid.
@@ -150,7 +150,7 @@ type JobListParams struct {
 	Offset int
 }
 
-// Filter narrows a job list. Field is id, state, user, project, mode, created_at, started_at,
+// Filter narrows a job list. Field is id, name, state, user, project, mode, created_at, started_at,
 // finished_at, duration, "tag", "param:<key>" or "metric:<key>"; Op says how to match. A filter
 // that does not apply to its field is ErrInvalid (sqlutil.ParseFilter decides), and so are more
 // than joblist.MaxFilters of them.

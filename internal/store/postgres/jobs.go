@@ -18,7 +18,7 @@ import (
 const jobColumns = `j.id, j.seq, j.project, j."user", j.state, j.mode, j.priority, j.parent_id, j.command,
 	j.entrypoint, j.params, j.num_gpus, j.ram_gb, j.worker, j.run_as, j.bundle_digest, j.archive_digest, j.executor,
 	j.gpu_ids, j.exit_code, j.reason, j.run_info, j.token_hash, j.created_at, j.started_at,
-	j.finished_at, j.heartbeat_at, j.stopping_at, j.reported_exit_code, j.search_id, j.search_trial`
+	j.finished_at, j.heartbeat_at, j.stopping_at, j.reported_exit_code, j.search_id, j.search_trial, j.name`
 
 // querier is what a pool and a transaction have in common.
 type querier interface {
@@ -38,7 +38,7 @@ func scanJob(row pgx.Row) (*atlas.Job, error) {
 	err := row.Scan(&j.ID, &j.Seq, &j.Project, &j.User, &j.State, &j.Mode, &j.Priority, &j.ParentID, &j.Command,
 		&j.Entrypoint, &j.Params, &j.NumGPUs, &j.RAMGB, &j.Worker, &j.RunAs, &j.BundleDigest, &j.ArchiveDigest, &j.Executor,
 		&j.GPUIDs, &j.ExitCode, &j.Reason, &j.RunInfo, &j.TokenHash, &createdAt, &startedAt,
-		&finishedAt, &heartbeatAt, &stoppingAt, &j.ReportedExitCode, &j.SearchID, &j.SearchTrial)
+		&finishedAt, &heartbeatAt, &stoppingAt, &j.ReportedExitCode, &j.SearchID, &j.SearchTrial, &j.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -89,14 +89,14 @@ func (s *Store) JobInsert(ctx context.Context, j *atlas.Job) error {
 		// seq comes from an identity column: concurrent submitters never draw the same one.
 		err := tx.QueryRow(ctx, `INSERT INTO jobs (id, project, "user", state, mode, priority, parent_id,
 			command, entrypoint, params, num_gpus, ram_gb, worker, run_as, bundle_digest, archive_digest, executor, gpu_ids,
-			reason, run_info, token_hash, created_at, started_at, heartbeat_at, search_id, search_trial)
+			reason, run_info, token_hash, created_at, started_at, heartbeat_at, search_id, search_trial, name)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
-			$25, $26) RETURNING seq`,
+			$25, $26, $27) RETURNING seq`,
 			j.ID, j.Project, j.User, string(j.State), string(j.Mode), j.Priority, j.ParentID,
 			sqlutil.JSON(sqlutil.NonNil(j.Command)), sqlutil.JSON(sqlutil.NonNil(j.Entrypoint)), sqlutil.JSON(j.Params), j.NumGPUs, j.RAMGB,
 			sqlutil.JSON(j.Worker), j.RunAs, j.BundleDigest, j.ArchiveDigest, j.Executor, sqlutil.JSON(sqlutil.NonNil(j.GPUIDs)),
 			j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), nanosOrNull(j.StartedAt), nanosOrNull(j.HeartbeatAt),
-			j.SearchID, j.SearchTrial).Scan(&j.Seq)
+			j.SearchID, j.SearchTrial, j.Name).Scan(&j.Seq)
 		if isViolation(err, uniqueViolation, "jobs_pkey") {
 			return atlas.Conflictf("job %s already exists", j.ID)
 		}

@@ -18,7 +18,7 @@ import (
 const jobColumns = `j.id, j.seq, j.project, j.user, j.state, j.mode, j.priority, j.parent_id, j.command,
 	j.entrypoint, j.params, j.num_gpus, j.ram_gb, j.worker, j.run_as, j.bundle_digest, j.archive_digest, j.executor,
 	j.gpu_ids, j.exit_code, j.reason, j.run_info, j.token_hash, j.created_at, j.started_at,
-	j.finished_at, j.heartbeat_at, j.stopping_at, j.reported_exit_code, j.search_id, j.search_trial`
+	j.finished_at, j.heartbeat_at, j.stopping_at, j.reported_exit_code, j.search_id, j.search_trial, j.name`
 
 type scanner interface{ Scan(...any) error }
 
@@ -33,7 +33,7 @@ func scanJob(sc scanner) (*atlas.Job, error) {
 	err := sc.Scan(&j.ID, &j.Seq, &j.Project, &j.User, &j.State, &j.Mode, &j.Priority, &j.ParentID, &command,
 		&entrypoint, &params, &j.NumGPUs, &j.RAMGB, &worker, &j.RunAs, &j.BundleDigest, &j.ArchiveDigest, &j.Executor,
 		&gpuIDs, &exitCode, &j.Reason, &j.RunInfo, &j.TokenHash, &createdAt, &startedAt,
-		&finishedAt, &heartbeatAt, &stoppingAt, &reported, &j.SearchID, &j.SearchTrial)
+		&finishedAt, &heartbeatAt, &stoppingAt, &reported, &j.SearchID, &j.SearchTrial, &j.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -93,12 +93,12 @@ func (s *Store) JobInsert(ctx context.Context, j *atlas.Job) error {
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, seq, project, user, state, mode, priority, parent_id,
 			command, entrypoint, params, num_gpus, ram_gb, worker, run_as, bundle_digest, archive_digest, executor, gpu_ids,
-			reason, run_info, token_hash, created_at, started_at, heartbeat_at, search_id, search_trial)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			reason, run_info, token_hash, created_at, started_at, heartbeat_at, search_id, search_trial, name)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			j.ID, j.Seq, j.Project, j.User, j.State, j.Mode, j.Priority, j.ParentID,
 			sqlutil.JSON(sqlutil.NonNil(j.Command)), sqlutil.JSON(sqlutil.NonNil(j.Entrypoint)), sqlutil.JSON(j.Params), j.NumGPUs, j.RAMGB,
 			sqlutil.JSON(j.Worker), j.RunAs, j.BundleDigest, j.ArchiveDigest, j.Executor, sqlutil.JSON(sqlutil.NonNil(j.GPUIDs)),
-			j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), started, heartbeat, j.SearchID, j.SearchTrial)
+			j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), started, heartbeat, j.SearchID, j.SearchTrial, j.Name)
 		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: jobs.id") {
 			return atlas.Conflictf("job %s already exists", j.ID)
 		}

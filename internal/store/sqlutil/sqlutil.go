@@ -78,12 +78,12 @@ func ParseSort(col string) (Column, error) {
 	switch col {
 	case "":
 		return Column{Name: "created_at"}, nil
-	case "created_at", "state", "user", "project", "seq", "priority", "started_at", "finished_at", "duration":
+	case "created_at", "state", "user", "project", "seq", "priority", "started_at", "finished_at", "duration", "name":
 		return Column{Name: col}, nil
 	case "id", "job_id":
 		return Column{Name: "id"}, nil
 	}
-	return Column{}, atlas.Invalidf("cannot sort by %q: want created_at, started_at, finished_at, duration, state, user, id, param:<key> or metric:<key>", col)
+	return Column{}, atlas.Invalidf("cannot sort by %q: want created_at, started_at, finished_at, duration, state, user, id, name, param:<key> or metric:<key>", col)
 }
 
 // Filter is a checked store.Filter.
@@ -98,14 +98,14 @@ type Filter struct {
 }
 
 // ParseFilter checks a filter's field, operator and operands. Which operators apply to which
-// fields is decided here, for both backends: "in" and "contains" match text (ids, states,
-// users, projects, modes, tags, and the JSON text of params and metrics), "range" compares
+// fields is decided here, for both backends: "in" and "contains" match text (ids, names,
+// states, users, projects, modes, tags, and the JSON text of params and metrics), "range" compares
 // numbers (times and durations in seconds, params and metrics), "exists" asks for a tag, param
 // or metric key.
 func ParseFilter(f store.Filter) (Filter, error) {
 	out := Filter{Op: f.Op, Values: f.Values, Min: f.Min, Max: f.Max}
 	switch f.Field {
-	case "state", "user", "project", "mode", "created_at", "started_at", "finished_at", "duration":
+	case "state", "user", "project", "mode", "name", "created_at", "started_at", "finished_at", "duration":
 		out.Column = Column{Name: f.Field}
 	case "id", "job_id":
 		out.Column = Column{Name: "id"}

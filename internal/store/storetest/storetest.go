@@ -47,6 +47,45 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.ErrorIs(t, s.JobInsert(ctx, newJob("a", "proj")), atlas.ErrConflict)
 	})
 
+	t.Run("JobNames", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		for id, name := range map[string]string{"n1": "brave-otter", "n2": "Zeta run: lr=0.1 ✓", "n3": "", "n4": "calm-Otter"} {
+			j := newJob(id, "p")
+			j.Name = name
+			require.NoError(t, s.JobInsert(ctx, j))
+		}
+		got, err := s.JobGet(ctx, "n2")
+		require.NoError(t, err)
+		require.Equal(t, "Zeta run: lr=0.1 ✓", got.Name, "a name is stored as given")
+		got, err = s.JobGet(ctx, "n3")
+		require.NoError(t, err)
+		require.Empty(t, got.Name)
+		queued, err := s.JobsInState(ctx, atlas.StateQueued)
+		require.NoError(t, err)
+		names := map[string]string{}
+		for _, j := range queued {
+			names[j.ID] = j.Name
+		}
+		require.Equal(t, map[string]string{"n1": "brave-otter", "n2": "Zeta run: lr=0.1 ✓", "n3": "", "n4": "calm-Otter"}, names)
+
+		jobs, _, err := s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "name"})
+		require.NoError(t, err)
+		require.Equal(t, []string{"n3", "n2", "n1", "n4"}, ids(jobs), "by name, byte order")
+		require.Equal(t, "Zeta run: lr=0.1 ✓", jobs[1].Name)
+		jobs, _, err = s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "name", Desc: true, Limit: 2})
+		require.NoError(t, err)
+		require.Equal(t, []string{"n4", "n1"}, ids(jobs))
+		jobs, _, err = s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "name",
+			Filters: []store.Filter{{Field: "name", Op: "contains", Values: []string{"OTTER"}}}})
+		require.NoError(t, err)
+		require.Equal(t, []string{"n1", "n4"}, ids(jobs), "contains ignores case")
+		_, total, err := s.JobList(ctx, &store.JobListParams{Filters: []store.Filter{{Field: "name", Op: "in", Values: []string{"brave-otter", ""}}}})
+		require.NoError(t, err)
+		require.Equal(t, 2, total)
+	})
+
 	t.Run("QueueOrder", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
