@@ -256,6 +256,13 @@ func (c *Client) Submit(ctx context.Context, spec *JobSpec) (*SubmitResult, erro
 	return &r, c.call(ctx, http.MethodPost, "/api/v1/jobs", spec, &r)
 }
 
+// Clone queues a copy of the job id: the same folder, command and resources, with the params
+// and name of spec.
+func (c *Client) Clone(ctx context.Context, id string, spec *CloneSpec) (*SubmitResult, error) {
+	var r SubmitResult
+	return &r, c.call(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(id)+"/clone", spec, &r)
+}
+
 // Job returns one job with its params, metrics, tags and artifacts.
 func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
 	var j Job

@@ -38,7 +38,10 @@ type Volume struct {
 // job.config.yaml, parsed by the server), then from defaults.
 type JobSpec struct {
 	// ID may be set by the client (a UUID) so that a retried submission is not queued twice.
-	ID         string         `json:"id,omitempty"`
+	ID string `json:"id,omitempty"`
+	// Name is the job's human-readable name (at most 100 printable characters); when empty the
+	// server makes one up ("brave-otter").
+	Name       string         `json:"name,omitempty"`
 	Project    string         `json:"project,omitempty"`
 	User       string         `json:"user,omitempty"`
 	Command    []string       `json:"command,omitempty"`
@@ -58,13 +61,26 @@ type JobSpec struct {
 	ParentID string `json:"parent_id,omitempty"`
 }
 
-// SubmitResult is the answer to a submission.
+// SubmitResult is the answer to a submission or a clone.
 type SubmitResult struct {
-	Job *Job `json:"job"`
+	// ID is the new job's id (Job.ID).
+	ID  string `json:"id"`
+	Job *Job   `json:"job"`
 	// Token lets an execution-mode script write to its own job.
 	Token string `json:"token,omitempty"`
 	// Warnings are non-fatal problems, such as unknown keys in job.config.yaml.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// CloneSpec is the body of POST /api/v1/jobs/{id}/clone: the new job is a copy of the job id
+// with these changes.
+type CloneSpec struct {
+	// ID may be set by the client, as in JobSpec, so that a retried clone is not queued twice.
+	ID string `json:"id,omitempty"`
+	// Params replace or add keys of the source job's submitted params.
+	Params map[string]any `json:"params,omitempty"`
+	// Name is the new job's name ("": one made up).
+	Name string `json:"name,omitempty"`
 }
 
 // Metric is the summary of one metric of a job.
@@ -89,7 +105,9 @@ type Artifact struct {
 
 // Job is a job as the API shows it.
 type Job struct {
-	ID              string         `json:"id"`
+	ID string `json:"id"`
+	// Name is the job's human-readable name; "" for jobs stored before jobs had names.
+	Name            string         `json:"name"`
 	Project         string         `json:"project"`
 	User            string         `json:"user"`
 	State           string         `json:"state"`

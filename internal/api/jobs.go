@@ -23,21 +23,13 @@ const specLimit = 16 << 20
 // toWire converts a job for the API. Tracked values are added by enrich.
 func toWire(j *atlas.Job) *sdk.Job {
 	w := &sdk.Job{
-		ID: j.ID, Project: j.Project, User: j.User, State: string(j.State), Mode: string(j.Mode), Priority: j.Priority,
+		ID: j.ID, Name: j.Name, Project: j.Project, User: j.User, State: string(j.State), Mode: string(j.Mode), Priority: j.Priority,
 		ParentID: j.ParentID, Command: j.Command, Entrypoint: j.Entrypoint, SubmittedParams: j.Params, NumGPUs: j.NumGPUs,
 		RAMGB: j.RAMGB, RunAs: j.RunAs, BundleDigest: j.BundleDigest, ArchiveDigest: j.ArchiveDigest, Executor: j.Executor,
 		GPUIDs: j.GPUIDs, ExitCode: j.ExitCode, Reason: j.Reason, StopRequested: j.State == atlas.StateStopping,
 		CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, StoppingAt: j.StoppingAt, ReportedExitCode: j.ReportedExitCode,
 		SearchID: j.SearchID, SearchTrial: j.SearchTrial,
-		Params: map[string]any{}, Metrics: []sdk.Metric{}, Tags: map[string]string{},
-		Worker: sdk.Worker{Image: j.Worker.Image, Entrypoint: j.Worker.Entrypoint, Command: j.Worker.Command,
-			WorkingDir: j.Worker.WorkingDir, Environment: j.Worker.Environment},
-	}
-	if len(j.Worker.Volumes) > 0 {
-		w.Worker.Volumes = map[string]sdk.Volume{}
-		for k, v := range j.Worker.Volumes {
-			w.Worker.Volumes[k] = sdk.Volume{Bind: v.Bind, Mode: v.Mode}
-		}
+		Params: map[string]any{}, Metrics: []sdk.Metric{}, Tags: map[string]string{}, Worker: *jobs.WireWorker(j.Worker),
 	}
 	w.WorkerID = executor.WorkerID(j.RunInfo)
 	if j.StartedAt != nil {
@@ -147,8 +139,27 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, createdStatus(res.Existing), &sdk.SubmitResult{Job: toWire(res.Job), Warnings: res.Warnings, Token: res.Token})
+	writeSubmitted(w, res)
 	return nil
+}
+
+func (s *Server) cloneJob(w http.ResponseWriter, r *http.Request) error {
+	var spec sdk.CloneSpec
+	if err := decode(w, r, specLimit, &spec); err != nil {
+		return err
+	}
+	res, err := s.cfg.Jobs.Clone(r.Context(), s.submitter(r), r.PathValue("id"), &spec)
+	if err != nil {
+		return err
+	}
+	writeSubmitted(w, res)
+	return nil
+}
+
+// writeSubmitted answers a submission: 201 with the new job, or 200 for a retry of one that was
+// stored before.
+func writeSubmitted(w http.ResponseWriter, res *jobs.Submitted) {
+	writeJSON(w, createdStatus(res.Existing), &sdk.SubmitResult{ID: res.Job.ID, Job: toWire(res.Job), Warnings: res.Warnings, Token: res.Token})
 }
 
 // submitter is the caller of a request that submits work: on a server without --auth, what it

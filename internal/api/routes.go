@@ -33,6 +33,7 @@ var routeTable = []route{
 	{"GET /api/v1/jobs/{id}", (*Server).getJob, accessAny},
 	{"DELETE /api/v1/jobs/{id}", (*Server).deleteJob, accessUser},
 	{"POST /api/v1/jobs/{id}/stop", (*Server).stopJob, accessUser},
+	{"POST /api/v1/jobs/{id}/clone", (*Server).cloneJob, accessAny},
 	{"GET /api/v1/jobs/{id}/logs", (*Server).jobLogs, accessAny},
 	{"POST /api/v1/jobs/{id}/logs", (*Server).appendLog, accessAny},
 	{"GET /api/v1/jobs/{id}/archive", (*Server).jobArchive, accessAny},

@@ -3,6 +3,8 @@ package config
 import (
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -250,6 +252,26 @@ func ValidateProjectName(name string) error {
 		return atlas.Invalidf("project name %q starts or ends with spaces", name)
 	case name == "." || name == "..":
 		return atlas.Invalidf("project name %q is not a name", name)
+	}
+	return nil
+}
+
+// MaxJobNameLength is the most characters a job's name may have.
+const MaxJobNameLength = 100
+
+// ValidateJobName checks the name a submitter gives a job: at most MaxJobNameLength
+// characters, every one printable (no newline, tab or other control), no spaces around it.
+// "" is no name (the server makes one up).
+func ValidateJobName(name string) error {
+	switch {
+	case !utf8.ValidString(name):
+		return atlas.Invalidf("job name %s is not valid UTF-8", atlas.Shorten(name))
+	case utf8.RuneCountInString(name) > MaxJobNameLength:
+		return atlas.Invalidf("job name is %d characters long: at most %d", utf8.RuneCountInString(name), MaxJobNameLength)
+	case strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return atlas.Invalidf("job name %s holds a newline, tab or other character that does not print", atlas.Shorten(name))
+	case strings.TrimSpace(name) != name:
+		return atlas.Invalidf("job name %q starts or ends with spaces", name)
 	}
 	return nil
 }

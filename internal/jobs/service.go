@@ -17,6 +17,7 @@ package jobs
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +61,9 @@ type Config struct {
 	StopGrace time.Duration
 	// HeartbeatTimeout fails scripts run by hand that stopped reporting (0: never).
 	HeartbeatTimeout time.Duration
-	Logger           *slog.Logger
+	// NameSource draws the names of jobs submitted without one (nil: seeded at random).
+	NameSource rand.Source
+	Logger     *slog.Logger
 }
 
 // Capacity is what jobs may ask for.
@@ -85,6 +88,8 @@ type Service struct {
 	projects sync.Map
 	// trialHook is a TrialHook, told of the metric values of a search's trials.
 	trialHook atomic.Value
+	// names makes up the names of jobs submitted without one.
+	names *namer
 
 	started time.Time
 	cancel  context.CancelFunc
@@ -112,7 +117,7 @@ func New(cfg Config) *Service {
 	if cfg.BundleLimits.MaxEntries <= 0 {
 		cfg.BundleLimits.MaxEntries = def.MaxEntries
 	}
-	return &Service{cfg: cfg, started: time.Now()}
+	return &Service{cfg: cfg, started: time.Now(), names: newNamer(cfg.NameSource)}
 }
 
 // Events is where the service announces changes.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	osuser "os/user"
 	"path/filepath"
 	"regexp"
@@ -67,6 +68,9 @@ func (s *Service) prepare(c *Caller, spec *sdk.JobSpec) (*atlas.Job, []string, e
 	if err != nil {
 		return nil, nil, err
 	}
+	if j.Name == "" {
+		j.Name = s.names.next()
+	}
 	if s.cfg.Auth || c.JobID != "" {
 		j.User = c.User // the real user, not what the client says
 	}
@@ -119,6 +123,9 @@ func (s *Service) Template(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*
 		return nil, nil, err
 	}
 	j.ID = ""
+	if spec.Name == "" {
+		j.Name = "" // each trial gets a name of its own
+	}
 	return j, warnings, nil
 }
 
@@ -129,6 +136,11 @@ func (s *Service) Template(ctx context.Context, c *Caller, spec *sdk.JobSpec) (*
 func (s *Service) SubmitTrial(ctx context.Context, t *atlas.Job) (j *atlas.Job, existing bool, err error) {
 	if t.SearchID == "" || !idPattern.MatchString(t.ID) {
 		return nil, false, atlas.Invalidf("invalid trial %q of search %q", t.ID, t.SearchID)
+	}
+	if t.Name == "" {
+		t.Name = s.names.next()
+	} else {
+		t.Name = fmt.Sprintf("%s #%d", t.Name, t.SearchTrial) // the search's name, numbered
 	}
 	now := time.Now().UTC()
 	t.State, t.Mode, t.CreatedAt = atlas.StateQueued, atlas.ModeScheduled, now
@@ -256,7 +268,10 @@ func fromSpec(spec *sdk.JobSpec) (*atlas.Job, []string, error) {
 			return nil, nil, err
 		}
 	}
-	j := &atlas.Job{ID: spec.ID, Project: spec.Project, User: spec.User, Mode: atlas.Mode(spec.Mode), ParentID: spec.ParentID,
+	if err := config.ValidateJobName(spec.Name); err != nil {
+		return nil, nil, err
+	}
+	j := &atlas.Job{ID: spec.ID, Name: spec.Name, Project: spec.Project, User: spec.User, Mode: atlas.Mode(spec.Mode), ParentID: spec.ParentID,
 		Command: spec.Command, Entrypoint: spec.Entrypoint, Params: spec.Params, BundleDigest: spec.BundleDigest, Worker: cfg.Worker}
 	if j.ID == "" {
 		j.ID = uuid.NewString()
