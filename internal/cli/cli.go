@@ -152,7 +152,7 @@ func execute(ctx context.Context, e *console, args []string) int {
 	root.PersistentFlags().BoolVar(&e.debug, "debug", false, "print diagnostics on stderr: config files read, HTTP calls, timings")
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { e.describe(cmd) }
 	root.AddCommand(initCommand(e), submitCommand(e), searchCommand(e), getCommand(e), stopCommand(e), clearQueueCommand(e),
-		deleteCommand(e), infoCommand(e), loginCommand(e))
+		deleteCommand(e), infoCommand(e), loginCommand(e), cloneCommand(e))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0

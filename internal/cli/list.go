@@ -37,9 +37,9 @@ func jobsCommand(e *console) *cobra.Command {
 				return printJSON(e, list)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "JOB ID\tSTATE\tPROJECT\tUSER\tLAUNCHED\tDURATION")
+			fmt.Fprintln(tw, "JOB ID\tNAME\tSTATE\tPROJECT\tUSER\tLAUNCHED\tDURATION")
 			for _, j := range list.Jobs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Project, j.User,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, orDash(j.Name), j.State, j.Project, j.User,
 					j.CreatedAt.Local().Format("2006-01-02 15:04:05"), duration(j))
 			}
 			if err := tw.Flush(); err != nil {
@@ -80,19 +80,19 @@ func queueCommand(e *console) *cobra.Command {
 				len(q.Running), q.QueuedTotal, q.Workers, q.GPUs, q.Executor)
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			if len(q.Running) > 0 {
-				fmt.Fprintln(tw, "\nRUNNING\tPROJECT\tUSER\tGPUS\tWORKER\tDURATION")
+				fmt.Fprintln(tw, "\nRUNNING\tNAME\tPROJECT\tUSER\tGPUS\tWORKER\tDURATION")
 				for _, j := range q.Running {
 					worker := j.WorkerID
 					if j.State == "starting" && j.WaitingReason != "" {
 						worker = "not running yet: " + j.WaitingReason // a cluster has not placed it
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Project, j.User, strings.Join(j.GPUIDs, ","), worker, duration(j))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, orDash(j.Name), j.Project, j.User, strings.Join(j.GPUIDs, ","), worker, duration(j))
 				}
 			}
 			if len(q.Queued) > 0 {
-				fmt.Fprintln(tw, "\n#\tQUEUED\tPROJECT\tUSER\tGPUS\tWAITING FOR")
+				fmt.Fprintln(tw, "\n#\tQUEUED\tNAME\tPROJECT\tUSER\tGPUS\tWAITING FOR")
 				for _, j := range q.Queued {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", j.QueuePosition, j.ID, j.Project, j.User, j.NumGPUs, j.WaitingReason)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", j.QueuePosition, j.ID, orDash(j.Name), j.Project, j.User, j.NumGPUs, j.WaitingReason)
 				}
 			}
 			return tw.Flush()
@@ -106,6 +106,14 @@ func printJSON(e *console, v any) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// orDash is s, or "-" for a column with nothing to show (a job stored before names existed).
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func duration(j *sdk.Job) string {

@@ -29,6 +29,7 @@ var bundleWarnings = []int64{500 << 20, 100 << 20, 50 << 20}
 type submitFlags struct {
 	entrypoint  string
 	project     string
+	name        string
 	numGPUs     int
 	ram         float64
 	priority    int
@@ -73,6 +74,7 @@ Ctrl-C while streaming stops streaming only; the job keeps running.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "what runs the command (default: python)")
 	fl.StringVar(&f.project, "project-name", "", "project (default: project_name in job.config.yaml, else the folder's name)")
+	fl.StringVar(&f.name, "name", "", "the job's name, shown beside its id (default: a made-up one such as brave-otter)")
 	fl.IntVar(&f.numGPUs, "num-gpus", 0, "GPUs the job needs (default: num_gpus in job.config.yaml, else 0)")
 	fl.Float64Var(&f.ram, "ram", 0, "memory limit in GB (default: ram in job.config.yaml, else none)")
 	fl.IntVar(&f.priority, "priority", 0, "queue priority; higher runs first")
@@ -159,7 +161,7 @@ func (e *console) submit(cmd *cobra.Command, f *submitFlags, envName, dir string
 	}
 	// res.Warnings repeats what the local parse of job.config.yaml already printed.
 	id := res.Job.ID
-	e.info("Job submitted with ID '%s'.", id)
+	e.submitted(res.Job)
 	if !stream {
 		return nil
 	}
@@ -174,6 +176,20 @@ func (e *console) submit(cmd *cobra.Command, f *submitFlags, envName, dir string
 		return err
 	}
 	return jobOutcome(e, job)
+}
+
+// submitted says which job a submission queued: its id (in Atlas's words) and its name.
+func (e *console) submitted(j *sdk.Job) {
+	e.info("Job submitted with ID '%s'.", j.ID)
+	e.info("Job %s queued in project '%s'.", jobLabel(j), j.Project)
+}
+
+// jobLabel is a job's id and name as the CLI shows them: 'id' (name).
+func jobLabel(j *sdk.Job) string {
+	if j.Name == "" {
+		return "'" + j.ID + "'"
+	}
+	return fmt.Sprintf("'%s' (%s)", j.ID, j.Name)
 }
 
 // jobSpec reads a job folder's job.config.yaml, bundles the folder, uploads the bundle unless
@@ -198,7 +214,10 @@ func (e *console) jobSpec(ctx context.Context, cmd *cobra.Command, f *submitFlag
 	for _, w := range jobCfg.Warnings {
 		e.warn("%s", w)
 	}
-	spec := &sdk.JobSpec{ID: uuid.NewString(), Project: f.project, User: currentUser(), Command: command,
+	if err := config.ValidateJobName(f.name); err != nil {
+		return nil, fmt.Errorf("--name: %w", err)
+	}
+	spec := &sdk.JobSpec{ID: uuid.NewString(), Name: f.name, Project: f.project, User: currentUser(), Command: command,
 		JobConfig: string(raw)}
 	if spec.Project == "" && jobCfg.ProjectName == "" {
 		spec.Project = filepath.Base(abs)

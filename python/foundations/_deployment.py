@@ -75,17 +75,20 @@ def _job_spec(what, scheduler_config, job_directory, project_name, entrypoint, c
 
 
 def submit(scheduler_config="scheduler", job_directory=None, project_name=None, entrypoint=None, command=None,
-           num_gpus=None, ram=None, params=None, stream_job_logs=False, priority=None, **kwargs):
+           num_gpus=None, ram=None, params=None, stream_job_logs=False, priority=None, name=None, **kwargs):
     """Queues a job: the folder job_directory (default: the current one) runs `command`
     (e.g. ["main.py", "--epochs", "5"]) on the scheduler named scheduler_config. params are
     written to foundations_job_parameters.json in the job's working directory, where
-    foundations.load_parameters() reads them. Returns a DeploymentWrapper at once, unless
-    stream_job_logs is true: then the job's logs are printed until it ends.
+    foundations.load_parameters() reads them. name is the job's name, shown beside its id (at
+    most 100 printable characters; by default the server makes one up, such as "brave-otter").
+    Returns a DeploymentWrapper at once, unless stream_job_logs is true: then the job's logs are
+    printed until it ends.
 
     A script that submits jobs and tracks nothing itself is not kept as a job."""
     _tracker.used_as_client()
     if kwargs:
         raise TypeError("submit() got unexpected keyword arguments: {}".format(", ".join(sorted(kwargs))))
+    _check_name(name)
     if params is not None:
         if not isinstance(params, dict):
             raise TypeError("submit: params must be a dict, got {}".format(type(params).__name__))
@@ -98,6 +101,8 @@ def submit(scheduler_config="scheduler", job_directory=None, project_name=None, 
     spec["id"] = str(uuid.uuid4())
     if params is not None:
         spec["params"] = params
+    if name:
+        spec["name"] = name
     try:
         res = client.json("POST", "/api/v1/jobs", body=spec)
     except APIError as e:
@@ -109,6 +114,20 @@ def submit(scheduler_config="scheduler", job_directory=None, project_name=None, 
         for line in d.stream_job_logs():
             print(line, end="")
     return d
+
+
+def _check_name(name):
+    """Refuses, before anything is uploaded, a job name the server would refuse."""
+    if name is None:
+        return
+    if not isinstance(name, str):
+        raise TypeError("submit: name must be a string, got {}".format(type(name).__name__))
+    if len(name) > 100:
+        raise ValueError("submit: job name is {} characters long: at most 100".format(len(name)))
+    if not name.isprintable():
+        raise ValueError("submit: job name {!r} holds a newline, tab or other character that does not print".format(name))
+    if name.strip() != name:
+        raise ValueError("submit: job name {!r} starts or ends with spaces".format(name))
 
 
 def _user():
@@ -208,7 +227,8 @@ class DeploymentWrapper:
         """Everything about the job, once it has finished."""
         j = self._finished(wait_seconds)
         return {
-            "project_name": j["project"], "job_id": j["id"], "user": j["user"], "status": j["state"],
+            "project_name": j["project"], "job_id": j["id"], "name": j.get("name", ""), "user": j["user"],
+            "status": j["state"],
             "creation_time": _time(j.get("created_at")), "start_time": _time(j.get("started_at")),
             "completed_time": _time(j.get("finished_at")), "tags": list(j.get("tags") or {}),
             "metrics": {m["key"]: m["last"] for m in j["metrics"]}, "parameters": j["params"],

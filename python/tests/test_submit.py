@@ -134,6 +134,28 @@ print(json.dumps([failing.wait_for_deployment_to_complete(log_output=False), fai
         self.assertEqual(plain["params"], {})
         self.assertEqual(len(self.server.jobs(self.project)), 2)
 
+    def test_jobs_are_named(self):
+        r = self.run_script(r'''
+import json, foundations
+named = foundations.submit(command=["main.py"], params={"lr": 1}, name="baseline: lr=1")
+unnamed = foundations.submit(command=["main.py"])
+refused = []
+for name in ("x" * 101, "two\nlines", " padded", 7):
+    try:
+        foundations.submit(command=["main.py"], name=name)
+        refused.append(None)
+    except (TypeError, ValueError) as e:
+        refused.append(type(e).__name__)
+named.wait_for_deployment_to_complete(log_output=False)
+print(json.dumps([named.job_name(), unnamed.job_name(), named.get_job_details()["name"], refused]))
+''', self.cwd, name="driver5.py")
+        named_id, unnamed_id, details_name, refused = json.loads(r.stdout)
+        self.assertEqual(refused, ["ValueError", "ValueError", "ValueError", "TypeError"])
+        self.assertEqual(self.server.job(named_id)["name"], "baseline: lr=1")
+        self.assertEqual(details_name, "baseline: lr=1")
+        self.assertRegex(self.server.job(unnamed_id)["name"], r"^[a-z]+-[a-z]+$", "a made-up name")
+        self.assertEqual(len(self.server.jobs(self.project)), 2, "nothing refused was queued")
+
     def test_stream_job_logs(self):
         r = self.run_script(r'''
 import foundations

@@ -129,8 +129,8 @@ func TestCLIListsJobsAndQueue(t *testing.T) {
 	res := cli(t, s.Home, proj, "get", "queue", "scheduler")
 	require.Equal(t, 0, res.Code, res.String())
 	require.Contains(t, res.Stdout, "1 running, 1 queued")
-	require.Regexp(t, `(?m)^1\s+`+queued+`\s+lists\s+\S+\s+0\s+waiting for a free worker \(1 of 1 busy\)$`, res.Stdout)
-	require.Regexp(t, `(?m)^`+running+`\s+lists\s+\S+\s+pid \d+`, res.Stdout)
+	require.Regexp(t, `(?m)^1\s+`+queued+`\s+`+s.job(t, queued).Name+`\s+lists\s+\S+\s+0\s+waiting for a free worker \(1 of 1 busy\)$`, res.Stdout)
+	require.Regexp(t, `(?m)^`+running+`\s+`+s.job(t, running).Name+`\s+lists\s+\S+\s+pid \d+`, res.Stdout)
 
 	res = cli(t, s.Home, proj, "get", "jobs", "scheduler", "--project", "lists", "--json")
 	require.Equal(t, 0, res.Code, res.String())

@@ -555,6 +555,7 @@ func (s *Server) submitNoStream(t *testing.T, dir string, args ...string) string
 // Job is the part of the API's job that the tests look at.
 type Job struct {
 	ID              string            `json:"id"`
+	Name            string            `json:"name"`
 	Project         string            `json:"project"`
 	State           string            `json:"state"`
 	Mode            string            `json:"mode"`
