@@ -46,7 +46,7 @@ func TestACloneIsTheJobAgainWithItsParamsEdited(t *testing.T) {
 	stored, err := e.store.JobGet(ctx, j.ID)
 	require.NoError(t, err)
 	require.Equal(t, j.Params, stored.Params)
-	require.Contains(t, e.events.all(), Change{JobID: j.ID, Project: "vision", State: atlas.StateQueued}, "the scheduler hears of it")
+	require.Contains(t, e.events.all(), Change{JobID: j.ID, Name: "higher lr", Project: "vision", State: atlas.StateQueued}, "the scheduler hears of it")
 	before, err := e.store.JobGet(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, map[string]any{"lr": 0.1, "epochs": 3.0}, before.Params, "the source is left as it was")

@@ -31,7 +31,7 @@ func TestAScriptDiscardsItsOwnJobOnly(t *testing.T) {
 	_, err = e.store.JobGet(t.Context(), j.ID)
 	require.ErrorIs(t, err, atlas.ErrNotFound)
 	require.NoFileExists(t, e.logs.Path(j.ID), "its log went with it")
-	require.Contains(t, e.events.all(), Change{JobID: j.ID, Project: j.Project, State: atlas.StateRunning, Deleted: true})
+	require.Contains(t, e.events.all(), Change{JobID: j.ID, Name: j.Name, Project: j.Project, State: atlas.StateRunning, Deleted: true})
 	_, err = e.store.JobGet(t.Context(), other.Job.ID)
 	require.NoError(t, err, "only that job")
 }

@@ -13,7 +13,9 @@ import (
 // Change is one job state change, or (Tracked) new values tracked for a job, or a change of
 // a search (JobID empty), as sent to subscribers.
 type Change struct {
-	JobID   string      `json:"id,omitempty"`
+	JobID string `json:"id,omitempty"`
+	// Name is the job's name (state changes and deletions only).
+	Name    string      `json:"name,omitempty"`
 	Project string      `json:"project"`
 	State   atlas.State `json:"state,omitempty"`
 	Deleted bool        `json:"deleted,omitempty"`
@@ -97,7 +99,7 @@ func (h *Events) publishLocked(c Change) {
 
 // JobChanged publishes a job's new state.
 func (h *Events) JobChanged(j *atlas.Job) {
-	h.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State, Search: j.SearchID})
+	h.Publish(Change{JobID: j.ID, Name: j.Name, Project: j.Project, State: j.State, Search: j.SearchID})
 }
 
 // SearchChanged publishes a change of a search: its state, or what it decided.

@@ -109,7 +109,7 @@ func TestSubmitMergesTheJobConfig(t *testing.T) {
 	stored, err := e.store.JobGet(t.Context(), j.ID)
 	require.NoError(t, err)
 	require.Equal(t, j.ID, stored.ID)
-	require.Contains(t, e.events.all(), Change{JobID: j.ID, Project: "vision", State: atlas.StateQueued})
+	require.Contains(t, e.events.all(), Change{JobID: j.ID, Name: j.Name, Project: "vision", State: atlas.StateQueued})
 }
 
 func TestSubmitRefusesWhatCouldNeverRun(t *testing.T) {
@@ -357,7 +357,7 @@ func TestStopIsStoppingUntilTheJobHasEnded(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, atlas.StateStopping, j.State, "nothing has stopped yet")
 	require.NotNil(t, j.StoppingAt)
-	require.Contains(t, e.events.all(), Change{JobID: id, Project: "default", State: atlas.StateStopping},
+	require.Contains(t, e.events.all(), Change{JobID: id, Name: j.Name, Project: "default", State: atlas.StateStopping},
 		"the scheduler hears of the stop")
 	again, err := e.svc.StopJob(ctx, local, id)
 	require.NoError(t, err, "asking again while it stops is fine")
@@ -404,11 +404,11 @@ func TestDeleteCollectsBlobsNothingElseUses(t *testing.T) {
 	ctx := t.Context()
 	alice := &Caller{User: "alice"}
 	shared := e.bundle(t, map[string]string{"main.py": "shared"})
-	var ids []string
+	var ids, names []string
 	for range 2 {
 		res, err := e.svc.Submit(ctx, alice, &sdk.JobSpec{Command: []string{"m"}, BundleDigest: shared})
 		require.NoError(t, err)
-		ids = append(ids, res.Job.ID)
+		ids, names = append(ids, res.Job.ID), append(names, res.Job.Name)
 	}
 	err := e.svc.DeleteJob(ctx, alice, ids[0])
 	require.ErrorIs(t, err, atlas.ErrConflict, "a queued job is not deleted")
@@ -427,7 +427,7 @@ func TestDeleteCollectsBlobsNothingElseUses(t *testing.T) {
 	require.False(t, has, "nothing uses the bundle any more")
 	_, err = e.store.JobGet(ctx, ids[1])
 	require.ErrorIs(t, err, atlas.ErrNotFound)
-	require.Contains(t, e.events.all(), Change{JobID: ids[1], Project: "default", State: atlas.StateStopped, Deleted: true})
+	require.Contains(t, e.events.all(), Change{JobID: ids[1], Name: names[1], Project: "default", State: atlas.StateStopped, Deleted: true})
 }
 
 func TestClearQueueClearsOnlyYourOwnJobsWithAuth(t *testing.T) {

@@ -399,7 +399,7 @@ func (s *Service) removed(ctx context.Context, j *atlas.Job, digests []string) {
 			s.cfg.Logger.Warn("remove blob", "digest", d, "err", err)
 		}
 	}
-	s.cfg.Events.Publish(Change{JobID: j.ID, Project: j.Project, State: j.State, Deleted: true})
+	s.cfg.Events.Publish(Change{JobID: j.ID, Name: j.Name, Project: j.Project, State: j.State, Deleted: true})
 }
 
 // BlobGrace is how long a blob no job or artifact refers to is kept: an upload is followed

@@ -84,7 +84,7 @@ func TestTrialsAreCopiesOfACheckedTemplate(t *testing.T) {
 	j3, _, err := e.svc.SubmitTrial(ctx, named)
 	require.NoError(t, err)
 	require.Equal(t, "sweep #3", j3.Name, "the trials of a named search are numbered")
-	require.Contains(t, e.events.all(), Change{JobID: "s-t0", Project: "vision", State: atlas.StateQueued, Search: "s"})
+	require.Contains(t, e.events.all(), Change{JobID: "s-t0", Name: j.Name, Project: "vision", State: atlas.StateQueued, Search: "s"})
 	again, existing, err := e.svc.SubmitTrial(ctx, trial(0))
 	require.NoError(t, err)
 	require.True(t, existing, "a trial submitted again is the one stored")
