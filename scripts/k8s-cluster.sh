@@ -234,16 +234,12 @@ pid_of() {
   # An exited daemon can linger as a zombie until it is reaped: not running.
   st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
   [ "$st" != Z ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(component_binary "$1")" || return 1
+  # The pid file may be older than a reboot, its pid now another program's: the program run
+  # must be this one (a substring would not do: "etcd" is in kube-apiserver's --etcd-servers).
+  local exe
+  exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1) || return 1
+  [ "${exe##*/}" = "$1" ] || return 1
   echo "$pid"
-}
-
-component_binary() {
-  case $1 in
-    etcd) echo etcd ;;
-    containerd) echo containerd ;;
-    *) echo "$1" ;;
-  esac
 }
 
 # launch NAME CMD...: starts a daemon in a session of its own, with no descriptor of this

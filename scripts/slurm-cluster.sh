@@ -99,7 +99,11 @@ pid_of() { # pid_of NAME: the pid of a daemon this script started, if it still r
   [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
   st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
   [ "$st" != Z ] || return 1 # exited, not yet reaped
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1" || return 1
+  # The pid file may be older than a reboot, its pid now another program's: the program run
+  # must be this one ("slurmd" is a part of "slurmdbd").
+  local exe
+  exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1) || return 1
+  [ "${exe##*/}" = "$1" ] || return 1
   echo "$pid"
 }
 
