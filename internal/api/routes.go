@@ -8,7 +8,7 @@ import (
 // docs/openapi.yaml.
 type route struct {
 	pattern string
-	handler func(*Server, http.ResponseWriter, *http.Request) error
+	handler handler
 	access  access
 }
 
@@ -30,23 +30,23 @@ var routeTable = []route{
 	{"PUT /api/v1/blobs/{digest}", (*Server).putBlob, accessAny},
 	{"GET /api/v1/jobs", (*Server).listJobs, accessAny},
 	{"POST /api/v1/jobs", (*Server).submitJob, accessAny},
-	{"GET /api/v1/jobs/{id}", (*Server).getJob, accessAny},
-	{"DELETE /api/v1/jobs/{id}", (*Server).deleteJob, accessUser},
-	{"POST /api/v1/jobs/{id}/stop", (*Server).stopJob, accessUser},
-	{"POST /api/v1/jobs/{id}/clone", (*Server).cloneJob, accessAny},
-	{"GET /api/v1/jobs/{id}/logs", (*Server).jobLogs, accessAny},
+	{"GET /api/v1/jobs/{id}", byPrefix((*Server).getJob), accessAny},
+	{"DELETE /api/v1/jobs/{id}", byPrefix((*Server).deleteJob), accessUser},
+	{"POST /api/v1/jobs/{id}/stop", byPrefix((*Server).stopJob), accessUser},
+	{"POST /api/v1/jobs/{id}/clone", byPrefix((*Server).cloneJob), accessAny},
+	{"GET /api/v1/jobs/{id}/logs", byPrefix((*Server).jobLogs), accessAny},
 	{"POST /api/v1/jobs/{id}/logs", (*Server).appendLog, accessAny},
-	{"GET /api/v1/jobs/{id}/archive", (*Server).jobArchive, accessAny},
+	{"GET /api/v1/jobs/{id}/archive", byPrefix((*Server).jobArchive), accessAny},
 	{"POST /api/v1/jobs/{id}/track", (*Server).track, accessAny},
 	{"POST /api/v1/jobs/{id}/heartbeat", (*Server).heartbeat, accessAny},
 	{"POST /api/v1/jobs/{id}/finish", (*Server).finish, accessAny},
 	{"POST /api/v1/jobs/{id}/exit", (*Server).reportExit, accessAny},
 	{"GET /api/v1/jobs/{id}/bundle", (*Server).jobBundle, accessAny},
 	{"GET /api/v1/sdk", (*Server).sdkArchive, accessAny},
-	{"GET /api/v1/jobs/{id}/metrics/{key}", (*Server).metricSeries, accessAny},
-	{"GET /api/v1/jobs/{id}/artifacts/{key}", (*Server).artifact, accessAny},
-	{"PUT /api/v1/jobs/{id}/tags/{key}", (*Server).setTag, accessAny},
-	{"DELETE /api/v1/jobs/{id}/tags/{key}", (*Server).deleteTag, accessAny},
+	{"GET /api/v1/jobs/{id}/metrics/{key}", byPrefix((*Server).metricSeries), accessAny},
+	{"GET /api/v1/jobs/{id}/artifacts/{key}", byPrefix((*Server).artifact), accessAny},
+	{"PUT /api/v1/jobs/{id}/tags/{key}", byPrefix((*Server).setTag), accessAny},
+	{"DELETE /api/v1/jobs/{id}/tags/{key}", byPrefix((*Server).deleteTag), accessAny},
 	{"GET /api/v1/searches", (*Server).listSearches, accessAny},
 	{"POST /api/v1/searches", (*Server).submitSearch, accessAny},
 	{"GET /api/v1/searches/{id}", (*Server).getSearch, accessAny},
@@ -61,6 +61,22 @@ var routeTable = []route{
 	{"GET /api/v1/projects/{name}/notes", (*Server).listNotes, accessAny},
 	{"POST /api/v1/projects/{name}/notes", (*Server).addNote, accessUser},
 	{"GET /api/v1/events", (*Server).events, accessAny},
+}
+
+type handler = func(*Server, http.ResponseWriter, *http.Request) error
+
+// byPrefix lets the {id} of h's route be any unique prefix of a job's id, as users copy it
+// from the GUI or the CLI (jobs.Service.ResolveID): h sees the whole id. The routes of the
+// in-job side take whole ids only.
+func byPrefix(h handler) handler {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) error {
+		id, err := s.cfg.Jobs.ResolveID(r.Context(), callerOf(r), r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		r.SetPathValue("id", id)
+		return h(s, w, r)
+	}
 }
 
 func (s *Server) routes() {

@@ -612,3 +612,37 @@ func TestBlobsNothingRefersToAreCollected(t *testing.T) {
 		require.Equal(t, want, has, d)
 	}
 }
+
+func TestResolveIDTakesAUniquePrefix(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	for _, id := range []string{"4f2a9c01-aaaa", "4f2a9c01-bbbb", "4f2b0000-cccc", "run1", "run10"} {
+		require.NoError(t, e.store.JobInsert(ctx, &atlas.Job{ID: id, Project: "p", State: atlas.StateQueued, CreatedAt: time.Now()}))
+	}
+	resolve := func(c *Caller, id string) (string, error) { return e.svc.ResolveID(ctx, c, id) }
+
+	got, err := resolve(local, "4f2b")
+	require.NoError(t, err)
+	require.Equal(t, "4f2b0000-cccc", got, "a unique prefix names its job")
+	got, err = resolve(local, "run1")
+	require.NoError(t, err)
+	require.Equal(t, "run1", got, "a whole id names its job even when it starts another's")
+	got, err = resolve(local, "4f2a9c01-bbbb")
+	require.NoError(t, err)
+	require.Equal(t, "4f2a9c01-bbbb", got)
+
+	_, err = resolve(local, "4f2a9c01")
+	require.ErrorIs(t, err, atlas.ErrInvalid)
+	require.EqualError(t, err, "job id 4f2a9c01 is ambiguous: 2 jobs' ids start with it (4f2a9c01-aaaa, 4f2a9c01-bbbb); give more of the id")
+	_, err = resolve(local, "4f2")
+	require.NoError(t, err, "under 4 characters: taken as a whole id, which names no job")
+	got, _ = resolve(local, "4f2")
+	require.Equal(t, "4f2", got)
+	got, err = resolve(local, "nope-nothing")
+	require.NoError(t, err)
+	require.Equal(t, "nope-nothing", got, "no match: the lookup that follows says it is not found")
+	got, err = resolve(&Caller{JobID: "run1", User: "alice"}, "4f2b")
+	require.NoError(t, err)
+	require.Equal(t, "4f2b", got, "a job's own token names jobs by whole ids")
+}

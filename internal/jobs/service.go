@@ -16,8 +16,10 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,6 +261,37 @@ func (s *Service) Job(ctx context.Context, c *Caller, id string) (*atlas.Job, er
 		return nil, err
 	}
 	return j, s.mayRead(c, j)
+}
+
+// MinIDPrefix is the fewest characters of a job's id that name it, when no other job's id
+// starts with them.
+const MinIDPrefix = 4
+
+// ResolveID returns the id of the job that id names: the job whose id it is, else the one job
+// whose id starts with it (at least MinIDPrefix characters; the GUI shows 8). An id that
+// starts several jobs' ids is ErrInvalid, saying how many; one that names no job is returned
+// as it is, for the lookup that follows to say it does not exist. A job's own token names
+// jobs by their whole id only.
+func (s *Service) ResolveID(ctx context.Context, c *Caller, id string) (string, error) {
+	if c.JobID != "" || len(id) < MinIDPrefix || !idPattern.MatchString(id) {
+		return id, nil
+	}
+	const shown = 3
+	ids, total, err := s.cfg.Store.JobIDsByPrefix(ctx, id, shown)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("look up job id %s: %w", id, err)
+	case total == 0 || ids[0] == id:
+		return id, nil
+	case total == 1:
+		return ids[0], nil
+	}
+	more := ""
+	if total > len(ids) {
+		more = ", …"
+	}
+	return "", atlas.Invalidf("job id %s is ambiguous: %d jobs' ids start with it (%s%s); give more of the id",
+		id, total, strings.Join(ids, ", "), more)
 }
 
 // Archive returns a job whose archive the caller may download. An archive holds the job's

@@ -27,6 +27,10 @@ type Store interface {
 	// JobInsert stores a new job and assigns its Seq.
 	JobInsert(ctx context.Context, j *atlas.Job) error
 	JobGet(ctx context.Context, id string) (*atlas.Job, error)
+	// JobIDsByPrefix returns the ids of jobs that start with prefix (the job whose id is
+	// prefix itself first, then by length and id), at most limit of them, and how many there
+	// are in all.
+	JobIDsByPrefix(ctx context.Context, prefix string, limit int) ([]string, int, error)
 	// JobList returns one page of jobs and the total number matching.
 	JobList(ctx context.Context, p *JobListParams) ([]*atlas.Job, int, error)
 	// JobValues returns the given columns ("param:<key>", "metric:<key>": the last value) of

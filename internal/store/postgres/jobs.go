@@ -113,6 +113,28 @@ func (s *Store) JobGet(ctx context.Context, id string) (*atlas.Job, error) {
 	return getJob(ctx, s.db, id, "")
 }
 
+// JobIDsByPrefix implements store.Store. Job ids are ASCII letters, digits, '.', '_' and '-',
+// all below 0x7f, and the id column sorts bytewise (COLLATE "C"), so the ids that start with
+// prefix are the range [prefix, prefix+"\x7f") of the primary key.
+func (s *Store) JobIDsByPrefix(ctx context.Context, prefix string, limit int) ([]string, int, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, count(*) OVER () FROM jobs WHERE id >= $1 AND id < $2
+		ORDER BY length(id), id LIMIT $3`, prefix, prefix+"\x7f", limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var ids []string
+	var total int64
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id, &total); err != nil {
+			return nil, 0, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, int(total), rows.Err()
+}
+
 // getJob reads a job; lock is "" or a locking clause such as FOR UPDATE.
 func getJob(ctx context.Context, q querier, id, lock string) (*atlas.Job, error) {
 	j, err := scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs j WHERE j.id = $1 `+lock, id))

@@ -115,6 +115,28 @@ func (s *Store) JobGet(ctx context.Context, id string) (*atlas.Job, error) {
 	return getJob(ctx, s.r, id)
 }
 
+// JobIDsByPrefix implements store.Store. Job ids are ASCII letters, digits, '.', '_' and '-',
+// all below 0x7f, so the ids that start with prefix are the range [prefix, prefix+"\x7f") of
+// the primary key.
+func (s *Store) JobIDsByPrefix(ctx context.Context, prefix string, limit int) ([]string, int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, count(*) OVER () FROM jobs WHERE id >= ? AND id < ?
+		ORDER BY length(id), id LIMIT ?`, prefix, prefix+"\x7f", limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var ids []string
+	total := 0
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id, &total); err != nil {
+			return nil, 0, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, total, rows.Err()
+}
+
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }

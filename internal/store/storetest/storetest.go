@@ -86,6 +86,39 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Equal(t, 2, total)
 	})
 
+	t.Run("JobIDsByPrefix", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		for _, id := range []string{"abc1", "abc10", "abc2-x", "abd", "Abc3", "ab_c", "zz"} {
+			require.NoError(t, s.JobInsert(ctx, newJob(id, "p")))
+		}
+		got, total, err := s.JobIDsByPrefix(ctx, "abc", 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{"abc1", "abc10", "abc2-x"}, got, "case-sensitive, shortest first")
+		require.Equal(t, 3, total)
+
+		got, total, err = s.JobIDsByPrefix(ctx, "abc1", 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{"abc1", "abc10"}, got, "an id that is itself a prefix of another comes first")
+		require.Equal(t, 2, total)
+
+		got, total, err = s.JobIDsByPrefix(ctx, "abc", 2)
+		require.NoError(t, err)
+		require.Equal(t, []string{"abc1", "abc10"}, got)
+		require.Equal(t, 3, total, "the total counts past the limit")
+
+		got, total, err = s.JobIDsByPrefix(ctx, "ab_", 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{"ab_c"}, got, "'_' is no wildcard")
+		require.Equal(t, 1, total)
+
+		got, total, err = s.JobIDsByPrefix(ctx, "nope", 10)
+		require.NoError(t, err)
+		require.Empty(t, got)
+		require.Zero(t, total)
+	})
+
 	t.Run("QueueOrder", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
