@@ -234,6 +234,12 @@ func (c *Client) PutBlob(ctx context.Context, digest string, r io.Reader, size i
 
 // UploadFile uploads a file as a blob unless the server has it. It reports whether it uploaded.
 func (c *Client) UploadFile(ctx context.Context, digest, path string) (bool, error) {
+	return c.UploadFileProgress(ctx, digest, path, nil)
+}
+
+// UploadFileProgress is UploadFile that, when progress is not nil, calls it as the file is
+// sent: how many of its total bytes have gone out so far.
+func (c *Client) UploadFileProgress(ctx context.Context, digest, path string, progress func(sent, total int64)) (bool, error) {
 	has, err := c.HasBlob(ctx, digest)
 	if err != nil || has {
 		return false, err
@@ -247,7 +253,28 @@ func (c *Client) UploadFile(ctx context.Context, digest, path string) (bool, err
 	if err != nil {
 		return false, err
 	}
-	return true, c.PutBlob(ctx, digest, f, fi.Size())
+	var r io.Reader = f
+	if progress != nil {
+		r = &countingReader{r: f, total: fi.Size(), progress: progress}
+	}
+	return true, c.PutBlob(ctx, digest, r, fi.Size())
+}
+
+// countingReader reports how much of a body has been read.
+type countingReader struct {
+	r        io.Reader
+	sent     int64
+	total    int64
+	progress func(sent, total int64)
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.sent += int64(n)
+		r.progress(r.sent, r.total)
+	}
+	return n, err
 }
 
 // Submit queues a job (or records an execution-mode job).

@@ -133,27 +133,48 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return code
 }
 
-// execute builds the command tree and runs the command args name.
-func execute(ctx context.Context, e *console, args []string) int {
+// buildRoot builds the command tree.
+func buildRoot(e *console) *cobra.Command {
 	stdin, stdout, stderr := e.stdin, e.stdout, e.stderr
 	root := &cobra.Command{
-		Use:           "foundations",
-		Short:         "Submit jobs to Atlas and get their logs and results",
+		Use:   "foundations",
+		Short: "Submit jobs to Atlas and get their logs and results",
+		Example: `  foundations init my_project && cd my_project
+  foundations submit scheduler . main.py
+  foundations describe job scheduler 45540b52
+  foundations get logs scheduler 45540b52
+  foundations get job scheduler 45540b52`,
 		Version:       version.Get(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("Running Foundations version {{.Version}}\n")
-	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().BoolVar(&e.debug, "debug", false, "print diagnostics on stderr: config files read, HTTP calls, timings")
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { e.describe(cmd) }
-	root.AddCommand(initCommand(e), submitCommand(e), searchCommand(e), getCommand(e), stopCommand(e), clearQueueCommand(e),
-		deleteCommand(e), infoCommand(e), loginCommand(e), cloneCommand(e))
-	err := root.ExecuteContext(ctx)
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		return unknownCommand(cmd, args[0])
+	}
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	root.AddCommand(initCommand(e), submitCommand(e), searchCommand(e), getCommand(e), describeCommand(e), stopCommand(e),
+		clearQueueCommand(e), deleteCommand(e), infoCommand(e), loginCommand(e), cloneCommand(e))
+	root.InitDefaultCompletionCmd()
+	completionExamples(root)
+	withUsage(root)
+	return root
+}
+
+// execute builds the command tree and runs the command args name.
+func execute(ctx context.Context, e *console, args []string) int {
+	stderr := e.stderr
+	root := buildRoot(e)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
@@ -161,6 +182,11 @@ func execute(ctx context.Context, e *console, args []string) int {
 		for u := err; u != nil; u = errors.Unwrap(u) {
 			e.debugf("error %T: %v", u, u)
 		}
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "Error: %s\n\n%s", oneLine(err), cmd.UsageString())
+		return 1
 	}
 	var xe *exitError
 	if errors.As(err, &xe) {

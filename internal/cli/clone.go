@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -15,26 +14,27 @@ import (
 
 func cloneCommand(e *console) *cobra.Command {
 	clone := &cobra.Command{
-		Use:   "clone",
-		Short: "Queue a job again, with some of its params changed",
+		Use:     "clone",
+		Short:   "Queue a job again, with some of its params changed",
+		Example: "  foundations clone job scheduler 45540b52 --param lr=0.01",
 	}
 	var params []string
 	var name string
+	var asJSON bool
 	job := &cobra.Command{
 		Use:   "job <scheduler_config> <job_id> [--param key=value ...] [--name NAME]",
 		Short: "Queue a copy of a job (in any state) with some of its params changed",
 		Long: `Queue a copy of a job: the same project, folder, command and resources, and the params it
 was submitted with, each --param replacing or adding one (foundations.load_parameters() in the
 copy returns them). A value is read as JSON when it is JSON (0.01, 3, true, "a", [1, 2]),
-else as a string: --param lr=0.01 --param optimizer=adam. The source may be in any state.`,
-		Example: `  foundations clone job scheduler 45540b52-ffe2-44ab-9838-db467d3499c0 --param lr=0.01
-  foundations clone job scheduler 45540b52-ffe2-44ab-9838-db467d3499c0 --param layers='[64, 32]' --name wider`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 2 {
-				return errors.New("usage: foundations clone job <scheduler_config> <job_id> [--param key=value ...] [--name NAME]")
-			}
-			return nil
-		},
+else as a string: --param lr=0.01 --param optimizer=adam. The source may be in any state, and
+its id may be any unique prefix of it (at least 4 characters). With --json, stdout carries the
+new job as JSON.`,
+		Example: `  foundations clone job scheduler 45540b52 --param lr=0.01
+  foundations clone job scheduler 45540b52 --param layers='[64, 32]' --name wider
+  foundations clone job scheduler 45540b52 --param lr=0.1 --json | jq -r .id`,
+		Args:              positional("<scheduler_config>", "<job_id>"),
+		ValidArgsFunction: completeEnvAndJobs(e, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec := &sdk.CloneSpec{ID: uuid.NewString(), Name: name}
 			if err := config.ValidateJobName(name); err != nil {
@@ -55,11 +55,15 @@ else as a string: --param lr=0.01 --param optimizer=adam. The source may be in a
 				return err
 			}
 			e.submitted(res.Job)
+			if asJSON {
+				return printJSON(e, res.Job)
+			}
 			return nil
 		},
 	}
 	job.Flags().StringArrayVar(&params, "param", nil, "key=value: a param of the copy (repeat for more); the value is JSON or a string")
 	job.Flags().StringVar(&name, "name", "", "the copy's name (default: a made-up one such as brave-otter)")
+	jsonFlag(job, &asJSON, "the new job, as GET /api/v1/jobs/{id} answers it")
 	clone.AddCommand(job)
 	return clone
 }

@@ -22,13 +22,21 @@ import (
 func getCommand(e *console) *cobra.Command {
 	get := &cobra.Command{
 		Use:   "get",
-		Short: "Get a job's logs or its archive, list jobs and the queue, or show a search",
+		Short: "Get a job's logs or its archive, list jobs, projects, searches and the queue, or show a search",
+		Example: `  foundations get logs scheduler 45540b52
+  foundations get job scheduler 45540b52
+  foundations get jobs scheduler --project my_project`,
 	}
 	var follow bool
 	logs := &cobra.Command{
 		Use:   "logs <scheduler_config> <job_id>",
 		Short: "Print a job's output so far (works while it runs)",
-		Args:  cobra.ExactArgs(2),
+		Long: `Print a job's output so far (works while it runs), as raw text. The job id may be any
+unique prefix of it of at least 4 characters, such as the 8 the GUI shows.`,
+		Example: `  foundations get logs scheduler 45540b52
+  foundations get logs scheduler 45540b52 -f     # keep printing until the job ends`,
+		Args:              positional("<scheduler_config>", "<job_id>"),
+		ValidArgsFunction: completeEnvAndJobs(e, false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := e.client(args[0])
 			if err != nil {
@@ -59,22 +67,31 @@ func getCommand(e *console) *cobra.Command {
 	logs.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the job ends")
 
 	var saveDir string
+	var asJSON bool
 	job := &cobra.Command{
 		Use:   "job <scheduler_config> <job_id>",
 		Short: "Download a finished job's working directory into ./<job_id> (or --save_dir)",
-		Args:  cobra.ExactArgs(2),
+		Long: `Download a finished job's working directory (its archive: the folder as the job left it,
+with the files it wrote) and extract it into ./<job_id>, or --save_dir. The job id may be any
+unique prefix of it; the folder is named after the whole id. "foundations describe job" shows
+the job's state, params and metrics instead.`,
+		Example: `  foundations get job scheduler 45540b52
+  foundations get job scheduler 45540b52 --save_dir results/`,
+		Args:              positional("<scheduler_config>", "<job_id>"),
+		ValidArgsFunction: completeEnvAndJobs(e, false, sdk.StateCompleted, sdk.StateFailed, sdk.StateStopped),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, sub, err := e.client(args[0])
 			if err != nil {
 				return err
 			}
-			id := args[1]
 			ctx := cmd.Context()
-			if _, err := client.Job(ctx, id); sdk.IsNotFound(err) {
-				return fmt.Errorf("job `%s` does not exist for environment `%s`", id, sub.Name)
+			j, err := client.Job(ctx, args[1])
+			if sdk.IsNotFound(err) {
+				return fmt.Errorf("job `%s` does not exist for environment `%s`", args[1], sub.Name)
 			} else if err != nil {
 				return err
 			}
+			id := j.ID
 			dst := saveDir
 			if dst == "" {
 				dst = id
@@ -96,6 +113,9 @@ func getCommand(e *console) *cobra.Command {
 				return fmt.Errorf("extract the archive of job %s: %w", id, err)
 			}
 			abs, _ := filepath.Abs(dst)
+			if asJSON {
+				return printJSON(e, map[string]string{"id": id, "dir": abs})
+			}
 			fmt.Fprintf(e.stdout, "Successfully retrieved Job %s from archive store into %s\n", id, abs)
 			return nil
 		},
@@ -103,70 +123,171 @@ func getCommand(e *console) *cobra.Command {
 	job.Flags().StringVar(&saveDir, "save_dir", "", "folder to extract into (default: ./<job_id>)")
 	job.Flags().StringVar(&saveDir, "save-dir", "", "same as --save_dir")
 	_ = job.Flags().MarkHidden("save-dir")
-	get.AddCommand(logs, job, jobsCommand(e), queueCommand(e), getSearchCommand(e))
+	jsonFlag(job, &asJSON, `{"id", "dir"}: the job's whole id and the folder it was extracted into`)
+	get.AddCommand(logs, job, jobsCommand(e), queueCommand(e), getSearchCommand(e), projectsCommand(e), searchesCommand(e))
 	return get
 }
 
+// jsonFlag adds --json to a command that prints data: what it prints instead.
+func jsonFlag(cmd *cobra.Command, asJSON *bool, what string) {
+	cmd.Flags().BoolVar(asJSON, "json", false, "print JSON on stdout: "+what)
+}
+
+// jobResult is what stop and delete say of each job, and print with --json.
+type jobResult struct {
+	ID     string `json:"id"`
+	State  string `json:"state,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// jobResults collects what a command did to each of several jobs: a job that fails is
+// reported on one "Error:" line at once, the others are still done, and the command exits 1.
+// With one job, its error is the command's error, as for any other command.
+type jobResults struct {
+	e    *console
+	many bool
+	list []*jobResult
+	err  error
+}
+
+func (e *console) jobResults(ids []string) *jobResults {
+	return &jobResults{e: e, many: len(ids) > 1}
+}
+
+func (rs *jobResults) add(r *jobResult) *jobResult {
+	rs.list = append(rs.list, r)
+	return r
+}
+
+// fail records that r's job failed with err.
+func (rs *jobResults) fail(r *jobResult, err error) {
+	msg := oneLine(err)
+	if !strings.Contains(msg, r.ID) {
+		msg = "job " + r.ID + ": " + msg
+	}
+	r.Error = msg
+	if rs.many {
+		fmt.Fprintf(rs.e.stderr, "Error: %s\n", msg)
+	} else {
+		rs.err = err
+	}
+}
+
+// done prints the results with --json, and returns the command's error.
+func (rs *jobResults) done(asJSON bool) error {
+	if asJSON {
+		if err := printJSON(rs.e, rs.list); err != nil {
+			return err
+		}
+	}
+	if rs.err != nil {
+		return rs.err
+	}
+	for _, r := range rs.list {
+		if r.Error != "" {
+			return &exitError{code: 1}
+		}
+	}
+	return nil
+}
+
+// result prints a line of a command's result on stdout, unless it prints JSON instead.
+func (e *console) result(asJSON bool, format string, args ...any) {
+	if !asJSON {
+		fmt.Fprintf(e.stdout, format+"\n", args...)
+	}
+}
+
 func stopCommand(e *console) *cobra.Command {
-	var noWait bool
+	var noWait, asJSON bool
+	ids := positional("<scheduler_config>", "<job_id>...")
 	cmd := &cobra.Command{
-		Use:   "stop [job] <scheduler_config> <job_id>",
-		Short: "Stop a running job, or take a queued job out of the queue",
-		Long: `Stop a running job: it gets SIGTERM, then SIGKILL if it has not exited after the grace period,
-and its directory is archived. The command waits until all of that is done and says how the job
-ended; with --no-wait it returns at once, while the job is still stopping. A queued job leaves
-the queue and never runs.`,
+		Use:   "stop [job] <scheduler_config> <job_id>...",
+		Short: "Stop running jobs, or take queued jobs out of the queue",
+		Long: `Stop running jobs: each gets SIGTERM, then SIGKILL if it has not exited after the grace
+period, and its directory is archived. The command waits until all of that is done and says how
+each job ended; with --no-wait it returns at once, while the jobs are still stopping. A queued
+job leaves the queue and never runs. Job ids may be any unique prefix (at least 4 characters);
+a job that cannot be stopped is reported and the others are still stopped (exit code 1).`,
+		Example: `  foundations stop job scheduler 45540b52
+  foundations stop scheduler 45540b52 9c0e11aa 77d3b2f0
+  foundations stop job scheduler 45540b52 --no-wait`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 3 && args[0] == "job" || len(args) == 2 {
-				return nil
+			return ids(cmd, trimJob(args))
+		},
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) == 0 && strings.HasPrefix("job", toComplete) {
+				envs, d := completeEnvAndJobs(e, true)(cmd, args, toComplete)
+				return append([]cobra.Completion{"job"}, envs...), d
 			}
-			return errors.New("usage: foundations stop job <scheduler_config> <job_id>")
+			return completeEnvAndJobs(e, true, sdk.StateQueued, sdk.StateStarting, sdk.StateRunning, sdk.StateStopping)(cmd, trimJob(args), toComplete)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 3 {
-				args = args[1:]
-			}
+			args = trimJob(args)
 			client, _, err := e.client(args[0])
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			before, err := client.Job(ctx, args[1])
-			if err != nil {
-				return err
+			rs := e.jobResults(args[1:])
+			// Every job is asked to stop first, so that they stop side by side; then the
+			// command waits for each.
+			var stopping []*jobResult
+			for _, id := range args[1:] {
+				r := rs.add(&jobResult{ID: id})
+				before, err := client.Job(ctx, id)
+				var j *sdk.Job
+				if err == nil {
+					r.ID = before.ID
+					j, err = client.StopJob(ctx, before.ID)
+				}
+				if err != nil {
+					rs.fail(r, err)
+					continue
+				}
+				r.State, r.Reason = j.State, j.Reason
+				switch {
+				case before.State == sdk.StateQueued && j.State == sdk.StateStopped:
+					e.result(asJSON, "Removed queued job %s from the queue", j.ID)
+				case j.State != sdk.StateStopping:
+					e.result(asJSON, "Stopped job %s%s", j.ID, reasonSuffix(j))
+				case noWait:
+					e.result(asJSON, "Stopping job %s (SIGTERM sent; it is archived once it has exited)", j.ID)
+				default:
+					e.info("Stopping job %s: SIGTERM sent; waiting for it to exit and be archived. Ctrl-C stops waiting, not the stop.", j.ID)
+					stopping = append(stopping, r)
+				}
 			}
-			j, err := client.StopJob(ctx, args[1])
-			if err != nil {
-				return err
-			}
-			switch {
-			case before.State == sdk.StateQueued && j.State == sdk.StateStopped:
-				fmt.Fprintf(e.stdout, "Removed queued job %s from the queue\n", j.ID)
-				return nil
-			case j.State != sdk.StateStopping:
-				fmt.Fprintf(e.stdout, "Stopped job %s%s\n", j.ID, reasonSuffix(j))
-				return nil
-			case noWait:
-				fmt.Fprintf(e.stdout, "Stopping job %s (SIGTERM sent; it is archived once it has exited)\n", j.ID)
-				return nil
-			}
-			e.info("Stopping job %s: SIGTERM sent; waiting for it to exit and be archived. Ctrl-C stops waiting, not the stop.", j.ID)
 			ctx, stopWaiting := signal.NotifyContext(ctx, os.Interrupt)
 			defer stopWaiting()
-			if j, err = waitWhile(ctx, client, j.ID, sdk.StateStopping); err != nil {
-				if ctx.Err() != nil {
-					fmt.Fprintf(e.stdout, "Stopping job %s (still stopping; no longer waiting)\n", args[1])
-					return nil
+			for _, r := range stopping {
+				j, err := waitWhile(ctx, client, r.ID, sdk.StateStopping)
+				switch {
+				case ctx.Err() != nil:
+					e.result(asJSON, "Stopping job %s (still stopping; no longer waiting)", r.ID)
+				case err != nil:
+					rs.fail(r, err)
+				default:
+					r.State, r.Reason = j.State, j.Reason
+					e.result(asJSON, "Stopped job %s%s", j.ID, reasonSuffix(j))
 				}
-				return err
 			}
-			fmt.Fprintf(e.stdout, "Stopped job %s%s\n", j.ID, reasonSuffix(j))
-			return nil
+			return rs.done(asJSON)
 		},
 	}
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once while the job is still stopping")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once while the jobs are still stopping")
+	jsonFlag(cmd, &asJSON, `a list of {"id", "state", "reason", "error"}, one per job`)
 	cmd.AddCommand(stopSearchCommand(e))
 	return cmd
+}
+
+// trimJob drops the "job" of "stop job <scheduler_config> ...".
+func trimJob(args []string) []string {
+	if len(args) > 0 && args[0] == "job" {
+		return args[1:]
+	}
+	return args
 }
 
 // reasonSuffix is ": <reason>" of a job, when it has one.
@@ -189,10 +310,14 @@ func waitWhile(ctx context.Context, client *sdk.Client, id string, states ...str
 
 func clearQueueCommand(e *console) *cobra.Command {
 	var project string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "clear-queue <scheduler_config>",
 		Short: "Remove queued jobs (of every project, or of --project)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  foundations clear-queue scheduler
+  foundations clear-queue scheduler --project my_project`,
+		Args:              positional("<scheduler_config>"),
+		ValidArgsFunction: completeEnv,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := e.client(args[0])
 			if err != nil {
@@ -202,6 +327,9 @@ func clearQueueCommand(e *console) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(e, res)
+			}
 			fmt.Fprintf(e.stdout, "Removed %d job(s) from queue\n", res.Removed)
 			if res.Stopped > 0 {
 				fmt.Fprintf(e.stdout, "Stopping %d job(s) that had not started running: %s\n", res.Stopped, strings.Join(res.StoppedIDs, " "))
@@ -210,38 +338,72 @@ func clearQueueCommand(e *console) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&project, "project", "", "only this project's queued jobs")
+	jsonFlag(cmd, &asJSON, `{"removed", "ids", "stopped", "stopped_ids"}, as POST /api/v1/queue/clear answers`)
 	return cmd
 }
 
 func deleteCommand(e *console) *cobra.Command {
-	del := &cobra.Command{Use: "delete", Short: "Delete a finished job"}
-	del.AddCommand(&cobra.Command{
-		Use:   "job <scheduler_config> <job_id>",
-		Short: "Delete a completed, failed or stopped job: its record, logs, archive and artifacts",
-		Args:  cobra.ExactArgs(2),
+	del := &cobra.Command{
+		Use:     "delete",
+		Short:   "Delete finished jobs",
+		Example: "  foundations delete job scheduler 45540b52 9c0e11aa",
+	}
+	var asJSON bool
+	job := &cobra.Command{
+		Use:   "job <scheduler_config> <job_id>...",
+		Short: "Delete completed, failed or stopped jobs: their records, logs, archives and artifacts",
+		Long: `Delete completed, failed or stopped jobs: their records, logs, archives and artifacts. A job
+that is stopping is deleted once it has stopped. Job ids may be any unique prefix (at least 4
+characters); a job that cannot be deleted is reported and the others are still deleted (exit
+code 1).`,
+		Example: `  foundations delete job scheduler 45540b52
+  foundations delete job scheduler 45540b52 9c0e11aa 77d3b2f0`,
+		Args:              positional("<scheduler_config>", "<job_id>..."),
+		ValidArgsFunction: completeEnvAndJobs(e, true, sdk.StateCompleted, sdk.StateFailed, sdk.StateStopped, sdk.StateStopping),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := e.client(args[0])
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			err = client.DeleteJob(ctx, args[1])
-			if sdk.IsConflict(err) {
-				// A job whose stop was asked for is deleted once it has stopped.
-				if j, jerr := client.Job(ctx, args[1]); jerr == nil && j.State == sdk.StateStopping {
-					e.info("Job %s is stopping; it is deleted once it has stopped.", j.ID)
-					if _, err = waitWhile(ctx, client, j.ID, sdk.StateStopping); err != nil {
-						return err
-					}
-					err = client.DeleteJob(ctx, j.ID)
+			rs := e.jobResults(args[1:])
+			for _, id := range args[1:] {
+				r := rs.add(&jobResult{ID: id})
+				if err := e.deleteJob(ctx, client, r); err != nil {
+					rs.fail(r, err)
+					continue
 				}
+				e.result(asJSON, "Job %s successfully deleted", r.ID)
 			}
-			if err != nil {
+			return rs.done(asJSON)
+		},
+	}
+	jsonFlag(job, &asJSON, `a list of {"id", "state", "error"}, one per job ("deleted" when it was)`)
+	del.AddCommand(job)
+	return del
+}
+
+// deleteJob deletes the job r names (an id or a prefix of one) and fills in r.
+func (e *console) deleteJob(ctx context.Context, client *sdk.Client, r *jobResult) error {
+	j, err := client.Job(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	r.ID = j.ID
+	err = client.DeleteJob(ctx, j.ID)
+	if sdk.IsConflict(err) {
+		// A job whose stop was asked for is deleted once it has stopped.
+		if j, jerr := client.Job(ctx, j.ID); jerr == nil && j.State == sdk.StateStopping {
+			e.info("Job %s is stopping; it is deleted once it has stopped.", j.ID)
+			if _, err = waitWhile(ctx, client, j.ID, sdk.StateStopping); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "Job %s successfully deleted\n", args[1])
-			return nil
-		},
-	})
-	return del
+			err = client.DeleteJob(ctx, j.ID)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	r.State = "deleted"
+	return nil
 }

@@ -94,7 +94,9 @@ func initCommand(e *console) *cobra.Command {
 	return &cobra.Command{
 		Use:   "init <project_name>",
 		Short: "Create a project folder with a sample job",
-		Args:  cobra.ExactArgs(1),
+		Example: `  foundations init my_project
+  cd my_project && foundations submit scheduler . main.py`,
+		Args: positional("<project_name>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if err := config.ValidateProjectName(filepath.Base(name)); err != nil || name == "." || name == ".." {

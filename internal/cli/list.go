@@ -19,7 +19,11 @@ func jobsCommand(e *console) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "jobs <scheduler_config>",
 		Short: "List jobs, newest first",
-		Args:  cobra.ExactArgs(1),
+		Example: `  foundations get jobs scheduler
+  foundations get jobs scheduler --project my_project --state running,queued
+  foundations get jobs scheduler --limit 0 --json`,
+		Args:              positional("<scheduler_config>"),
+		ValidArgsFunction: completeEnv,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := e.client(args[0])
 			if err != nil {
@@ -54,7 +58,7 @@ func jobsCommand(e *console) *cobra.Command {
 	cmd.Flags().StringVar(&project, "project", "", "only this project's jobs")
 	cmd.Flags().StringVar(&states, "state", "", "only jobs in these states, e.g. running,queued")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many (0: all)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlag(cmd, &asJSON, `{"jobs": [...], "total"}, as GET /api/v1/jobs answers`)
 	return cmd
 }
 
@@ -63,7 +67,10 @@ func queueCommand(e *console) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "queue <scheduler_config>",
 		Short: "Show the queue: queued jobs in order with why each waits, and running jobs",
-		Args:  cobra.ExactArgs(1),
+		Example: `  foundations get queue scheduler
+  foundations get queue scheduler --json`,
+		Args:              positional("<scheduler_config>"),
+		ValidArgsFunction: completeEnv,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := e.client(args[0])
 			if err != nil {
@@ -98,7 +105,82 @@ func queueCommand(e *console) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlag(cmd, &asJSON, `{"queued", "queued_total", "running", "workers", "gpus", "executor"}, as GET /api/v1/queue answers`)
+	return cmd
+}
+
+func projectsCommand(e *console) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "projects <scheduler_config>",
+		Short: "List projects with their jobs by state, most recently active first",
+		Example: `  foundations get projects scheduler
+  foundations get projects scheduler --json`,
+		Args:              positional("<scheduler_config>"),
+		ValidArgsFunction: completeEnv,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, _, err := e.client(args[0])
+			if err != nil {
+				return err
+			}
+			ps, err := client.Projects(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(e, ps)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROJECT\tJOBS\tRUNNING\tQUEUED\tCOMPLETED\tFAILED\tLAST ACTIVITY")
+			for _, p := range ps {
+				c := p.Counts
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Name, p.Jobs, c[sdk.StateRunning]+c[sdk.StateStarting]+c[sdk.StateStopping],
+					c[sdk.StateQueued], c[sdk.StateCompleted], c[sdk.StateFailed], clock(p.LastActivity))
+			}
+			return tw.Flush()
+		},
+	}
+	jsonFlag(cmd, &asJSON, "the list GET /api/v1/projects answers")
+	return cmd
+}
+
+func searchesCommand(e *console) *cobra.Command {
+	var asJSON bool
+	var project string
+	cmd := &cobra.Command{
+		Use:   "searches <scheduler_config>",
+		Short: "List hyperparameter searches, newest first",
+		Example: `  foundations get searches scheduler
+  foundations get searches scheduler --project my_project --json`,
+		Args:              positional("<scheduler_config>"),
+		ValidArgsFunction: completeEnv,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, _, err := e.client(args[0])
+			if err != nil {
+				return err
+			}
+			list, err := client.Searches(cmd.Context(), project)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(e, list)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEARCH ID\tPROJECT\tSTATE\tMETHOD\tTRIALS\tBEST\tCREATED")
+			for _, s := range list {
+				best := "-"
+				if s.Best != nil && s.Best.Value != nil {
+					best = s.Config.Metric + " " + formatNumber(*s.Best.Value)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.ID, s.Project, s.State, s.Config.Method,
+					s.TrialsSubmitted, s.TrialsPlanned, best, clock(s.CreatedAt))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&project, "project", "", "only this project's searches")
+	jsonFlag(cmd, &asJSON, "the list GET /api/v1/searches answers")
 	return cmd
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -40,7 +39,11 @@ picks (read them with foundations.load_parameters()). The search is the search: 
 folder's job.config.yaml, or the file given with --config. It prints the search's id and returns;
 with --follow it prints the search's progress until it ends (Ctrl-C stops following only).
 --config and --follow may come after the command too; arguments from "--" on are the job's.
-"foundations get search" shows it, "foundations stop search" stops it and its trials.`,
+"foundations get search" shows it, "foundations stop search" stops it and its trials.
+With --json, stdout carries only the search as JSON (as GET /api/v1/searches/{id} answers it).`,
+		Example: `  foundations search scheduler . main.py
+  foundations search scheduler . main.py --config sweep.yaml --follow
+  foundations search --json scheduler . main.py | jq -r .id`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fl := cmd.Flags()
@@ -48,14 +51,14 @@ with --follow it prints the search's progress until it ends (Ctrl-C stops follow
 			flags, pos, command := splitSubmitArgs(fl, args)
 			command, own := searchFlagsIn(command)
 			if err := fl.Parse(append(flags, own...)); err != nil {
-				return err
+				return &usageError{err}
 			}
 			e.describe(cmd)
 			if help, _ := fl.GetBool("help"); help {
 				return cmd.Help()
 			}
 			if len(pos) < 2 {
-				return errors.New("usage: foundations search [flags] <scheduler_config> <job_directory> [command...]")
+				return positional("<scheduler_config>", "<job_directory>")(cmd, pos)
 			}
 			return e.search(cmd, &f, pos[0], pos[1], command)
 		},
@@ -68,6 +71,7 @@ with --follow it prints the search's progress until it ends (Ctrl-C stops follow
 	fl.IntVar(&f.numGPUs, "num-gpus", 0, "GPUs each trial needs (default: num_gpus in job.config.yaml, else 0)")
 	fl.Float64Var(&f.ram, "ram", 0, "memory limit of each trial in GB (default: ram in job.config.yaml, else none)")
 	fl.IntVar(&f.priority, "priority", 0, "queue priority of the trials; higher runs first")
+	jsonFlag(cmd, &f.json, "the search (when it has ended with --follow, else once submitted)")
 	return cmd
 }
 
@@ -139,6 +143,9 @@ func (e *console) search(cmd *cobra.Command, f *searchFlags, envName, dir string
 	e.info("%s", describeSearch(s))
 	if !f.follow {
 		e.info("`foundations get search %s %s` shows its trials; %s/searches/%s shows them in the GUI.", sub.Name, s.ID, client.BaseURL(), s.ID)
+		if f.json {
+			return printJSON(e, s)
+		}
 		return nil
 	}
 	e.info("Following the search. Ctrl-C to stop following - the search will not be interrupted.")
@@ -150,7 +157,14 @@ func (e *console) search(cmd *cobra.Command, f *searchFlags, envName, dir string
 	if err != nil {
 		return err
 	}
-	printSearch(e.stdout, s)
+	if f.json {
+		err = printJSON(e, s)
+	} else {
+		printSearch(e.stdout, s)
+	}
+	if err != nil {
+		return err
+	}
 	return searchOutcome(s)
 }
 
@@ -304,6 +318,15 @@ func printSearch(w io.Writer, s *sdk.Search) {
 // formatParams shows params on one line: "lr=0.01 net.layers=2", nested keys joined by dots.
 func formatParams(p map[string]any) string {
 	var parts []string
+	for _, kv := range flatParams(p) {
+		parts = append(parts, kv[0]+"="+kv[1])
+	}
+	return strings.Join(parts, " ")
+}
+
+// flatParams lists params as key and value, nested keys joined by dots, in key order.
+func flatParams(p map[string]any) [][2]string {
+	var out [][2]string
 	var walk func(prefix string, v any)
 	walk = func(prefix string, v any) {
 		switch x := v.(type) {
@@ -316,13 +339,13 @@ func formatParams(p map[string]any) string {
 				walk(joinDot(prefix, strconv.Itoa(i)), it)
 			}
 		case float64:
-			parts = append(parts, prefix+"="+formatNumber(x))
+			out = append(out, [2]string{prefix, formatNumber(x)})
 		default:
-			parts = append(parts, fmt.Sprintf("%s=%v", prefix, x))
+			out = append(out, [2]string{prefix, fmt.Sprint(x)})
 		}
 	}
 	walk("", p)
-	return strings.Join(parts, " ")
+	return out
 }
 
 func joinDot(prefix, k string) string {
@@ -340,7 +363,10 @@ func getSearchCommand(e *console) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "search <scheduler_config> <search_id>",
 		Short: "Show a search: its trials, their state, params and metric, and the best so far",
-		Args:  cobra.ExactArgs(2),
+		Example: `  foundations get search scheduler 3b1f0c2e-5d6a-4c1e-9f7b-0a2d4e6f8a1c
+  foundations get search scheduler 3b1f0c2e-5d6a-4c1e-9f7b-0a2d4e6f8a1c --json`,
+		Args:              positional("<scheduler_config>", "<search_id>"),
+		ValidArgsFunction: completeEnv,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := e.client(args[0])
 			if err != nil {
@@ -357,7 +383,7 @@ func getSearchCommand(e *console) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlag(cmd, &asJSON, "the search with its trials, as GET /api/v1/searches/{id} answers")
 	return cmd
 }
 
@@ -369,7 +395,10 @@ func stopSearchCommand(e *console) *cobra.Command {
 		Long: `Stop a search: it submits no more trials, its queued trials leave the queue and its running
 trials are stopped (SIGTERM, then SIGKILL after the grace period). The command waits until they
 have all ended; with --no-wait it returns at once.`,
-		Args: cobra.ExactArgs(2),
+		Example: `  foundations stop search scheduler 3b1f0c2e-5d6a-4c1e-9f7b-0a2d4e6f8a1c
+  foundations stop search scheduler 3b1f0c2e-5d6a-4c1e-9f7b-0a2d4e6f8a1c --no-wait`,
+		Args:              positional("<scheduler_config>", "<search_id>"),
+		ValidArgsFunction: completeEnv,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := e.client(args[0])
 			if err != nil {

@@ -35,6 +35,7 @@ type submitFlags struct {
 	priority    int
 	streamLogs  string
 	noStreaming bool
+	json        bool // --json: the job as JSON on stdout; its logs on stderr
 }
 
 func submitCommand(e *console) *cobra.Command {
@@ -47,7 +48,13 @@ func submitCommand(e *console) *cobra.Command {
 after the entrypoint (python by default): "main.py --epochs 5" runs "python main.py --epochs 5".
 Flags go anywhere before the command; everything from the command on is the job's, untouched.
 "--" ends the flags (for a command that starts with a dash).
-Ctrl-C while streaming stops streaming only; the job keeps running.`,
+Ctrl-C while streaming stops streaming only; the job keeps running.
+With --json, stdout carries only the job as JSON (as GET /api/v1/jobs/{id} answers it: when it
+has ended, or at once with --stream-job-logs False); the job's logs go to stderr.`,
+		Example: `  foundations submit scheduler . main.py
+  foundations submit scheduler . main.py --epochs 5 --lr 0.01
+  foundations submit --project-name vision --num-gpus 1 scheduler ./train main.py
+  foundations submit --stream-job-logs False --json scheduler . main.py | jq -r .id`,
 		// The job's command may hold flags of its own, so submit parses its flags itself.
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -56,16 +63,16 @@ Ctrl-C while streaming stops streaming only; the job keeps running.`,
 			flags, pos, command := splitSubmitArgs(fl, args)
 			if err := fl.Parse(flags); err != nil {
 				if len(pos) == 2 {
-					return fmt.Errorf("%v (flags after the command belong to the job; put \"--\" before a command that starts with a dash)", err)
+					return usagef("%v (flags after the command belong to the job; put \"--\" before a command that starts with a dash)", err)
 				}
-				return err
+				return &usageError{err}
 			}
 			e.describe(cmd)
 			if help, _ := fl.GetBool("help"); help {
 				return cmd.Help()
 			}
 			if len(pos) < 2 {
-				return errors.New("usage: foundations submit [flags] <scheduler_config> <job_directory> [command...]")
+				return positional("<scheduler_config>", "<job_directory>")(cmd, pos)
 			}
 			e.debugf("submit flags %q, scheduler config %q, job directory %q, command %q", flags, pos[0], pos[1], command)
 			return e.submit(cmd, &f, pos[0], pos[1], command)
@@ -79,6 +86,7 @@ Ctrl-C while streaming stops streaming only; the job keeps running.`,
 	fl.Float64Var(&f.ram, "ram", 0, "memory limit in GB (default: ram in job.config.yaml, else none)")
 	fl.IntVar(&f.priority, "priority", 0, "queue priority; higher runs first")
 	fl.StringVar(&f.streamLogs, "stream-job-logs", "True", "stream the job's logs until it ends (True or False)")
+	jsonFlag(cmd, &f.json, "the job (when it has ended, or once queued without streaming); its logs go to stderr")
 	return cmd
 }
 
@@ -163,7 +171,16 @@ func (e *console) submit(cmd *cobra.Command, f *submitFlags, envName, dir string
 	id := res.Job.ID
 	e.submitted(res.Job)
 	if !stream {
+		if f.json {
+			return printJSON(e, res.Job)
+		}
 		return nil
+	}
+	out := e.stdout
+	if f.json {
+		// stdout carries the job as JSON only: the job's output goes to stderr.
+		e.stdout = e.stderr
+		defer func() { e.stdout = out }()
 	}
 	// From here on Ctrl-C stops streaming only.
 	e.info("Job queued. Ctrl-C to stop streaming - job will not be interrupted or cancelled.")
@@ -174,6 +191,12 @@ func (e *console) submit(cmd *cobra.Command, f *submitFlags, envName, dir string
 	}
 	if err != nil {
 		return err
+	}
+	if f.json {
+		e.stdout = out
+		if err := printJSON(e, job); err != nil {
+			return err
+		}
 	}
 	return jobOutcome(e, job)
 }
@@ -278,8 +301,15 @@ func (e *console) jobSpec(ctx context.Context, cmd *cobra.Command, f *submitFlag
 		return nil, &exitError{code: 130, msg: "Foundations INFO: Submission cancelled."}
 	}
 	var uploaded bool
+	var progress func(sent, total int64)
+	if fi, err := os.Stat(path); err == nil {
+		if p := newUploadProgress(e.stderr, fi.Size()); p != nil {
+			progress = p.update
+			defer p.done()
+		}
+	}
 	if err := e.timed("uploading the bundle", func() (err error) {
-		uploaded, err = client.UploadFile(ctx, digest, path)
+		uploaded, err = client.UploadFileProgress(ctx, digest, path, progress)
 		return err
 	}); err != nil {
 		return nil, cancelled(ctx, err)
