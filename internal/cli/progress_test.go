@@ -2,14 +2,12 @@ package cli
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 )
 
 func TestFormatProgress(t *testing.T) {
@@ -61,24 +59,4 @@ func TestUploadProgressOnlyOnATerminal(t *testing.T) {
 	defer f.Close()
 	require.Nil(t, newUploadProgress(f, 100<<20), "a file is no terminal")
 
-	tty := openTerminal(t)
-	require.NotNil(t, newUploadProgress(tty, 100<<20), "a terminal gets progress")
-	require.Nil(t, newUploadProgress(tty, 100<<10), "not for a small upload")
-}
-
-// openTerminal opens a pseudo-terminal and returns its terminal side.
-func openTerminal(t *testing.T) *os.File {
-	t.Helper()
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { ptm.Close() })
-	require.NoError(t, unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0))
-	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
-	require.NoError(t, err)
-	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { pts.Close() })
-	return pts
 }
