@@ -106,17 +106,66 @@ const completionTimeout = 3 * time.Second
 
 // completeEnvAndJobs completes a command's <scheduler_config> (the submission configs) and, after
 // it, job ids from that scheduler (one, or with many any number): those in one of states (any
-// state when none), newest first. Completion never fails: without a config or a server it
-// offers nothing.
+// state when none), newest first.
 func completeEnvAndJobs(e *console, many bool, states ...string) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		switch {
-		case len(args) == 0:
-			return completeEnvs(toComplete), cobra.ShellCompDirectiveNoFileComp
-		case len(args) == 1 || many:
-			return e.completeJobs(cmd.Context(), args[0], toComplete, states), cobra.ShellCompDirectiveNoFileComp
+	return completeEnvAndIDs(e, many, func(ctx context.Context, client *sdk.Client, prefix string) ([]cobra.Completion, error) {
+		o := sdk.ListOptions{States: states, Limit: 200}
+		if prefix != "" {
+			o.Filters = []sdk.Filter{{Field: "id", Op: "contains", Values: []string{prefix}}}
 		}
-		return nil, cobra.ShellCompDirectiveNoFileComp
+		list, err := client.Jobs(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		var out []cobra.Completion
+		for _, j := range list.Jobs {
+			if strings.HasPrefix(j.ID, prefix) {
+				out = append(out, cobra.CompletionWithDesc(j.ID, j.Project+", "+j.State))
+			}
+		}
+		return out, nil
+	})
+}
+
+// completeEnvAndSearch completes a command's <scheduler_config> and <search_id>.
+func completeEnvAndSearch(e *console) cobra.CompletionFunc {
+	return completeEnvAndIDs(e, false, func(ctx context.Context, client *sdk.Client, prefix string) ([]cobra.Completion, error) {
+		list, err := client.Searches(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		var out []cobra.Completion
+		for _, s := range list {
+			if strings.HasPrefix(s.ID, prefix) {
+				out = append(out, cobra.CompletionWithDesc(s.ID, s.Project+", "+s.State))
+			}
+		}
+		return out, nil
+	})
+}
+
+// completeEnvAndIDs completes <scheduler_config>, then ids (one, or with many any number) that
+// ids lists from that scheduler. Completion never fails: without a config or a server it
+// offers nothing.
+func completeEnvAndIDs(e *console, many bool, ids func(ctx context.Context, client *sdk.Client, prefix string) ([]cobra.Completion, error)) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) == 0 {
+			return completeEnvs(toComplete), cobra.ShellCompDirectiveNoFileComp
+		}
+		if len(args) > 1 && !many {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
+		defer cancel()
+		client, _, err := e.client(args[0])
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		out, err := ids(ctx, client, toComplete)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
@@ -142,35 +191,6 @@ func completeEnvs(toComplete string) []cobra.Completion {
 	return out
 }
 
-// completeJobs lists the ids of a scheduler's newest jobs that start with toComplete, each
-// described by its project and state.
-func (e *console) completeJobs(ctx context.Context, env, toComplete string, states []string) []cobra.Completion {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, completionTimeout)
-	defer cancel()
-	client, _, err := e.client(env)
-	if err != nil {
-		return nil
-	}
-	o := sdk.ListOptions{States: states, Limit: 200}
-	if toComplete != "" {
-		o.Filters = []sdk.Filter{{Field: "id", Op: "contains", Values: []string{toComplete}}}
-	}
-	list, err := client.Jobs(ctx, o)
-	if err != nil {
-		return nil
-	}
-	var out []cobra.Completion
-	for _, j := range list.Jobs {
-		if strings.HasPrefix(j.ID, toComplete) {
-			out = append(out, cobra.CompletionWithDesc(j.ID, j.Project+", "+j.State))
-		}
-	}
-	return out
-}
-
 // completionExamples says, in the help of `foundations completion` and of each shell's
 // command, how to load the script.
 func completionExamples(root *cobra.Command) {
@@ -189,4 +209,19 @@ func completionExamples(root *cobra.Command) {
 			sh.Example = examples[sh.Name()]
 		}
 	}
+}
+
+// completeSubmit completes the <scheduler_config> and the <job_directory> (folders) of submit
+// and search; what follows is the job's command, completed as files.
+func completeSubmit(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	_, pos, command := splitSubmitArgs(cmd.Flags(), args)
+	switch {
+	case len(command) > 0 || strings.HasPrefix(toComplete, "-"):
+		return nil, cobra.ShellCompDirectiveDefault
+	case len(pos) == 0:
+		return completeEnvs(toComplete), cobra.ShellCompDirectiveNoFileComp
+	case len(pos) == 1:
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	}
+	return nil, cobra.ShellCompDirectiveDefault
 }

@@ -45,6 +45,7 @@ With --json, stdout carries only the search as JSON (as GET /api/v1/searches/{id
   foundations search scheduler . main.py --config sweep.yaml --follow
   foundations search --json scheduler . main.py | jq -r .id`,
 		DisableFlagParsing: true,
+		ValidArgsFunction:  completeSubmit,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fl := cmd.Flags()
 			cmd.InheritedFlags()
@@ -366,7 +367,7 @@ func getSearchCommand(e *console) *cobra.Command {
 		Example: `  foundations get search scheduler 3b1f0c2e-5d6a-4c1e-9f7b-0a2d4e6f8a1c
   foundations get search scheduler 3b1f0c2e-5d6a-4c1e-9f7b-0a2d4e6f8a1c --json`,
 		Args:              positional("<scheduler_config>", "<search_id>"),
-		ValidArgsFunction: completeEnv,
+		ValidArgsFunction: completeEnvAndSearch(e),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := e.client(args[0])
 			if err != nil {
@@ -388,7 +389,7 @@ func getSearchCommand(e *console) *cobra.Command {
 }
 
 func stopSearchCommand(e *console) *cobra.Command {
-	var noWait bool
+	var noWait, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "search <scheduler_config> <search_id>",
 		Short: "Stop a search: no more trials, and its queued and running trials are stopped",
@@ -398,7 +399,7 @@ have all ended; with --no-wait it returns at once.`,
 		Example: `  foundations stop search scheduler 3b1f0c2e-5d6a-4c1e-9f7b-0a2d4e6f8a1c
   foundations stop search scheduler 3b1f0c2e-5d6a-4c1e-9f7b-0a2d4e6f8a1c --no-wait`,
 		Args:              positional("<scheduler_config>", "<search_id>"),
-		ValidArgsFunction: completeEnv,
+		ValidArgsFunction: completeEnvAndSearch(e),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := e.client(args[0])
 			if err != nil {
@@ -416,7 +417,7 @@ have all ended; with --no-wait it returns at once.`,
 				for s.State == sdk.SearchStopping {
 					if s, err = client.WaitSearch(ctx, s.ID, s.Version, time.Minute); err != nil {
 						if ctx.Err() != nil {
-							fmt.Fprintf(e.stdout, "Stopping search %s (still stopping; no longer waiting)\n", args[1])
+							e.result(asJSON, "Stopping search %s (still stopping; no longer waiting)", args[1])
 							return nil
 						}
 						return err
@@ -424,13 +425,17 @@ have all ended; with --no-wait it returns at once.`,
 				}
 			}
 			if s.State == sdk.SearchStopping {
-				fmt.Fprintf(e.stdout, "Stopping search %s (its trials are being stopped)\n", s.ID)
-				return nil
+				e.result(asJSON, "Stopping search %s (its trials are being stopped)", s.ID)
+			} else {
+				e.result(asJSON, "Stopped search %s: %d of %d trials had been submitted", s.ID, s.TrialsSubmitted, s.TrialsPlanned)
 			}
-			fmt.Fprintf(e.stdout, "Stopped search %s: %d of %d trials had been submitted\n", s.ID, s.TrialsSubmitted, s.TrialsPlanned)
+			if asJSON {
+				return printJSON(e, s)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return at once while the trials are still stopping")
+	jsonFlag(cmd, &asJSON, "the search as it ended (or as it is with --no-wait), as GET /api/v1/searches/{id} answers")
 	return cmd
 }

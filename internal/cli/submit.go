@@ -57,6 +57,7 @@ has ended, or at once with --stream-job-logs False); the job's logs go to stderr
   foundations submit --stream-job-logs False --json scheduler . main.py | jq -r .id`,
 		// The job's command may hold flags of its own, so submit parses its flags itself.
 		DisableFlagParsing: true,
+		ValidArgsFunction:  completeSubmit,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fl := cmd.Flags()
 			cmd.InheritedFlags() // adds --debug and the other global flags to fl

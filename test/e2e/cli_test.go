@@ -275,6 +275,9 @@ func TestCLICompletion(t *testing.T) {
 	require.ElementsMatch(t, []string{"comp0002-stopped"}, complete("delete", "job", "scheduler", ""), "delete offers finished jobs")
 	require.Empty(t, complete("get", "logs", "scheduler", "comp0001-running", ""), "get logs takes one id")
 	require.Empty(t, complete("get", "logs", "down", ""), "a server that is down offers nothing")
+	require.ElementsMatch(t, []string{"down", "scheduler"}, complete("submit", "--num-gpus", "1", ""))
+	res := cli(t, s.Home, dir, "__complete", "submit", "scheduler", "")
+	require.Equal(t, ":16", strings.TrimSpace(res.Stdout), "folders (cobra's ShellCompDirectiveFilterDirs) for the job directory:\n%s", res)
 }
 
 // `foundations login` against a server without authentication says that it needs no token,

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -230,6 +231,18 @@ func TestStopSearch(t *testing.T) {
 
 	res = cli(t, s.Home, proj, "stop", "search", "scheduler", id)
 	requireOneLineError(t, res, "search "+id+" is stopped and cannot be stopped")
+
+	// Searches are listed for people, and as JSON.
+	res = cli(t, s.Home, proj, "get", "searches", "scheduler")
+	require.Equal(t, 0, res.Code, res)
+	require.Regexp(t, `(?m)^`+id+`\s+stopsearch\s+stopped\s+random\s+2/5\s+`, res.Stdout)
+	res = cli(t, s.Home, proj, "get", "searches", "scheduler", "--project", "stopsearch", "--json")
+	require.Equal(t, 0, res.Code, res)
+	var listed []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(res.Stdout), &listed), res)
+	require.Len(t, listed, 1)
+	require.Equal(t, id, listed[0]["id"])
+	require.Equal(t, "stopped", listed[0]["state"])
 	res = cli(t, s.Home, proj, "get", "search", "scheduler", "no-such-search")
 	requireOneLineError(t, res, "search no-such-search not found")
 }
