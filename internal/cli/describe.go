@@ -24,7 +24,7 @@ func describeCommand(e *console) *cobra.Command {
 	job := &cobra.Command{
 		Use:   "job <scheduler_config> <job_id>",
 		Short: "Show a job: state and reason, times, params, metrics (last, min, max), tags, artifacts, worker",
-		Long: `Show a job: its state and why it is in it, when it was submitted, started and ended and how long
+		Long: `Show a job: its name, its state and why it is in it, when it was submitted, started and ended and how long
 it waited and ran, its command and worker, its params, the last, min and max of each metric, its
 tags and artifacts. The job id may be any unique prefix of it (at least 4 characters).
 With --json it prints the job as the API's GET /api/v1/jobs/{id} answers it (see docs/openapi.yaml).`,
@@ -59,6 +59,9 @@ func printJob(w io.Writer, j *sdk.Job, now time.Time) {
 	fmt.Fprintf(tw, "Job %s\n", j.ID)
 	field := func(name, format string, args ...any) {
 		fmt.Fprintf(tw, "  %s:\t"+format+"\n", append([]any{name}, args...)...)
+	}
+	if j.Name != "" {
+		field("name", "%s", j.Name)
 	}
 	field("project", "%s", j.Project)
 	if j.User != "" {

@@ -39,7 +39,7 @@ func TestCLIDescribeJob(t *testing.T) {
 	s := startServer(t, newHome(t))
 	proj := newProject(t, "describe", map[string]string{"main.py": describeMain})
 
-	res := cli(t, s.Home, proj, "submit", "--json", "scheduler", ".", "main.py")
+	res := cli(t, s.Home, proj, "submit", "--json", "--name", "first-try", "scheduler", ".", "main.py")
 	require.Equal(t, 0, res.Code, res.String())
 	var submitted Job
 	require.NoError(t, json.Unmarshal([]byte(res.Stdout), &submitted), "stdout is the job as JSON, nothing else:\n%s", res)
@@ -53,6 +53,7 @@ func TestCLIDescribeJob(t *testing.T) {
 	out := res.Stdout
 	require.Contains(t, out, "Job "+id+"\n")
 	for _, re := range []string{
+		`(?m)^  name:\s+first-try$`,
 		`(?m)^  project:\s+describe$`,
 		`(?m)^  state:\s+completed$`,
 		`(?m)^  submitted:\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$`,
