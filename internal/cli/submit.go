@@ -454,6 +454,8 @@ func humanSize(n int64) string {
 		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
 	case n >= 1<<10:
 		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KB"
+	case n == 1:
+		return "1 byte"
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
 }
