@@ -98,6 +98,13 @@ func TestCLIDescribeJob(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(dest, id, "out.txt"))
 	require.NoError(t, err)
 	require.Equal(t, "hello", string(data))
+
+	res = cli(t, s.Home, proj, "clone", "job", "scheduler", short, "--param", "lr=0.5", "--json")
+	require.Equal(t, 0, res.Code, res.String())
+	var clone Job
+	require.NoError(t, json.Unmarshal([]byte(res.Stdout), &clone), "stdout is the new job as JSON:\n%s", res)
+	require.NotEqual(t, id, clone.ID)
+	require.Equal(t, map[string]any{"lr": 0.5}, s.job(t, clone.ID).SubmittedParams, "a clone of the job the prefix names")
 }
 
 // handRun records a job the way a script started by hand does (execution mode): it runs until
