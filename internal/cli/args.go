@@ -49,10 +49,16 @@ func argWords(name string) string {
 	return strings.ReplaceAll(strings.Trim(name, "<>."), "_", " ")
 }
 
+// groupOnly annotates a command that only groups others.
+const groupOnly = "group-only"
+
 // withUsage makes the argument and flag errors of every command in the tree usage errors,
 // and makes a command that only groups others refuse a subcommand it does not have.
 func withUsage(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.Annotations = map[string]string{groupOnly: "true"}
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(), "{{if .Runnable}}",
+		`{{if and .Runnable (not (index .Annotations "`+groupOnly+`"))}}`, 1))
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if check := c.Args; check != nil {
@@ -67,6 +73,9 @@ func withUsage(root *cobra.Command) {
 			}
 		}
 		if c.HasSubCommands() && !c.Runnable() {
+			// Runnable only to refuse what is not a subcommand: the usage shows the
+			// subcommands alone.
+			c.Annotations = map[string]string{groupOnly: "true"}
 			c.Args = cobra.ArbitraryArgs
 			c.RunE = func(cmd *cobra.Command, args []string) error {
 				if len(args) == 0 {
