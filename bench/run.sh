@@ -15,7 +15,7 @@ else
   echo "== 1b. Docker benchmarks skipped: no Docker engine or worker image (make worker-image)"
 fi
 echo "== 2. drain 1,000 queued jobs"
-bin/atlasbench drain -n 1000 -w 2
+bin/atlasbench drain -n 1000 -w 2 -depths 100,3000
 echo "== 3. metric points/s from one Python process"
 if [ -f bench/python_metrics.py ]; then python3 bench/python_metrics.py; else echo "(bench/python_metrics.py missing)"; fi
 echo "== 4. listing a project of 10,000 jobs × 20 params × 20 metrics"

@@ -2,7 +2,7 @@
 // FOUNDATIONS_HOME and drives it through the HTTP API, as users do.
 //
 //	atlasbench latency  [-n 200]           submit → running of a trivial job on an idle server
-//	atlasbench drain    [-n 1000] [-w 2]   jobs/s draining a queue, next to a plain loop
+//	atlasbench drain    [-n 1000] [-w 2] [-depths 100,3000]  jobs/s draining a queue, next to xargs -P and task-spooler
 //	atlasbench gen      -home DIR [-jobs 10000 -params 20 -metrics 20]
 //	atlasbench listing  [-jobs 10000]      first page of a big project sorted by a metric
 //	atlasbench blobs    [-mb 200] [-s3 URL] a large artifact's upload and download, local and S3
@@ -216,11 +216,11 @@ func drain(args []string) error {
 	fs := flag.NewFlagSet("drain", flag.ExitOnError)
 	n := fs.Int("n", 1000, "jobs")
 	workers := fs.Int("w", 2, "workers")
+	depths := fs.String("depths", "", "also drain queues of these depths (comma-separated), for server CPU per job against queue depth")
 	fs.Parse(args)
 	home, _ := os.MkdirTemp("", "atlasbench-")
 	defer os.RemoveAll(home)
 
-	// The ceiling: a plain loop starting the same command n times.
 	dir := filepath.Join(home, "plain")
 	if _, _, err := trivialFolder(dir, "pass\n"); err != nil {
 		return err
@@ -231,19 +231,140 @@ func drain(args []string) error {
 		return err
 	}
 	python := strings.TrimSpace(string(out))
-	t0 := time.Now()
-	for i := 0; i < *n; i++ {
-		c := exec.Command(python, "main.py")
-		c.Dir = dir
-		if err := c.Run(); err != nil {
-			return err
-		}
-	}
-	plain := time.Since(t0)
 
-	srv, err := startServer(home, "--workers", fmt.Sprint(*workers), "--executor", "process")
+	// The ceiling: xargs running the same command n times, w at once.
+	xargs, err := xargsDrain(dir, python, *n, *workers)
 	if err != nil {
 		return err
+	}
+	fmt.Printf("ceiling: `xargs -P%d` running `python main.py` %d times: %.1f jobs/s (%.1f s), %.1f ms CPU per job (the command itself)\n",
+		*workers, *n, float64(*n)/xargs.wall.Seconds(), xargs.wall.Seconds(), ms(xargs.cpu)/float64(*n))
+	var tsp *drainRun
+	if _, err := exec.LookPath("tsp"); err != nil {
+		fmt.Println("peer: task-spooler skipped: no tsp on PATH (Debian: apt-get install task-spooler)")
+	} else if tsp, err = tspDrain(home, dir, python, *n, *workers); err != nil {
+		return fmt.Errorf("task-spooler: %w", err)
+	} else {
+		fmt.Printf("peer: task-spooler, %d slots, %d queued `python main.py`: %.1f jobs/s (%.1f s); %.2f× the ceiling\n",
+			*workers, *n, float64(*n)/tsp.wall.Seconds(), tsp.wall.Seconds(), xargs.wall.Seconds()/tsp.wall.Seconds())
+	}
+
+	sizes := []int{*n}
+	for _, d := range strings.Split(*depths, ",") {
+		var k int
+		if _, err := fmt.Sscan(d, &k); err == nil && k > 0 && k != *n {
+			sizes = append(sizes, k)
+		}
+	}
+	var base *drainRun
+	for i, size := range sizes {
+		r, err := atlasDrain(home, fmt.Sprint("atlas", i), size, *workers)
+		if err != nil {
+			return err
+		}
+		rate := float64(size) / r.wall.Seconds()
+		ceiling := float64(*n) / xargs.wall.Seconds()
+		line := fmt.Sprintf("Atlas: %d queued trivial jobs, %d workers: %.1f jobs/s (%.1f s), %.2f× the ceiling",
+			size, *workers, rate, r.wall.Seconds(), rate/ceiling)
+		if tsp != nil {
+			line += fmt.Sprintf(", %.2f× task-spooler", rate/(float64(*n)/tsp.wall.Seconds()))
+		}
+		line += fmt.Sprintf("; server CPU per job %.1f ms, its children (shims and commands) %.1f ms = %.2f× the command's own",
+			ms(r.cpu)/float64(size), ms(r.childCPU)/float64(size), float64(r.childCPU)/float64(size)/(float64(xargs.cpu)/float64(*n)))
+		if i == 0 {
+			base = r
+		} else {
+			line += fmt.Sprintf("; server CPU per job %.2f× that at %d queued", (float64(r.cpu)/float64(size))/(float64(base.cpu)/float64(*n)), *n)
+		}
+		fmt.Println(line)
+	}
+	return nil
+}
+
+// drainRun is one drain's wall time and CPU time.
+type drainRun struct {
+	wall     time.Duration
+	cpu      time.Duration // the server's own (Atlas) or everything run (xargs)
+	childCPU time.Duration // the server's children, once they have ended (Atlas)
+}
+
+// xargsDrain runs `python main.py` n times in dir, w at once, with xargs.
+func xargsDrain(dir, python string, n, w int) (*drainRun, error) {
+	c := exec.Command("xargs", "-P", fmt.Sprint(w), "-I{}", python, "main.py")
+	c.Dir = dir
+	c.Stdin = strings.NewReader(strings.Repeat("x\n", n))
+	t0 := time.Now()
+	if out, err := c.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("xargs: %v: %s", err, out)
+	}
+	// xargs waits for every command, so its rusage holds theirs.
+	return &drainRun{wall: time.Since(t0), cpu: c.ProcessState.UserTime() + c.ProcessState.SystemTime()}, nil
+}
+
+// tspDrain queues n `python main.py` behind w blockers in a private task-spooler with w
+// slots, releases the blockers and times until every job has finished.
+func tspDrain(home, dir, python string, n, w int) (*drainRun, error) {
+	env := append(os.Environ(), "TS_SOCKET="+filepath.Join(home, "tsp.socket"), "TMPDIR="+dir, "TS_MAXFINISHED="+fmt.Sprint(n+w+10))
+	tsp := func(args ...string) (string, error) {
+		c := exec.Command("tsp", args...)
+		c.Dir, c.Env = dir, env
+		out, err := c.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("tsp %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return string(out), nil
+	}
+	defer tsp("-K")
+	if _, err := tsp("-S", fmt.Sprint(w)); err != nil {
+		return nil, err
+	}
+	goFile := filepath.Join(dir, "tsp-go")
+	for i := 0; i < w; i++ {
+		if _, err := tsp("sh", "-c", "while [ ! -e "+goFile+" ]; do sleep 0.01; done"); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < n; i++ {
+		if _, err := tsp(python, filepath.Join(dir, "main.py")); err != nil {
+			return nil, err
+		}
+	}
+	t0 := time.Now()
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		return nil, err
+	}
+	for {
+		list, err := tsp("-l")
+		if err != nil {
+			return nil, err
+		}
+		done, failed := 0, 0
+		for _, l := range strings.Split(list, "\n") { // ID State Output E-Level Times Command
+			if f := strings.Fields(l); len(f) > 3 && f[1] == "finished" {
+				done++
+				if f[3] != "0" {
+					failed++
+				}
+			}
+		}
+		if failed > 0 {
+			return nil, fmt.Errorf("%d jobs failed: %s", failed, list)
+		}
+		if done >= n+w {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &drainRun{wall: time.Since(t0)}, nil
+}
+
+// atlasDrain fills a fresh server's queue with n trivial jobs behind w blockers, releases the
+// blockers and times until every job has ended, reading the server's CPU from /proc.
+func atlasDrain(home, name string, n, workers int) (*drainRun, error) {
+	home = filepath.Join(home, name)
+	srv, err := startServer(home, "--workers", fmt.Sprint(workers), "--executor", "process")
+	if err != nil {
+		return nil, err
 	}
 	defer srv.stop()
 	c := sdk.New(srv.url, "")
@@ -251,71 +372,95 @@ func drain(args []string) error {
 	// Blockers hold every worker while the queue fills, so the drain is measured on its own.
 	block, bpath, err := trivialFolder(filepath.Join(home, "block"), "import os, time\nwhile not os.path.exists(os.environ['GO_FILE']): time.sleep(0.01)\n")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	digest, path, err := trivialFolder(filepath.Join(home, "job"), "pass\n")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, u := range [][2]string{{block, bpath}, {digest, path}} {
 		if _, err := c.UploadFile(ctx, u[0], u[1]); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	goFile := filepath.Join(home, "go")
-	for i := 0; i < *workers; i++ {
+	for i := 0; i < workers; i++ {
 		if _, err := c.Submit(ctx, &sdk.JobSpec{Project: "drain", Command: []string{"main.py"}, BundleDigest: block,
 			Worker: &sdk.Worker{Environment: map[string]string{"GO_FILE": goFile}}}); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	var last string
-	var mu sync.Mutex
 	var wg sync.WaitGroup
+	var once sync.Once
+	var submitErr error
 	sem := make(chan struct{}, 8)
-	for i := 0; i < *n; i++ {
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res, err := c.Submit(ctx, &sdk.JobSpec{Project: "drain", Command: []string{"main.py"}, BundleDigest: digest})
-			if err != nil {
-				panic(err)
+			if _, err := c.Submit(ctx, &sdk.JobSpec{Project: "drain", Command: []string{"main.py"}, BundleDigest: digest}); err != nil {
+				once.Do(func() { submitErr = err })
 			}
-			mu.Lock()
-			last = res.Job.ID
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	_ = last
-	t0 = time.Now()
+	if submitErr != nil {
+		return nil, submitErr
+	}
+	pid := srv.cmd.Process.Pid
+	cpu0, child0, err := procCPU(pid)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	for { // a cheap count, so that watching does not slow the drain
 		left, err := c.Jobs(ctx, sdk.ListOptions{Project: "drain", States: []string{sdk.StateQueued, sdk.StateStarting, sdk.StateRunning}, Limit: 1})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if left.Total == 0 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	drained := time.Since(t0)
+	r := &drainRun{wall: time.Since(t0)}
+	cpu1, child1, err := procCPU(pid)
+	if err != nil {
+		return nil, err
+	}
+	r.cpu, r.childCPU = cpu1-cpu0, child1-child0
 	list, err := c.Jobs(ctx, sdk.ListOptions{Project: "drain", States: []string{sdk.StateCompleted}, Limit: 1})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if list.Total != *n+*workers {
-		return fmt.Errorf("%d of %d jobs completed", list.Total, *n+*workers)
+	if list.Total != n+workers {
+		return nil, fmt.Errorf("%d of %d jobs completed", list.Total, n+workers)
 	}
-	rate, ceiling := float64(*n)/drained.Seconds(), float64(*n)/plain.Seconds()
-	fmt.Printf("drain %d queued trivial jobs, %d workers: %.1f jobs/s (%.1f s); plain loop of `python main.py`: %.1f runs/s (%.1f s); %.0f%% of the ceiling\n",
-		*n, *workers, rate, drained.Seconds(), ceiling, plain.Seconds(), 100*rate/ceiling)
-	return nil
+	return r, nil
+}
+
+// procCPU returns a process's own CPU time and that of its children that have ended, from
+// /proc/<pid>/stat (utime, stime, cutime, cstime; clock ticks of 10 ms).
+func procCPU(pid int) (own, children time.Duration, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 on
+	var t [4]int64
+	for i := range t {
+		if _, err := fmt.Sscan(f[11+i], &t[i]); err != nil {
+			return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+	}
+	tick := 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(t[0]+t[1]) * tick, time.Duration(t[2]+t[3]) * tick, nil
 }
 
 // gen fills a FOUNDATIONS_HOME with a project of many finished jobs, each with params and
