@@ -113,7 +113,7 @@ func (s *Server) fullJob(ctx context.Context, j *atlas.Job) (*sdk.Job, error) {
 			CreatedAt: a.CreatedAt, URL: "/api/v1/jobs/" + url.PathEscape(j.ID) + "/artifacts/" + url.PathEscape(a.Key)})
 	}
 	if j.State == atlas.StateQueued {
-		queue, err := s.cfg.Store.JobQueue(ctx)
+		queue, err := s.cfg.Store.JobQueue(ctx, 0)
 		if err != nil {
 			return nil, err
 		}

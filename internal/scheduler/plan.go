@@ -40,36 +40,81 @@ type Plan struct {
 // left over, so a big job is not starved by a stream of small ones. Decide is pure: same input,
 // same plan.
 func Decide(queue []Candidate, free Free, now time.Time, fairness time.Duration) Plan {
-	p := Plan{Waiting: map[string]string{}}
-	slots := free.Slots
-	gpus := append([]string(nil), free.GPUs...)
-	reservedSlots, reservedGPUs := 0, 0
-	reservedFor := ""
+	pl := newPlanner(free, now, fairness)
 	for _, c := range queue {
-		availSlots := slots - reservedSlots
-		availGPUs := len(gpus) - reservedGPUs
-		fits := availSlots > 0 && c.NumGPUs <= availGPUs
-		if fits {
-			p.Start = append(p.Start, Start{JobID: c.ID, GPUIDs: append([]string{}, gpus[:c.NumGPUs]...)})
-			gpus = gpus[c.NumGPUs:]
-			slots--
-			continue
+		pl.add(c)
+	}
+	return pl.plan
+}
+
+// DecideHead is Decide's Start for a queue read from its head: read returns the first limit
+// jobs of the queue (fewer when the queue is shorter). It reads only as far as a job could
+// still start, so its cost does not grow with the queue unless jobs that do not fit fill its
+// head. It says nothing of why jobs wait: Plan.Waiting covers only the jobs it read.
+func DecideHead(read func(limit int) ([]Candidate, error), free Free, now time.Time, fairness time.Duration) (Plan, error) {
+	for limit := 4*free.Slots + 16; ; limit *= 4 {
+		queue, err := read(limit)
+		if err != nil {
+			return Plan{}, err
 		}
-		switch {
-		case reservedFor != "" && (slots > 0 && c.NumGPUs <= len(gpus)):
-			p.Waiting[c.ID] = fmt.Sprintf("waiting behind job %s, which has waited longest and has resources held for it", reservedFor)
-		case slots <= 0:
-			p.Waiting[c.ID] = fmt.Sprintf("waiting for a free worker (%d of %d busy)", free.TotalSlot-slots, free.TotalSlot)
-		default:
-			p.Waiting[c.ID] = fmt.Sprintf("waiting for %d GPU%s (%d of %d free)", c.NumGPUs, plural(c.NumGPUs), len(gpus), free.TotalGPUs)
+		pl := newPlanner(free, now, fairness)
+		for _, c := range queue {
+			if pl.full() {
+				break
+			}
+			pl.add(c)
 		}
-		if fairness > 0 && now.Sub(c.QueuedAt) > fairness && reservedFor == "" {
-			reservedFor = c.ID
-			reservedSlots = 1
-			reservedGPUs = min(c.NumGPUs, len(gpus))
+		if pl.full() || len(queue) < limit {
+			return pl.plan, nil
 		}
 	}
-	return p
+}
+
+// planner is Decide one candidate at a time, so that the queue can be read from its head only
+// as far as it matters: once full, no job further back can start.
+type planner struct {
+	plan          Plan
+	free          Free
+	now           time.Time
+	fairness      time.Duration
+	slots         int
+	gpus          []string
+	reservedSlots int
+	reservedGPUs  int
+	reservedFor   string
+}
+
+func newPlanner(free Free, now time.Time, fairness time.Duration) *planner {
+	return &planner{plan: Plan{Waiting: map[string]string{}}, free: free, now: now, fairness: fairness,
+		slots: free.Slots, gpus: append([]string(nil), free.GPUs...)}
+}
+
+// full says that no job further back in the queue can start: every slot is taken or held.
+func (p *planner) full() bool { return p.slots-p.reservedSlots <= 0 }
+
+// add decides the next job of the queue.
+func (p *planner) add(c Candidate) {
+	availSlots := p.slots - p.reservedSlots
+	availGPUs := len(p.gpus) - p.reservedGPUs
+	if availSlots > 0 && c.NumGPUs <= availGPUs {
+		p.plan.Start = append(p.plan.Start, Start{JobID: c.ID, GPUIDs: append([]string{}, p.gpus[:c.NumGPUs]...)})
+		p.gpus = p.gpus[c.NumGPUs:]
+		p.slots--
+		return
+	}
+	switch {
+	case p.reservedFor != "" && (p.slots > 0 && c.NumGPUs <= len(p.gpus)):
+		p.plan.Waiting[c.ID] = fmt.Sprintf("waiting behind job %s, which has waited longest and has resources held for it", p.reservedFor)
+	case p.slots <= 0:
+		p.plan.Waiting[c.ID] = fmt.Sprintf("waiting for a free worker (%d of %d busy)", p.free.TotalSlot-p.slots, p.free.TotalSlot)
+	default:
+		p.plan.Waiting[c.ID] = fmt.Sprintf("waiting for %d GPU%s (%d of %d free)", c.NumGPUs, plural(c.NumGPUs), len(p.gpus), p.free.TotalGPUs)
+	}
+	if p.fairness > 0 && p.now.Sub(c.QueuedAt) > p.fairness && p.reservedFor == "" {
+		p.reservedFor = c.ID
+		p.reservedSlots = 1
+		p.reservedGPUs = min(c.NumGPUs, len(p.gpus))
+	}
 }
 
 func plural(n int) string {

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -104,4 +106,38 @@ func TestDecide_DoesNotModifyFreeGPUs(t *testing.T) {
 	gpus := []string{"0", "1"}
 	Decide([]Candidate{{ID: "a", NumGPUs: 1}}, Free{Slots: 1, TotalSlot: 1, GPUs: gpus, TotalGPUs: 2}, time.Now(), 0)
 	require.Equal(t, []string{"0", "1"}, gpus)
+}
+
+// DecideHead starts what Decide starts over the whole queue, reading only its head when the
+// jobs there fit.
+func TestDecideHeadStartsWhatDecideStarts(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	r := rand.New(rand.NewPCG(1, 2))
+	for round := range 500 {
+		queue := make([]Candidate, r.IntN(200))
+		for i := range queue {
+			queue[i] = Candidate{ID: fmt.Sprint("j", i), NumGPUs: max(0, r.IntN(6)-3), QueuedAt: now.Add(-time.Duration(r.IntN(120)) * time.Minute)}
+		}
+		gpus := []string{"0", "1", "2", "3"}[:r.IntN(5)]
+		free := Free{Slots: r.IntN(5), TotalSlot: 4, GPUs: gpus, TotalGPUs: 4}
+		fairness := []time.Duration{0, time.Hour}[r.IntN(2)]
+		got, err := DecideHead(func(limit int) ([]Candidate, error) {
+			return queue[:min(limit, len(queue))], nil
+		}, free, now, fairness)
+		require.NoError(t, err)
+		require.Equal(t, Decide(queue, free, now, fairness).Start, got.Start, "round %d", round)
+	}
+	queue := make([]Candidate, 10000)
+	for i := range queue {
+		queue[i] = Candidate{ID: fmt.Sprint("j", i), QueuedAt: now}
+	}
+	read := 0
+	got, err := DecideHead(func(limit int) ([]Candidate, error) {
+		read += min(limit, len(queue))
+		return queue[:min(limit, len(queue))], nil
+	}, Free{Slots: 2, TotalSlot: 2}, now, time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, []Start{{JobID: "j0", GPUIDs: []string{}}, {JobID: "j1", GPUIDs: []string{}}}, got.Start)
+	require.Less(t, read, 100, "only the head of a long queue is read")
 }

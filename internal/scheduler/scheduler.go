@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"sync"
 	"time"
@@ -61,7 +60,6 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	running map[string]*slot
-	waiting map[string]string
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -86,7 +84,7 @@ func New(cfg Config) *Scheduler {
 	if cfg.Fairness == 0 {
 		cfg.Fairness = 30 * time.Minute
 	}
-	return &Scheduler{cfg: cfg, wake: make(chan struct{}, 1), running: map[string]*slot{}, waiting: map[string]string{}}
+	return &Scheduler{cfg: cfg, wake: make(chan struct{}, 1), running: map[string]*slot{}}
 }
 
 // Start recovers jobs left by an earlier server process and starts the dispatch loop.
@@ -147,12 +145,24 @@ func (s *Scheduler) Workers() int { return s.cfg.Workers }
 // ExecutorName is the kind of executor jobs run with.
 func (s *Scheduler) ExecutorName() string { return s.cfg.Executor.Name() }
 
-// Waiting returns why each queued job is waiting, as of the last round, and why each job
-// handed to an engine that has not placed it yet waits there (the engine's own reason).
+// Waiting returns why each queued job is waiting, as the queue and the free resources are
+// now, and why each job handed to an engine that has not placed it yet waits there (the
+// engine's own reason). It reads the whole queue: it is for pages that show it, not for
+// dispatch.
 func (s *Scheduler) Waiting() map[string]string {
+	out := map[string]string{}
+	ctx := s.ctx
+	if ctx == nil {
+		ctx = context.Background() // not started
+	}
+	queued, err := s.cfg.Store.JobQueue(ctx, 0)
+	if err != nil {
+		s.cfg.Logger.Warn("read the queue", "err", err)
+	} else {
+		out = Decide(s.candidates(queued), s.free(), time.Now(), s.cfg.Fairness).Waiting
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := maps.Clone(s.waiting)
 	for id, r := range s.running {
 		if p, ok := r.handle.(executor.Placer); ok {
 			if why := p.Pending(); why != "" {
@@ -179,12 +189,8 @@ func (s *Scheduler) loop() {
 	}
 }
 
-// round runs one scheduling decision and starts what it says.
-func (s *Scheduler) round() error {
-	queued, err := s.cfg.Store.JobQueue(s.ctx)
-	if err != nil {
-		return err
-	}
+// free is what is not taken by running jobs.
+func (s *Scheduler) free() Free {
 	s.mu.Lock()
 	free := Free{Slots: s.cfg.Workers - len(s.running), TotalSlot: s.cfg.Workers, TotalGPUs: len(s.cfg.GPUs)}
 	used := map[string]bool{}
@@ -199,6 +205,11 @@ func (s *Scheduler) round() error {
 			free.GPUs = append(free.GPUs, g)
 		}
 	}
+	return free
+}
+
+// candidates is queued jobs as the planner sees them.
+func (s *Scheduler) candidates(queued []store.QueueEntry) []Candidate {
 	_, cluster := s.cfg.Executor.(executor.Cluster)
 	cands := make([]Candidate, len(queued))
 	for i, q := range queued {
@@ -207,10 +218,24 @@ func (s *Scheduler) round() error {
 			cands[i].NumGPUs = 0 // the cluster counts its GPUs; Atlas only limits how many jobs it hands over
 		}
 	}
-	plan := Decide(cands, free, time.Now(), s.cfg.Fairness)
-	s.mu.Lock()
-	s.waiting = plan.Waiting
-	s.mu.Unlock()
+	return cands
+}
+
+// round runs one scheduling decision and starts what it says. It reads the queue from its
+// head only as far as a job could still start, so its cost does not grow with the queue
+// (unless jobs that do not fit fill the head of the queue).
+func (s *Scheduler) round() error {
+	free := s.free()
+	if free.Slots <= 0 {
+		return nil // nothing can start; a job's end wakes the loop
+	}
+	plan, err := DecideHead(func(limit int) ([]Candidate, error) {
+		queued, err := s.cfg.Store.JobQueue(s.ctx, limit)
+		return s.candidates(queued), err
+	}, free, time.Now(), s.cfg.Fairness)
+	if err != nil {
+		return err
+	}
 	for _, st := range plan.Start {
 		j, err := s.cfg.Jobs.Claim(s.ctx, st.JobID, s.cfg.Executor.Name(), st.GPUIDs)
 		if errors.Is(err, atlas.ErrConflict) || errors.Is(err, atlas.ErrNotFound) {

@@ -40,8 +40,9 @@ type Store interface {
 	// JobsInState returns the jobs in any of the states, in queue order (priority desc, seq asc).
 	JobsInState(ctx context.Context, states ...atlas.State) ([]*atlas.Job, error)
 	// JobQueue returns the queued jobs in queue order (priority desc, seq asc), with only what
-	// the scheduler needs to decide; it is called on every scheduling round.
-	JobQueue(ctx context.Context) ([]QueueEntry, error)
+	// the scheduler needs to decide. A limit above 0 returns only the first limit jobs (read
+	// through an index in queue order, so the head costs the same however long the queue is).
+	JobQueue(ctx context.Context, limit int) ([]QueueEntry, error)
 	// JobSetState moves a job from one of p.From (or any state that may move to p.To, when
 	// From is empty) to p.To, with the fields that go with it.
 	JobSetState(ctx context.Context, p *JobSetStateParams) (*atlas.Job, error)

@@ -159,8 +159,12 @@ func (s *Store) JobsInState(ctx context.Context, states ...atlas.State) ([]*atla
 }
 
 // JobQueue implements store.Store.
-func (s *Store) JobQueue(ctx context.Context) ([]store.QueueEntry, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, num_gpus, created_at FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq ASC`)
+func (s *Store) JobQueue(ctx context.Context, limit int) ([]store.QueueEntry, error) {
+	var lim *int // NULL: no limit
+	if limit > 0 {
+		lim = &limit
+	}
+	rows, err := s.db.Query(ctx, `SELECT id, num_gpus, created_at FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq ASC LIMIT $1`, lim)
 	if err != nil {
 		return nil, err
 	}

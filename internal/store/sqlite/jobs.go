@@ -160,8 +160,11 @@ func (s *Store) JobsInState(ctx context.Context, states ...atlas.State) ([]*atla
 }
 
 // JobQueue implements store.Store.
-func (s *Store) JobQueue(ctx context.Context) ([]store.QueueEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, num_gpus, created_at FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq ASC`)
+func (s *Store) JobQueue(ctx context.Context, limit int) ([]store.QueueEntry, error) {
+	if limit <= 0 {
+		limit = -1 // no limit
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id, num_gpus, created_at FROM jobs WHERE state = 'queued' ORDER BY priority DESC, seq ASC LIMIT ?`, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -131,12 +131,16 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		q, err := s.JobsInState(ctx, atlas.StateQueued)
 		require.NoError(t, err)
 		require.Equal(t, []string{"j1", "j3", "j0", "j2"}, ids(q))
-		entries, err := s.JobQueue(ctx)
+		entries, err := s.JobQueue(ctx, 0)
 		require.NoError(t, err)
 		require.Len(t, entries, 4)
 		require.Equal(t, "j1", entries[0].ID)
 		require.Equal(t, "j2", entries[3].ID)
 		require.False(t, entries[0].CreatedAt.IsZero())
+		head, err := s.JobQueue(ctx, 2)
+		require.NoError(t, err)
+		require.Equal(t, []string{"j1", "j3"}, []string{head[0].ID, head[1].ID}, "the head of the queue, in queue order")
+		require.Len(t, head, 2)
 	})
 
 	t.Run("StateTransitions", func(t *testing.T) {
