@@ -61,7 +61,7 @@ func scanJob(sc scanner) (*atlas.Job, error) {
 	return &j, nil
 }
 
-func ensureProject(ctx context.Context, tx *sql.Tx, name string, at time.Time) error {
+func ensureProject(ctx context.Context, tx *txn, name string, at time.Time) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO projects (name, created_at, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT(name) DO UPDATE SET updated_at = excluded.updated_at`, name, nanos(at), nanos(at))
 	return err
@@ -72,7 +72,7 @@ func (s *Store) JobInsert(ctx context.Context, j *atlas.Job) error {
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = time.Now().UTC()
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *txn) error {
 		if err := ensureProject(ctx, tx, j.Project, j.CreatedAt); err != nil {
 			return err
 		}
@@ -202,7 +202,7 @@ func (s *Store) JobSetState(ctx context.Context, p *store.JobSetStateParams) (*a
 		at = time.Now().UTC()
 	}
 	var out *atlas.Job
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		j, err := getJob(ctx, tx, p.ID)
 		if err != nil {
 			return err
@@ -244,7 +244,7 @@ func (s *Store) JobSetArchive(ctx context.Context, id, digest string) error {
 // JobReportExit implements store.Store.
 func (s *Store) JobReportExit(ctx context.Context, id string, code int, archive string, in []atlas.State) (*atlas.Job, error) {
 	var out *atlas.Job
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		j, err := getJob(ctx, tx, id)
 		if err != nil {
 			return err
@@ -284,7 +284,7 @@ func (s *Store) JobDelete(ctx context.Context, id string, in []atlas.State) (*at
 		job  *atlas.Job
 		arts []atlas.Artifact
 	)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		j, err := getJob(ctx, tx, id)
 		if err != nil {
 			return err
@@ -322,7 +322,7 @@ func (s *Store) JobDelete(ctx context.Context, id string, in []atlas.State) (*at
 // JobsDeleteQueued implements store.Store.
 func (s *Store) JobsDeleteQueued(ctx context.Context, project, user string) ([]*atlas.Job, error) {
 	var out []*atlas.Job
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		q := `SELECT ` + jobColumns + ` FROM jobs j WHERE j.state = 'queued'`
 		args := []any{}
 		if project != "" {

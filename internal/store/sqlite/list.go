@@ -13,12 +13,12 @@ import (
 
 // JobList implements store.Store with the listing of internal/store/joblist.
 func (s *Store) JobList(ctx context.Context, p *store.JobListParams) ([]*atlas.Job, int, error) {
-	return joblist.List(ctx, lister{s.r}, p)
+	return joblist.List(ctx, lister{s.r.DB}, p)
 }
 
 // JobValues implements store.Store with the listing of internal/store/joblist.
 func (s *Store) JobValues(ctx context.Context, p *store.JobListParams, columns []string) (*store.Values, error) {
-	return joblist.Values(ctx, lister{s.r}, p, columns)
+	return joblist.Values(ctx, lister{s.r.DB}, p, columns)
 }
 
 // lister runs the job listing's queries on the reader pool, in SQLite's dialect.

@@ -104,7 +104,7 @@ func (s *Store) ProjectGet(ctx context.Context, name string) (*store.Project, er
 
 // ProjectSetDescription implements store.Store.
 func (s *Store) ProjectSetDescription(ctx context.Context, name, description, editor string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE projects SET description = ? WHERE name = ?`, description, name)
 		if err != nil {
 			return err

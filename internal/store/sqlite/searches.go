@@ -45,7 +45,7 @@ func getSearch(ctx context.Context, q querier, id string) (*atlas.Search, error)
 
 // addTrial counts a job as a trial of its search, which must be running, in the transaction
 // that inserts the job.
-func addTrial(ctx context.Context, tx *sql.Tx, j *atlas.Job) error {
+func addTrial(ctx context.Context, tx *txn, j *atlas.Job) error {
 	s, err := getSearch(ctx, tx, j.SearchID)
 	if err != nil {
 		return err
@@ -62,7 +62,7 @@ func (s *Store) SearchInsert(ctx context.Context, se *atlas.Search) error {
 	if se.CreatedAt.IsZero() {
 		se.CreatedAt = time.Now().UTC()
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *txn) error {
 		if err := ensureProject(ctx, tx, se.Project, se.CreatedAt); err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func (s *Store) SearchList(ctx context.Context, project string, states ...atlas.
 // SearchSetState implements store.Store.
 func (s *Store) SearchSetState(ctx context.Context, id string, to atlas.SearchState, reason string) (*atlas.Search, error) {
 	var out *atlas.Search
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		cur, err := getSearch(ctx, tx, id)
 		if err != nil {
 			return err

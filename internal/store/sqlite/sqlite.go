@@ -31,8 +31,8 @@ var migrations embed.FS
 
 // Store is a store.Store backed by one SQLite file.
 type Store struct {
-	w *sql.DB // single writer connection
-	r *sql.DB // reader pool
+	w *db // single writer connection
+	r *db // reader pool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -64,7 +64,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &Store{w: w, r: r}, nil
+	return &Store{w: newDB(w), r: newDB(r)}, nil
 }
 
 // ownerOnly creates the database file if it does not exist, and makes it and its companion
@@ -124,12 +124,14 @@ func migrate(ctx context.Context, db *sql.DB) error {
 }
 
 // tx runs fn in a write transaction.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(*txn) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	t := &txn{Tx: tx, stmts: s.w.stmts}
+	defer t.prepareMissed(context.WithoutCancel(ctx))
+	if err := fn(t); err != nil {
 		tx.Rollback()
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, error) {
 	applied := false
 	now := time.Now().UTC()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *txn) error {
 		var project string
 		err := tx.QueryRowContext(ctx, `SELECT project FROM jobs WHERE id = ?`, b.JobID).Scan(&project)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -86,13 +86,13 @@ func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, erro
 	return applied, err
 }
 
-func addProjectKey(ctx context.Context, tx *sql.Tx, project, kind, key string) error {
+func addProjectKey(ctx context.Context, tx *txn, project, kind, key string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO project_keys (project, kind, key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 		project, kind, key)
 	return err
 }
 
-func appendMetric(ctx context.Context, tx *sql.Tx, jobID, project, key string, pts []atlas.MetricPoint) error {
+func appendMetric(ctx context.Context, tx *txn, jobID, project, key string, pts []atlas.MetricPoint) error {
 	if len(pts) == 0 {
 		return nil
 	}
