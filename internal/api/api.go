@@ -57,6 +57,9 @@ type Config struct {
 	// BodyTimeout is how long a request body may go without sending anything (0:
 	// DefaultBodyTimeout).
 	BodyTimeout time.Duration
+	// Pprof serves the Go runtime's profiles under /api/v1/debug/pprof/ (to admins, or without
+	// Auth to this machine only).
+	Pprof bool
 	// Web is the GUI's static files (index.html at the root); nil serves nothing.
 	Web    fs.FS
 	Logger *slog.Logger

@@ -61,6 +61,8 @@ var routeTable = []route{
 	{"GET /api/v1/projects/{name}/notes", (*Server).listNotes, accessAny},
 	{"POST /api/v1/projects/{name}/notes", (*Server).addNote, accessUser},
 	{"GET /api/v1/events", (*Server).events, accessAny},
+	{"GET /api/v1/debug/pprof/", (*Server).profile, accessUser},
+	{"GET /api/v1/debug/pprof/{name}", (*Server).profile, accessUser},
 }
 
 type handler = func(*Server, http.ResponseWriter, *http.Request) error

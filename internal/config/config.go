@@ -308,6 +308,13 @@ func (p *parser) str(n *yaml.Node, key string) (string, error) {
 	return n.Value, nil
 }
 
+func (p *parser) boolean(n *yaml.Node, key string) (bool, error) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+		return false, p.errf(n, key, "want true or false, got %s", describe(n))
+	}
+	return n.Value == "true" || n.Value == "True" || n.Value == "TRUE" || n.Value == "yes" || n.Value == "on", nil
+}
+
 func (p *parser) integer(n *yaml.Node, key string) (int, error) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 		return 0, p.errf(n, key, "want an integer, got %s", describe(n))

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // ServerConfigFile is the optional server config under $FOUNDATIONS_HOME/config.
@@ -52,6 +50,9 @@ type Server struct {
 	WorkerImage string
 	// Auth requires an API token on every request (users are managed with `atlas-server user`).
 	Auth bool
+	// Pprof serves the server's own CPU and memory profiles at /api/v1/debug/pprof/ (to
+	// admins; without Auth, to this machine only).
+	Pprof bool
 	// TLSCert and TLSKey, both set, make the server speak HTTPS.
 	TLSCert, TLSKey string
 	// AllowedVolumeRoots are the host paths under which jobs submitted from other machines (or
@@ -160,10 +161,9 @@ func ParseServer(s *Server) ([]string, error) {
 		case "worker_image":
 			s.WorkerImage, err = p.str(v, k)
 		case "auth":
-			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
-				return nil, p.errf(v, k, "want true or false, got %s", describe(v))
-			}
-			s.Auth = v.Value == "true" || v.Value == "True" || v.Value == "TRUE" || v.Value == "yes" || v.Value == "on"
+			s.Auth, err = p.boolean(v, k)
+		case "pprof":
+			s.Pprof, err = p.boolean(v, k)
 		case "tls_cert":
 			s.TLSCert, err = p.str(v, k)
 		case "tls_key":

@@ -115,6 +115,7 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 				{"tls-cert", "tls_cert", func() { cfg.TLSCert = fl.TLSCert }},
 				{"tls-key", "tls_key", func() { cfg.TLSKey = fl.TLSKey }},
 				{"allowed-hosts", "allowed_hosts", func() { cfg.AllowedHosts = fl.AllowedHosts }},
+				{"pprof", "pprof", func() { cfg.Pprof = fl.Pprof }},
 			} {
 				if flags.Changed(f.flag) {
 					f.apply()
@@ -162,6 +163,7 @@ func startCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&insecure, "insecure", false, "allow listening on a non-loopback address without --auth")
 	f.StringVar(&fl.TLSCert, "tls-cert", "", "serve HTTPS with this certificate file (PEM)")
 	f.StringVar(&fl.TLSKey, "tls-key", "", "the certificate's private key file (PEM)")
+	f.BoolVar(&fl.Pprof, "pprof", false, "serve the server's own Go profiles at /api/v1/debug/pprof/ (to admins; without --auth, to this machine only)")
 	f.StringSliceVar(&fl.AllowedHosts, "allowed-hosts", nil,
 		"names browsers may reach the server by, besides localhost, IP addresses and --host (comma-separated; *.example.org for subdomains)")
 	return cmd
@@ -348,7 +350,7 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	}
 	defer searches.Stop()
 	handler := api.New(api.Config{Jobs: svc, Searches: searches, Store: st, Blobs: blobs, Logs: logDir, Queue: sched, Version: version.Get(),
-		MaxBundleBytes: cfg.MaxBundleBytes, Auth: cfg.Auth, AllowedHosts: serverNames(cfg), Web: web.FS(), Logger: logger})
+		MaxBundleBytes: cfg.MaxBundleBytes, Auth: cfg.Auth, Pprof: cfg.Pprof, AllowedHosts: serverNames(cfg), Web: web.FS(), Logger: logger})
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

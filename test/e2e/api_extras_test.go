@@ -150,3 +150,34 @@ func TestCLIListsJobsAndQueue(t *testing.T) {
 	openGate(t, gate)
 	require.Equal(t, "completed", s.waitDone(t, queued).State)
 }
+
+// The server's Go profiles: off by default; with --pprof, to this machine without --auth and
+// to admins only with it.
+func TestPprof(t *testing.T) {
+	t.Parallel()
+	off := startServer(t, newHome(t))
+	code, body := apiAs(t, off, "", "GET", "/api/v1/debug/pprof/goroutine?debug=1", nil)
+	require.Equal(t, http.StatusNotFound, code, body)
+	require.Contains(t, body, "--pprof")
+
+	local := startServer(t, newHome(t), "--pprof")
+	code, body = apiAs(t, local, "", "GET", "/api/v1/debug/pprof/goroutine?debug=1", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "goroutine profile:")
+	code, body = apiAs(t, local, "", "GET", "/api/v1/debug/pprof/", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "heap")
+
+	home := newHome(t)
+	admin := addUser(t, home, "alice", true)
+	user := addUser(t, home, "bob", false)
+	authed := startServer(t, home, "--auth", "--pprof")
+	code, body = apiAs(t, authed, "", "GET", "/api/v1/debug/pprof/heap", nil)
+	require.Equal(t, http.StatusUnauthorized, code, body)
+	code, body = apiAs(t, authed, user, "GET", "/api/v1/debug/pprof/heap", nil)
+	require.Equal(t, http.StatusForbidden, code, body)
+	require.Contains(t, body, "admins")
+	code, body = apiAs(t, authed, admin, "GET", "/api/v1/debug/pprof/heap?debug=1", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "heap profile:")
+}
