@@ -11,7 +11,7 @@ help: ## list targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: web ## build bin/atlas-server (with the web GUI when npm is present), bin/foundations and the Python SDK wheel
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/atlas-server ./cmd/foundations
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/atlas-server ./cmd/atlas-shim ./cmd/foundations
 	python3 scripts/python-wheel.py bin >/dev/null
 
 web: ## build the web GUI into web/dist, embedded by atlas-server (skipped without npm)

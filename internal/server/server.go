@@ -434,7 +434,7 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 		return nil, "", err
 	}
 	newProcess := func() (*process.Executor, error) {
-		return process.New(process.Config{Self: self, RunDir: p.run(), EnvsDir: filepath.Join(p.envs(), "process"), Python: cfg.Python})
+		return process.New(process.Config{Self: self, Shim: process.FindShim(self), RunDir: p.run(), EnvsDir: filepath.Join(p.envs(), "process"), Python: cfg.Python})
 	}
 	newDocker := func() (*docker.Executor, error) {
 		return docker.New(ctx, docker.Config{Image: cfg.WorkerImage, SocketDir: p.sock(), EnvsDir: filepath.Join(p.envs(), "docker"),

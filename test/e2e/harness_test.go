@@ -64,7 +64,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/atlas-server", "./cmd/foundations")
+	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/atlas-server", "./cmd/atlas-shim", "./cmd/foundations")
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {

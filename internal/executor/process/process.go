@@ -1,7 +1,8 @@
 // Package process runs jobs as local processes, for machines without Docker.
 //
-// Each job runs under a small supervisor (the "shim": the server binary re-executed with
-// ShimArg) in its own process group. The shim installs requirements.txt into a cached
+// Each job runs under a small supervisor (the "shim": the atlas-shim binary beside the
+// server's, or the server binary re-executed with ShimArg when there is none) in its own
+// process group. The shim installs requirements.txt into a cached
 // virtualenv, runs the command with output going straight to the job's log file, and writes the
 // exit status to a file when the command ends. Because nothing flows through the server, a job
 // keeps running and logging while the server restarts, and the new server re-attaches to it by
@@ -37,8 +38,12 @@ const ShimArg = "__atlas-shim"
 
 // Config configures the executor.
 type Config struct {
-	// Self is the path of the binary that implements the shim (the server itself).
+	// Self is the path of the binary that implements the shim behind ShimArg (the server
+	// itself).
 	Self string
+	// Shim, when set, is the path of a binary that is only the shim (cmd/atlas-shim): jobs
+	// start through it rather than through Self, which costs much less per job.
+	Shim string
 	// RunDir holds per-job shim specs and exit status files.
 	RunDir string
 	// EnvsDir holds the cached virtualenvs, one per requirements.txt content.
@@ -64,6 +69,19 @@ func New(cfg Config) (*Executor, error) {
 	}
 	cfg.Python = resolvePython(cfg.Python)
 	return &Executor{cfg: cfg}, nil
+}
+
+// ShimName is the file name of the shim binary, looked for beside the server's.
+const ShimName = "atlas-shim"
+
+// FindShim returns the shim binary beside self (the server's binary), or "" when there is
+// none.
+func FindShim(self string) string {
+	p := filepath.Join(filepath.Dir(self), ShimName)
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return p
+	}
+	return ""
 }
 
 // resolvePython returns the interpreter's real path, so that jobs skip wrapper scripts such as
@@ -140,6 +158,9 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 	}
 	defer logf.Close()
 	cmd := exec.Command(e.cfg.Self, ShimArg, specPath)
+	if e.cfg.Shim != "" {
+		cmd = exec.Command(e.cfg.Shim, specPath)
+	}
 	cmd.Dir = spec.WorkDir
 	cmd.Env = jobEnv(spec)
 	cmd.Stdin = nil

@@ -68,6 +68,26 @@ func TestContract(t *testing.T) {
 		}})
 }
 
+// The contract holds with the shim binary of its own (cmd/atlas-shim) as with the test
+// binary behind ShimArg: exit status files, re-attaching after a restart.
+func TestContractShimBinary(t *testing.T) {
+	py := python(t)
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+string(os.PathSeparator), "github.com/atlasgo/atlas/cmd/atlas-shim")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build atlas-shim: %s", out)
+	shim := process.FindShim(filepath.Join(bin, "atlas-server"))
+	require.Equal(t, filepath.Join(bin, "atlas-shim"), shim)
+	executortest.Contract(t, executortest.ContractHarness{CachesEnvironments: true,
+		New: func(t *testing.T, s *executortest.Stack) executor.Executor {
+			e, err := process.New(process.Config{Self: "/nonexistent/atlas-server", Shim: shim, RunDir: filepath.Join(s.Home, "run"),
+				EnvsDir: filepath.Join(s.Home, "envs"), Python: py})
+			require.NoError(t, err)
+			return e
+		}})
+}
+
 // Stop ends the whole process group, not just the job's main process.
 func TestStopKillsChildren(t *testing.T) {
 	h := newHarness(t)
