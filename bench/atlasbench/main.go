@@ -171,8 +171,24 @@ func latency(args []string) error {
 	if _, err := c.UploadFile(ctx, digest, path); err != nil {
 		return err
 	}
-	var lat, total []time.Duration
+	// The floor, interleaved with the jobs: fork/exec of the same command, start to exit.
+	python, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		return err
+	}
+	var lat, total, forkExec []time.Duration
 	for i := -1; i < *n; i++ { // job -1 warms up (and builds the requirements environment)
+		if *executor == "process" && !*requirements {
+			fe := exec.Command(strings.TrimSpace(string(python)), "main.py")
+			fe.Dir = dir
+			t := time.Now()
+			if out, err := fe.CombinedOutput(); err != nil {
+				return fmt.Errorf("python main.py: %v: %s", err, out)
+			}
+			if i >= 0 {
+				forkExec = append(forkExec, time.Since(t))
+			}
+		}
 		t0 := time.Now()
 		res, err := c.Submit(ctx, &sdk.JobSpec{Project: "latency", Command: []string{"main.py"}, BundleDigest: digest})
 		if err != nil {
@@ -195,6 +211,10 @@ func latency(args []string) error {
 	}
 	fmt.Printf("%d %s one at a time (%s executor): submit→running median %.1f ms, p99 %.1f ms; submit→completed median %.1f ms, p99 %.1f ms\n",
 		*n, what, *executor, ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), ms(percentile(total, 0.5)), ms(percentile(total, 0.99)))
+	if len(forkExec) > 0 {
+		fmt.Printf("floor, interleaved: fork/exec of `python main.py`, start→exit median %.1f ms, p99 %.1f ms; Atlas submit→completed is %.2f× that\n",
+			ms(percentile(forkExec, 0.5)), ms(percentile(forkExec, 0.99)), float64(percentile(total, 0.5))/float64(percentile(forkExec, 0.5)))
+	}
 	if *executor == "docker" {
 		var plain []time.Duration
 		for i := 0; i < *n; i++ {
