@@ -191,7 +191,21 @@ func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {
 	if j.FinishedAt != nil {
 		mod = *j.FinishedAt
 	}
-	return s.serveBlob(w, r, j.ArchiveDigest, mod)
+	rc, rebuilt, err := jobs.OpenArchive(r.Context(), s.cfg.Blobs, j.ArchiveDigest)
+	if err != nil {
+		return err
+	}
+	if !rebuilt {
+		rc.Close()
+		return s.serveBlob(w, r, j.ArchiveDigest, mod)
+	}
+	defer rc.Close()
+	// Rebuilt as it is sent: no length, ranges or redirect into the blob store.
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	_, err = io.Copy(w, rc)
+	return err
 }
 
 // RedirectHeader is the request header with which a client of a download (an artifact, an

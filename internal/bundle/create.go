@@ -4,13 +4,11 @@ package bundle
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/atlasgo/atlas/internal/atlas"
 )
@@ -142,26 +140,9 @@ func Create(dir string, w io.Writer, opts Options) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("bundle %s: %w", dir, err)
 	}
-	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	tw := tar.NewWriter(zw)
+	zw, tw := newWriter(w)
 	for _, e := range entries {
-		hdr := &tar.Header{
-			Name:    e.rel,
-			Mode:    int64(e.info.Mode().Perm()),
-			ModTime: e.info.ModTime().Truncate(time.Second),
-			Format:  tar.FormatPAX,
-		}
-		switch {
-		case e.info.IsDir():
-			hdr.Typeflag = tar.TypeDir
-			hdr.Name += "/"
-		case e.link != "":
-			hdr.Typeflag = tar.TypeSymlink
-			hdr.Linkname = e.link
-		default:
-			hdr.Typeflag = tar.TypeReg
-			hdr.Size = e.info.Size()
-		}
+		hdr := entryHeader(e)
 		if err := tw.WriteHeader(hdr); err != nil {
 			return st, fmt.Errorf("bundle %s: %w", e.rel, err)
 		}

@@ -1,4 +1,4 @@
-// The bundle check at submit.
+// The bundle check at submit, and archives stored against their bundle.
 
 package jobs
 
@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/blob"
 	"github.com/atlasgo/atlas/internal/bundle"
 )
 
@@ -44,4 +46,35 @@ func (s *Service) checkBundle(ctx context.Context, digest string) error {
 	}
 	s.checked.Store(digest, nil)
 	return nil
+}
+
+// OpenArchive opens the whole archive stored as the blob digest. An archive the scheduler
+// stored as what the job changed in its bundle (bundle.CreateDelta) is rebuilt against that
+// bundle as it is read, and rebuilt is true; any other archive is the blob itself.
+func OpenArchive(ctx context.Context, blobs blob.Store, digest string) (rc io.ReadCloser, rebuilt bool, err error) {
+	f, err := blobs.Open(ctx, digest)
+	if err != nil {
+		return nil, false, err
+	}
+	base, err := bundle.DeltaBase(f)
+	if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+		f.Close()
+		return nil, false, serr
+	}
+	if err != nil || base == "" {
+		return f, false, nil // a whole archive (or not one at all): served as it was stored
+	}
+	b, err := blobs.Open(ctx, base)
+	if err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("the bundle archive %s was stored against: %w", digest, err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		err := bundle.Rebuild(b, f, pw)
+		b.Close()
+		f.Close()
+		pw.CloseWithError(err)
+	}()
+	return pr, true, nil
 }

@@ -169,7 +169,7 @@ func (s *Scheduler) finish(j *atlas.Job, res executor.Result) bool {
 	workDir, archive := s.workDir(j.ID), ""
 	if !s.remote() {
 		var err error
-		if archive, err = s.archive(workDir); err != nil {
+		if archive, err = s.archive(j, workDir); err != nil {
 			s.cfg.Logger.Error("archive job", "job", j.ID, "err", err)
 			_ = s.cfg.Logs.Append(j.ID, "Foundations ERROR: archiving the working directory failed: "+atlas.OneLine(err)+"\n")
 		}
@@ -190,8 +190,10 @@ func (s *Scheduler) remote() bool {
 	return ok
 }
 
-// archive stores the working directory as a blob.
-func (s *Scheduler) archive(workDir string) (string, error) {
+// archive stores the working directory as a blob: as what changed relative to the job's
+// bundle when that is at hand (a search's thousand trials store their results, not a thousand
+// copies of the folder), whole otherwise. Downloads rebuild the whole archive (jobs.OpenArchive).
+func (s *Scheduler) archive(j *atlas.Job, workDir string) (string, error) {
 	if _, err := os.Stat(workDir); os.IsNotExist(err) {
 		return "", nil // nothing left to archive
 	} else if err != nil {
@@ -205,7 +207,14 @@ func (s *Scheduler) archive(workDir string) (string, error) {
 	defer tmp.Close()
 	// Hashed as it is written, so that the store writes it straight under its name.
 	h := sha256.New()
-	if _, err := bundle.Create(workDir, io.MultiWriter(tmp, h), bundle.Options{}); err != nil {
+	w := io.MultiWriter(tmp, h)
+	if base := s.openBundle(j); base != nil {
+		defer base.Close()
+		_, err = bundle.CreateDelta(workDir, base, j.BundleDigest, w)
+	} else {
+		_, err = bundle.Create(workDir, w, bundle.Options{})
+	}
+	if err != nil {
 		return "", err
 	}
 	if _, err := tmp.Seek(0, 0); err != nil {
@@ -213,6 +222,19 @@ func (s *Scheduler) archive(workDir string) (string, error) {
 	}
 	d, _, err := s.cfg.Blobs.Put(s.ctx, tmp, blob.Digest(h.Sum(nil)))
 	return d, err
+}
+
+// openBundle opens the job's bundle, or returns nil if it has none the store can open.
+func (s *Scheduler) openBundle(j *atlas.Job) io.ReadCloser {
+	if j.BundleDigest == "" {
+		return nil
+	}
+	f, err := s.cfg.Blobs.Open(s.ctx, j.BundleDigest)
+	if err != nil {
+		s.cfg.Logger.Warn("archive job whole: its bundle cannot be opened", "job", j.ID, "err", err)
+		return nil
+	}
+	return f
 }
 
 // failStart records that a claimed job could not be started.

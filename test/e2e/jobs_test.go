@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,16 +38,19 @@ print("last line of output", flush=True)
 
 // `foundations get logs` shows the output so far while the job runs and all of it after;
 // `foundations get job` extracts the working directory as the job left it into ./<id>/ or
-// --save_dir.
+// --save_dir. The server stores only what the job changed in its folder.
 func TestGetLogsAndJobArchive(t *testing.T) {
 	requirePython(t)
 	t.Parallel()
 	s := startServer(t, newHome(t))
 	gate := gatePath(t)
+	data := make([]byte, 384<<10)
+	rand.Read(data)
 	proj := newProject(t, "archive", map[string]string{
 		"main.py":     fmt.Sprintf(archiveMain, gate),
 		"notes.txt":   "written by the user\n",
 		"scratch.txt": "deleted by the job\n",
+		"data.txt":    base64.StdEncoding.EncodeToString(data), // 512 KiB, about 390 KiB compressed
 	})
 	id := s.submitNoStream(t, proj, "main.py")
 	s.waitLog(t, id, "first line of output")
@@ -65,7 +70,11 @@ func TestGetLogsAndJobArchive(t *testing.T) {
 	require.True(t, os.IsNotExist(err), "nothing is extracted before the job ends")
 
 	openGate(t, gate)
-	require.Equal(t, "completed", s.waitDone(t, id).State)
+	j := s.waitDone(t, id)
+	require.Equal(t, "completed", j.State)
+	fi, err := os.Stat(s.blobPath(j.ArchiveDigest))
+	require.NoError(t, err)
+	require.Less(t, fi.Size(), int64(64<<10), "the stored archive holds what the job changed, not the unchanged data.txt")
 
 	// After: all of it, in order.
 	res = cli(t, s.Home, proj, "get", "logs", "scheduler", id)
@@ -97,6 +106,9 @@ func requireWorkingDirAtEnd(t *testing.T, dir, id, proj string) {
 	require.Equal(t, string(want), read("main.py"), "the submitted code is in the archive")
 	require.Equal(t, "result of "+id+"\n", read("outputs/result.txt"), "a file the job wrote is in the archive")
 	require.Equal(t, "written by the user\nedited by the job\n", read("notes.txt"), "files are as the job left them")
+	wantData, err := os.ReadFile(filepath.Join(proj, "data.txt"))
+	require.NoError(t, err)
+	require.True(t, string(wantData) == read("data.txt"), "a file the job left alone is in the archive")
 	_, err = os.Stat(filepath.Join(dir, "scratch.txt"))
 	require.True(t, os.IsNotExist(err), "a file the job deleted is not in the archive")
 }

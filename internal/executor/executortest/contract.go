@@ -317,7 +317,7 @@ func (u *untilText) Write(p []byte) (int, error) {
 func (s *Stack) archive(t *testing.T, j *atlas.Job) map[string]string {
 	t.Helper()
 	require.NotEmpty(t, j.ArchiveDigest, "the job has an archive")
-	f, err := s.blobs.Open(t.Context(), j.ArchiveDigest)
+	f, _, err := jobs.OpenArchive(t.Context(), s.blobs, j.ArchiveDigest)
 	require.NoError(t, err)
 	defer f.Close()
 	dir := t.TempDir()
