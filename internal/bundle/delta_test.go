@@ -201,3 +201,48 @@ func TestWalkCompare(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkArchive compares the whole archive of a trial's folder (a 16 MiB dataset, its code,
+// and the small result it wrote) with the delta against its bundle: bytes stored and time.
+func BenchmarkArchive(b *testing.B) {
+	src := b.TempDir()
+	data := make([]byte, 16<<20)
+	rc := rand.NewChaCha8([32]byte{2})
+	rc.Read(data[:8<<20]) // half incompressible, half zeros
+	if err := os.WriteFile(filepath.Join(src, "data.bin"), data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.py"), []byte("print('train')\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var base bytes.Buffer
+	if _, err := Create(src, &base, Options{}); err != nil {
+		b.Fatal(err)
+	}
+	work := b.TempDir()
+	if err := Extract(bytes.NewReader(base.Bytes()), work, DefaultLimits); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "result.json"), []byte(`{"accuracy": 0.981}`), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var out bytes.Buffer
+	b.Run("whole", func(b *testing.B) {
+		for b.Loop() {
+			out.Reset()
+			if _, err := Create(work, &out, Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(out.Len()), "stored-bytes")
+	})
+	b.Run("delta", func(b *testing.B) {
+		for b.Loop() {
+			out.Reset()
+			if _, err := CreateDelta(work, bytes.NewReader(base.Bytes()), "sha256:b", &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(out.Len()), "stored-bytes")
+	})
+}
