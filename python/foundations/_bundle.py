@@ -100,19 +100,30 @@ def fingerprint(root):
 
 def create(root, use_ignore_file=True, ignore=None):
     """Writes a bundle of root to a temporary file; returns (path, digest)."""
+    return _write(entries(root, use_ignore_file, ignore), {})
+
+
+def _write(items, pax):
+    """Writes the archive of items, (relpath, absolute path, lstat), to a temporary file, with
+    the global PAX records pax; an item without a path is a deleted entry of a delta. Returns
+    (path, digest)."""
     fd, path = tempfile.mkstemp(prefix="atlas-bundle-", suffix=".tar.gz")
     h = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as raw:
             hashing = _HashingWriter(raw, h)
             with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, compresslevel=1, mtime=0) as gz:
-                with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                    for rel, p, st in entries(root, use_ignore_file, ignore):
+                with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, pax_headers=pax) as tar:
+                    for rel, p, st in items:
                         info = tarfile.TarInfo(rel)
-                        info.mode = stat.S_IMODE(st.st_mode)
-                        info.mtime = int(st.st_mtime)
                         info.uid = info.gid = 0
                         info.uname = info.gname = ""
+                        if p is None:
+                            info.pax_headers = {"ATLAS.deleted": "1"}
+                            tar.addfile(info)
+                            continue
+                        info.mode = stat.S_IMODE(st.st_mode)
+                        info.mtime = int(st.st_mtime)
                         if stat.S_ISDIR(st.st_mode):
                             info.type = tarfile.DIRTYPE
                             tar.addfile(info)
@@ -128,6 +139,63 @@ def create(root, use_ignore_file=True, ignore=None):
         os.unlink(path)
         raise
     return path, "sha256:" + h.hexdigest()
+
+
+def _kind(m):
+    return "d" if m.isdir() else "l" if m.issym() else "f" if m.isreg() else m.type
+
+
+def index(path):
+    """What create_delta compares a folder with: the entries of the bundle at path, by name, as
+    (kind, mode, mtime, size, link target, sha256 of the content)."""
+    out = {}
+    with tarfile.open(path, "r:gz") as tf:
+        for m in tf:
+            if m.type in (tarfile.XGLTYPE, tarfile.XHDTYPE):
+                continue
+            d = None
+            if m.isreg():
+                h = hashlib.sha256()
+                f = tf.extractfile(m)
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+                d = h.digest()
+            out[m.name.rstrip("/")] = (_kind(m), m.mode, int(m.mtime), m.size if m.isreg() else 0,
+                                       m.linkname if m.issym() else "", d)
+    return out
+
+
+def _same(old, p, st):
+    kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "f"
+    link = os.readlink(p) if kind == "l" else ""
+    size = st.st_size if kind == "f" else 0
+    if old[:5] != (kind, stat.S_IMODE(st.st_mode), int(st.st_mtime), size, link):
+        return False
+    if kind != "f":
+        return True
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.digest() == old[5]
+
+
+def create_delta(root, base, base_digest):
+    """Writes an archive of everything in root holding only what differs from the bundle whose
+    index (see index) is base and whose digest is base_digest, in the server's format (its
+    bundle.CreateDelta): a global header naming the base, then the added and changed entries
+    and a marked empty entry for each one deleted, in the order create writes them. The server
+    rebuilds the whole archive from it when it is downloaded. Returns (path, digest)."""
+    base = dict(base)
+    out = []  # (path components, rel, absolute path or None for a deletion, lstat)
+    for rel, p, st in entries(root, use_ignore_file=False, ignore=[]):
+        old = base.pop(rel, None)
+        if old is not None and _same(old, p, st):
+            continue
+        out.append((rel.split("/"), rel, p, st))
+    out += [(rel.split("/"), rel, None, None) for rel in base]
+    out.sort(key=lambda e: e[0])
+    return _write(((rel, p, st) for _, rel, p, st in out), {"ATLAS.base": base_digest})
 
 
 class _HashingWriter(io.RawIOBase):
@@ -235,7 +303,7 @@ def extract(path, dest, max_bytes=MAX_BYTES, max_entries=MAX_ENTRIES):
             raise BundleError("bundle expands to more than {} bytes".format(max_bytes))
         total[0] += n
 
-    def write(rel, orig, mode, src, size):
+    def write(rel, orig, mode, src, size, mtime):
         parent = posixpath.dirname(rel)
         if parent:
             os.makedirs(os.path.join(dest, parent), 0o755, exist_ok=True)
@@ -254,6 +322,8 @@ def extract(path, dest, max_bytes=MAX_BYTES, max_entries=MAX_ENTRIES):
                     raise BundleError("bundle is truncated at {!r}".format(orig))
                 out.write(block)
                 left -= len(block)
+        if mtime is not None:
+            os.utime(target, (mtime, mtime))
 
     try:
         with tarfile.open(path, "r:gz") as tf:
@@ -274,10 +344,10 @@ def extract(path, dest, max_bytes=MAX_BYTES, max_entries=MAX_ENTRIES):
                         raise BundleError("bundle entry {!r} is a directory where there is a link".format(m.name))
                     os.makedirs(os.path.join(dest, rel), 0o700, exist_ok=True)
                     real[rel] = True
-                    dirs.append((rel, m.mode))
+                    dirs.append((rel, m.mode, m.mtime))
                 elif m.isreg():
                     add(m.size)
-                    write(rel, m.name, m.mode, tf.extractfile(m), m.size)
+                    write(rel, m.name, m.mode, tf.extractfile(m), m.size, m.mtime)
                 elif m.issym():
                     if not _link_inside(rel, m.linkname):
                         raise BundleError("bundle entry {!r} is a link pointing outside the bundle ({!r})".format(
@@ -291,7 +361,7 @@ def extract(path, dest, max_bytes=MAX_BYTES, max_entries=MAX_ENTRIES):
                             m.name, m.linkname))
                     add(st.st_size)
                     with open(os.path.join(dest, src), "rb") as f:
-                        write(rel, m.name, st.st_mode, f, st.st_size)
+                        write(rel, m.name, st.st_mode, f, st.st_size, None)
                 else:
                     raise BundleError("bundle entry {!r} has an unsupported type (devices, fifos and sockets are "
                                       "refused)".format(m.name))
@@ -309,5 +379,6 @@ def extract(path, dest, max_bytes=MAX_BYTES, max_entries=MAX_ENTRIES):
         if lstat(rel) is not None:
             raise BundleError("bundle entry {!r} is a link where there is already a file".format(orig))
         os.symlink(target, os.path.join(dest, rel))
-    for rel, mode in dirs:
+    for rel, mode, mtime in dirs:
         os.chmod(os.path.join(dest, rel), (mode & 0o777) | 0o700)
+        os.utime(os.path.join(dest, rel), (mtime, mtime))

@@ -57,6 +57,7 @@ class Runner:
         os.makedirs(os.path.join(self.spool, "output"), exist_ok=True)
         os.makedirs(os.path.join(self.spool, "values"), exist_ok=True)
         self.shipper = None
+        self.base = None  # (digest, index) of the job's bundle: the archive holds what changed
 
     # --- talking to the server, through outages ---
 
@@ -111,6 +112,7 @@ class Runner:
             self.call("download the job's bundle", lambda: self.download(digest, path))
             try:
                 _bundle.extract(path, self.work)
+                self.base = (digest, _bundle.index(path))
             finally:
                 os.unlink(path)
         params = job.get("submitted_params")
@@ -253,7 +255,10 @@ class Runner:
             print("Foundations WARNING: part of the job's output could not be delivered.", file=sys.stderr, flush=True)
         body = {"exit_code": rc}
         try:
-            path, digest = _bundle.create(self.work, use_ignore_file=False, ignore=[])
+            if self.base is not None:  # only what the job changed: the server rebuilds the rest
+                path, digest = _bundle.create_delta(self.work, self.base[1], self.base[0])
+            else:
+                path, digest = _bundle.create(self.work, use_ignore_file=False, ignore=[])
         except OSError as e:
             print("Foundations ERROR: archiving the working directory failed: {}".format(e), file=sys.stderr, flush=True)
             path = None

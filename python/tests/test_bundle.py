@@ -55,6 +55,49 @@ class ExtractTest(unittest.TestCase):
             self.assertEqual(os.stat(os.path.join(dest, "data", "raw", "x.csv")).st_mode & 0o777, 0o640)
 
 
+class DeltaTest(unittest.TestCase):
+    """The archive of a job's folder holds what the job changed in its bundle (the server
+    rebuilds the rest: internal/bundle's Rebuild, checked against these archives by the
+    executor contract)."""
+
+    def test_only_changes_are_archived(self):
+        import tarfile
+        with tempfile.TemporaryDirectory() as src, tempfile.TemporaryDirectory() as work:
+            os.makedirs(os.path.join(src, "data"))
+            with open(os.path.join(src, "data", "big.bin"), "wb") as f:
+                f.write(os.urandom(1 << 20))
+            for name in ("main.py", "notes.txt", "scratch.txt"):
+                with open(os.path.join(src, name), "w") as f:
+                    f.write(name + "\n")
+            os.utime(os.path.join(src, "notes.txt"), (1_600_000_000, 1_600_000_000))
+            path, digest = _bundle.create(src, use_ignore_file=False, ignore=[])
+            try:
+                _bundle.extract(path, work)
+                base = _bundle.index(path)
+            finally:
+                os.unlink(path)
+            self.assertEqual(int(os.stat(os.path.join(work, "notes.txt")).st_mtime), 1_600_000_000,
+                             "unpacking keeps modification times")
+            with open(os.path.join(work, "notes.txt"), "a") as f:
+                f.write("edited\n")
+            os.remove(os.path.join(work, "scratch.txt"))
+            os.makedirs(os.path.join(work, "out"))
+            with open(os.path.join(work, "out", "result.json"), "w") as f:
+                f.write('{"acc": 0.9}')
+
+            delta, _ = _bundle.create_delta(work, base, digest)
+            try:
+                size = os.path.getsize(delta)
+                with tarfile.open(delta, "r:gz") as tf:
+                    members = tf.getmembers()
+                    self.assertEqual(tf.pax_headers.get("ATLAS.base"), digest)
+            finally:
+                os.unlink(delta)
+            self.assertLess(size, 4096, "the unchanged 1 MiB file is not in the archive")
+            self.assertEqual([(m.name, m.pax_headers.get("ATLAS.deleted")) for m in members],
+                             [("notes.txt", None), ("out", None), ("out/result.json", None), ("scratch.txt", "1")])
+
+
 if __name__ == "__main__":
     unittest.main()
 
