@@ -191,7 +191,7 @@ func (s *Server) jobArchive(w http.ResponseWriter, r *http.Request) error {
 	if j.FinishedAt != nil {
 		mod = *j.FinishedAt
 	}
-	rc, rebuilt, err := jobs.OpenArchive(r.Context(), s.cfg.Blobs, j.ArchiveDigest)
+	rc, rebuilt, err := jobs.OpenArchive(r.Context(), s.cfg.Blobs, j)
 	if err != nil {
 		return err
 	}

@@ -48,11 +48,12 @@ func (s *Service) checkBundle(ctx context.Context, digest string) error {
 	return nil
 }
 
-// OpenArchive opens the whole archive stored as the blob digest. An archive the scheduler
-// stored as what the job changed in its bundle (bundle.CreateDelta) is rebuilt against that
-// bundle as it is read, and rebuilt is true; any other archive is the blob itself.
-func OpenArchive(ctx context.Context, blobs blob.Store, digest string) (rc io.ReadCloser, rebuilt bool, err error) {
-	f, err := blobs.Open(ctx, digest)
+// OpenArchive opens the whole archive of job j. An archive stored as what the job changed in
+// its bundle (bundle.CreateDelta) is rebuilt against that bundle as it is read, and rebuilt is
+// true; any other archive is the blob itself. An archive that names another bundle than the
+// job's own is refused: its uploader could otherwise read any bundle it knows the digest of.
+func OpenArchive(ctx context.Context, blobs blob.Store, j *atlas.Job) (rc io.ReadCloser, rebuilt bool, err error) {
+	f, err := blobs.Open(ctx, j.ArchiveDigest)
 	if err != nil {
 		return nil, false, err
 	}
@@ -64,10 +65,14 @@ func OpenArchive(ctx context.Context, blobs blob.Store, digest string) (rc io.Re
 	if err != nil || base == "" {
 		return f, false, nil // a whole archive (or not one at all): served as it was stored
 	}
+	if base != j.BundleDigest {
+		f.Close()
+		return nil, false, atlas.Invalidf("the archive of job %s was made against %s, not the job's bundle", j.ID, base)
+	}
 	b, err := blobs.Open(ctx, base)
 	if err != nil {
 		f.Close()
-		return nil, false, fmt.Errorf("the bundle archive %s was stored against: %w", digest, err)
+		return nil, false, fmt.Errorf("the bundle the archive of job %s was made against: %w", j.ID, err)
 	}
 	pr, pw := io.Pipe()
 	go func() {

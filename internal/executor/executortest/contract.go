@@ -319,7 +319,7 @@ func (u *untilText) Write(p []byte) (int, error) {
 func (s *Stack) archive(t *testing.T, j *atlas.Job) map[string]string {
 	t.Helper()
 	require.NotEmpty(t, j.ArchiveDigest, "the job has an archive")
-	f, _, err := jobs.OpenArchive(t.Context(), s.blobs, j.ArchiveDigest)
+	f, _, err := jobs.OpenArchive(t.Context(), s.blobs, j)
 	require.NoError(t, err)
 	defer f.Close()
 	dir := t.TempDir()
