@@ -57,9 +57,10 @@ func objects(t *testing.T, c *minio.Client, bucket, prefix string) []string {
 }
 
 // The seed's walkthrough with blobs in a real S3 server: the server makes the bucket, the
-// bundle, artifact and archive land in it and nowhere on the server's disk, the CLI downloads
-// the archive from the bucket directly (a presigned URL, without its token), other clients
-// through the server, and deleting the job removes its blobs from the bucket.
+// bundle, artifact and archive land in it and nowhere on the server's disk, the archive is
+// rebuilt from it, an artifact is downloaded from the bucket directly by a client that asks for
+// that (a presigned URL, without its token) and through the server by others, and deleting the
+// job removes its blobs from the bucket.
 func TestServerWithS3Blobs(t *testing.T) {
 	requirePython(t)
 	t.Parallel()
@@ -100,14 +101,24 @@ func TestServerWithS3Blobs(t *testing.T) {
 	_, err := os.Stat(filepath.Join(home, "blobs"))
 	require.True(t, os.IsNotExist(err), "nothing is kept on the server's disk")
 
-	// foundations get job: from the bucket, sent there by the server; a token the server
-	// ignores (no --auth) would make the S3 server refuse the presigned request, had it
-	// been sent along.
+	// foundations get job: the bucket holds what the job changed in its bundle; the server
+	// rebuilds the whole archive from the two as it sends it.
 	dest := t.TempDir()
-	res = runIn(t, home, dest, []string{"FOUNDATIONS_TOKEN=atl_not-for-the-bucket"}, cliBin(), "--debug", "get", "job", "scheduler", id)
+	res = cli(t, home, dest, "--debug", "get", "job", "scheduler", id)
 	require.Equal(t, 0, res.Code, res.String())
-	require.Contains(t, res.Stderr, "/api/v1/jobs/"+id+"/archive -> 200 OK from "+srv.Endpoint)
+	require.Contains(t, res.Stderr, "/api/v1/jobs/"+id+"/archive -> 200 OK (")
+
+	// The archive of a script run by hand is whole: the CLI downloads it from the bucket, sent
+	// there by the server; a token the server ignores (no --auth) would make the S3 server
+	// refuse the presigned request, had it been sent along.
+	res = python(t, home, proj, nil, "-c", "import foundations._tracker as t; print(t.current().id)")
+	require.Equal(t, 0, res.Code, res.String())
+	byHand := strings.TrimSpace(res.Stdout)
+	res = runIn(t, home, dest, []string{"FOUNDATIONS_TOKEN=atl_not-for-the-bucket"}, cliBin(), "--debug", "get", "job", "scheduler", byHand)
+	require.Equal(t, 0, res.Code, res.String())
+	require.Contains(t, res.Stderr, "/api/v1/jobs/"+byHand+"/archive -> 200 OK from "+srv.Endpoint)
 	require.NotContains(t, res.Stderr, "X-Amz-Signature", "--debug does not show the presigned URL")
+	require.FileExists(t, filepath.Join(dest, byHand, "main.py"))
 	want, err := os.ReadFile(filepath.Join(proj, "main.py"))
 	require.NoError(t, err)
 	got, err := os.ReadFile(filepath.Join(dest, id, "main.py"))
@@ -153,8 +164,8 @@ print(hashlib.sha256(data).hexdigest())
 	require.Equal(t, 0, res.Code, res.String())
 	require.Equal(t, strings.TrimPrefix(j.BundleDigest, "sha256:")+"\n", res.Stdout, "the job's bundle, from the bucket")
 
-	// Deleting the job removes its blobs from the bucket, and the markers that kept them.
-	res = cli(t, home, dir, "delete", "job", "scheduler", id)
+	// Deleting the jobs removes their blobs from the bucket, and the markers that kept them.
+	res = cli(t, home, dir, "delete", "job", "scheduler", id, byHand)
 	require.Equal(t, 0, res.Code, res.String())
 	require.Empty(t, objects(t, s3c, bucket, "atlas/"))
 }
