@@ -55,3 +55,5 @@ export function Logo({ size = 26 }: { size?: number }) {
     </svg>
   );
 }
+export const IconPin = (p: P) => <Svg {...p}><path d="M6 2.5h4M6.8 2.5v4L4.5 9h7L9.2 6.5v-4M8 9v4.5" /></Svg>;
+export const IconKeyboard = (p: P) => <Svg {...p}><rect x="1.5" y="4" width="13" height="8" rx="1.5" /><path d="M4 6.5h.01M6.5 6.5h.01M9 6.5h.01M11.5 6.5h.01M5 9.5h6" /></Svg>;

@@ -13,6 +13,8 @@ import { Spinner } from './icons';
 interface Axis {
   field: string;
   numeric: boolean;
+  log: boolean; // positions are of log10(value)
+  canLog: boolean; // numeric, every value positive
   min: number;
   max: number;
   cats: string[];
@@ -51,7 +53,28 @@ function niceTicks(min: number, max: number, n = 5): number[] {
   return out;
 }
 
-function buildAxes(v: Values, fields: string[]): Axis[] {
+/** An axis is logarithmic by default when its values are positive and span two decades or more. */
+const autoLog = (min: number, max: number) => min > 0 && max / min >= 100;
+
+/** The 0..1 position of a value on a numeric axis, and back. */
+const posOf = (a: Axis, x: number) => (a.log ? (Math.log10(x) - Math.log10(a.min)) / (Math.log10(a.max) - Math.log10(a.min)) : (x - a.min) / (a.max - a.min));
+const valueAt = (a: Axis, p: number) => (a.log ? Math.pow(10, Math.log10(a.min) + p * (Math.log10(a.max) - Math.log10(a.min))) : a.min + p * (a.max - a.min));
+
+/** Ticks of a log axis: the powers of ten in range, with 2 and 5 times them when there are few. */
+function logTicks(min: number, max: number): number[] {
+  const out: number[] = [];
+  const lo = Math.floor(Math.log10(min)),
+    hi = Math.ceil(Math.log10(max));
+  const mults = hi - lo <= 3 ? [1, 2, 5] : [1];
+  for (let e = lo; e <= hi; e++) for (const m of mults) {
+    const v = Number((m * Math.pow(10, e)).toPrecision(6));
+    if (v >= min * (1 - 1e-9) && v <= max * (1 + 1e-9)) out.push(v);
+  }
+  return out;
+}
+
+/** The axes of the fields; logPref holds the user's choice of log (true) or linear (false) per field. */
+function buildAxes(v: Values, fields: string[], logPref: Map<string, boolean>): Axis[] {
   const n = v.ids.length;
   return fields.map((field) => {
     const col = v.columns[field] ?? [];
@@ -73,19 +96,21 @@ function buildAxes(v: Values, fields: string[]): Axis[] {
     const pos = new Float64Array(n);
     if (!any) {
       pos.fill(NaN);
-      return { field, numeric: true, min: 0, max: 1, cats: [], catIndex: new Map(), pos };
+      return { field, numeric: true, log: false, canLog: false, min: 0, max: 1, cats: [], catIndex: new Map(), pos };
     }
     if (numeric) {
+      const canLog = min > 0 && max > min;
+      const log = canLog && (logPref.get(field) ?? autoLog(min, max));
       if (min === max) {
         min -= Math.abs(min) * 0.1 || 1;
         max += Math.abs(max) * 0.1 || 1;
       }
-      const span = max - min;
+      const a: Axis = { field, numeric, log, canLog, min, max, cats: [], catIndex: new Map(), pos };
       for (let i = 0; i < n; i++) {
         const x = col[i];
-        pos[i] = typeof x === 'number' ? (x - min) / span : NaN;
+        pos[i] = typeof x === 'number' ? posOf(a, x) : NaN;
       }
-      return { field, numeric, min, max, cats: [], catIndex: new Map(), pos };
+      return a;
     }
     const set = new Set<string>();
     for (let i = 0; i < n; i++) if (col[i] !== null && col[i] !== undefined) set.add(fmtValue(col[i]));
@@ -96,7 +121,7 @@ function buildAxes(v: Values, fields: string[]): Axis[] {
       const x = col[i];
       pos[i] = x === null || x === undefined ? NaN : k === 1 ? 0.5 : catIndex.get(fmtValue(x))! / (k - 1);
     }
-    return { field, numeric: false, min: 0, max: 1, cats, catIndex, pos };
+    return { field, numeric: false, log: false, canLog: false, min: 0, max: 1, cats, catIndex, pos };
   });
 }
 
@@ -104,9 +129,8 @@ function buildAxes(v: Values, fields: string[]): Axis[] {
 function brushOf(a: Axis, f: Filter | undefined): [number, number] | null {
   if (!f) return null;
   if (a.numeric && f.op === 'range') {
-    const span = a.max - a.min;
-    const lo = f.min === undefined ? 0 : (f.min - a.min) / span;
-    const hi = f.max === undefined ? 1 : (f.max - a.min) / span;
+    const lo = f.min === undefined ? 0 : a.log && f.min <= 0 ? -0.02 : posOf(a, f.min);
+    const hi = f.max === undefined ? 1 : a.log && f.max <= 0 ? -0.02 : posOf(a, f.max);
     return [Math.max(-0.02, lo), Math.min(1.02, hi)];
   }
   if (!a.numeric && f.op === 'in' && f.values?.length) {
@@ -123,11 +147,10 @@ function brushOf(a: Axis, f: Filter | undefined): [number, number] | null {
 function brushFilter(a: Axis, lo: number, hi: number): Filter | null {
   if (a.numeric) {
     // A brush that reaches an end of the axis is open on that side.
-    const span = a.max - a.min;
     const r = (x: number) => Number(x.toPrecision(6));
     const f: Filter = { field: a.field, op: 'range' };
-    if (lo > 0.004) f.min = r(a.min + lo * span);
-    if (hi < 0.996) f.max = r(a.min + hi * span);
+    if (lo > 0.004) f.min = r(valueAt(a, lo));
+    if (hi < 0.996) f.max = r(valueAt(a, hi));
     return f.min === undefined && f.max === undefined ? null : f;
   }
   const k = a.cats.length;
@@ -150,9 +173,15 @@ export interface ParCoordsProps {
   ready: boolean; // false while the table loads a new query
   onBrush: (field: string, f: Filter | null) => void;
   onAxes: (axes: string[]) => void;
+  /** The user's choice of log (true) or linear (false) axes; others are log when their values span decades. */
+  logPref?: Map<string, boolean>;
+  onLog?: (field: string, log: boolean) => void;
+  height?: number;
 }
 
-export function ParCoords({ project, values, noun = 'jobs', axes, filters, refresh, ready, onBrush, onAxes }: ParCoordsProps) {
+const NO_PREF = new Map<string, boolean>();
+
+export function ParCoords({ project, values, noun = 'jobs', axes, filters, refresh, ready, onBrush, onAxes, logPref = NO_PREF, onLog, height = 300 }: ParCoordsProps) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const wrap = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(800);
@@ -160,7 +189,7 @@ export function ParCoords({ project, values, noun = 'jobs', axes, filters, refre
   const [loading, setLoading] = useState(false);
   const [drag, setDrag] = useState<{ axis: number; y0: number; y1: number } | null>(null);
   const [move, setMove] = useState<{ axis: number; x: number } | null>(null);
-  const height = 300;
+  const logKey = [...logPref].map(([k, v]) => `${k}=${v}`).join(',');
 
   const axisSet = new Set(axes);
   const brushFilters = filters.filter((f) => axisSet.has(f.field) && (f.op === 'range' || f.op === 'in'));
@@ -171,8 +200,12 @@ export function ParCoords({ project, values, noun = 'jobs', axes, filters, refre
   const fetchKey = JSON.stringify([project, axes, context, refresh]);
   const lastKey = useRef('');
   useEffect(() => {
-    if (values) setData(axes.length ? { v: values, axes: buildAxes(values, axes) } : null);
-  }, [values, axes.join('\u0000')]);
+    if (values) setData(axes.length ? { v: values, axes: buildAxes(values, axes, logPref) } : null);
+  }, [values, axes.join('\u0000'), logKey]);
+  // Switching an axis between log and linear needs no new values.
+  useEffect(() => {
+    if (!values) setData((d) => (d ? { v: d.v, axes: buildAxes(d.v, axes, logPref) } : d));
+  }, [logKey]);
   useEffect(() => {
     if (!axes.length) {
       setData(null);
@@ -187,7 +220,7 @@ export function ParCoords({ project, values, noun = 'jobs', axes, filters, refre
       .values(project, axes, context, ac.signal)
       .then((v) => {
         done = true;
-        setData({ v, axes: buildAxes(v, axes) });
+        setData({ v, axes: buildAxes(v, axes, logPref) });
         setLoading(false);
       })
       .catch((e) => {
@@ -337,9 +370,8 @@ export function ParCoords({ project, values, noun = 'jobs', axes, filters, refre
       ctx.textAlign = 'right';
       ctx.textBaseline = 'middle';
       if (a.numeric) {
-        const span = a.max - a.min;
-        for (const t of niceTicks(a.min, a.max, 5)) {
-          const y = toY((t - a.min) / span);
+        for (const t of a.log ? logTicks(a.min, a.max) : niceTicks(a.min, a.max, 5)) {
+          const y = toY(posOf(a, t));
           ctx.fillRect(x - 3, Math.round(y), 3, 1);
           label(fmtNumber(t), x - 5, y);
         }
@@ -362,7 +394,7 @@ export function ParCoords({ project, values, noun = 'jobs', axes, filters, refre
         ctx.strokeRect(x - 7 + 0.5, y0 + 0.5, 14, Math.max(2, y1 - y0));
       }
     });
-  }, [data, active, width, drag, move, order, ready]);
+  }, [data, active, width, drag, move, order, ready, height]);
 
   const hitAxis = (x: number) => {
     let best = -1;
@@ -435,6 +467,23 @@ export function ParCoords({ project, values, noun = 'jobs', axes, filters, refre
                 {colLabel(a.field)}
               </div>
             ))}
+          {data &&
+            onLog &&
+            data.axes.map((a, k) =>
+              a.canLog ? (
+                <button
+                  key={a.field}
+                  class={`pc-log${a.log ? ' on' : ''}`}
+                  style={{ left: axisX(k) + 'px', top: height - BOTTOM + 3 + 'px' }}
+                  title={a.log ? `${colLabel(a.field)}: logarithmic axis (click for linear)` : `${colLabel(a.field)}: linear axis (click for logarithmic)`}
+                  aria-pressed={a.log}
+                  data-field={a.field}
+                  onClick={() => onLog(a.field, !a.log)}
+                >
+                  log
+                </button>
+              ) : null,
+            )}
           {loading && (
             <div class="parcoords-loading">
               <Spinner />

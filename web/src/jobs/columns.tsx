@@ -14,12 +14,21 @@ export interface Col {
   group: 'job' | 'param' | 'metric';
   width: number;
   sort?: string;
-  sticky?: boolean; // stays in view when the table scrolls sideways (leading columns only)
   cell: (j: Job) => JSX.Element | string;
   title?: (j: Job) => string;
 }
 
 const metricOf = (j: Job, key: string): Metric | undefined => j.metrics.find((m) => m.key === key);
+
+/** A job's param: the value it logged, else the one it was submitted with (a queued job has only those). */
+export const paramOf = (j: Job, key: string): unknown => (key in j.params ? j.params[key] : j.submitted_params?.[key]);
+
+/** The param names of a project's listing, with those the jobs in view were submitted with but have not logged. */
+export function withSubmittedParams(params: string[], jobs: Job[]): string[] {
+  const extra = new Set<string>();
+  for (const j of jobs) for (const k of Object.keys(j.submitted_params ?? {})) if (!params.includes(k)) extra.add(k);
+  return extra.size ? [...params, ...[...extra].sort()] : params;
+}
 
 function metricTitle(m: Metric): string {
   const parts = [`last ${fullValue(m.last)} (step ${m.last_step})`];
@@ -34,14 +43,13 @@ const colWidth = (key: string) => Math.round(Math.max(100, Math.min(220, 7.4 * k
 
 export function buildColumns(params: string[], metrics: string[]): Col[] {
   const cols: Col[] = [
-    { id: 'state', label: 'Status', group: 'job', width: 116, sort: 'state', sticky: true, cell: (j) => <StateBadge state={j.state} /> },
+    { id: 'state', label: 'Status', group: 'job', width: 116, sort: 'state', cell: (j) => <StateBadge state={j.state} /> },
     {
       id: 'id',
       label: 'Job ID',
       group: 'job',
       width: 124,
       sort: 'id',
-      sticky: true,
       cell: (j) => (
         <span class="idcell">
           <Link href={`/jobs/${encodeURIComponent(j.id)}`} class="mono joblink" title={j.id}>
@@ -93,10 +101,12 @@ export function buildColumns(params: string[], metrics: string[]): Col[] {
       width: colWidth(k),
       sort: 'param:' + k,
       cell: (j) => {
-        const v = j.params[k];
-        return v === undefined ? <span class="na">–</span> : <span class={typeof v === 'number' ? 'num' : ''}>{fmtValue(v)}</span>;
+        const logged = k in j.params;
+        const v = paramOf(j, k);
+        if (v === undefined) return <span class="na">–</span>;
+        return <span class={`${typeof v === 'number' ? 'num' : ''}${logged ? '' : ' submitted'}`}>{fmtValue(v)}</span>;
       },
-      title: (j) => fullValue(j.params[k]),
+      title: (j) => (k in j.params ? fullValue(j.params[k]) : j.submitted_params && k in j.submitted_params ? `${fullValue(j.submitted_params[k])} (submitted; not logged yet)` : ''),
     });
   for (const k of metrics)
     cols.push({
@@ -117,6 +127,24 @@ export function buildColumns(params: string[], metrics: string[]): Col[] {
   return cols;
 }
 
+/**
+ * The columns pinned when the user has not chosen: the status, the job id and the metrics, as
+ * many metrics as fit in 60 % of the table's width (viewW), so that the rest can still scroll.
+ */
+export function defaultPins(cols: Col[], viewW: number): string[] {
+  const out = ['state', 'id'];
+  let w = 36 + cols.filter((c) => out.includes(c.id)).reduce((n, c) => n + c.width, 0);
+  for (const c of cols)
+    if (c.group === 'metric' && w + c.width <= viewW * 0.6) {
+      out.push(c.id);
+      w += c.width;
+    }
+  return out;
+}
+
+/** The columns with the pinned ones first (each group in its own order). */
+export const pinnedFirst = (cols: Col[], pins: Set<string>): Col[] => [...cols.filter((c) => pins.has(c.id)), ...cols.filter((c) => !pins.has(c.id))];
+
 /** The filter field a column's header filters (a column id, or its field when they differ). */
 export const fieldOfCol = (id: string) => filterFieldOf(id)?.field ?? id;
 
@@ -131,7 +159,7 @@ export function columnGroups(cols: Col[]): ColumnGroup[] {
 
 /** A column's values among some jobs, for the filter editor (its hint, and whether a parameter holds text). */
 export function columnValues(jobs: Job[], col: string): unknown[] {
-  if (col.startsWith('param:')) return jobs.map((j) => j.params[col.slice(6)]).filter((v) => v !== undefined);
+  if (col.startsWith('param:')) return jobs.map((j) => paramOf(j, col.slice(6))).filter((v) => v !== undefined);
   if (col.startsWith('metric:')) return jobs.map((j) => metricOf(j, col.slice(7))?.last).filter((v) => v !== undefined);
   if (col === 'duration') return jobs.map((j) => jobDuration(j)).filter((v) => v !== undefined);
   return [];

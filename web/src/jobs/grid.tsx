@@ -1,10 +1,11 @@
 // The jobs table's virtualised grid: only the rows and columns in view are rendered (fixed-height
-// rows, a sticky header and sticky leading columns). Holds the layout arithmetic, the scroll
+// rows, a sticky header and pinned leading columns). The header has every column, in view or
+// not, so that find-in-page finds them. Holds the layout arithmetic, the scroll
 // tracking, the memoised Row, and JobGrid, the table itself; the page owns the data and the view.
 import { Component } from 'preact';
 import type { RefObject } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { IconFilter, IconSortDown, IconSortUp } from '../components/icons';
+import { IconFilter, IconPin, IconSortDown, IconSortUp } from '../components/icons';
 import { filterFieldOf } from '../filters';
 import { navigate } from '../router';
 import { isActive } from '../types';
@@ -15,7 +16,8 @@ import type { Col } from './columns';
 const ROW_H = 34;
 const OVERSCAN = 8; // rows rendered beyond each side of the view
 
-// Layout: leading sticky columns, then the others, of which only those in view are rendered.
+// Layout: the pinned columns (leading, sticky), then the others, of which only those in view are
+// rendered in the rows.
 
 const SELECT_W = 36;
 const H_OVERSCAN = 240; // px of columns rendered beyond each side of the view
@@ -28,13 +30,13 @@ export interface Layout {
   stickyW: number;
 }
 
-function gridLayout(cols: Col[]): Layout {
+function gridLayout(cols: Col[], pins: Set<string>): Layout {
   const sticky: Col[] = [];
   const rest: Col[] = [];
   const left = new Map<string, number>();
   let w = SELECT_W;
   for (const c of cols) {
-    if (c.sticky && rest.length === 0) {
+    if (pins.has(c.id) && rest.length === 0) {
       left.set(c.id, w);
       w += c.width;
       sticky.push(c);
@@ -64,6 +66,7 @@ interface RowProps {
   i: number;
   job: Job;
   selected: boolean;
+  cursor: boolean; // the keyboard's row
   sticky: Col[];
   cols: Col[];
   pad: number;
@@ -75,13 +78,14 @@ interface RowProps {
 class Row extends Component<RowProps> {
   shouldComponentUpdate(n: RowProps) {
     const p = this.props;
-    return n.job !== p.job || n.selected !== p.selected || n.i !== p.i || n.cols !== p.cols || n.sticky !== p.sticky || n.pad !== p.pad || n.tick !== p.tick;
+    return n.job !== p.job || n.selected !== p.selected || n.cursor !== p.cursor || n.i !== p.i || n.cols !== p.cols || n.sticky !== p.sticky || n.pad !== p.pad || n.tick !== p.tick;
   }
-  render({ i, job, selected, sticky, cols, pad, onToggle }: RowProps) {
+  render({ i, job, selected, cursor, sticky, cols, pad, onToggle }: RowProps) {
     let left = SELECT_W;
     return (
       <div
-        class={`tr${selected ? ' selected' : ''}`}
+        class={`tr${selected ? ' selected' : ''}${cursor ? ' cursor' : ''}`}
+        aria-selected={selected}
         style={{ top: i * ROW_H + 'px' }}
         role="row"
         data-job={job.id}
@@ -98,11 +102,11 @@ class Row extends Component<RowProps> {
         <label class="td sticky select-col" style={{ left: '0px', width: SELECT_W + 'px' }}>
           <input type="checkbox" aria-label={`Select job ${job.id}`} checked={selected} onChange={(e) => onToggle(job, e.currentTarget.checked)} />
         </label>
-        {sticky.map((c) => {
+        {sticky.map((c, k) => {
           const l = left;
           left += c.width;
           return (
-            <div key={c.id} class="td sticky" style={{ left: l + 'px', width: c.width + 'px' }} data-col={c.id}>
+            <div key={c.id} class={k === sticky.length - 1 ? 'td sticky pin-edge' : 'td sticky'} style={{ left: l + 'px', width: c.width + 'px' }} data-col={c.id}>
               {c.cell(job)}
             </div>
           );
@@ -171,8 +175,8 @@ export interface ColumnWindow {
 }
 
 /** The grid's layout of the columns shown, and the columns in view when scrolled sideways. */
-export function useColumnWindow(cols: Col[], scrollLeft: number, viewW: number): { layout: Layout; win: ColumnWindow } {
-  const layout = useMemo(() => gridLayout(cols), [cols.map((c) => c.id).join(',')]);
+export function useColumnWindow(cols: Col[], pins: Set<string>, scrollLeft: number, viewW: number): { layout: Layout; win: ColumnWindow } {
+  const layout = useMemo(() => gridLayout(cols, pins), [cols.map((c) => c.id).join(','), [...pins].join(',')]);
   const w = visibleColumns(layout, scrollLeft, viewW);
   const win = { pad: w.pad, cols: useMemo(() => layout.rest.slice(w.a, w.b), [layout, w.a, w.b]) };
   return { layout, win };
@@ -223,7 +227,7 @@ interface JobGridProps {
   scroller: RefObject<HTMLDivElement | null>;
   total: number;
   rows: ViewRow[];
-  cols: Col[]; // the columns shown
+  cols: Col[]; // the columns shown, pinned ones first
   layout: Layout;
   win: ColumnWindow;
   sort: string;
@@ -231,17 +235,93 @@ interface JobGridProps {
   filters: Filter[];
   selected: Map<string, Job>;
   allSelected: boolean;
+  cursor: string; // the job the keyboard is on
   now: number; // the clock of running jobs' durations
   onSelectAll: (on: boolean) => void;
   onToggle: (j: Job, on: boolean) => void;
   onSort: (c: Col) => void;
   onFilter: (col: string, el: HTMLElement) => void;
+  onPin: (col: string, on: boolean) => void;
   onClearFilters: () => void;
 }
 
-/** The table: the header (sort and filter buttons, select all), the rows in view, placeholders for rows still loading. */
+type HeadProps = Pick<JobGridProps, 'cols' | 'layout' | 'sort' | 'desc' | 'filters' | 'allSelected' | 'onSelectAll' | 'onSort' | 'onFilter' | 'onPin'>;
+
+/**
+ * The header: every column, in view or not (find-in-page finds them), with its sort, filter and
+ * pin buttons. Re-rendered only when the columns, the sort, the filters or the selection change,
+ * not while the table scrolls.
+ */
+class GridHead extends Component<HeadProps> {
+  shouldComponentUpdate(n: HeadProps) {
+    const p = this.props;
+    return n.cols !== p.cols || n.layout !== p.layout || n.sort !== p.sort || n.desc !== p.desc || n.filters !== p.filters || n.allSelected !== p.allSelected;
+  }
+  render(p: HeadProps) {
+    const { layout, sort, desc, filters } = p;
+    const lastPinned = layout.sticky.length ? layout.sticky[layout.sticky.length - 1].id : '';
+    const headCell = (c: Col) => {
+      const sorted = sort === c.sort || (!sort && c.id === 'created_at');
+      const isDesc = sort ? desc : true;
+      const fld = fieldOfCol(c.id);
+      const filtered = filters.some((f) => f.field === fld);
+      const left = layout.left.get(c.id);
+      const pinned = left !== undefined;
+      const style: Record<string, string> = { width: c.width + 'px' };
+      if (pinned) style.left = left + 'px';
+      return (
+        <div
+          key={c.id}
+          class={`th g-${c.group}${pinned ? ' sticky' : ''}${c.id === lastPinned ? ' pin-edge' : ''}${sorted ? ' sorted' : ''}`}
+          style={style}
+          data-col={c.id}
+          role="columnheader"
+          aria-sort={sorted ? (isDesc ? 'descending' : 'ascending') : 'none'}
+        >
+          <button class="th-sort" onClick={() => p.onSort(c)} title={c.sort ? `Sort by ${c.label}` : c.label} disabled={!c.sort}>
+            {c.group !== 'job' && <span class="th-group">{c.group === 'param' ? 'param' : 'metric'}</span>}
+            <span class="th-label">{c.label}</span>
+            {sorted && (isDesc ? <IconSortDown size={12} /> : <IconSortUp size={12} />)}
+          </button>
+          <span class="th-tools">
+            <button
+              class={`th-pin${pinned ? ' on' : ''}`}
+              title={pinned ? `Unpin ${c.label}` : `Pin ${c.label} to the left`}
+              aria-label={pinned ? `Unpin ${c.label}` : `Pin ${c.label}`}
+              aria-pressed={pinned}
+              onClick={() => p.onPin(c.id, !pinned)}
+            >
+              <IconPin size={12} />
+            </button>
+            {filterFieldOf(c.id) && (
+              <button class={`th-filter${filtered ? ' on' : ''}`} title={`Filter ${c.label}`} aria-label={`Filter ${c.label}`} onClick={(e) => p.onFilter(c.id, e.currentTarget)}>
+                <IconFilter size={12} />
+              </button>
+            )}
+          </span>
+        </div>
+      );
+    };
+    return (
+      <div class="grid-head" role="row">
+        <div class="th sticky select-col" style={{ left: '0px', width: SELECT_W + 'px' }}>
+          <input
+            type="checkbox"
+            aria-label="Select all loaded jobs"
+            title="Select all loaded jobs"
+            checked={p.allSelected}
+            onChange={(e) => p.onSelectAll(e.currentTarget.checked)}
+          />
+        </div>
+        {p.cols.map(headCell)}
+      </div>
+    );
+  }
+}
+
+/** The table: the header, the rows in view, placeholders for rows still loading. */
 export function JobGrid(p: JobGridProps) {
-  const { rows, cols, layout, win, sort, desc, filters, selected } = p;
+  const { rows, cols, layout, win, selected } = p;
   const totalWidth = SELECT_W + cols.reduce((n, c) => n + c.width, 0);
 
   // Cell tooltips (full values, metric min/max/count) are computed when hovered, not rendered.
@@ -254,55 +334,22 @@ export function JobGrid(p: JobGridProps) {
     if (job && col?.title) td.title = col.title(job);
   };
 
-  const headCell = (c: Col) => {
-    const sorted = sort === c.sort || (!sort && c.id === 'created_at');
-    const isDesc = sort ? desc : true;
-    const fld = fieldOfCol(c.id);
-    const filtered = filters.some((f) => f.field === fld);
-    const left = layout.left.get(c.id);
-    const style: Record<string, string> = { width: c.width + 'px' };
-    if (left !== undefined) style.left = left + 'px';
-    return (
-      <div
-        key={c.id}
-        class={`th g-${c.group}${left !== undefined ? ' sticky' : ''}${sorted ? ' sorted' : ''}`}
-        style={style}
-        data-col={c.id}
-        role="columnheader"
-        aria-sort={sorted ? (isDesc ? 'descending' : 'ascending') : 'none'}
-      >
-        <button class="th-sort" onClick={() => p.onSort(c)} title={c.sort ? `Sort by ${c.label}` : c.label} disabled={!c.sort}>
-          {c.group !== 'job' && <span class="th-group">{c.group === 'param' ? 'param' : 'metric'}</span>}
-          <span class="th-label">{c.label}</span>
-          {sorted && (isDesc ? <IconSortDown size={12} /> : <IconSortUp size={12} />)}
-        </button>
-        {filterFieldOf(c.id) && (
-          <button class={`th-filter${filtered ? ' on' : ''}`} title={`Filter ${c.label}`} aria-label={`Filter ${c.label}`} onClick={(e) => p.onFilter(c.id, e.currentTarget)}>
-            <IconFilter size={12} />
-          </button>
-        )}
-      </div>
-    );
-  };
-
   return (
     <div class="card table-card">
       <div class="grid-scroll" ref={p.scroller} role="grid" aria-rowcount={p.total} data-testid="jobs-grid">
         <div class="grid-inner" style={{ width: totalWidth + 'px' }}>
-          <div class="grid-head" role="row">
-            <div class="th sticky select-col" style={{ left: '0px', width: SELECT_W + 'px' }}>
-              <input
-                type="checkbox"
-                aria-label="Select all loaded jobs"
-                title="Select all loaded jobs"
-                checked={p.allSelected}
-                onChange={(e) => p.onSelectAll(e.currentTarget.checked)}
-              />
-            </div>
-            {layout.sticky.map((c) => headCell(c))}
-            {win.pad > 0 && <div class="col-pad" style={{ width: win.pad + 'px' }} />}
-            {win.cols.map((c) => headCell(c))}
-          </div>
+          <GridHead
+            cols={cols}
+            layout={layout}
+            sort={p.sort}
+            desc={p.desc}
+            filters={p.filters}
+            allSelected={p.allSelected}
+            onSelectAll={p.onSelectAll}
+            onSort={p.onSort}
+            onFilter={p.onFilter}
+            onPin={p.onPin}
+          />
           <div class="grid-body" style={{ height: Math.max(p.total, 0) * ROW_H + 'px' }} onMouseOver={onCellHover}>
             {rows.map(({ i, job }) =>
               job ? (
@@ -311,6 +358,7 @@ export function JobGrid(p: JobGridProps) {
                   i={i}
                   job={job}
                   selected={selected.has(job.id)}
+                  cursor={p.cursor === job.id}
                   sticky={layout.sticky}
                   cols={win.cols}
                   pad={win.pad}

@@ -1,11 +1,11 @@
 // The controls above the jobs table: the job id search, the "Filter" menu of fields, the column
-// chooser, showing the chart, reloading, then the selection's actions or the job count; below
+// chooser, reloading, then the selection's actions or the job count; below
 // them, the filters in force as chips.
 import { Fragment } from 'preact';
 import type { ComponentChildren } from 'preact';
 import { ColumnChooser } from '../components/columnchooser';
 import type { ColumnGroup } from '../components/columnchooser';
-import { IconChart, IconColumns, IconFilter, IconRefresh, IconSearch } from '../components/icons';
+import { IconColumns, IconFilter, IconRefresh, IconSearch } from '../components/icons';
 import { Popover } from '../components/ui';
 import { colLabel, describeFilter, withFilter } from '../filters';
 import type { Filter } from '../types';
@@ -67,8 +67,6 @@ export function JobsToolbar(p: {
   colGroups: ColumnGroup[];
   hidden: Set<string>;
   setHidden: (h: Set<string>) => void;
-  showChart: boolean;
-  onShowChart: () => void;
   onReload: () => void;
   children: ComponentChildren; // at the right end: the selection's actions or the job count
 }) {
@@ -93,11 +91,6 @@ export function JobsToolbar(p: {
       <Popover label={<><IconColumns /> Columns</>} testid="columns-button">
         <ColumnChooser groups={p.colGroups} hidden={p.hidden} onChange={p.setHidden} />
       </Popover>
-      {!p.showChart && (
-        <button class="btn" onClick={p.onShowChart}>
-          <IconChart /> Chart
-        </button>
-      )}
       <button class="btn" title="Reload the jobs" onClick={p.onReload}>
         <IconRefresh />
       </button>

