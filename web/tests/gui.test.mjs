@@ -403,8 +403,9 @@ function suite() {
 
         // The job page: its charts follow the job's values.
         await p.goto(`${base}/jobs/${jobs.s2}?tab=metrics`);
+        // Logged once: a number; from the second value on, a chart.
+        await p.locator('.single-value[data-metric="value"]').filter({ hasText: '0.5' }).waitFor();
         const title = p.locator('.chart-box[data-metric="value"] .chart-title');
-        await title.filter({ hasText: '1 point' }).waitFor();
         await p.locator('[data-testid="live"].on').waitFor();
         const job0 = await fetched(new RegExp(`/api/v1/jobs/${jobs.s2}$`));
         const series0 = await fetched(/\/metrics\/value/);

@@ -178,6 +178,99 @@ function suite() {
       await shot('table-jobs-1440');
     });
 
+    test('queued jobs show the params they were submitted with, in the table and on the queue page', async () => {
+      await page.setViewportSize({ width: 1440, height: 900 });
+      await openFresh();
+      await page.locator('.th[data-col="param:learning_rate"]').scrollIntoViewIfNeeded();
+      for (const [id, lr] of [
+        [queued[0], '0.7'],
+        [queued[1], '0.9'],
+        [blocker, '0.5'],
+      ])
+        await page.locator(`.tr[data-job="${id}"] .td[data-col="param:learning_rate"]`).filter({ hasText: new RegExp(`^${lr}$`) }).waitFor();
+      await page.locator(`.tr[data-job="${queued[0]}"] .td[data-col="param:batch_size"]`).filter({ hasText: /^128$/ }).waitFor();
+      await page.goto(`${base}/queue`);
+      const cell = page.locator(`[data-testid="queued-table"] tr[data-job="${queued[0]}"] [data-testid="queued-params"]`);
+      await cell.locator('.tag').filter({ hasText: 'learning_rate' }).filter({ hasText: '0.7' }).waitFor();
+      await cell.locator('.tag').filter({ hasText: 'batch_size' }).filter({ hasText: '128' }).waitFor();
+      await shot('queue-params');
+    });
+
+    test('key:value tags are readable in the table', async () => {
+      await openFresh();
+      const cell = page.locator(`.tr[data-job="${jobs[0].id}"] .td[data-col="tags"]`);
+      await cell.scrollIntoViewIfNeeded();
+      for (const [k, v] of Object.entries(TAGS).slice(0, 2)) {
+        const chip = cell.locator('.tag').filter({ hasText: k });
+        await chip.locator('.tag-v').filter({ hasText: v }).waitFor();
+        // Shown whole: neither the key nor the value is cut.
+        const cut = await chip.evaluate((el) => [...el.querySelectorAll('.tag-k,.tag-v')].some((e) => e.scrollWidth > e.clientWidth + 1));
+        assert.equal(cut, false, `the tag ${k} is cut`);
+      }
+    });
+
+    test('a metric logged once is a number; compared series are labelled by the params that differ', async () => {
+      const ids = jobs.slice(0, 3).map((j) => j.id);
+      await page.goto(`${base}/projects/${PROJECT}/compare?ids=${ids.join(',')}`);
+      const single = page.locator('.single-value[data-metric="test_score"]');
+      await single.locator('.big-number').filter({ hasText: /^0\.5$/ }).waitFor();
+      assert.equal(await single.locator('.single-row').count(), 3);
+      assert.equal(await page.locator('.chart-box[data-metric="test_score"]').count(), 0);
+      const legend = page.locator('.chart-box[data-metric="loss"] .u-legend');
+      await legend.locator('.u-label').filter({ hasText: /^learning_rate=1e-4 batch_size=32/ }).waitFor();
+      await legend.locator('.u-label').filter({ hasText: 'batch_size=64' }).first().waitFor();
+      await shot('compare-labels');
+    });
+
+    /** A chart's canvas as an image, to tell whether what it draws changed. */
+    const pixels = (sel) => page.locator(`${sel} canvas`).first().evaluate((c) => c.toDataURL());
+    const lossChart = '.chart-box[data-metric="loss"]';
+
+    test('smoothing draws an average over the raw values', async () => {
+      await page.goto(`${base}/jobs/${jobs[4].id}?tab=metrics`);
+      await page.locator(`${lossChart} canvas`).waitFor();
+      const before = await pixels(lossChart);
+      await page.locator('[data-testid="smoothing"]').fill('0.9');
+      await page.locator(`${lossChart} .u-legend .u-label`).filter({ hasText: 'loss (raw)' }).waitFor();
+      await page.waitForFunction(([sel, b]) => document.querySelector(`${sel} canvas`)?.toDataURL() !== b, [lossChart, before]);
+      const smoothed = await pixels(lossChart);
+      await page.locator('[data-testid="smoothing"]').fill('0.5');
+      await page.waitForFunction(([sel, b]) => document.querySelector(`${sel} canvas`)?.toDataURL() !== b, [lossChart, smoothed]);
+      await shot('job-smoothing');
+    });
+
+    test('the x-axis: step, wall time or time since the start', async () => {
+      await page.goto(`${base}/jobs/${jobs[4].id}?tab=metrics`);
+      await page.locator(`${lossChart} canvas`).waitFor();
+      const xOf = async () => {
+        const over = page.locator(`${lossChart} .u-over`);
+        const b = await over.boundingBox();
+        await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2);
+        return page.locator(`${lossChart} .u-legend .u-series`).first().locator('.u-value').innerText();
+      };
+      assert.match(await xOf(), /^\d+$/);
+      await page.locator('[data-testid="x-axis"]').selectOption('wall');
+      await page.locator(`${lossChart} .u-legend .u-label`).filter({ hasText: /^time$/ }).waitFor();
+      assert.match(await xOf(), /^2023-11-1\d \d\d:\d\d:\d\d$/);
+      await page.locator('[data-testid="x-axis"]').selectOption('relative');
+      await page.locator(`${lossChart} .u-legend .u-label`).filter({ hasText: 'seconds since start' }).waitFor();
+      assert.match(await xOf(), /^(\d+m )?\d+s$/);
+      await shot('job-x-relative');
+    });
+
+    test("grouping runs by a param draws each group's mean within a min-max band", async () => {
+      const ids = jobs.slice(0, 6).map((j) => j.id);
+      await page.goto(`${base}/projects/${PROJECT}/compare?ids=${ids.join(',')}`);
+      await page.locator(`${lossChart} canvas`).waitFor();
+      assert.equal(await page.locator(`${lossChart} [data-testid="metric-chart"]`).getAttribute('data-bands'), '0');
+      await page.locator('[data-testid="group-by"]').selectOption('optimizer');
+      const legend = page.locator(`${lossChart} .u-legend`);
+      await legend.locator('.u-label').filter({ hasText: 'optimizer=adam (4) mean' }).waitFor();
+      await legend.locator('.u-label').filter({ hasText: 'optimizer=sgd (2) mean' }).waitFor();
+      assert.equal(await page.locator(`${lossChart} [data-testid="metric-chart"]`).getAttribute('data-bands'), '2');
+      await shot('compare-grouped');
+    });
+
     test('no script errors', () => {
       assert.deepEqual(errors, []);
     });

@@ -15,10 +15,22 @@ export interface Series {
   points?: boolean;
   /** Line width (default 1.6). */
   width?: number;
+  /** Drawn faint and thin (raw values behind a smoothed line). */
+  faint?: boolean;
+  /** An edge of a band (see ChartProps.bands): no line of its own. */
+  band?: boolean;
+}
+
+/** A filled band between two series (indexes into ChartProps.series), e.g. a group's min and max. */
+export interface Band {
+  upper: number;
+  lower: number;
+  color: string;
 }
 
 export interface ChartProps {
   series: Series[];
+  bands?: Band[];
   height?: number;
   xLabel?: string;
   time?: boolean; // x is unix seconds
@@ -52,7 +64,7 @@ export function align(series: Series[]): uPlotT.AlignedData {
   return [Array.from(xs), ...cols] as uPlotT.AlignedData;
 }
 
-export function Chart({ series, height = 220, xLabel = 'step', time = false, scatter = false, logY = false, pointSize = 6, xValue, onPick, legend = true, testid }: ChartProps) {
+export function Chart({ series, bands = [], height = 220, xLabel = 'step', time = false, scatter = false, logY = false, pointSize = 6, xValue, onPick, legend = true, testid }: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlotT | null>(null);
   const pick = useRef(onPick);
@@ -88,10 +100,12 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
           { label: xLabel, value: xValue ? (_u, v) => (v == null ? '' : xValue(v)) : time ? '{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}' : (_u, v) => (v == null ? '' : String(v)) },
           ...series.map((s, i) => {
             const color = s.color ?? PALETTE[i % PALETTE.length];
+            if (s.band) return { label: s.label, stroke: color + '00', width: 0, spanGaps: true, points: { show: false }, value: (_u: uPlotT, v: number | null) => (v == null ? '–' : fmtNumber(v)) } as uPlotT.Series;
             return {
               label: s.label,
-              stroke: color,
-              width: s.width ?? 1.6,
+              stroke: s.faint ? color + '40' : color,
+              width: s.faint ? 1 : (s.width ?? 1.6),
+              ...(s.faint ? { points: { show: false } } : {}),
               spanGaps: true,
               value: (_u: uPlotT, v: number | null) => (v == null ? '–' : fmtNumber(v)),
               ...(scatter || s.points
@@ -100,6 +114,7 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
             } as uPlotT.Series;
           }),
         ],
+        bands: bands.map((b) => ({ series: [b.upper + 1, b.lower + 1] as [number, number], fill: b.color + '2e' })),
         hooks: {
           ready: [
             (u) => {
@@ -123,6 +138,7 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
       };
       plot.current?.destroy();
       plot.current = new uPlot(opts, align(series), el);
+      el.dataset.bands = String(bands.length);
       ro = new ResizeObserver(() => {
         const w = Math.max(200, el.clientWidth);
         if (plot.current && Math.abs(plot.current.width - w) > 2) plot.current.setSize({ width: w, height });
@@ -136,7 +152,7 @@ export function Chart({ series, height = 220, xLabel = 'step', time = false, sca
       plot.current = null;
     };
     // A new chart when the set of series changes; data-only changes go through setData below.
-  }, [series.map((s) => s.label).join('\u0000'), height, xLabel, time, scatter, logY, pointSize, legend]);
+  }, [series.map((s) => s.label).join('\u0000'), JSON.stringify(bands), height, xLabel, time, scatter, logY, pointSize, legend]);
 
   useEffect(() => {
     if (plot.current) plot.current.setData(align(series));

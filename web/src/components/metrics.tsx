@@ -1,13 +1,17 @@
-// Metric charts over steps for one or more jobs: one chart per metric with a line per job, or
-// every chosen metric in one chart. Series come downsampled from the server.
+// Metric charts for one or more jobs: one chart per metric with a line per job, or every chosen
+// metric in one chart. Options: smoothing (EMA, the raw series faint behind), the x-axis (step,
+// wall time, time since the job's first value), log scale, and grouping the jobs by a param (the
+// group's mean with a min-max band). Metrics logged once show as numbers. Series come downsampled
+// from the server; with several jobs, each is labelled by the params that differ among them.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { usePollWhileOffline, useTracked } from '../events';
-import { fmtValue, shortId } from '../format';
+import { fmtDuration, fmtValue, fullValue, shortId } from '../format';
+import { paramOf } from '../jobs/columns';
 import { toastError } from '../toast';
 import type { Job, MetricSeries } from '../types';
 import { Chart, PALETTE } from './chart';
-import type { Series } from './chart';
+import type { Band, Series } from './chart';
 import { Empty, Loading } from './ui';
 
 interface Props {
@@ -17,28 +21,70 @@ interface Props {
   onSelection?: (keys: string[]) => void;
 }
 
+export type XAxis = 'step' | 'wall' | 'relative';
+const X_LABEL: Record<XAxis, string> = { step: 'step', wall: 'time', relative: 'seconds since start' };
+
 const seriesKey = (id: string, key: string) => id + '\u0000' + key;
 
+/** Exponential moving average with TensorBoard's debiasing (the first values are not pulled to 0). */
+export function ema(ys: ArrayLike<number | null>, weight: number): (number | null)[] {
+  const out: (number | null)[] = [];
+  let acc = 0;
+  let n = 0;
+  for (let i = 0; i < ys.length; i++) {
+    const y = ys[i];
+    if (y === null || !Number.isFinite(y)) {
+      out.push(null);
+      continue;
+    }
+    acc = acc * weight + (1 - weight) * y;
+    n++;
+    out.push(acc / (1 - Math.pow(weight, n)));
+  }
+  return out;
+}
+
+/** The params (at most three) whose values differ among the jobs: what tells their series apart. */
+export function differingParams(jobs: Job[]): string[] {
+  if (jobs.length < 2) return [];
+  const keys = [...new Set(jobs.flatMap((j) => [...Object.keys(j.params), ...Object.keys(j.submitted_params ?? {})]))].sort();
+  const distinct = new Map(keys.map((k) => [k, new Set(jobs.map((j) => fullValue(paramOf(j, k)))).size]));
+  // The params with the most distinct values (the swept ones) first.
+  return keys.filter((k) => distinct.get(k)! > 1).sort((a, b) => distinct.get(b)! - distinct.get(a)! || a.localeCompare(b));
+}
+
+/** A job's label among others: the params that differ (k=v), else its id. */
+export function jobLabel(j: Job, differ: string[]): string {
+  const ps = differ.slice(0, 3).filter((k) => paramOf(j, k) !== undefined);
+  return ps.length ? ps.map((k) => `${k}=${fmtValue(paramOf(j, k))}`).join(' ') : shortId(j.id);
+}
+
 export function MetricExplorer({ jobs, live = false, initial, onSelection }: Props) {
-  // Numeric metrics (by their last value), in first-seen order.
-  const { numeric, textual } = useMemo(() => {
+  // Numeric metrics (by their last value), in first-seen order; those every job logged at most
+  // once are single values, shown as numbers.
+  const { numeric, single, textual } = useMemo(() => {
     const num: string[] = [];
+    const many = new Set<string>();
     const txt = new Map<string, { job: Job; last: unknown }[]>();
     for (const j of jobs)
       for (const m of j.metrics) {
         if (typeof m.last === 'number' || m.min !== undefined) {
           if (!num.includes(m.key)) num.push(m.key);
+          if (m.count > 1) many.add(m.key);
         } else {
           if (!txt.has(m.key)) txt.set(m.key, []);
           txt.get(m.key)!.push({ job: j, last: m.last });
         }
       }
-    return { numeric: num, textual: txt };
+    return { numeric: num.filter((k) => many.has(k)), single: num.filter((k) => !many.has(k)), textual: txt };
   }, [jobs]);
 
   const [chosen, setChosen] = useState<string[]>(() => (initial?.length ? initial : numeric.slice(0, 6)));
   const [combined, setCombined] = useState(false);
   const [logY, setLogY] = useState(false);
+  const [smooth, setSmooth] = useState(0);
+  const [xAxis, setXAxis] = useState<XAxis>('step');
+  const [groupBy, setGroupBy] = useState('');
   const [data, setData] = useState<Map<string, MetricSeries>>(new Map());
   const [loading, setLoading] = useState(false);
   const fetched = useRef(new Set<string>());
@@ -81,42 +127,124 @@ export function MetricExplorer({ jobs, live = false, initial, onSelection }: Pro
   usePollWhileOffline(() => load(true), 10000, live);
 
   const multi = jobs.length > 1;
-  const toSeries = (j: Job, k: string, color: string, label: string): Series | null => {
+  const differ = useMemo(() => differingParams(jobs), [jobs]);
+  const label = (j: Job) => jobLabel(j, differ);
+  const groups = useMemo(() => {
+    if (!groupBy || !differ.includes(groupBy)) return null;
+    const m = new Map<string, Job[]>();
+    for (const j of jobs) {
+      const v = paramOf(j, groupBy);
+      const g = v === undefined ? '–' : fmtValue(v);
+      if (!m.has(g)) m.set(g, []);
+      m.get(g)!.push(j);
+    }
+    return m;
+  }, [groupBy, differ, jobs]);
+
+  /** A job's series of a metric on the chosen x-axis (null until loaded). */
+  const raw = (j: Job, k: string): { xs: number[]; ys: (number | null)[] } | null => {
     const s = data.get(seriesKey(j.id, k));
     if (!s) return null;
     const xs: number[] = [];
     const ys: (number | null)[] = [];
+    const t0 = s.points.length ? s.points[0].time : 0;
     for (const p of s.points) {
       if (typeof p.value !== 'number') continue;
-      xs.push(p.step);
+      xs.push(xAxis === 'step' ? p.step : xAxis === 'wall' ? p.time : p.time - t0);
       ys.push(logY && p.value <= 0 ? null : p.value);
     }
-    return { label, xs, ys, color };
+    return { xs, ys };
   };
 
-  const charts: { title: string; series: Series[]; note?: string }[] = [];
+  /** A line, with its raw values faint behind it when smoothing. */
+  const lines = (xs: number[], ys: (number | null)[], name: string, color: string): Series[] =>
+    smooth > 0 ? [{ label: name + ' (raw)', xs, ys, color, faint: true }, { label: name, xs, ys: ema(ys, smooth), color }] : [{ label: name, xs, ys, color }];
+
+  /** The series of one metric: a line per job, or per group its mean with a min-max band. */
+  const metricSeries = (k: string, colorAt: (i: number) => string, prefix: string): { series: Series[]; bands: Band[] } => {
+    const series: Series[] = [];
+    const bands: Band[] = [];
+    if (groups) {
+      [...groups].forEach(([g, js], gi) => {
+        const byX = new Map<number, number[]>();
+        for (const j of js) {
+          const r = raw(j, k);
+          if (!r) continue;
+          r.xs.forEach((x, i) => {
+            const y = r.ys[i];
+            if (y === null) return;
+            if (!byX.has(x)) byX.set(x, []);
+            byX.get(x)!.push(y);
+          });
+        }
+        if (!byX.size) return;
+        const xs = [...byX.keys()].sort((a, b) => a - b);
+        const at = (f: (v: number[]) => number) => xs.map((x) => f(byX.get(x)!));
+        const color = colorAt(gi);
+        const name = `${prefix}${groupBy}=${g} (${js.length})`;
+        const lo = series.length;
+        series.push({ label: name + ' max', xs, ys: at((v) => Math.max(...v)), color, band: true });
+        series.push({ label: name + ' min', xs, ys: at((v) => Math.min(...v)), color, band: true });
+        bands.push({ upper: lo, lower: lo + 1, color });
+        series.push(...lines(xs, at((v) => v.reduce((a, b) => a + b, 0) / v.length), name + ' mean', color));
+      });
+      return { series, bands };
+    }
+    jobs.forEach((j, i) => {
+      const r = raw(j, k);
+      if (r) series.push(...lines(r.xs, r.ys, multi ? prefix + label(j) : prefix || k, colorAt(i)));
+    });
+    return { series, bands };
+  };
+
+  const charts: { title: string; series: Series[]; bands: Band[]; note?: string }[] = [];
   if (combined) {
     const series: Series[] = [];
+    const bands: Band[] = [];
     let c = 0;
-    for (const k of visible)
-      for (const j of jobs) {
-        const s = toSeries(j, k, PALETTE[c++ % PALETTE.length], multi ? `${shortId(j.id)} · ${k}` : k);
-        if (s) series.push(s);
-      }
-    if (series.length) charts.push({ title: visible.join(', '), series });
+    for (const k of visible) {
+      const base = c;
+      const part = metricSeries(k, (i) => PALETTE[(base + i) % PALETTE.length], visible.length > 1 || !multi ? `${k} · ` : '');
+      c += groups ? groups.size : jobs.length;
+      for (const b of part.bands) bands.push({ ...b, upper: b.upper + series.length, lower: b.lower + series.length });
+      series.push(...part.series);
+    }
+    if (series.length) charts.push({ title: visible.join(', '), series, bands });
   } else {
     for (const k of visible) {
-      const series = jobs.map((j, i) => toSeries(j, k, PALETTE[(multi ? i : numeric.indexOf(k)) % PALETTE.length], multi ? shortId(j.id) : k)).filter((s): s is Series => !!s);
+      const { series, bands } = metricSeries(k, (i) => PALETTE[(multi ? i : numeric.indexOf(k)) % PALETTE.length], '');
       const down = jobs.some((j) => data.get(seriesKey(j.id, k))?.downsampled);
       const total = jobs.reduce((n, j) => n + (data.get(seriesKey(j.id, k))?.total ?? 0), 0);
-      if (series.length) charts.push({ title: k, series, note: down ? `${total.toLocaleString()} points, downsampled` : `${total.toLocaleString()} point${total === 1 ? '' : 's'}` });
+      if (series.length) charts.push({ title: k, series, bands, note: down ? `${total.toLocaleString()} points, downsampled` : `${total.toLocaleString()} point${total === 1 ? '' : 's'}` });
     }
   }
 
-  if (!numeric.length && !textual.size) return <Empty title="No metrics logged">Metrics logged with foundations.log_metric appear here.</Empty>;
+  if (!numeric.length && !single.length && !textual.size) return <Empty title="No metrics logged">Metrics logged with foundations.log_metric appear here.</Empty>;
 
   return (
     <div class="metrics" data-testid="metrics">
+      {single.length > 0 && (
+        <div class="single-values" data-testid="single-values">
+          {single.map((k) => (
+            <div key={k} class="single-value" data-metric={k}>
+              <div class="subtle small">{k}</div>
+              {jobs.map((j, i) => {
+                const m = j.metrics.find((x) => x.key === k);
+                if (!m) return null;
+                return (
+                  <div key={j.id} class="single-row">
+                    {multi && <span class="swatch" style={{ background: PALETTE[i % PALETTE.length] }} />}
+                    {multi && <span class="subtle small">{label(j)}</span>}
+                    <span class="big-number" title={`${fullValue(m.last)} (step ${m.last_step})`}>
+                      {fmtValue(m.last)}
+                    </span>
+                  </div>
+                );
+              })}
+            </div>
+          ))}
+        </div>
+      )}
       {numeric.length > 0 && (
         <div class="metrics-bar">
           <div class="metric-keys">
@@ -136,6 +264,32 @@ export function MetricExplorer({ jobs, live = false, initial, onSelection }: Pro
             ))}
           </div>
           <div class="metrics-opts">
+            <label class="check" title="Exponential moving average; the raw values stay, faint">
+              Smoothing
+              <input type="range" min="0" max="0.99" step="0.01" value={smooth} onInput={(e) => setSmooth(Number(e.currentTarget.value))} data-testid="smoothing" aria-label="Smoothing" />
+              <span class="mono small smooth-value">{smooth.toFixed(2)}</span>
+            </label>
+            <label class="check">
+              X
+              <select value={xAxis} onChange={(e) => setXAxis(e.currentTarget.value as XAxis)} data-testid="x-axis" aria-label="X axis">
+                <option value="step">step</option>
+                <option value="wall">wall time</option>
+                <option value="relative">relative time</option>
+              </select>
+            </label>
+            {multi && differ.length > 0 && (
+              <label class="check">
+                Group by
+                <select value={groupBy} onChange={(e) => setGroupBy(e.currentTarget.value)} data-testid="group-by" aria-label="Group by">
+                  <option value="">none</option>
+                  {differ.map((k) => (
+                    <option key={k} value={k}>
+                      {k}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            )}
             <label class="check">
               <input type="checkbox" checked={combined} onChange={(e) => setCombined(e.currentTarget.checked)} /> One chart
             </label>
@@ -154,7 +308,16 @@ export function MetricExplorer({ jobs, live = false, initial, onSelection }: Pro
               <strong>{c.title}</strong>
               {c.note && <span class="subtle small">{c.note}</span>}
             </div>
-            <Chart series={c.series} height={combined ? 320 : 220} logY={logY} testid="metric-chart" />
+            <Chart
+              series={c.series}
+              bands={c.bands}
+              height={combined ? 320 : 220}
+              logY={logY}
+              xLabel={X_LABEL[xAxis]}
+              time={xAxis === 'wall'}
+              xValue={xAxis === 'relative' ? (x) => fmtDuration(x) : undefined}
+              testid="metric-chart"
+            />
           </div>
         ))}
       </div>
@@ -166,7 +329,7 @@ export function MetricExplorer({ jobs, live = false, initial, onSelection }: Pro
               {[...textual].map(([k, rows]) => (
                 <tr key={k}>
                   <th>{k}</th>
-                  <td>{rows.map((r) => (multi ? `${shortId(r.job.id)}: ${fmtValue(r.last)}` : fmtValue(r.last))).join(' · ')}</td>
+                  <td>{rows.map((r) => (multi ? `${label(r.job)}: ${fmtValue(r.last)}` : fmtValue(r.last))).join(' · ')}</td>
                 </tr>
               ))}
             </tbody>

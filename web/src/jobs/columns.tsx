@@ -2,7 +2,7 @@
 // project's jobs have; how a cell shows a job, its tooltip text, and which filter a column maps to.
 import type { JSX } from 'preact';
 import type { ColumnGroup } from '../components/columnchooser';
-import { CopyButton, StateBadge } from '../components/ui';
+import { CopyButton, StateBadge, TagChip } from '../components/ui';
 import { filterFieldOf } from '../filters';
 import { fmtDuration, fmtNumber, fmtTime, fmtValue, fullValue, jobDuration, shortId } from '../format';
 import { Link } from '../router';
@@ -73,17 +73,16 @@ export function buildColumns(params: string[], metrics: string[]): Col[] {
       id: 'tags',
       label: 'Tags',
       group: 'job',
-      width: 160,
+      width: 300,
+      // key:value chips, key and value each readable; those that do not fit are counted.
       cell: (j) => {
         const ks = Object.keys(j.tags);
         return (
           <span class="tags-cell">
-            {ks.slice(0, 2).map((k) => (
-              <span key={k} class="tag tag-compact">
-                {j.tags[k] ? `${k}: ${j.tags[k]}` : k}
-              </span>
+            {ks.slice(0, 3).map((k) => (
+              <TagChip key={k} k={k} v={j.tags[k]} />
             ))}
-            {ks.length > 2 && <span class="more">+{ks.length - 2}</span>}
+            {ks.length > 3 && <span class="more">+{ks.length - 3}</span>}
           </span>
         );
       },

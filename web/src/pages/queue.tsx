@@ -3,9 +3,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { IconQueue, IconStop, IconTrash } from '../components/icons';
-import { confirmDialog, CopyButton, Empty, Loading, StateBadge } from '../components/ui';
+import { confirmDialog, CopyButton, Empty, Loading, StateBadge, TagChip } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
-import { fmtAgo, fmtDuration, fmtTime, jobDuration, shortId } from '../format';
+import { fmtAgo, fmtDuration, fmtTime, fmtValue, jobDuration, shortId } from '../format';
 import { Link } from '../router';
 import { toast, toastError } from '../toast';
 import type { Job, Queue } from '../types';
@@ -204,6 +204,7 @@ export function QueuePage() {
                     <th>Priority</th>
                     <th>GPUs</th>
                     <th>Submitted</th>
+                    <th>Params</th>
                     <th>Waiting because</th>
                     <th />
                   </tr>
@@ -222,6 +223,13 @@ export function QueuePage() {
                       <td class="num">{j.priority}</td>
                       <td class="num">{j.num_gpus}</td>
                       <td title={fmtTime(j.created_at, true)}>{fmtAgo(j.created_at)}</td>
+                      <td data-testid="queued-params">
+                        <span class="kv-wrap">
+                          {Object.entries(j.submitted_params ?? {}).map(([k, v]) => (
+                            <TagChip key={k} k={k} v={fmtValue(v)} />
+                          ))}
+                        </span>
+                      </td>
                       <td class="reason">{j.waiting_reason}</td>
                       <td class="right">
                         <button class="btn small" onClick={() => stop(j)} data-testid="queue-remove">
