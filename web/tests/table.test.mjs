@@ -271,6 +271,66 @@ function suite() {
       await shot('compare-grouped');
     });
 
+    test("the overview's metric across jobs: by launch time, job order or a param", async () => {
+      await page.goto(`${base}/projects/${PROJECT}/overview`);
+      const chart = page.locator('[data-testid="overview-chart"]');
+      await chart.locator('canvas').waitFor();
+      const xOf = async () => {
+        const b = await chart.locator('.u-over').boundingBox();
+        await page.mouse.move(b.x + b.width * 0.3, b.y + b.height / 2);
+        await page.mouse.move(b.x + b.width * 0.6, b.y + b.height / 2);
+        return chart.locator('.u-legend .u-series').first().locator('.u-value').innerText();
+      };
+      assert.match(await xOf(), / · \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+      await page.locator('[data-testid="overview-x"]').selectOption('order');
+      await chart.locator('.u-legend .u-label').filter({ hasText: /^launch order$/ }).waitFor();
+      assert.match(await xOf(), / · #\d+$/);
+      await page.locator('[data-testid="overview-x"]').selectOption('param:learning_rate');
+      await chart.locator('.u-legend .u-label').filter({ hasText: /^learning_rate$/ }).waitFor();
+      const x = await xOf();
+      assert.match(x.split(" · ")[1], /^(\d(\.\d+)?e-\d|0\.\d+)$/, `x ${x} is not a learning rate`);
+      await shot('overview-by-param');
+    });
+
+    test('the filtered table exports as CSV, and views are saved by name', async () => {
+      const f = encodeURIComponent(JSON.stringify([{ field: 'param:optimizer', op: 'in', values: ['sgd'] }]));
+      await page.goto(`${base}/projects/${PROJECT}?f=${f}&sort=param%3Alearning_rate&order=asc`);
+      await rows(4);
+      const download = page.waitForEvent('download');
+      await page.locator('[data-testid="export-csv"]').click();
+      const dl = await download;
+      assert.equal(dl.suggestedFilename(), `${PROJECT}-jobs.csv`);
+      const lines = fs.readFileSync(await dl.path(), 'utf8').trim().split(/\r\n/);
+      const head = lines[0].split(',');
+      for (const c of ['state', 'id', 'learning_rate', 'optimizer', 'loss', 'test_score']) assert.ok(head.includes(c), `no ${c} column in ${lines[0]}`);
+      const sgd = jobs.filter((j) => j.params.optimizer === 'sgd');
+      assert.equal(lines.length, 1 + sgd.length);
+      const rowsOut = lines.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, i) => [head[i], v])));
+      assert.deepEqual(
+        rowsOut.map((r) => r.id),
+        [...sgd].sort((a, b) => a.params.learning_rate - b.params.learning_rate).map((j) => j.id),
+      );
+      for (const r of rowsOut) {
+        assert.equal(r.state, 'completed');
+        assert.equal(r.optimizer, 'sgd');
+        assert.equal(Number(r.learning_rate), sgd.find((j) => j.id === r.id).params.learning_rate);
+      }
+      assert.match(lines[1], /"dataset=imagenet-subset-2024; owner=vision-research-team; stage=sweep-2"|dataset=imagenet-subset-2024; owner/);
+
+      // Save this view, leave it, and come back to it by name (after a reload too).
+      await page.locator('[data-testid="views-button"]').click();
+      await page.locator('[data-testid="view-name"]').fill('sgd by lr');
+      await page.locator('[data-testid="save-view"]').click();
+      await page.goto(`${base}/projects/${PROJECT}`);
+      await rows(15);
+      await page.locator('[data-testid="views-button"]').click();
+      await page.locator('[data-testid="views-menu"] [data-view="sgd by lr"]').click();
+      await rows(4);
+      assert.match(page.url(), /sort=param%3Alearning_rate/);
+      assert.match(page.url(), /[?&]f=/);
+      await shot('table-view');
+    });
+
     test('no script errors', () => {
       assert.deepEqual(errors, []);
     });

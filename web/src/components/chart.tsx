@@ -39,6 +39,8 @@ export interface ChartProps {
   pointSize?: number; // scatter points
   /** Text for an x value in the legend (default: the step, or the time). */
   xValue?: (x: number) => string;
+  /** Text of an x-axis tick (default: the number, or the time). */
+  xTick?: (x: number) => string;
   /** Called with the series index and the x value under the cursor on click. */
   onPick?: (seriesIdx: number, x: number, dataIdx: number) => void;
   /** Show the legend (default); off for charts of many series. */
@@ -64,11 +66,14 @@ export function align(series: Series[]): uPlotT.AlignedData {
   return [Array.from(xs), ...cols] as uPlotT.AlignedData;
 }
 
-export function Chart({ series, bands = [], height = 220, xLabel = 'step', time = false, scatter = false, logY = false, pointSize = 6, xValue, onPick, legend = true, testid }: ChartProps) {
+export function Chart({ series, bands = [], height = 220, xLabel = 'step', time = false, scatter = false, logY = false, pointSize = 6, xValue, xTick, onPick, legend = true, testid }: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlotT | null>(null);
   const pick = useRef(onPick);
   pick.current = onPick;
+  // The chart is made once per set of series: the formatters it calls are the latest ones.
+  const fmt = useRef({ xValue, xTick });
+  fmt.current = { xValue, xTick };
 
   useEffect(() => {
     let dead = false;
@@ -93,11 +98,20 @@ export function Chart({ series, bands = [], height = 220, xLabel = 'step', time 
         legend: { show: legend, live: true },
         cursor: { drag: { x: true, y: false }, points: { size: 7 } },
         axes: [
-          { label: xLabel, stroke: '#6b7280', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, labelSize: 18, labelFont: '12px system-ui', font: '11px system-ui' },
+          {
+            label: xLabel,
+            stroke: '#6b7280',
+            grid: { stroke: '#eef0f4' },
+            ticks: { stroke: '#e3e6ec' },
+            labelSize: 18,
+            labelFont: '12px system-ui',
+            font: '11px system-ui',
+            ...(xTick ? { values: (_u: uPlotT, vals: number[]) => vals.map((v) => (v == null ? '' : (fmt.current.xTick?.(v) ?? String(v)))) } : {}),
+          },
           { stroke: '#6b7280', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, font: '11px system-ui', size: 56, values: (_u, vals) => vals.map((v) => (v == null ? '' : fmtNumber(v))) },
         ],
         series: [
-          { label: xLabel, value: xValue ? (_u, v) => (v == null ? '' : xValue(v)) : time ? '{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}' : (_u, v) => (v == null ? '' : String(v)) },
+          { label: xLabel, value: xValue ? (_u, v) => (v == null ? '' : (fmt.current.xValue?.(v) ?? String(v))) : time ? '{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}' : (_u, v) => (v == null ? '' : String(v)) },
           ...series.map((s, i) => {
             const color = s.color ?? PALETTE[i % PALETTE.length];
             if (s.band) return { label: s.label, stroke: color + '00', width: 0, spanGaps: true, points: { show: false }, value: (_u: uPlotT, v: number | null) => (v == null ? '–' : fmtNumber(v)) } as uPlotT.Series;

@@ -68,6 +68,7 @@ export function JobsToolbar(p: {
   hidden: Set<string>;
   setHidden: (h: Set<string>) => void;
   onReload: () => void;
+  extra?: ComponentChildren; // more buttons, after the column chooser
   children: ComponentChildren; // at the right end: the selection's actions or the job count
 }) {
   const searchId = (v: string) => p.setFilters(withFilter(p.filters, 'id', v ? { field: 'id', op: 'contains', values: [v] } : null));
@@ -91,6 +92,7 @@ export function JobsToolbar(p: {
       <Popover label={<><IconColumns /> Columns</>} testid="columns-button">
         <ColumnChooser groups={p.colGroups} hidden={p.hidden} onChange={p.setHidden} />
       </Popover>
+      {p.extra}
       <button class="btn" title="Reload the jobs" onClick={p.onReload}>
         <IconRefresh />
       </button>

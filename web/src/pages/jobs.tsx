@@ -15,6 +15,7 @@ import { GridSkeleton, JobGrid, rowRange, rowsInView, useColumnWindow, useGridSc
 import { PAGE, useJobPages } from '../jobs/jobpages';
 import { useLiveTable } from '../jobs/live';
 import { deleteJobs, SelectionActions, stopJobs } from '../jobs/selection';
+import { ExportButton, SavedViews } from '../jobs/export';
 import { FilterChips, JobsToolbar, JobTotal } from '../jobs/toolbar';
 import { Link, navigate, rememberProjectView, setQuery, useLocation } from '../router';
 import { loadPref, savePref } from '../storage';
@@ -163,6 +164,12 @@ export function ProjectJobsPage({ project }: { project: string }) {
           hidden={hidden}
           setHidden={setHidden}
           onReload={() => (list.refresh(), live.rereadChart())}
+          extra={
+            <>
+              <SavedViews project={project} search={loc.search} />
+              <ExportButton project={project} sort={sort} desc={desc} filters={filters} cols={cols} />
+            </>
+          }
         >
           {selected.size > 0 ? (
             <SelectionActions

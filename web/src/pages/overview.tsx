@@ -8,14 +8,48 @@ import { CountsBar } from '../components/counts';
 import { ProjectHeader, useProject } from '../components/projectheader';
 import { Empty, Loading } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
-import { fmtAgo, fmtTime, shortId } from '../format';
+import { fmtAgo, fmtNumber, fmtTime, fmtValue, shortId } from '../format';
 import { renderMarkdown } from '../markdown';
 import { navigate } from '../router';
 import { toast, toastError } from '../toast';
 import type { DescriptionEdit, Note, Values } from '../types';
 
+/**
+ * The x of each job in the overview's chart: launch time (unix seconds), the job's place in launch
+ * order (1, 2, …), or a param's value (text values by their sorted order). Jobs that share a
+ * value are set a hair apart so that each stays a point of its own. Null: the job lacks the param.
+ */
+export function overviewXs(vals: Values, xAxis: string): { xs: (number | null)[]; cats: string[] } {
+  const created = vals.created_at.map((t) => Date.parse(t) / 1000);
+  if (xAxis === 'time') return { xs: created, cats: [] };
+  if (xAxis === 'order') {
+    const order = created.map((t, i) => [t, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const xs = new Array<number>(created.length);
+    order.forEach(([, i], rank) => (xs[i] = rank + 1));
+    return { xs, cats: [] };
+  }
+  const col = vals.columns[xAxis] ?? [];
+  const numeric = col.every((v) => v === null || v === undefined || typeof v === 'number');
+  const cats = numeric ? [] : [...new Set(col.filter((v) => v !== null && v !== undefined).map((v) => fmtValue(v)))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  const base = col.map((v) => (v === null || v === undefined ? null : numeric ? (v as number) : cats.indexOf(fmtValue(v))));
+  const present = base.filter((x): x is number => x !== null);
+  const span = present.length ? Math.max(...present) - Math.min(...present) || 1 : 1;
+  const seen = new Map<number, number>();
+  return {
+    xs: base.map((x) => {
+      if (x === null) return null;
+      const k = seen.get(x) ?? 0;
+      seen.set(x, k + 1);
+      return x + k * span * 1e-9;
+    }),
+    cats,
+  };
+}
+
 function MetricsOverTime({ project }: { project: string }) {
   const [keys, setKeys] = useState<string[] | null>(null);
+  const [params, setParams] = useState<string[]>([]);
+  const [xAxis, setXAxis] = useState('time'); // time, order, or param:<key>
   const [chosen, setChosen] = useState<string[]>([]);
   const [vals, setVals] = useState<Values | null>(null);
   const [loading, setLoading] = useState(false);
@@ -28,6 +62,7 @@ function MetricsOverTime({ project }: { project: string }) {
       (r) => {
         const ms = r.metrics ?? [];
         setKeys(ms);
+        setParams(r.params ?? []);
         setChosen((c) => (c.length ? c : ms.slice(0, 1)));
       },
       (e) => toastError(e),
@@ -39,7 +74,7 @@ function MetricsOverTime({ project }: { project: string }) {
     const ac = new AbortController();
     setLoading(true);
     api
-      .values(project, chosen.map((k) => 'metric:' + k), [], ac.signal)
+      .values(project, [...chosen.map((k) => 'metric:' + k), ...(xAxis.startsWith('param:') ? [xAxis] : [])], [], ac.signal)
       .then((v) => {
         setVals(v);
         setLoading(false);
@@ -49,14 +84,14 @@ function MetricsOverTime({ project }: { project: string }) {
         toastError(e, 'Chart');
       });
     return () => ac.abort();
-  }, [project, chosen.join(','), n]);
+  }, [project, chosen.join(','), n, xAxis]);
 
-  const { series, byTime, skipped } = useMemo(() => {
+  const { series, byTime, skipped, cats } = useMemo(() => {
     const byTime = new Map<number, string>();
     const skipped: string[] = [];
-    if (!vals) return { series: [] as Series[], byTime, skipped };
-    const xsAll = vals.created_at.map((t) => Date.parse(t) / 1000);
-    xsAll.forEach((x, i) => byTime.set(x, vals.ids[i]));
+    if (!vals) return { series: [] as Series[], byTime, skipped, cats: [] as string[] };
+    const { xs: xsAll, cats } = overviewXs(vals, xAxis);
+    xsAll.forEach((x, i) => x !== null && byTime.set(x, vals.ids[i]));
     const series: Series[] = [];
     chosen.forEach((k, si) => {
       const col = vals.columns['metric:' + k] ?? [];
@@ -64,21 +99,33 @@ function MetricsOverTime({ project }: { project: string }) {
       const ys: number[] = [];
       let text = false;
       col.forEach((v, i) => {
-        if (typeof v === 'number') {
-          xs.push(xsAll[i]);
+        if (typeof v === 'number' && xsAll[i] !== null) {
+          xs.push(xsAll[i]!);
           ys.push(v);
         } else if (v !== null && v !== undefined) text = true;
       });
       if (!xs.length && text) skipped.push(k);
-      else if (xs.length) series.push({ label: k, xs, ys, color: PALETTE[si % PALETTE.length] });
+      else if (xs.length) {
+        // The chart's x values ascend.
+        const order = xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
+        series.push({ label: k, xs: order.map((i) => xs[i]), ys: order.map((i) => ys[i]), color: PALETTE[si % PALETTE.length] });
+      }
     });
-    return { series, byTime, skipped };
-  }, [vals]);
+    return { series, byTime, skipped, cats };
+  }, [vals, xAxis]);
+  const xDesc = xAxis === 'time' ? 'launch time' : xAxis === 'order' ? 'launch order' : xAxis.slice(6);
+  const xText = (x: number) => {
+    if (xAxis === 'time') return fmtTime(new Date(x * 1000).toISOString(), true);
+    if (xAxis === 'order') return `#${Math.round(x)}`;
+    const v = Number(x.toPrecision(9));
+    return cats.length ? (cats[Math.round(v)] ?? '') : fmtNumber(v);
+  };
 
   if (keys === null) return <Loading />;
   if (!keys.length) return <Empty title="No metrics have been logged yet!">Metrics logged with foundations.log_metric appear here, one point per job.</Empty>;
   return (
     <div>
+      <div class="overview-bar">
       <div class="metric-keys">
         {keys.map((k) => (
           <label key={k} class={`key-chip${chosen.includes(k) ? ' on' : ''}`}>
@@ -87,18 +134,31 @@ function MetricsOverTime({ project }: { project: string }) {
           </label>
         ))}
       </div>
+      <label class="check small">
+        X
+        <select value={xAxis} onChange={(e) => setXAxis(e.currentTarget.value)} data-testid="overview-x" aria-label="X axis">
+          <option value="time">launch time</option>
+          <option value="order">job order</option>
+          {params.map((p) => (
+            <option key={p} value={'param:' + p}>
+              {p}
+            </option>
+          ))}
+        </select>
+      </label>
+      </div>
       {loading && !vals && <Loading />}
       {skipped.length > 0 && <div class="subtle small pad">{skipped.join(', ')}: text values cannot be graphed.</div>}
       {series.length > 0 && (
         <>
-          <Chart series={series} time scatter xLabel="launched" height={300} pointSize={vals && vals.ids.length > 2000 ? 3 : vals && vals.ids.length > 300 ? 4 : 6} testid="overview-chart" xValue={(x) => {
+          <Chart series={series} time={xAxis === 'time'} scatter xLabel={xAxis === 'time' ? 'launched' : xDesc} height={300} pointSize={vals && vals.ids.length > 2000 ? 3 : vals && vals.ids.length > 300 ? 4 : 6} testid="overview-chart" xTick={cats.length ? (x) => (Number.isInteger(x) ? (cats[x] ?? '') : '') : undefined} xValue={(x) => {
             const id = byTime.get(x);
-            return id ? `${shortId(id)} · ${fmtTime(new Date(x * 1000).toISOString(), true)}` : '';
+            return id ? `${shortId(id)} · ${xText(x)}` : '';
           }} onPick={(_s, x) => {
             const id = byTime.get(x);
             if (id) navigate(`/jobs/${encodeURIComponent(id)}`);
           }} />
-          <div class="subtle small">Last value of each job, by launch time. Click a point to open its job.</div>
+          <div class="subtle small">Last value of each job, by {xDesc}. Click a point to open its job.</div>
         </>
       )}
       {!loading && vals && !series.length && !skipped.length && chosen.length > 0 && <div class="subtle pad">No job has these metrics.</div>}
