@@ -15,6 +15,7 @@ import { ProjectsPage } from './pages/projects';
 import { QueuePage } from './pages/queue';
 import { ProjectSearchesPage, SearchPage } from './pages/search';
 import { Link, match, navigate, useLocation } from './router';
+import { KeyboardHelp } from './keys';
 import { Toasts } from './toast';
 import type { Health } from './types';
 
@@ -134,6 +135,7 @@ export function App() {
       </main>
       <Toasts />
       <ConfirmHost />
+      <KeyboardHelp />
     </>
   );
 }

@@ -81,3 +81,12 @@ export function fmtBytes(n: number): string {
 }
 
 export const shortId = (id: string) => (id.length > 12 && /^[0-9a-f-]{36}$/.test(id) ? id.slice(0, 8) : id);
+
+/** A colour of the stylesheet (a CSS variable of :root), for drawing on canvases in light and dark mode. */
+export function cssColor(name: string, fallback: string): string {
+  try {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+  } catch {
+    return fallback;
+  }
+}

@@ -2,7 +2,7 @@
 // aligned on the union of x values, with gaps spanned.
 import { useEffect, useRef } from 'preact/hooks';
 import type uPlotT from 'uplot';
-import { fmtNumber } from '../format';
+import { cssColor, fmtNumber } from '../format';
 
 export const PALETTE = ['#4f6bed', '#e8743b', '#19a979', '#d64d7a', '#945ecf', '#13a4b4', '#c9a01d', '#6c8893', '#ee6868', '#2f6497'];
 
@@ -82,6 +82,8 @@ export function Chart({ series, bands = [], height = 220, xLabel = 'step', time 
       if (dead || !host.current) return;
       const el = host.current;
       const width = Math.max(200, el.clientWidth);
+      const axis = cssColor('--chart-axis', '#6b7280');
+      const grid = cssColor('--chart-grid', '#eef0f4');
       const opts: uPlotT.Options = {
         width,
         height,
@@ -100,15 +102,15 @@ export function Chart({ series, bands = [], height = 220, xLabel = 'step', time 
         axes: [
           {
             label: xLabel,
-            stroke: '#6b7280',
-            grid: { stroke: '#eef0f4' },
-            ticks: { stroke: '#e3e6ec' },
+            stroke: axis,
+            grid: { stroke: grid },
+            ticks: { stroke: grid },
             labelSize: 18,
             labelFont: '12px system-ui',
             font: '11px system-ui',
             ...(xTick ? { values: (_u: uPlotT, vals: number[]) => vals.map((v) => (v == null ? '' : (fmt.current.xTick?.(v) ?? String(v)))) } : {}),
           },
-          { stroke: '#6b7280', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, font: '11px system-ui', size: 56, values: (_u, vals) => vals.map((v) => (v == null ? '' : fmtNumber(v))) },
+          { stroke: axis, grid: { stroke: grid }, ticks: { stroke: grid }, font: '11px system-ui', size: 56, values: (_u, vals) => vals.map((v) => (v == null ? '' : fmtNumber(v))) },
         ],
         series: [
           { label: xLabel, value: xValue ? (_u, v) => (v == null ? '' : (fmt.current.xValue?.(v) ?? String(v))) : time ? '{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}' : (_u, v) => (v == null ? '' : String(v)) },

@@ -5,7 +5,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { colLabel } from '../filters';
-import { fmtNumber, fmtValue } from '../format';
+import { cssColor, fmtNumber, fmtValue } from '../format';
 import { toastError } from '../toast';
 import type { Filter, Values } from '../types';
 import { Spinner } from './icons';
@@ -347,12 +347,15 @@ export function ParCoords({ project, values, noun = 'jobs', axes, filters, refre
       ctx.strokeStyle = colorAxis >= 0 ? bucketColor(b, alpha) : `rgba(79,107,237,${alpha})`;
       ctx.stroke(p);
     });
-    // Axes, ticks and brushes.
+    // Axes, ticks and brushes, in the stylesheet's colours (light or dark).
+    const halo = cssColor('--chart-halo', 'rgba(255,255,255,0.92)');
+    const axisColor = cssColor('--chart-axis', '#9aa3b2');
+    const textColor = cssColor('--muted', '#5b6472');
     ctx.font = '10.5px system-ui, sans-serif';
     ctx.lineJoin = 'round';
     const label = (t: string, x: number, y: number) => {
       ctx.save();
-      ctx.strokeStyle = 'rgba(255,255,255,0.92)';
+      ctx.strokeStyle = halo;
       ctx.lineWidth = 3.5;
       ctx.strokeText(t, x, y);
       ctx.restore();
@@ -360,13 +363,13 @@ export function ParCoords({ project, values, noun = 'jobs', axes, filters, refre
     };
     A.forEach((a, k) => {
       const x = axisX(k);
-      ctx.strokeStyle = '#9aa3b2';
+      ctx.strokeStyle = axisColor;
       ctx.lineWidth = 1;
       ctx.beginPath();
       ctx.moveTo(x + 0.5, TOP);
       ctx.lineTo(x + 0.5, TOP + plotH);
       ctx.stroke();
-      ctx.fillStyle = '#5b6472';
+      ctx.fillStyle = textColor;
       ctx.textAlign = 'right';
       ctx.textBaseline = 'middle';
       if (a.numeric) {

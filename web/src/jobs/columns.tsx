@@ -38,6 +38,8 @@ function metricTitle(m: Metric): string {
   return parts.join(' · ');
 }
 
+const TAGS_W = 300;
+
 /** Wide enough for the key in the header, within limits. */
 const colWidth = (key: string) => Math.round(Math.max(100, Math.min(220, 7.4 * key.length + 52)));
 
@@ -73,16 +75,24 @@ export function buildColumns(params: string[], metrics: string[]): Col[] {
       id: 'tags',
       label: 'Tags',
       group: 'job',
-      width: 300,
-      // key:value chips, key and value each readable; those that do not fit are counted.
+      width: TAGS_W,
+      // key:value chips, each whole; those that do not fit (by an estimate of their width) are counted.
       cell: (j) => {
         const ks = Object.keys(j.tags);
+        let room = TAGS_W - 20 - 32;
+        let n = 0;
+        for (const k of ks) {
+          const w = Math.min(260, 7 * (k.length + (j.tags[k]?.length ?? 0)) + 30);
+          if (n > 0 && w > room) break;
+          room -= w + 4;
+          n++;
+        }
         return (
           <span class="tags-cell">
-            {ks.slice(0, 3).map((k) => (
+            {ks.slice(0, n).map((k) => (
               <TagChip key={k} k={k} v={j.tags[k]} />
             ))}
-            {ks.length > 3 && <span class="more">+{ks.length - 3}</span>}
+            {ks.length > n && <span class="more">+{ks.length - n}</span>}
           </span>
         );
       },

@@ -13,8 +13,9 @@ import type { Filter, Job } from '../types';
 import { fieldOfCol } from './columns';
 import type { Col } from './columns';
 
-const ROW_H = 34;
-const OVERSCAN = 8; // rows rendered beyond each side of the view
+export const ROW_H = 34;
+export const HEAD_H = 44; // the header's height (styles.css .grid-head)
+export const OVERSCAN = 8; // rows rendered beyond each side of the view
 
 // Layout: the pinned columns (leading, sticky), then the others, of which only those in view are
 // rendered in the rows.

@@ -11,13 +11,14 @@ import { buildColumns, columnGroups, columnValues, defaultPins, pinnedFirst, wit
 import type { Col } from '../jobs/columns';
 import { editorBelow, FilterPopup } from '../jobs/filtereditor';
 import type { EditorAt } from '../jobs/filtereditor';
-import { GridSkeleton, JobGrid, rowRange, rowsInView, useColumnWindow, useGridScroll, usePaintMark } from '../jobs/grid';
+import { GridSkeleton, HEAD_H, JobGrid, OVERSCAN, ROW_H, rowRange, rowsInView, useColumnWindow, useGridScroll, usePaintMark } from '../jobs/grid';
 import { PAGE, useJobPages } from '../jobs/jobpages';
 import { useLiveTable } from '../jobs/live';
 import { deleteJobs, SelectionActions, stopJobs } from '../jobs/selection';
 import { ExportButton, SavedViews } from '../jobs/export';
 import { FilterChips, JobsToolbar, JobTotal } from '../jobs/toolbar';
 import { Link, navigate, rememberProjectView, setQuery, useLocation } from '../router';
+import { useKeys } from '../keys';
 import { loadPref, savePref } from '../storage';
 import type { Filter, Job } from '../types';
 
@@ -119,6 +120,30 @@ export function ProjectJobsPage({ project }: { project: string }) {
     reloadProject();
   };
 
+  // Keyboard: j/k move the cursor row, Enter opens its job, x selects it.
+  const [cursor, setCursor] = useState(-1);
+  const moveCursor = (d: number) => {
+    if (!s.total) return;
+    const i = Math.max(0, Math.min(s.total - 1, cursor < 0 ? start + (start > 0 ? OVERSCAN : 0) : cursor + d));
+    setCursor(i);
+    const el = scroller.current;
+    if (!el) return;
+    if (i * ROW_H < el.scrollTop) el.scrollTop = i * ROW_H;
+    else if ((i + 1) * ROW_H > el.scrollTop + el.clientHeight - HEAD_H) el.scrollTop = (i + 1) * ROW_H - el.clientHeight + HEAD_H;
+    // The page scrolls to the table too, when its rows are below the window's edge.
+    const r = el.getBoundingClientRect();
+    const y = r.top + HEAD_H + i * ROW_H - el.scrollTop;
+    if (y + ROW_H > window.innerHeight || y < 0) window.scrollBy({ top: y + ROW_H - window.innerHeight + 8 });
+  };
+  const cursorJob = cursor >= 0 ? list.row(cursor) : undefined;
+  useKeys([
+    { key: 'j', help: 'Next job', run: () => moveCursor(1) },
+    { key: 'k', help: 'Previous job', run: () => moveCursor(-1) },
+    { key: 'Enter', help: "Open the job's page", run: () => cursorJob && navigate(`/jobs/${encodeURIComponent(cursorJob.id)}`) },
+    { key: 'x', help: 'Select or unselect the job', run: () => cursorJob && toggle(cursorJob, !selected.has(cursorJob.id)) },
+  ]);
+  useEffect(() => setCursor(-1), [filtersRaw, sort, desc]);
+
   const openEditor = (col: string, el: HTMLElement) => setEditor(editorBelow(col, el));
   const editorField = editor ? filterFieldOf(editor.col) : null;
 
@@ -209,7 +234,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
           filters={filters}
           selected={selected}
           allSelected={allSelected}
-          cursor=""
+          cursor={cursorJob?.id ?? ''}
           onPin={onPin}
           now={live.now}
           onSelectAll={(on) => setSelected(on ? new Map(list.loadedJobs().map((j) => [j.id, j])) : new Map())}
