@@ -123,6 +123,8 @@ export const api = {
     while (j.state === 'stopping') j = await json<Job>('GET', `/jobs/${enc(id)}?wait_while=stopping&timeout=60s`);
     return j;
   },
+  /** Queues a copy of a job with some params changed; answers like a submission. */
+  clone: (id: string, params: Record<string, unknown>, name?: string) => json<{ job: Job }>('POST', `/jobs/${enc(id)}/clone`, { params, ...(name ? { name } : {}) }),
   remove: (id: string) => request('DELETE', `/jobs/${enc(id)}`).then(() => undefined),
   setTag: (id: string, key: string, value: string) => request('PUT', `/jobs/${enc(id)}/tags/${enc(key)}`, { value }).then(() => undefined),
   deleteTag: (id: string, key: string) => request('DELETE', `/jobs/${enc(id)}/tags/${enc(key)}`).then(() => undefined),

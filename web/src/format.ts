@@ -80,6 +80,9 @@ export function fmtBytes(n: number): string {
   return `${n < 10 ? n.toFixed(1) : Math.round(n)} ${u[i]}`;
 }
 
+/** A job's name, or its short id when it has none. */
+export const jobName = (j: { id: string; name?: string }) => j.name || shortId(j.id);
+
 export const shortId = (id: string) => (id.length > 12 && /^[0-9a-f-]{36}$/.test(id) ? id.slice(0, 8) : id);
 
 /** A colour of the stylesheet (a CSS variable of :root), for drawing on canvases in light and dark mode. */

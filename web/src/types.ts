@@ -34,6 +34,7 @@ export interface Worker {
 
 export interface Job {
   id: string;
+  name?: string; // human-readable ("brave-otter", or the user's); "" or absent for jobs from before names
   project: string;
   user: string;
   state: State;

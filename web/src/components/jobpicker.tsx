@@ -30,7 +30,7 @@ export function JobPicker({ project, exclude, onPick, label = 'Add' }: { project
           .filter((j) => !exclude.includes(j.id))
           .map((j) => (
             <option key={j.id} value={j.id}>
-              {shortId(j.id)} · {j.state} · {fmtTime(j.created_at)}
+              {j.name ? `${j.name} ${shortId(j.id)}` : shortId(j.id)} · {j.state} · {fmtTime(j.created_at)}
             </option>
           ))}
       </datalist>

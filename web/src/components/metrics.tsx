@@ -6,7 +6,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { usePollWhileOffline, useTracked } from '../events';
-import { fmtDuration, fmtValue, fullValue, shortId } from '../format';
+import { fmtDuration, fmtValue, fullValue, jobName } from '../format';
 import { paramOf } from '../jobs/columns';
 import { toastError } from '../toast';
 import type { Job, MetricSeries } from '../types';
@@ -53,10 +53,10 @@ export function differingParams(jobs: Job[]): string[] {
   return keys.filter((k) => distinct.get(k)! > 1).sort((a, b) => distinct.get(b)! - distinct.get(a)! || a.localeCompare(b));
 }
 
-/** A job's label among others: the params that differ (k=v), else its id. */
+/** A job's label among others: the params that differ (k=v), else its name (or id). */
 export function jobLabel(j: Job, differ: string[]): string {
   const ps = differ.slice(0, 3).filter((k) => paramOf(j, k) !== undefined);
-  return ps.length ? ps.map((k) => `${k}=${fmtValue(paramOf(j, k))}`).join(' ') : shortId(j.id);
+  return ps.length ? ps.map((k) => `${k}=${fmtValue(paramOf(j, k))}`).join(' ') : jobName(j);
 }
 
 export function MetricExplorer({ jobs, live = false, initial, onSelection }: Props) {

@@ -4,7 +4,7 @@ import type { JSX } from 'preact';
 import type { ColumnGroup } from '../components/columnchooser';
 import { CopyButton, StateBadge, TagChip } from '../components/ui';
 import { filterFieldOf } from '../filters';
-import { fmtDuration, fmtNumber, fmtTime, fmtValue, fullValue, jobDuration, shortId } from '../format';
+import { fmtDuration, fmtNumber, fmtTime, fmtValue, fullValue, jobDuration, jobName, shortId } from '../format';
 import { Link } from '../router';
 import type { Job, Metric } from '../types';
 
@@ -48,15 +48,16 @@ export function buildColumns(params: string[], metrics: string[]): Col[] {
     { id: 'state', label: 'Status', group: 'job', width: 116, sort: 'state', cell: (j) => <StateBadge state={j.state} /> },
     {
       id: 'id',
-      label: 'Job ID',
+      label: 'Job',
       group: 'job',
-      width: 124,
+      width: 210,
       sort: 'id',
       cell: (j) => (
         <span class="idcell">
-          <Link href={`/jobs/${encodeURIComponent(j.id)}`} class="mono joblink" title={j.id}>
-            {shortId(j.id)}
+          <Link href={`/jobs/${encodeURIComponent(j.id)}`} class={j.name ? 'joblink' : 'mono joblink'} title={j.id}>
+            {jobName(j)}
           </Link>
+          {j.name && <span class="mono subtle jobid">{shortId(j.id)}</span>}
           <CopyButton text={j.id} label="Copy job id" />
         </span>
       ),

@@ -36,6 +36,9 @@ function csvValue(c: Col, j: Job): string {
 
 /** The CSV text of jobs: a header of column names (param and metric keys, prefixed where a name repeats), a line per job. */
 export function jobsCSV(cols: Col[], jobs: Job[]): string {
+  // The job's name goes beside its id.
+  const at = cols.findIndex((c) => c.id === 'id');
+  if (at >= 0) cols = [...cols.slice(0, at + 1), { id: 'name', label: 'Name', group: 'job', width: 0, cell: () => '' }, ...cols.slice(at + 1)];
   const names = cols.map((c) => (c.group === 'job' ? c.id : c.label));
   const heads = cols.map((c, i) => (names.indexOf(names[i]) !== names.lastIndexOf(names[i]) ? `${c.group}:${c.label}` : names[i]));
   return [heads, ...jobs.map((j) => cols.map((c) => csvValue(c, j)))].map((r) => r.map(field).join(',')).join('\r\n') + '\r\n';

@@ -90,7 +90,7 @@ export async function deleteJobs(jobs: Job[]): Promise<Set<string> | null> {
             <ul class="idlist">
               {blocked.slice(0, 6).map((j) => (
                 <li key={j.id}>
-                  <span class="mono">{shortId(j.id)}</span> <StateBadge state={j.state} />
+                  {j.name && <span>{j.name} </span>}<span class="mono">{shortId(j.id)}</span> <StateBadge state={j.state} />
                 </li>
               ))}
               {blocked.length > 6 && <li>… and {blocked.length - 6} more</li>}

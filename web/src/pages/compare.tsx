@@ -10,7 +10,7 @@ import { IconX } from '../components/icons';
 import { JobPicker } from '../components/jobpicker';
 import { Empty, Loading, StateBadge } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
-import { fmtDuration, fmtValue, jobDuration, shortId } from '../format';
+import { fmtDuration, fmtValue, jobDuration, jobName, shortId } from '../format';
 import { Link, setQuery, useLocation } from '../router';
 import { toastError } from '../toast';
 import type { Job } from '../types';
@@ -70,8 +70,8 @@ export function ComparePage({ project }: { project: string }) {
                         <div class="compare-job">
                           <span class="swatch" style={{ background: PALETTE[i % PALETTE.length] }} title="Its colour in the charts" />
                           <StateBadge state={j.state} compact />
-                          <Link class="mono" href={`/jobs/${encodeURIComponent(j.id)}`} title={j.id}>
-                            {shortId(j.id)}
+                          <Link class={j.name ? '' : 'mono'} href={`/jobs/${encodeURIComponent(j.id)}`} title={j.id}>
+                            {jobName(j)}
                           </Link>
                           <button class="icon-btn" title="Remove from the comparison" aria-label={`Remove ${j.id}`} onClick={() => setIds(ids.filter((x) => x !== j.id))}>
                             <IconX size={12} />

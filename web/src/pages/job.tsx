@@ -4,13 +4,14 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, archiveURL } from '../api';
 import { Artifacts } from '../components/artifacts';
-import { IconChevron, IconCompare, IconDownload, IconPlus, IconStop, IconTrash } from '../components/icons';
+import { IconChevron, IconCompare, IconCopy, IconDownload, IconPlus, IconStop, IconTrash } from '../components/icons';
 import { LogView } from '../components/logview';
 import { MetricExplorer } from '../components/metrics';
 import { JobPicker } from '../components/jobpicker';
 import { confirmDialog, CopyButton, Empty, Loading, StateBadge, TagChip } from '../components/ui';
 import { debounce, useJobEvents, usePollWhileOffline, useTracked } from '../events';
-import { fmtDuration, fmtTime, fmtValue, fullValue, jobDuration, shortId } from '../format';
+import { fmtDuration, fmtTime, fmtValue, fullValue, jobDuration, jobName, shortId } from '../format';
+import { CloneDialog } from '../components/clone';
 import { Link, navigate, projectHref, setQuery, useLocation } from '../router';
 import { toast, toastError } from '../toast';
 import { isActive, isFinished } from '../types';
@@ -98,7 +99,7 @@ function JobMetrics({ job, live }: { job: Job; live: boolean }) {
         <span class="subtle small">Overlay other jobs:</span>
         {shown.map((o) => (
           <span key={o.id} class="tag">
-            <span class="tag-k mono">{shortId(o.id)}</span>
+            <span class="tag-k mono">{o.name ? `${o.name} ${shortId(o.id)}` : shortId(o.id)}</span>
             <button class="tag-x" aria-label={`Remove ${o.id}`} onClick={() => setWith(withIds.filter((x) => x !== o.id))}>
               ×
             </button>
@@ -167,6 +168,7 @@ export function JobPage({ id }: { id: string }) {
   const [job, setJob] = useState<Job | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [deleted, setDeleted] = useState(false);
+  const [cloning, setCloning] = useState(false);
   const [, setTick] = useState(0);
   const jobRef = useRef<Job | null>(null);
   jobRef.current = job;
@@ -187,8 +189,8 @@ export function JobPage({ id }: { id: string }) {
     load();
   }, [id]);
   useEffect(() => {
-    document.title = `${job ? shortId(job.id) : 'Job'} · Atlas`;
-  }, [job?.id]);
+    document.title = `${job ? jobName(job) : 'Job'} · Atlas`;
+  }, [job?.id, job?.name]);
   useJobEvents((e) => {
     if (!e || e.id === id) {
       if (e?.deleted) setDeleted(true);
@@ -256,7 +258,10 @@ export function JobPage({ id }: { id: string }) {
   };
 
   const arts = job.artifacts ?? [];
-  const paramKeys = Object.keys(job.params).sort();
+  // Params it logged, and those it was submitted with but has not logged (all of a queued job's).
+  const submitted = job.submitted_params ?? {};
+  const paramKeys = [...new Set([...Object.keys(job.params), ...Object.keys(submitted)])].sort();
+  const paramOfJob = (k: string) => (k in job.params ? job.params[k] : submitted[k]);
   const command = [...(job.entrypoint ?? []), ...(job.command ?? [])].join(' ');
   const projURL = `/projects/${encodeURIComponent(job.project)}`;
   const backURL = projectHref(job.project);
@@ -273,9 +278,10 @@ export function JobPage({ id }: { id: string }) {
         <IconChevron size={12} />
         <Link href={backURL}>{job.project}</Link>
         <IconChevron size={12} />
-        <span class="mono">{shortId(job.id)}</span>
+        <span>{jobName(job)}</span>
       </div>
       {deleted && <div class="error-box">This job was deleted.</div>}
+      {cloning && <CloneDialog job={job} onClose={() => setCloning(false)} />}
       {job.search_id && (
         <div class="search-link" data-testid="search-link">
           Trial {job.search_trial ?? 0} of search{' '}
@@ -287,10 +293,20 @@ export function JobPage({ id }: { id: string }) {
       <div class="job-head">
         <div class="job-title">
           <StateBadge state={job.state} />
-          <h1 class="mono">{job.id}</h1>
+          {job.name && (
+            <h1 class="job-name" data-testid="job-name">
+              {job.name}
+            </h1>
+          )}
+          <span class={job.name ? 'mono job-id subtle' : 'mono job-id'}>{job.id}</span>
           <CopyButton text={job.id} label="Copy job id" />
         </div>
         <div class="job-actions">
+          {job.mode !== 'execution' && (
+            <button class="btn" onClick={() => setCloning(true)} title="Queue a copy of this job with some params changed" data-testid="clone-job">
+              <IconCopy /> Clone and edit
+            </button>
+          )}
           <Link class="btn" href={`${projURL}/compare?ids=${encodeURIComponent(job.id)}`} title="Compare with other jobs of the project">
             <IconCompare /> Compare
           </Link>
@@ -391,8 +407,8 @@ export function JobPage({ id }: { id: string }) {
                   {paramKeys.map((k) => (
                     <tr key={k}>
                       <th>{k}</th>
-                      <td class="mono" title={fullValue(job.params[k])}>
-                        {fmtValue(job.params[k])}
+                      <td class={k in job.params ? 'mono' : 'mono submitted'} title={k in job.params ? fullValue(job.params[k]) : `${fullValue(submitted[k])} (submitted; not logged yet)`}>
+                        {fmtValue(paramOfJob(k))}
                       </td>
                     </tr>
                   ))}

@@ -5,7 +5,7 @@ import { api } from '../api';
 import { IconQueue, IconStop, IconTrash } from '../components/icons';
 import { confirmDialog, CopyButton, Empty, Loading, StateBadge, TagChip } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
-import { fmtAgo, fmtDuration, fmtTime, fmtValue, jobDuration, shortId } from '../format';
+import { fmtAgo, fmtDuration, fmtTime, fmtValue, jobDuration, jobName, shortId } from '../format';
 import { Link } from '../router';
 import { toast, toastError } from '../toast';
 import type { Job, Queue } from '../types';
@@ -13,9 +13,10 @@ import type { Job, Queue } from '../types';
 function JobRef({ j }: { j: Job }) {
   return (
     <span class="idcell">
-      <Link class="mono joblink" href={`/jobs/${encodeURIComponent(j.id)}`} title={j.id}>
-        {shortId(j.id)}
+      <Link class={j.name ? 'joblink' : 'mono joblink'} href={`/jobs/${encodeURIComponent(j.id)}`} title={j.id}>
+        {jobName(j)}
       </Link>
+      {j.name && <span class="mono subtle jobid">{shortId(j.id)}</span>}
       <CopyButton text={j.id} label="Copy job id" />
     </span>
   );
