@@ -196,6 +196,28 @@ function suite() {
       await shot('queue-params');
     });
 
+    test('the parallel coordinates start on the params that vary, with log axes where values span decades', async () => {
+      await page.setViewportSize({ width: 1440, height: 900 });
+      await openFresh();
+      await page.locator('.pc-label').first().waitFor();
+      const axes = await page.locator('.pc-label').evaluateAll((els) => els.map((e) => e.dataset.field));
+      for (const p of ['learning_rate', 'batch_size', 'epochs', 'optimizer']) assert.ok(axes.includes('param:' + p), `no ${p} axis in ${axes}`);
+      for (const p of Object.keys(CONSTANTS)) assert.ok(!axes.includes('param:' + p), `${p} never varies but has an axis`);
+      // learning_rate and epochs span decades: log axes; batch_size does not.
+      await page.locator('.pc-log.on[data-field="param:learning_rate"]').waitFor();
+      await page.locator('.pc-log.on[data-field="param:epochs"]').waitFor();
+      await page.locator('.pc-log:not(.on)[data-field="param:batch_size"]').waitFor();
+      const canvas = () => page.locator('[data-testid="parcoords"] canvas').evaluate((c) => c.toDataURL());
+      const before = await canvas();
+      await page.locator('.pc-log[data-field="param:learning_rate"]').click();
+      await page.locator('.pc-log:not(.on)[data-field="param:learning_rate"]').waitFor();
+      assert.match(page.url(), /log=%21param%3Alearning_rate|log=!param:learning_rate/);
+      await page.waitForFunction((b) => document.querySelector('[data-testid="parcoords"] canvas').toDataURL() !== b, before);
+      await page.locator('.pc-log[data-field="param:batch_size"]').click();
+      await page.locator('.pc-log.on[data-field="param:batch_size"]').waitFor();
+      await shot('parcoords-log');
+    });
+
     test('key:value tags are readable in the table', async () => {
       await openFresh();
       const cell = page.locator(`.tr[data-job="${jobs[0].id}"] .td[data-col="tags"]`);
@@ -400,6 +422,61 @@ function suite() {
         await page.emulateMedia({ colorScheme: 'light' });
         await page.setViewportSize({ width: 1440, height: 900 });
       }
+    });
+
+    test('job names show beside ids; "Clone and edit" queues a copy with an edited param', async () => {
+      const named = await call('GET', `/jobs/${jobs[0].id}`);
+      assert.ok(named.name, 'the server gave the job no name');
+      await openFresh();
+      const cell = page.locator(`.tr[data-job="${jobs[0].id}"] .td[data-col="id"]`);
+      await cell.locator('a.joblink').filter({ hasText: named.name }).waitFor();
+      await cell.locator('.jobid').filter({ hasText: jobs[0].id.slice(0, 8) }).waitFor();
+
+      const src = await call('GET', `/jobs/${queued[0]}`);
+      await page.goto(`${base}/jobs/${queued[0]}`);
+      await page.locator('[data-testid="job-name"]').filter({ hasText: src.name }).waitFor();
+      await page.locator('[data-testid="clone-job"]').click();
+      const dialog = page.locator('[data-testid="clone-dialog"]');
+      await dialog.locator('input[data-param="learning_rate"]').fill('0.25');
+      await dialog.locator('[data-testid="clone-name"]').fill('lr-0.25');
+      await shot('clone-dialog');
+      await page.locator('[data-testid="clone-submit"]').click();
+      await page.waitForURL((u) => /\/jobs\/[^/]+$/.test(u.pathname) && !u.pathname.endsWith(queued[0]));
+      const id = decodeURIComponent(new URL(page.url()).pathname.split('/').pop());
+      queued.push(id);
+      const clone = await call('GET', `/jobs/${id}`);
+      assert.equal(clone.name, 'lr-0.25');
+      assert.equal(clone.project, PROJECT);
+      assert.deepEqual(clone.submitted_params, { learning_rate: 0.25, batch_size: 128 });
+      await page.locator('[data-testid="job-name"]').filter({ hasText: 'lr-0.25' }).waitFor();
+      await page.locator('[data-testid="params"] td').filter({ hasText: /^0\.25$/ }).waitFor();
+    });
+
+    test('every page at 1440×900 and 1280×720: nothing wider than the window', async () => {
+      // Each page, and what shows once it has loaded.
+      const pages = {
+        projects: ['/projects', '[data-testid="project-card"]'],
+        jobs: [`/projects/${PROJECT}`, '.pc-label'],
+        overview: [`/projects/${PROJECT}/overview`, '[data-testid="overview-chart"] canvas'],
+        compare: [`/projects/${PROJECT}/compare?ids=${jobs[0].id},${jobs[1].id}`, '.chart-box canvas'],
+        job: [`/jobs/${jobs[0].id}?tab=metrics`, '.chart-box canvas'],
+        queued: [`/jobs/${queued[0]}`, '[data-testid="job-page"][data-state="queued"]'],
+        queue: ['/queue', '[data-testid="queued-table"]'],
+      };
+      for (const [w, h] of [
+        [1440, 900],
+        [1280, 720],
+      ]) {
+        await page.setViewportSize({ width: w, height: h });
+        for (const [name, [url, loaded]] of Object.entries(pages)) {
+          await page.goto(base + url);
+          await page.locator(loaded).first().waitFor();
+          const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          assert.ok(over <= 0, `${name} at ${w}×${h} is ${over}px wider than the window`);
+          await shot(`page-${name}-${w}`);
+        }
+      }
+      await page.setViewportSize({ width: 1440, height: 900 });
     });
 
     test('no script errors', () => {
