@@ -296,6 +296,7 @@ function suite() {
       const legend = page.locator(`${lossChart} .u-legend`);
       await legend.locator('.u-label').filter({ hasText: 'optimizer=adam (4) mean' }).waitFor();
       await legend.locator('.u-label').filter({ hasText: 'optimizer=sgd (2) mean' }).waitFor();
+      await legend.locator('.u-label').filter({ hasText: 'optimizer=adam (4) max' }).waitFor();
       assert.equal(await page.locator(`${lossChart} [data-testid="metric-chart"]`).getAttribute('data-bands'), '2');
       await shot('compare-grouped');
     });

@@ -154,7 +154,8 @@ export function Chart({ series, bands = [], height = 220, xLabel = 'step', time 
       };
       plot.current?.destroy();
       plot.current = new uPlot(opts, align(series), el);
-      el.dataset.bands = String(bands.length);
+      // How many bands the chart draws (tests read it).
+      el.dataset.bands = String((plot.current as unknown as { bands?: unknown[] }).bands?.length ?? 0);
       ro = new ResizeObserver(() => {
         const w = Math.max(200, el.clientWidth);
         if (plot.current && Math.abs(plot.current.width - w) > 2) plot.current.setSize({ width: w, height });
