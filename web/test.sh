@@ -23,4 +23,4 @@ if [ -n "$build" ]; then
 elif [ ! -d node_modules/playwright-core ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-exec node --test --test-reporter=spec tests/units.test.mjs tests/markdown.test.mjs tests/gui.test.mjs tests/search.test.mjs tests/auth.test.mjs tests/security.test.mjs
+exec node --test --test-reporter=spec tests/units.test.mjs tests/markdown.test.mjs tests/gui.test.mjs tests/table.test.mjs tests/search.test.mjs tests/auth.test.mjs tests/security.test.mjs
