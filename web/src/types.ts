@@ -70,6 +70,9 @@ export interface Job {
   search_trial?: number;
 }
 
+/** A job's param: the value it logged, else the one it was submitted with (a queued job has only those). */
+export const paramOf = (j: Job, key: string): unknown => (key in j.params ? j.params[key] : j.submitted_params?.[key]);
+
 export interface JobList {
   jobs: Job[];
   total: number;

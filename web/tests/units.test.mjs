@@ -1,4 +1,4 @@
-// Unit tests of the GUI's pure modules (Markdown, the ANSI log model, formatting, CSV): Vite
+// Unit tests of the GUI's pure modules (Markdown, the ANSI log model, formatting, CSV, chart data): Vite
 // compiles them to a temporary directory, then node:test imports them. No browser needed.
 //   node --test tests/units.test.mjs
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ const mod = {};
 let remove;
 
 before(async () => {
-  const c = await compileModules({ markdown: 'markdown.ts', ansi: 'ansi.ts', format: 'format.ts', artifacts: 'components/artifacts.tsx' });
+  const c = await compileModules({ markdown: 'markdown.ts', ansi: 'ansi.ts', format: 'format.ts', artifacts: 'components/artifacts.tsx', chartdata: 'chartdata.ts', csv: 'jobs/csv.ts' });
   Object.assign(mod, c.mod);
   remove = c.remove;
 });
@@ -148,5 +148,71 @@ describe('artifacts', () => {
       ['multi\nline', '2'],
     ]);
     assert.deepEqual(mod.parseCSV('1\t2\n', '\t'), [['1', '2']]);
+  });
+});
+
+describe('chart data', () => {
+  const job = (id, params, extra = {}) => ({ id, name: '', params, metrics: [], tags: {}, ...extra });
+
+  test('smoothing: an exponential moving average that starts at the first value and skips gaps', () => {
+    assert.deepEqual(mod.ema([4, 4, 4], 0.9), [4, 4, 4]);
+    const s = mod.ema([0, 10, null, 10], 0.5);
+    assert.equal(s[0], 0);
+    assert.equal(s[2], null);
+    assert.ok(s[1] > 0 && s[1] < 10 && s[3] > s[1] && s[3] < 10);
+    assert.deepEqual(mod.ema([1, 2, 3], 0), [1, 2, 3]);
+  });
+
+  test('series are labelled by the params that differ, the most varied first', () => {
+    const js = [job('a', { lr: 0.1, bs: 32, seed: 1 }), job('b', { lr: 0.2, bs: 32, seed: 1 }), job('c', { lr: 0.3, bs: 64, seed: 1 }, { submitted_params: { opt: 'sgd' } })];
+    assert.deepEqual(mod.differingParams(js), ['lr', 'bs', 'opt']);
+    assert.equal(mod.jobLabel(js[2], mod.differingParams(js)), 'lr=0.3 bs=64 opt=sgd');
+    assert.equal(mod.jobLabel(job('0123456789abcdef0123456789abcdef0123', {}, { name: 'brave-otter' }), []), 'brave-otter');
+    assert.deepEqual(mod.differingParams([js[0]]), []);
+  });
+
+  test('the default axes: params that vary (logged or submitted), then metrics that vary', () => {
+    const m = (k, last) => ({ key: k, last, last_step: 0, count: 1 });
+    const js = [job('a', { a_const: 1, lr: 0.1 }, { metrics: [m('loss', 1), m('acc', 0.5)] }), job('b', { a_const: 1, lr: 0.2 }, { metrics: [m('loss', 2), m('acc', 0.5)] }), job('q', {}, { submitted_params: { a_const: 1, bs: 8 } }), job('r', { a_const: 1, bs: 16 })];
+    assert.deepEqual(mod.defaultAxes(js, ['a_const', 'bs', 'lr'], ['acc', 'loss']), ['param:bs', 'param:lr', 'metric:loss']);
+    // Nothing varies: the first params and metrics.
+    assert.deepEqual(mod.defaultAxes([js[0]], ['a_const', 'lr'], ['acc']), ['param:a_const', 'param:lr', 'metric:acc']);
+  });
+
+  test("the overview's x values: launch time, launch order, a param (text by order, shared values apart)", () => {
+    const vals = {
+      ids: ['a', 'b', 'c', 'd'],
+      states: [],
+      created_at: ['2024-01-01T00:00:03Z', '2024-01-01T00:00:01Z', '2024-01-01T00:00:02Z', '2024-01-01T00:00:04Z'],
+      columns: { 'param:lr': [0.1, 0.1, 0.3, null], 'param:opt': ['sgd', 'adam', 'sgd', 'adam'] },
+    };
+    assert.deepEqual(mod.overviewXs(vals, 'time').xs, [1704067203, 1704067201, 1704067202, 1704067204]);
+    assert.deepEqual(mod.overviewXs(vals, 'order').xs, [3, 1, 2, 4]);
+    const lr = mod.overviewXs(vals, 'param:lr').xs;
+    assert.equal(lr[0], 0.1);
+    assert.ok(lr[1] > 0.1 && lr[1] < 0.1000001, 'a shared value is set a hair apart');
+    assert.equal(lr[3], null);
+    const opt = mod.overviewXs(vals, 'param:opt');
+    assert.deepEqual(opt.cats, ['adam', 'sgd']);
+    assert.equal(Math.round(opt.xs[0]), 1);
+    assert.equal(Math.round(opt.xs[1]), 0);
+  });
+});
+
+describe('jobs CSV', () => {
+  const col = (id, label, group) => ({ id, label, group, width: 100, cell: () => '' });
+  test('exact values, quoted fields, the name beside the id, repeated names prefixed', () => {
+    const cols = [col('state', 'Status', 'job'), col('id', 'Job', 'job'), col('tags', 'Tags', 'job'), col('param:note', 'note', 'param'), col('param:loss', 'loss', 'param'), col('metric:loss', 'loss', 'metric')];
+    const j = {
+      id: 'j1',
+      name: 'brave-otter',
+      state: 'completed',
+      params: { note: 'a, "quoted"\nline' },
+      submitted_params: { loss: 0.123456789 },
+      metrics: [{ key: 'loss', last: 1e-7, last_step: 3, count: 4 }],
+      tags: { k: 'v', flag: '' },
+    };
+    const text = mod.jobsCSV(cols, [j]);
+    assert.equal(text, 'state,id,name,tags,note,param:loss,metric:loss\r\ncompleted,j1,brave-otter,k=v; flag,"a, ""quoted""\nline",0.123456789,1e-7\r\n');
   });
 });

@@ -6,9 +6,10 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { usePollWhileOffline, useTracked } from '../events';
-import { fmtDuration, fmtValue, fullValue, jobName } from '../format';
-import { paramOf } from '../jobs/columns';
+import { fmtDuration, fmtValue, fullValue } from '../format';
+import { differingParams, ema, jobLabel } from '../chartdata';
 import { toastError } from '../toast';
+import { paramOf } from '../types';
 import type { Job, MetricSeries } from '../types';
 import { Chart, PALETTE } from './chart';
 import type { Band, Series } from './chart';
@@ -25,39 +26,6 @@ export type XAxis = 'step' | 'wall' | 'relative';
 const X_LABEL: Record<XAxis, string> = { step: 'step', wall: 'time', relative: 'seconds since start' };
 
 const seriesKey = (id: string, key: string) => id + '\u0000' + key;
-
-/** Exponential moving average with TensorBoard's debiasing (the first values are not pulled to 0). */
-export function ema(ys: ArrayLike<number | null>, weight: number): (number | null)[] {
-  const out: (number | null)[] = [];
-  let acc = 0;
-  let n = 0;
-  for (let i = 0; i < ys.length; i++) {
-    const y = ys[i];
-    if (y === null || !Number.isFinite(y)) {
-      out.push(null);
-      continue;
-    }
-    acc = acc * weight + (1 - weight) * y;
-    n++;
-    out.push(acc / (1 - Math.pow(weight, n)));
-  }
-  return out;
-}
-
-/** The params (at most three) whose values differ among the jobs: what tells their series apart. */
-export function differingParams(jobs: Job[]): string[] {
-  if (jobs.length < 2) return [];
-  const keys = [...new Set(jobs.flatMap((j) => [...Object.keys(j.params), ...Object.keys(j.submitted_params ?? {})]))].sort();
-  const distinct = new Map(keys.map((k) => [k, new Set(jobs.map((j) => fullValue(paramOf(j, k)))).size]));
-  // The params with the most distinct values (the swept ones) first.
-  return keys.filter((k) => distinct.get(k)! > 1).sort((a, b) => distinct.get(b)! - distinct.get(a)! || a.localeCompare(b));
-}
-
-/** A job's label among others: the params that differ (k=v), else its name (or id). */
-export function jobLabel(j: Job, differ: string[]): string {
-  const ps = differ.slice(0, 3).filter((k) => paramOf(j, k) !== undefined);
-  return ps.length ? ps.map((k) => `${k}=${fmtValue(paramOf(j, k))}`).join(' ') : jobName(j);
-}
 
 export function MetricExplorer({ jobs, live = false, initial, onSelection }: Props) {
   // Numeric metrics (by their last value), in first-seen order; those every job logged at most

@@ -7,27 +7,10 @@ import { ColumnChooser } from '../components/columnchooser';
 import { IconChart, IconChevron } from '../components/icons';
 import { ParCoords } from '../components/parcoords';
 import { Popover } from '../components/ui';
+import { defaultAxes } from '../chartdata';
 import { withFilter } from '../filters';
-import { fullValue } from '../format';
 import { setQuery } from '../router';
 import type { Filter, Job } from '../types';
-import { paramOf } from './columns';
-
-/** How many of the varying params, and of the metrics, the chart shows by default. */
-const DEFAULT_PARAMS = 5;
-const DEFAULT_METRICS = 3;
-
-/**
- * The chart's axes when the URL names none: the params whose values differ among the jobs in
- * view (the swept ones), then metrics. Without jobs that differ, the first params.
- */
-export function defaultAxes(jobs: Job[], params: string[], metrics: string[]): string[] {
-  const distinct = (values: unknown[]) => new Set(values.filter((v) => v !== undefined).map(fullValue)).size;
-  const varying = params.filter((p) => distinct(jobs.map((j) => paramOf(j, p))) > 1);
-  const chosen = (varying.length ? varying : params).slice(0, DEFAULT_PARAMS);
-  const ms = metrics.filter((m) => distinct(jobs.map((j) => j.metrics.find((x) => x.key === m)?.last)) > 1);
-  return [...chosen.map((p) => 'param:' + p), ...(ms.length ? ms : metrics).slice(0, DEFAULT_METRICS).map((m) => 'metric:' + m)];
-}
 
 /** The URL's `log` as a map of field -> log (true) or linear (false). */
 const parseLog = (s: string | null) => new Map((s ?? '').split(',').filter(Boolean).map((f) => (f.startsWith('!') ? [f.slice(1), false] : [f, true])));

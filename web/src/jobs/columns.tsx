@@ -6,6 +6,7 @@ import { CopyButton, StateBadge, TagChip } from '../components/ui';
 import { filterFieldOf } from '../filters';
 import { fmtDuration, fmtNumber, fmtTime, fmtValue, fullValue, jobDuration, jobName, shortId } from '../format';
 import { Link } from '../router';
+import { paramOf } from '../types';
 import type { Job, Metric } from '../types';
 
 export interface Col {
@@ -19,9 +20,6 @@ export interface Col {
 }
 
 const metricOf = (j: Job, key: string): Metric | undefined => j.metrics.find((m) => m.key === key);
-
-/** A job's param: the value it logged, else the one it was submitted with (a queued job has only those). */
-export const paramOf = (j: Job, key: string): unknown => (key in j.params ? j.params[key] : j.submitted_params?.[key]);
 
 /** The param names of a project's listing, with those the jobs in view were submitted with but have not logged. */
 export function withSubmittedParams(params: string[], jobs: Job[]): string[] {

@@ -4,47 +4,16 @@ import { api } from '../api';
 import { useWho } from '../auth';
 import { Chart, PALETTE } from '../components/chart';
 import type { Series } from '../components/chart';
+import { overviewXs } from '../chartdata';
 import { CountsBar } from '../components/counts';
 import { ProjectHeader, useProject } from '../components/projectheader';
 import { Empty, Loading } from '../components/ui';
 import { debounce, useJobEvents } from '../events';
-import { fmtAgo, fmtNumber, fmtTime, fmtValue, shortId } from '../format';
+import { fmtAgo, fmtNumber, fmtTime, shortId } from '../format';
 import { renderMarkdown } from '../markdown';
 import { navigate } from '../router';
 import { toast, toastError } from '../toast';
 import type { DescriptionEdit, Note, Values } from '../types';
-
-/**
- * The x of each job in the overview's chart: launch time (unix seconds), the job's place in launch
- * order (1, 2, …), or a param's value (text values by their sorted order). Jobs that share a
- * value are set a hair apart so that each stays a point of its own. Null: the job lacks the param.
- */
-export function overviewXs(vals: Values, xAxis: string): { xs: (number | null)[]; cats: string[] } {
-  const created = vals.created_at.map((t) => Date.parse(t) / 1000);
-  if (xAxis === 'time') return { xs: created, cats: [] };
-  if (xAxis === 'order') {
-    const order = created.map((t, i) => [t, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    const xs = new Array<number>(created.length);
-    order.forEach(([, i], rank) => (xs[i] = rank + 1));
-    return { xs, cats: [] };
-  }
-  const col = vals.columns[xAxis] ?? [];
-  const numeric = col.every((v) => v === null || v === undefined || typeof v === 'number');
-  const cats = numeric ? [] : [...new Set(col.filter((v) => v !== null && v !== undefined).map((v) => fmtValue(v)))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
-  const base = col.map((v) => (v === null || v === undefined ? null : numeric ? (v as number) : cats.indexOf(fmtValue(v))));
-  const present = base.filter((x): x is number => x !== null);
-  const span = present.length ? Math.max(...present) - Math.min(...present) || 1 : 1;
-  const seen = new Map<number, number>();
-  return {
-    xs: base.map((x) => {
-      if (x === null) return null;
-      const k = seen.get(x) ?? 0;
-      seen.set(x, k + 1);
-      return x + k * span * 1e-9;
-    }),
-    cats,
-  };
-}
 
 function MetricsOverTime({ project }: { project: string }) {
   const [keys, setKeys] = useState<string[] | null>(null);
