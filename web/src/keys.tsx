@@ -18,6 +18,8 @@ function ignored(e: KeyboardEvent): boolean {
   if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return true;
   const t = e.target as HTMLElement | null;
   if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return true;
+  // Enter on a focused button or link is that button's.
+  if (e.key === 'Enter' && t?.closest?.('button,a,summary,[role="button"]')) return true;
   return !!document.querySelector('.modal-backdrop');
 }
 
