@@ -319,6 +319,12 @@ function suite() {
       await chart.locator('.u-legend .u-label').filter({ hasText: /^learning_rate$/ }).waitFor();
       const x = await xOf();
       assert.match(x.split(" · ")[1], /^(\d(\.\d+)?e-\d|0\.\d+)$/, `x ${x} is not a learning rate`);
+      // Log scales: the chart redraws.
+      const before = await chart.locator('canvas').evaluate((c) => c.toDataURL());
+      await page.locator('[data-testid="overview-log-x"]').check();
+      await page.waitForFunction((b) => document.querySelector('[data-testid="overview-chart"] canvas')?.toDataURL() !== b, before);
+      await page.locator('[data-testid="overview-log-y"]').check();
+      await chart.locator('canvas').waitFor();
       await shot('overview-by-param');
     });
 

@@ -36,6 +36,7 @@ export interface ChartProps {
   time?: boolean; // x is unix seconds
   scatter?: boolean;
   logY?: boolean;
+  logX?: boolean; // x values must be positive
   pointSize?: number; // scatter points
   /** Text for an x value in the legend (default: the step, or the time). */
   xValue?: (x: number) => string;
@@ -66,7 +67,7 @@ export function align(series: Series[]): uPlotT.AlignedData {
   return [Array.from(xs), ...cols] as uPlotT.AlignedData;
 }
 
-export function Chart({ series, bands = [], height = 220, xLabel = 'step', time = false, scatter = false, logY = false, pointSize = 6, xValue, xTick, onPick, legend = true, testid }: ChartProps) {
+export function Chart({ series, bands = [], height = 220, xLabel = 'step', time = false, scatter = false, logY = false, logX = false, pointSize = 6, xValue, xTick, onPick, legend = true, testid }: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlotT | null>(null);
   const pick = useRef(onPick);
@@ -88,7 +89,7 @@ export function Chart({ series, bands = [], height = 220, xLabel = 'step', time 
         width,
         height,
         scales: {
-          x: {
+          x: logX ? { time: false, distr: 3, range: (_u, min, max) => [min / 1.15, max * 1.15] } : {
             time,
             range: (_u, min, max) => {
               const pad = min === max ? Math.abs(min) * 0.05 || 1 : (max - min) * (scatter ? 0.03 : 0);
@@ -169,7 +170,7 @@ export function Chart({ series, bands = [], height = 220, xLabel = 'step', time 
       plot.current = null;
     };
     // A new chart when the set of series changes; data-only changes go through setData below.
-  }, [series.map((s) => s.label).join('\u0000'), JSON.stringify(bands), height, xLabel, time, scatter, logY, pointSize, legend]);
+  }, [series.map((s) => s.label).join('\u0000'), JSON.stringify(bands), height, xLabel, time, scatter, logY, logX, pointSize, legend]);
 
   useEffect(() => {
     if (plot.current) plot.current.setData(align(series));

@@ -19,6 +19,8 @@ function MetricsOverTime({ project }: { project: string }) {
   const [keys, setKeys] = useState<string[] | null>(null);
   const [params, setParams] = useState<string[]>([]);
   const [xAxis, setXAxis] = useState('time'); // time, order, or param:<key>
+  const [logY, setLogY] = useState(false);
+  const [logXWanted, setLogX] = useState(false);
   const [chosen, setChosen] = useState<string[]>([]);
   const [vals, setVals] = useState<Values | null>(null);
   const [loading, setLoading] = useState(false);
@@ -55,6 +57,14 @@ function MetricsOverTime({ project }: { project: string }) {
     return () => ac.abort();
   }, [project, chosen.join(','), n, xAxis]);
 
+  // A log x-axis for a param whose values are all positive numbers.
+  const canLogX = useMemo(() => {
+    if (!vals || !xAxis.startsWith('param:')) return false;
+    const xs = (vals.columns[xAxis] ?? []).filter((v) => v !== null && v !== undefined);
+    return xs.length > 0 && xs.every((v) => typeof v === 'number' && v > 0);
+  }, [vals, xAxis]);
+  const logX = canLogX && logXWanted;
+
   const { series, byTime, skipped, cats } = useMemo(() => {
     const byTime = new Map<number, string>();
     const skipped: string[] = [];
@@ -68,7 +78,7 @@ function MetricsOverTime({ project }: { project: string }) {
       const ys: number[] = [];
       let text = false;
       col.forEach((v, i) => {
-        if (typeof v === 'number' && xsAll[i] !== null) {
+        if (typeof v === 'number' && xsAll[i] !== null && !(logY && v <= 0) && !(logX && xsAll[i]! <= 0)) {
           xs.push(xsAll[i]!);
           ys.push(v);
         } else if (v !== null && v !== undefined) text = true;
@@ -81,7 +91,7 @@ function MetricsOverTime({ project }: { project: string }) {
       }
     });
     return { series, byTime, skipped, cats };
-  }, [vals, xAxis]);
+  }, [vals, xAxis, logY, logX]);
   const xDesc = xAxis === 'time' ? 'launch time' : xAxis === 'order' ? 'launch order' : xAxis.slice(6);
   const xText = (x: number) => {
     if (xAxis === 'time') return fmtTime(new Date(x * 1000).toISOString(), true);
@@ -103,7 +113,16 @@ function MetricsOverTime({ project }: { project: string }) {
           </label>
         ))}
       </div>
-      <label class="check small">
+      <div class="metrics-opts">
+      <label class="check">
+        <input type="checkbox" checked={logY} onChange={(e) => setLogY(e.currentTarget.checked)} data-testid="overview-log-y" /> Log y
+      </label>
+      {canLogX && (
+        <label class="check">
+          <input type="checkbox" checked={logXWanted} onChange={(e) => setLogX(e.currentTarget.checked)} data-testid="overview-log-x" /> Log x
+        </label>
+      )}
+      <label class="check">
         X
         <select value={xAxis} onChange={(e) => setXAxis(e.currentTarget.value)} data-testid="overview-x" aria-label="X axis">
           <option value="time">launch time</option>
@@ -116,11 +135,12 @@ function MetricsOverTime({ project }: { project: string }) {
         </select>
       </label>
       </div>
+      </div>
       {loading && !vals && <Loading />}
       {skipped.length > 0 && <div class="subtle small pad">{skipped.join(', ')}: text values cannot be graphed.</div>}
       {series.length > 0 && (
         <>
-          <Chart series={series} time={xAxis === 'time'} scatter xLabel={xAxis === 'time' ? 'launched' : xDesc} height={300} pointSize={vals && vals.ids.length > 2000 ? 3 : vals && vals.ids.length > 300 ? 4 : 6} testid="overview-chart" xTick={cats.length ? (x) => (Number.isInteger(x) ? (cats[x] ?? '') : '') : undefined} xValue={(x) => {
+          <Chart series={series} time={xAxis === 'time'} logY={logY} logX={logX} scatter xLabel={xAxis === 'time' ? 'launched' : xDesc} height={300} pointSize={vals && vals.ids.length > 2000 ? 3 : vals && vals.ids.length > 300 ? 4 : 6} testid="overview-chart" xTick={cats.length ? (x) => (Number.isInteger(x) ? (cats[x] ?? '') : '') : xAxis.startsWith('param:') ? (x) => fmtNumber(Number(x.toPrecision(6))) : undefined} xValue={(x) => {
             const id = byTime.get(x);
             return id ? `${shortId(id)} · ${xText(x)}` : '';
           }} onPick={(_s, x) => {
