@@ -19,7 +19,7 @@ export function ChartPanel({ project, params, metrics, jobs, axesParam, logParam
   project: string;
   params: string[];
   metrics: string[];
-  jobs: Job[]; // the jobs in view, for the default axes
+  jobs: Job[]; // the first page of the table, for the default axes
   axesParam: string | null; // the URL's `axes`
   logParam: string | null; // the URL's `log`
   filters: Filter[];
@@ -29,7 +29,8 @@ export function ChartPanel({ project, params, metrics, jobs, axesParam, logParam
   open: boolean;
   onOpen: (open: boolean) => void;
 }) {
-  const auto = defaultAxes(jobs, params, metrics);
+  // Computed again only when the first page is read again, not while the table scrolls.
+  const auto = useMemo(() => defaultAxes(jobs, params, metrics), [jobs, params.join(','), metrics.join(',')]);
   const autoKey = auto.join(',');
   const axes = useMemo(() => {
     if (axesParam === '-') return [];

@@ -21,10 +21,24 @@ export interface Col {
 
 const metricOf = (j: Job, key: string): Metric | undefined => j.metrics.find((m) => m.key === key);
 
-/** The param names of a project's listing, with those the jobs in view were submitted with but have not logged. */
-export function withSubmittedParams(params: string[], jobs: Job[]): string[] {
+// The submitted param names of each page of jobs, read once per page (the page re-renders while
+// it scrolls).
+const submittedKeys = new WeakMap<Job[], string[]>();
+function submittedKeysOf(page: Job[]): string[] {
+  let ks = submittedKeys.get(page);
+  if (!ks) {
+    const set = new Set<string>();
+    for (const j of page) for (const k in j.submitted_params ?? {}) set.add(k);
+    submittedKeys.set(page, (ks = [...set]));
+  }
+  return ks;
+}
+
+/** The param names of a project's listing, with those the loaded jobs were submitted with but have not logged. */
+export function withSubmittedParams(params: string[], pages: Iterable<Job[]>): string[] {
+  const known = new Set(params);
   const extra = new Set<string>();
-  for (const j of jobs) for (const k of Object.keys(j.submitted_params ?? {})) if (!params.includes(k)) extra.add(k);
+  for (const page of pages) for (const k of submittedKeysOf(page)) if (!known.has(k)) extra.add(k);
   return extra.size ? [...params, ...[...extra].sort()] : params;
 }
 

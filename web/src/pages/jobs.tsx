@@ -22,6 +22,8 @@ import { useKeys } from '../keys';
 import { loadPref, savePref } from '../storage';
 import type { Filter, Job } from '../types';
 
+const NO_JOBS: Job[] = [];
+
 /** The text of the URL's "id contains" filter: what the search box shows. */
 const idSearchOf = (filters: Filter[]) => filters.find((f) => f.field === 'id' && f.op === 'contains')?.values?.[0] ?? '';
 
@@ -58,7 +60,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
   const live = useLiveTable(project, list, chartOpen, (id) => setSelected((sel) => (sel.has(id) ? new Map([...sel].filter(([k]) => k !== id)) : sel)));
 
   // Columns: the project's params (and those queued jobs in view were submitted with), metrics.
-  const paramKeys = withSubmittedParams(s.params, list.loadedJobs());
+  const paramKeys = withSubmittedParams(s.params, s.pages.values());
   const allCols = useMemo(() => buildColumns(paramKeys, s.metrics), [paramKeys.join(','), s.metrics.join(',')]);
   // Scrolling: rows and columns outside the view are not rendered.
   const { scroller, scroll, view } = useGridScroll(s.loaded, filtersRaw);
@@ -166,7 +168,7 @@ export function ProjectJobsPage({ project }: { project: string }) {
           project={project}
           params={s.params}
           metrics={s.metrics}
-          jobs={list.loadedJobs()}
+          jobs={s.pages.get(0) ?? NO_JOBS}
           axesParam={q.get('axes')}
           logParam={q.get('log')}
           filters={filters}
