@@ -38,7 +38,7 @@ def warn(msg):
 class Writer:
     """Buffers tracked values of one job and delivers them in order, exactly once."""
 
-    def __init__(self, client, job_id):
+    def __init__(self, client, job_id, spool=None):
         self.client = client
         self.job_id = job_id
         self.id = uuid.uuid4().hex
@@ -60,7 +60,7 @@ class Writer:
         self.split_warned = False
         self.spool_warned = False
         self.blob_paths = {}  # digest -> file, for artifacts when there is no spool
-        self.dir = os.path.join(_config.spool_dir(), self.id)
+        self.dir = os.path.join(spool or _config.spool_dir(), self.id)
         try:
             os.makedirs(os.path.join(self.dir, "blobs"), exist_ok=True)
             _write_json(os.path.join(self.dir, "meta.json"),

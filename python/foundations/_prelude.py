@@ -5,8 +5,8 @@
 It sends all output to the job's log file (mounted at $ATLAS_LOG_FILE), so the job keeps
 logging while the server restarts; installs requirements.txt into the environment cached for
 this (image, requirements) pair at /atlas/env, once; then runs the command, forwarding
-SIGTERM and SIGINT to it, and exits with its exit code. Standard library only: it must work in
-any image with Python 3.
+SIGTERM and SIGINT to it and sampling its system metrics (foundations/_system.py), and exits
+with its exit code. Standard library only: it must work in any image with Python 3.
 """
 import fcntl
 import os
@@ -120,13 +120,28 @@ def main():
         return 127
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, _f: child.send_signal(s))
+    sampler = sample(child.pid)
     while True:
         try:
             rc = child.wait()
             break
         except InterruptedError:
             continue
+    if sampler is not None:
+        sampler.close(5.0)  # the rest stays in the job's spool, which the server stores
     return 128 - rc if rc < 0 else rc
+
+
+def sample(pid):
+    """Starts sampling the command's system metrics (foundations/_system.py); None if it cannot."""
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from foundations import _system
+        from foundations._client import Client
+        return _system.start(Client(os.environ["FOUNDATIONS_SCHEDULER_URL"], os.environ.get("FOUNDATIONS_TOKEN")),
+                             os.environ["FOUNDATIONS_JOB_ID"], pid)
+    except Exception:
+        return None
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ default beside the working directory). It
    as the server, and writes foundations_job_parameters.json;
 2. installs requirements.txt into an environment cached by its content when ATLAS_ENV_DIR is
    given, else into a fresh one, and says which;
-3. runs the command; its output goes to this process's own output (the engine's log) and to
-   the job's log on the server, in order and exactly once by byte offset, kept on disk while
-   the server cannot be reached; SIGTERM and SIGINT are passed on to the command;
+3. runs the command, sampling its system metrics (_system.py); its output goes to this
+   process's own output (the engine's log) and to the job's log on the server, in order and
+   exactly once by byte offset, kept on disk while the server cannot be reached; SIGTERM and
+   SIGINT are passed on to the command;
 4. at the end, sends what is left (output, and values the SDK could not deliver), archives the
    working directory, uploads it, reports the exit code with the archive, and exits with the
    command's exit code.
@@ -37,7 +38,7 @@ if __package__ in (None, ""):  # run as a script: the SDK is the folder above th
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "foundations"
 
-from foundations import _bundle, _output, _tracker  # noqa: E402
+from foundations import _bundle, _output, _system, _tracker  # noqa: E402
 from foundations._client import APIError, Client, Unreachable, quote  # noqa: E402
 
 BANNER = "=" * 120
@@ -235,6 +236,7 @@ class Runner:
             return 127
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda s, _f: child.send_signal(s))
+        sampler = _system.start(self.client, self.job_id, child.pid, spool=os.path.join(self.spool, "values"))
         reader = threading.Thread(target=self.pump, args=(child.stdout,), daemon=True)
         reader.start()
         while True:
@@ -244,6 +246,8 @@ class Runner:
             except InterruptedError:
                 continue
         reader.join()
+        if sampler is not None:
+            sampler.close(self.patience)
         return 128 - rc if rc < 0 else rc
 
     def finish(self, rc):

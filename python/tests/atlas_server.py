@@ -84,9 +84,10 @@ class APIError(Exception):
 class AtlasServer:
     """One atlas-server process with its own FOUNDATIONS_HOME."""
 
-    def __init__(self, workers=2, home=None, args=()):
+    def __init__(self, workers=2, home=None, args=(), env=None):
         self.binary = server_bin()
         self.args = list(args)  # more arguments of `atlas-server start`
+        self.extra_env = dict(env or {})  # more environment of the server (and of its jobs)
         self.owns_home = home is None
         self.home = home or tempfile.mkdtemp(prefix="atlas-test-home-")
         self.workers = workers
@@ -103,7 +104,9 @@ class AtlasServer:
         if self.proc is not None:
             raise RuntimeError("server already running")
         port = self.port if port is None else port
-        env = dict(os.environ, FOUNDATIONS_HOME=self.home)
+        # Jobs sample no system metrics unless a test asks: tests count the series jobs have.
+        env = dict(os.environ, FOUNDATIONS_HOME=self.home, FOUNDATIONS_SYSTEM_METRICS_INTERVAL="0")
+        env.update(self.extra_env)
         for k in ("FOUNDATIONS_COMMAND_LINE", "FOUNDATIONS_JOB_ID", "FOUNDATIONS_SCHEDULER_URL", "FOUNDATIONS_TOKEN"):
             env.pop(k, None)
         self._stderr = open(os.path.join(self.home, "server-stderr.log"), "ab")

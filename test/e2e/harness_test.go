@@ -143,7 +143,8 @@ func baseEnv(home string) []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env, "FOUNDATIONS_HOME="+home)
+	// Jobs sample no system metrics unless a test asks: tests count the series jobs have.
+	return append(env, "FOUNDATIONS_HOME="+home, "FOUNDATIONS_SYSTEM_METRICS_INTERVAL=0")
 }
 
 // Stream collects a process's output and lets a test wait until some text shows up in it.

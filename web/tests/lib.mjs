@@ -44,7 +44,7 @@ function authPython(args) {
 /** Starts atlas-server on a free port; resolves once it prints its address. */
 export async function startServer(home, extraArgs = []) {
   const proc = spawn(serverBin, ['start', '--port', '0', '--executor', 'process', ...extraArgs, ...authPython(extraArgs)], {
-    env: { ...process.env, FOUNDATIONS_HOME: home },
+    env: { ...process.env, FOUNDATIONS_HOME: home, FOUNDATIONS_SYSTEM_METRICS_INTERVAL: '0' }, // tests count series
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -152,6 +153,54 @@ while True:
 		j = s.wait(t, stubborn)
 		require.Equal(t, atlas.StateStopped, j.State)
 		require.Contains(t, j.Reason, "killed after", "a job that ignores SIGTERM is killed when the grace is over")
+	})
+
+	t.Run("SystemMetrics", func(t *testing.T) {
+		t.Parallel()
+		s := newStack(t, h)
+		// A child process holds the memory: the job's whole process tree is measured. The job
+		// ends once the server has a sample of it.
+		id := s.submit(t, map[string]string{"main.py": `
+import os, subprocess, sys, time, urllib.parse
+from foundations._client import Client
+child = subprocess.Popen([sys.executable, "-c", "import sys; hog = b'x' * (64 << 20); sys.stdin.read()"],
+                         stdin=subprocess.PIPE)
+client = Client(os.environ["FOUNDATIONS_SCHEDULER_URL"], os.environ["FOUNDATIONS_TOKEN"])
+path = "/api/v1/jobs/{}/metrics/{}".format(os.environ["FOUNDATIONS_JOB_ID"], urllib.parse.quote("system/rss_mb", safe=""))
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        points = client.json("GET", path)["points"]
+    except Exception:
+        points = []
+    if points and points[-1]["value"] >= 64:
+        break
+    time.sleep(0.1)
+print("sampled:", points, flush=True)
+child.stdin.close()
+child.wait()
+`}, nil, nil)
+		j := s.wait(t, id)
+		require.Equal(t, atlas.StateCompleted, j.State, "reason %q; log:\n%s", j.Reason, s.log(id))
+		series := func(key string) []float64 {
+			pts, err := s.store.MetricSeries(t.Context(), id, key)
+			require.NoError(t, err)
+			require.NotEmpty(t, pts, "%s was sampled; log:\n%s", key, s.log(id))
+			var out []float64
+			for _, p := range pts {
+				v, ok := atlas.Number(p.Value)
+				require.True(t, ok, "%s: %v is a number", key, p.Value)
+				out = append(out, v)
+			}
+			return out
+		}
+		rss := series("system/rss_mb")
+		require.GreaterOrEqual(t, rss[len(rss)-1], 64.0, "the child's 64 MiB count; log:\n%s", s.log(id))
+		peak := series("system/peak_rss_mb")
+		require.Equal(t, slices.Max(rss), peak[len(peak)-1], "the peak is the highest sample")
+		for _, v := range series("system/cpu_percent") {
+			require.GreaterOrEqual(t, v, 0.0)
+		}
 	})
 
 	t.Run("Requirements", func(t *testing.T) {

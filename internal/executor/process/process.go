@@ -110,6 +110,8 @@ type shimSpec struct {
 	Python     string   `json:"python"`
 	EnvsDir    string   `json:"envs_dir"`
 	ExitFile   string   `json:"exit_file"`
+	// SDKDir holds the Python SDK, whose foundations/_system.py samples the job's system metrics.
+	SDKDir string `json:"sdk_dir,omitempty"`
 	// Account, when set, is the account the command (and the installation of its
 	// requirements) runs as; the shim itself stays the server's, to record the exit status.
 	Account *executor.Account `json:"account,omitempty"`
@@ -136,7 +138,7 @@ type runInfo struct {
 func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Handle, error) {
 	j := spec.Job
 	ss := shimSpec{JobID: j.ID, WorkDir: spec.WorkDir, Entrypoint: j.Entrypoint, Command: j.Command,
-		Python: e.cfg.Python, EnvsDir: e.cfg.EnvsDir, ExitFile: filepath.Join(e.cfg.RunDir, j.ID+".exit")}
+		Python: e.cfg.Python, EnvsDir: e.cfg.EnvsDir, ExitFile: filepath.Join(e.cfg.RunDir, j.ID+".exit"), SDKDir: spec.SDKDir}
 	if len(j.Worker.Entrypoint) > 0 && len(ss.Entrypoint) == 0 {
 		ss.Entrypoint = j.Worker.Entrypoint
 	}

@@ -12,8 +12,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -95,7 +97,16 @@ func runShim(ss *shimSpec) (int, string) {
 		fmt.Fprintf(os.Stderr, "Foundations ERROR: cannot start %q: %v\n", argv[0], err)
 		return 127, fmt.Sprintf("cannot start %q: %v", argv[0], err)
 	}
-	err := cmd.Wait()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-waited: // too short to sample: no second interpreter for it
+	case <-time.After(samplerDelay):
+		stopSampling := ss.sample(cmd.Process.Pid)
+		err = <-waited
+		stopSampling()
+	}
 	ps := cmd.ProcessState
 	if ps == nil {
 		return 1, fmt.Sprintf("waiting for the command failed: %v", err)
@@ -104,6 +115,56 @@ func runShim(ss *shimSpec) (int, string) {
 		return 128 + int(ws.Signal()), "killed by signal " + signalName(ws.Signal())
 	}
 	return ps.ExitCode(), ""
+}
+
+// samplerDelay is how long a command runs before its system metrics are sampled: most jobs
+// of a test suite or a quick sweep end sooner, and starting a Python interpreter for each
+// would cost more than the job.
+const samplerDelay = 500 * time.Millisecond
+
+// samplerWait bounds how long a job's end waits for the last system metrics to be delivered;
+// what is left then stays in the job's spool, which the server stores when the job ends.
+const samplerWait = 10 * time.Second
+
+// sample runs the SDK's sampler of system metrics (foundations/_system.py) beside the command
+// whose pid is given, and returns the function that stops it once the command has ended:
+// closing its stdin says so. Sampling is never worth failing or delaying a job over: a sampler
+// that does not start is left out, one that does not finish in time is killed.
+func (ss *shimSpec) sample(pid int) (stop func()) {
+	stop = func() {}
+	if ss.SDKDir == "" {
+		return
+	}
+	script := filepath.Join(ss.SDKDir, "foundations", "_system.py")
+	if _, err := os.Stat(script); err != nil {
+		return
+	}
+	cmd := exec.Command(ss.Python, "-I", "-S", script, strconv.Itoa(pid))
+	cmd.Dir = ss.WorkDir
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return
+	}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	ss.as(cmd)
+	if err := cmd.Start(); err != nil {
+		in.Close()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	return func() {
+		in.Close()
+		select {
+		case <-done:
+		case <-time.After(samplerWait):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
 }
 
 // ensureEnv returns a virtualenv with the requirements installed, building it once per
