@@ -25,6 +25,7 @@ import (
 	"github.com/atlasgo/atlas/internal/logs"
 	"github.com/atlasgo/atlas/internal/search"
 	"github.com/atlasgo/atlas/internal/store"
+	"github.com/atlasgo/atlas/internal/telemetry"
 )
 
 // Queue is what the API shows of the scheduler.
@@ -60,6 +61,9 @@ type Config struct {
 	// Pprof serves the Go runtime's profiles under /api/v1/debug/pprof/ (to admins, or without
 	// Auth to this machine only).
 	Pprof bool
+	// Telemetry receives the time and status of every request and serves GET /metrics (nil:
+	// the API's own).
+	Telemetry *telemetry.Telemetry
 	// Web is the GUI's static files (index.html at the root); nil serves nothing.
 	Web    fs.FS
 	Logger *slog.Logger
@@ -79,6 +83,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.Telemetry == nil {
+		cfg.Telemetry = telemetry.New(cfg.Version)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.routes()

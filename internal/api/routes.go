@@ -63,6 +63,8 @@ var routeTable = []route{
 	{"GET /api/v1/events", (*Server).events, accessAny},
 	{"GET /api/v1/debug/pprof/", (*Server).profile, accessUser},
 	{"GET /api/v1/debug/pprof/{name}", (*Server).profile, accessUser},
+	// Prometheus's scrape: with --auth, any user's token (no admin needed), not a job's.
+	{"GET /metrics", (*Server).metrics, accessUser},
 }
 
 type handler = func(*Server, http.ResponseWriter, *http.Request) error
@@ -84,7 +86,7 @@ func byPrefix(h handler) handler {
 func (s *Server) routes() {
 	for _, rt := range routeTable {
 		h, need := rt.handler, rt.access
-		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+		s.mux.HandleFunc(rt.pattern, s.instrument(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			w, done := withGzip(w, r)
 			defer done()
 			r, err := s.authenticate(r, need)
@@ -94,12 +96,12 @@ func (s *Server) routes() {
 			if err != nil {
 				s.writeError(w, r, err)
 			}
-		})
+		}))
 	}
-	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc("/api/", s.instrument("unknown", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &httpError{status: http.StatusNotFound, msg: "no such API endpoint: " + r.Method + " " + r.URL.Path})
-	})
-	s.mux.Handle("/", s.webHandler())
+	}))
+	s.mux.HandleFunc("/", s.instrument("GUI", s.webHandler().ServeHTTP))
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {

@@ -45,6 +45,7 @@ import (
 	"github.com/atlasgo/atlas/internal/store"
 	"github.com/atlasgo/atlas/internal/store/postgres"
 	"github.com/atlasgo/atlas/internal/store/sqlite"
+	"github.com/atlasgo/atlas/internal/telemetry"
 	"github.com/atlasgo/atlas/internal/unixsock"
 	"github.com/atlasgo/atlas/internal/version"
 	"github.com/atlasgo/atlas/python"
@@ -294,6 +295,9 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// GET /metrics: every part below uses the store and the blobs through the telemetry.
+	tel := telemetry.New(version.Get())
+	st, blobs = tel.Store(st), tel.Blobs(blobs)
 	logDir, err := logs.New(p.logs())
 	if err != nil {
 		return err
@@ -350,7 +354,8 @@ func serve(ctx context.Context, cfg config.Server, stdout, stderr io.Writer) err
 	}
 	defer searches.Stop()
 	handler := api.New(api.Config{Jobs: svc, Searches: searches, Store: st, Blobs: blobs, Logs: logDir, Queue: sched, Version: version.Get(),
-		MaxBundleBytes: cfg.MaxBundleBytes, Auth: cfg.Auth, Pprof: cfg.Pprof, AllowedHosts: serverNames(cfg), Web: web.FS(), Logger: logger})
+		MaxBundleBytes: cfg.MaxBundleBytes, Auth: cfg.Auth, Pprof: cfg.Pprof, AllowedHosts: serverNames(cfg), Web: web.FS(), Logger: logger,
+		Telemetry: tel})
 	baseCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
