@@ -8,6 +8,7 @@ import { api } from '../api';
 import { usePollWhileOffline, useTracked } from '../events';
 import { fmtDuration, fmtValue, fullValue } from '../format';
 import { differingParams, ema, jobLabel } from '../chartdata';
+import { defaultMetrics, userMetricsFirst } from '../system';
 import { toastError } from '../toast';
 import { paramOf } from '../types';
 import type { Job, MetricSeries } from '../types';
@@ -47,7 +48,7 @@ export function MetricExplorer({ jobs, live = false, initial, onSelection }: Pro
     return { numeric: num.filter((k) => many.has(k)), single: num.filter((k) => !many.has(k)), textual: txt };
   }, [jobs]);
 
-  const [chosen, setChosen] = useState<string[]>(() => (initial?.length ? initial : numeric.slice(0, 6)));
+  const [chosen, setChosen] = useState<string[]>(() => (initial?.length ? initial : defaultMetrics(numeric)));
   const [combined, setCombined] = useState(false);
   const [logY, setLogY] = useState(false);
   const [smooth, setSmooth] = useState(0);
@@ -59,7 +60,7 @@ export function MetricExplorer({ jobs, live = false, initial, onSelection }: Pro
 
   useEffect(() => {
     // Metrics that appear later (a running job) are offered; keep the choice otherwise.
-    if (!chosen.length && numeric.length) setChosen(numeric.slice(0, 6));
+    if (!chosen.length && numeric.length) setChosen(defaultMetrics(numeric));
   }, [numeric.join(',')]);
 
   const visible = chosen.filter((k) => numeric.includes(k));
@@ -216,7 +217,7 @@ export function MetricExplorer({ jobs, live = false, initial, onSelection }: Pro
       {numeric.length > 0 && (
         <div class="metrics-bar">
           <div class="metric-keys">
-            {numeric.map((k) => (
+            {userMetricsFirst(numeric).map((k) => (
               <label key={k} class={`key-chip${visible.includes(k) ? ' on' : ''}`}>
                 <input
                   type="checkbox"

@@ -6,6 +6,7 @@ import { CopyButton, StateBadge, TagChip } from '../components/ui';
 import { filterFieldOf } from '../filters';
 import { fmtDuration, fmtNumber, fmtTime, fmtValue, fullValue, jobDuration, jobName, shortId } from '../format';
 import { Link } from '../router';
+import { userMetricsFirst } from '../system';
 import { paramOf } from '../types';
 import type { Job, Metric } from '../types';
 
@@ -130,7 +131,7 @@ export function buildColumns(params: string[], metrics: string[]): Col[] {
       },
       title: (j) => (k in j.params ? fullValue(j.params[k]) : j.submitted_params && k in j.submitted_params ? `${fullValue(j.submitted_params[k])} (submitted; not logged yet)` : ''),
     });
-  for (const k of metrics)
+  for (const k of userMetricsFirst(metrics))
     cols.push({
       id: 'metric:' + k,
       label: k,
