@@ -1,6 +1,7 @@
 // What the charts draw, computed from jobs and values without a browser (tests/units.test.mjs):
 // smoothing, series labels, the parallel coordinates' default axes and the overview's x values.
 import { fmtValue, fullValue, jobName } from './format';
+import { isSystemMetric } from './system';
 import { paramOf } from './types';
 import type { Job, Values } from './types';
 
@@ -43,9 +44,11 @@ const DEFAULT_METRICS = 3;
 
 /**
  * The chart's axes when the URL names none: the params whose values differ among the jobs in
- * view (the swept ones), then metrics. Without jobs that differ, the first params.
+ * view (the swept ones), then the job's own metrics (not the system/ ones every job records).
+ * Without jobs that differ, the first params.
  */
-export function defaultAxes(jobs: Job[], params: string[], metrics: string[]): string[] {
+export function defaultAxes(jobs: Job[], params: string[], allMetrics: string[]): string[] {
+  const metrics = allMetrics.filter((m) => !isSystemMetric(m));
   const distinct = (values: unknown[]) => new Set(values.filter((v) => v !== undefined).map(fullValue)).size;
   const varying = params.filter((p) => distinct(jobs.map((j) => paramOf(j, p))) > 1);
   const chosen = (varying.length ? varying : params).slice(0, DEFAULT_PARAMS);

@@ -177,6 +177,9 @@ describe('chart data', () => {
     assert.deepEqual(mod.defaultAxes(js, ['a_const', 'bs', 'lr'], ['acc', 'loss']), ['param:bs', 'param:lr', 'metric:loss']);
     // Nothing varies: the first params and metrics.
     assert.deepEqual(mod.defaultAxes([js[0]], ['a_const', 'lr'], ['acc']), ['param:a_const', 'param:lr', 'metric:acc']);
+    // The system/ series every job records are no default axis.
+    const sys = js.map((j, i) => ({ ...j, metrics: [...j.metrics, m('system/cpu_percent', i)] }));
+    assert.deepEqual(mod.defaultAxes(sys, ['a_const', 'bs', 'lr'], ['acc', 'loss', 'system/cpu_percent']), ['param:bs', 'param:lr', 'metric:loss']);
   });
 
   test("the overview's x values: launch time, launch order, a param (text by order, shared values apart)", () => {
