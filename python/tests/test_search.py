@@ -55,7 +55,7 @@ STOPPER = r'''
 import json, sys, time
 import foundations
 s = foundations.search(command="main.py", **json.loads(sys.argv[1]))
-while not any(t["state"] == "running" for t in s.get_search_details()["trials"]):
+while not any(t["state"] == "running" for t in s.get_search_details().get("trials") or ()):  # none yet at first
     time.sleep(0.05)
 print(json.dumps(s.stop()))
 '''
