@@ -162,12 +162,14 @@ func (s *Store) MetricSummaries(ctx context.Context, jobIDs []string) (map[strin
 }
 
 // forChunks runs a query with an IN list over ids, in slices small enough for SQLite's
-// parameter limit, calling fn per row.
+// parameter limit, calling fn per row. Each length of list is a statement of its own, so these
+// go around the statement cache (as the built queries of the job list do), which they would
+// otherwise fill with statements run once.
 func (s *Store) forChunks(ctx context.Context, ids []string, query string, fn func(*sql.Rows) error) error {
 	const size = 500
 	for start := 0; start < len(ids); start += size {
 		part := ids[start:min(start+size, len(ids))]
-		rows, err := s.r.QueryContext(ctx, strings.Replace(query, "%s", placeholders(len(part)), 1), anys(part)...)
+		rows, err := s.r.DB.QueryContext(ctx, strings.Replace(query, "%s", placeholders(len(part)), 1), anys(part)...)
 		if err != nil {
 			return err
 		}
