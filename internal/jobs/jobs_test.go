@@ -617,7 +617,8 @@ func TestResolveIDTakesAUniquePrefix(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	ctx := t.Context()
-	for _, id := range []string{"4f2a9c01-aaaa", "4f2a9c01-bbbb", "4f2b0000-cccc", "run1", "run10"} {
+	const whole = "0d68d3e7-0e5c-43fc-9716-1499c7a87d81"
+	for _, id := range []string{"4f2a9c01-aaaa", "4f2a9c01-bbbb", "4f2b0000-cccc", "run1", "run10", whole + ".retry"} {
 		require.NoError(t, e.store.JobInsert(ctx, &atlas.Job{ID: id, Project: "p", State: atlas.StateQueued, CreatedAt: time.Now()}))
 	}
 	resolve := func(c *Caller, id string) (string, error) { return e.svc.ResolveID(ctx, c, id) }
@@ -628,6 +629,9 @@ func TestResolveIDTakesAUniquePrefix(t *testing.T) {
 	got, err = resolve(local, "run1")
 	require.NoError(t, err)
 	require.Equal(t, "run1", got, "a whole id names its job even when it starts another's")
+	got, err = resolve(local, whole)
+	require.NoError(t, err)
+	require.Equal(t, whole, got, "an id in the server's own form is whole: not looked up as a prefix")
 	got, err = resolve(local, "4f2a9c01-bbbb")
 	require.NoError(t, err)
 	require.Equal(t, "4f2a9c01-bbbb", got)

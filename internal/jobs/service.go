@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/blob"
 	"github.com/atlasgo/atlas/internal/bundle"
@@ -263,6 +265,12 @@ func (s *Service) Job(ctx context.Context, c *Caller, id string) (*atlas.Job, er
 	return j, s.mayRead(c, j)
 }
 
+// isUUID reports whether id is a whole id as the server generates them.
+func isUUID(id string) bool {
+	_, err := uuid.Parse(id)
+	return err == nil && len(id) == 36
+}
+
 // MinIDPrefix is the fewest characters of a job's id that name it, when no other job's id
 // starts with them.
 const MinIDPrefix = 4
@@ -271,9 +279,10 @@ const MinIDPrefix = 4
 // whose id starts with it (at least MinIDPrefix characters; the GUI shows 8). An id that
 // starts several jobs' ids is ErrInvalid, saying how many; one that names no job is returned
 // as it is, for the lookup that follows to say it does not exist. A job's own token names
-// jobs by their whole id only.
+// jobs by their whole id only, and an id in the form the server generates (a UUID, which the
+// GUI and the CLI send once they have it) is taken as whole without a lookup.
 func (s *Service) ResolveID(ctx context.Context, c *Caller, id string) (string, error) {
-	if c.JobID != "" || len(id) < MinIDPrefix || !idPattern.MatchString(id) {
+	if c.JobID != "" || len(id) < MinIDPrefix || !idPattern.MatchString(id) || isUUID(id) {
 		return id, nil
 	}
 	const shown = 3
