@@ -153,19 +153,14 @@ def index(path):
         for m in tf:
             if m.type in (tarfile.XGLTYPE, tarfile.XHDTYPE):
                 continue
-            d = None
-            if m.isreg():
-                h = hashlib.sha256()
-                f = tf.extractfile(m)
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-                d = h.digest()
+            d = _sha256(tf.extractfile(m)).digest() if m.isreg() else None
             out[m.name.rstrip("/")] = (_kind(m), m.mode, int(m.mtime), m.size if m.isreg() else 0,
                                        m.linkname if m.issym() else "", d)
     return out
 
 
 def _same(old, p, st):
+    """Whether the entry at p (lstat st) is the bundle's entry old, as index describes it."""
     kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "f"
     link = os.readlink(p) if kind == "l" else ""
     size = st.st_size if kind == "f" else 0
@@ -173,11 +168,8 @@ def _same(old, p, st):
         return False
     if kind != "f":
         return True
-    h = hashlib.sha256()
     with open(p, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.digest() == old[5]
+        return _sha256(f).digest() == old[5]
 
 
 def create_delta(root, base, base_digest):
@@ -210,12 +202,17 @@ class _HashingWriter(io.RawIOBase):
         return self.f.write(b)
 
 
-def file_digest(path):
+def _sha256(f):
+    """The sha256 of what is left to read of the file object f."""
     h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    return h
+
+
+def file_digest(path):
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+        return "sha256:" + _sha256(f).hexdigest()
 
 
 class BundleError(ValueError):
