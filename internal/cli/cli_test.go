@@ -6,9 +6,12 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
+
+	"github.com/atlasgo/atlas/sdk"
 )
 
 // run runs the CLI in-process and returns its exit code, stdout and stderr.
@@ -52,4 +55,13 @@ func TestUsageErrorsShowTheUsage(t *testing.T) {
 	code, _, stderr = run(t, "frobnicate")
 	require.Equal(t, 1, code)
 	require.True(t, strings.HasPrefix(stderr, "Error: unknown command \"frobnicate\" for \"foundations\"\n\nUsage:"), stderr)
+}
+
+// Durations read the same in every command: get jobs and describe job.
+func TestDurations(t *testing.T) {
+	for secs, want := range map[float64]string{0.04: "0s", 1.23: "1.2s", 184.6: "3m5s", 3723.4: "1h2m"} {
+		require.Equal(t, want, duration(&sdk.Job{DurationSeconds: &secs}), "%v s", secs)
+		require.Equal(t, want, span(time.Duration(secs*float64(time.Second))), "%v s", secs)
+	}
+	require.Equal(t, "-", duration(&sdk.Job{}))
 }

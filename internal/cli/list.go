@@ -179,5 +179,5 @@ func duration(j *sdk.Job) string {
 	if j.DurationSeconds == nil {
 		return "-"
 	}
-	return (time.Duration(*j.DurationSeconds*1000) * time.Millisecond).Round(100 * time.Millisecond).String()
+	return span(time.Duration(*j.DurationSeconds * float64(time.Second)))
 }
