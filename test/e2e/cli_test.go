@@ -305,7 +305,7 @@ func TestCLILoginWithoutAuth(t *testing.T) {
 }
 
 // A large bundle's upload shows its progress on a terminal, and nothing of it when stderr is
-// a pipe.
+// a pipe or the bundle is small.
 func TestCLIUploadProgress(t *testing.T) {
 	requirePython(t)
 	t.Parallel()
@@ -319,26 +319,36 @@ func TestCLIUploadProgress(t *testing.T) {
 	require.Equal(t, 0, res.Code, res.String())
 	require.NotContains(t, res.Stderr, "Uploading the bundle", "no progress on a pipe")
 
+	// onTerminal submits the folder dir with stderr on a terminal and returns what it showed.
+	onTerminal := func(dir string) string {
+		ptm, pts := openPTY(t)
+		cmd := exec.Command(cliBin(), "submit", "--stream-job-logs", "False", "scheduler", ".", "main.py")
+		cmd.Dir = dir
+		cmd.Env = baseEnv(s.Home)
+		cmd.Stderr = pts
+		require.NoError(t, cmd.Start())
+		pts.Close()
+		var screen strings.Builder
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(&screen, ptm) // ends with EIO once the command has exited
+			close(done)
+		}()
+		require.NoError(t, cmd.Wait())
+		<-done
+		return screen.String()
+	}
+
 	// Another bundle (a new digest) on a terminal.
 	writeFiles(t, proj, map[string]string{"main.py": "print('ok again')\n"})
-	ptm, pts := openPTY(t)
-	cmd := exec.Command(cliBin(), "submit", "--stream-job-logs", "False", "scheduler", ".", "main.py")
-	cmd.Dir = proj
-	cmd.Env = baseEnv(s.Home)
-	cmd.Stderr = pts
-	require.NoError(t, cmd.Start())
-	pts.Close()
-	var screen strings.Builder
-	done := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(&screen, ptm) // ends with EIO once the command has exited
-		close(done)
-	}()
-	require.NoError(t, cmd.Wait())
-	<-done
-	out := screen.String()
+	out := onTerminal(proj)
 	require.Regexp(t, regexp.MustCompile(`\rFoundations INFO: Uploading the bundle: 3\.0 MB of 3\.0 MB \(100%\), [0-9.]+ [KMG]?B/s, done in `), out)
 	require.Contains(t, out, "Job submitted with ID")
+
+	// A small bundle on a terminal: no progress line for it.
+	out = onTerminal(newProject(t, "small", map[string]string{"main.py": "print('small')\n"}))
+	require.Contains(t, out, "Job submitted with ID")
+	require.NotContains(t, out, "Uploading the bundle", "no progress for a small upload")
 }
 
 // openPTY opens a pseudo-terminal: its controlling side and its terminal side.
