@@ -45,7 +45,7 @@ func TestUploadProgressRedrawsOneLine(t *testing.T) {
 	require.True(t, strings.HasSuffix(out.String(), "done in 1.1s\x1b[K\n"), "%q", out.String())
 }
 
-// Only a terminal gets progress: not a pipe, a file or a buffer, and not a small upload.
+// Only a terminal gets progress: not a pipe, a file or a buffer (small uploads: TestCLIUploadProgress).
 func TestUploadProgressOnlyOnATerminal(t *testing.T) {
 	t.Parallel()
 	require.Nil(t, newUploadProgress(&bytes.Buffer{}, 100<<20))

@@ -9,7 +9,7 @@ const mod = {};
 let remove;
 
 before(async () => {
-  const c = await compileModules({ markdown: 'markdown.ts', ansi: 'ansi.ts', format: 'format.ts', artifacts: 'components/artifacts.tsx', chartdata: 'chartdata.ts', csv: 'jobs/csv.ts' });
+  const c = await compileModules({ markdown: 'markdown.ts', ansi: 'ansi.ts', format: 'format.ts', artifacts: 'components/artifacts.tsx', chartdata: 'chartdata.ts', csv: 'jobs/csv.ts', system: 'system.ts' });
   Object.assign(mod, c.mod);
   remove = c.remove;
 });
@@ -169,6 +169,12 @@ describe('chart data', () => {
     assert.equal(mod.jobLabel(js[2], mod.differingParams(js)), 'lr=0.3 bs=64 opt=sgd');
     assert.equal(mod.jobLabel(job('0123456789abcdef0123456789abcdef0123', {}, { name: 'brave-otter' }), []), 'brave-otter');
     assert.deepEqual(mod.differingParams([js[0]]), []);
+  });
+
+  test('system metrics come after the job\'s own, and charts leave out their peaks', () => {
+    const keys = ['system/rss_mb', 'acc', 'system/peak_rss_mb', 'loss', 'system/gpu0/peak_memory_mb', 'system/cpu_percent'];
+    assert.deepEqual(mod.userMetricsFirst(keys), ['acc', 'loss', 'system/rss_mb', 'system/peak_rss_mb', 'system/gpu0/peak_memory_mb', 'system/cpu_percent']);
+    assert.deepEqual(mod.defaultMetrics(keys, 1), ['acc', 'system/rss_mb', 'system/cpu_percent']);
   });
 
   test('the default axes: params that vary (logged or submitted), then metrics that vary', () => {
