@@ -65,6 +65,13 @@ type Store interface {
 	// bundle) that refer to a blob.
 	BlobRefs(ctx context.Context, digest string) (int, error)
 
+	// JobsImport stores finished jobs with what they tracked, all or none, in one transaction:
+	// the bulk path for filling a project with many jobs at once (a database of a job that
+	// ran elsewhere, a benchmark's project). Each job must be finished and its id new; seqs
+	// are assigned in the order given. A job in a search is refused (searches count their
+	// own trials).
+	JobsImport(ctx context.Context, jobs []ImportedJob) error
+
 	// TrackBatch applies a batch of tracked values. It returns false, and stores nothing, when
 	// the batch's (writer, seq) was applied before.
 	TrackBatch(ctx context.Context, b *TrackBatch) (bool, error)
@@ -212,6 +219,32 @@ type TrackBatch struct {
 	Metrics   map[string][]atlas.MetricPoint
 	Tags      map[string]string
 	Artifacts []atlas.Artifact
+}
+
+// ImportedJob is a finished job and what it tracked, for JobsImport. Track may be nil; its
+// JobID, Writer and Seq are ignored.
+type ImportedJob struct {
+	Job   *atlas.Job
+	Track *TrackBatch
+}
+
+// CheckImport returns an Invalid error naming the first job that JobsImport must refuse.
+func CheckImport(jobs []ImportedJob) error {
+	for i, ij := range jobs {
+		switch j := ij.Job; {
+		case j == nil:
+			return atlas.Invalidf("imported job %d: no job", i)
+		case j.ID == "" || j.Project == "":
+			return atlas.Invalidf("imported job %d: id and project are required", i)
+		case !j.State.Finished():
+			return atlas.Invalidf("imported job %s: state %q is not finished", j.ID, j.State)
+		case j.FinishedAt == nil:
+			return atlas.Invalidf("imported job %s: no finish time", j.ID)
+		case j.SearchID != "":
+			return atlas.Invalidf("imported job %s: a search's trial cannot be imported", j.ID)
+		}
+	}
+	return nil
 }
 
 // Project is a project and a summary of its jobs.

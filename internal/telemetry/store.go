@@ -93,6 +93,11 @@ func (ts *timedStore) BlobRefs(ctx context.Context, digest string) (int, error) 
 	return ts.Store.BlobRefs(ctx, digest)
 }
 
+func (ts *timedStore) JobsImport(ctx context.Context, jobs []store.ImportedJob) error {
+	defer ts.t.observeStore("JobsImport", time.Now())
+	return ts.Store.JobsImport(ctx, jobs)
+}
+
 func (ts *timedStore) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, error) {
 	defer ts.t.observeStore("TrackBatch", time.Now())
 	applied, err := ts.Store.TrackBatch(ctx, b)

@@ -86,25 +86,74 @@ func (s *Store) JobInsert(ctx context.Context, j *atlas.Job) error {
 				return err
 			}
 		}
-		// seq comes from an identity column: concurrent submitters never draw the same one.
-		err := tx.QueryRow(ctx, `INSERT INTO jobs (id, project, "user", state, mode, priority, parent_id,
-			command, entrypoint, params, num_gpus, ram_gb, worker, run_as, bundle_digest, archive_digest, executor, gpu_ids,
-			reason, run_info, token_hash, created_at, started_at, heartbeat_at, search_id, search_trial, name)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
-			$25, $26, $27) RETURNING seq`,
-			j.ID, j.Project, j.User, string(j.State), string(j.Mode), j.Priority, j.ParentID,
-			sqlutil.JSON(sqlutil.NonNil(j.Command)), sqlutil.JSON(sqlutil.NonNil(j.Entrypoint)), sqlutil.JSON(j.Params), j.NumGPUs, j.RAMGB,
-			sqlutil.JSON(j.Worker), j.RunAs, j.BundleDigest, j.ArchiveDigest, j.Executor, sqlutil.JSON(sqlutil.NonNil(j.GPUIDs)),
-			j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), nanosOrNull(j.StartedAt), nanosOrNull(j.HeartbeatAt),
-			j.SearchID, j.SearchTrial, j.Name).Scan(&j.Seq)
-		if isViolation(err, uniqueViolation, "jobs_pkey") {
-			return atlas.Conflictf("job %s already exists", j.ID)
-		}
+		err := tx.QueryRow(ctx, insertJobSQL, insertJobArgs(j)...).Scan(&j.Seq)
 		if err != nil || j.SearchID == "" {
-			return err
+			return insertJobErr(j, err)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO tags (job_id, key, value) VALUES ($1, 'search', $2)`, j.ID, j.SearchID)
 		return err
+	})
+}
+
+// insertJobSQL stores a new job (of a project that exists) and returns its seq, which comes
+// from an identity column: concurrent submitters never draw the same one.
+const insertJobSQL = `INSERT INTO jobs (id, project, "user", state, mode, priority, parent_id,
+	command, entrypoint, params, num_gpus, ram_gb, worker, run_as, bundle_digest, archive_digest, executor, gpu_ids,
+	exit_code, reason, run_info, token_hash, created_at, started_at, finished_at, heartbeat_at, search_id,
+	search_trial, name)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
+	$25, $26, $27, $28, $29) RETURNING seq`
+
+func insertJobArgs(j *atlas.Job) []any {
+	return []any{j.ID, j.Project, j.User, string(j.State), string(j.Mode), j.Priority, j.ParentID,
+		sqlutil.JSON(sqlutil.NonNil(j.Command)), sqlutil.JSON(sqlutil.NonNil(j.Entrypoint)), sqlutil.JSON(j.Params), j.NumGPUs, j.RAMGB,
+		sqlutil.JSON(j.Worker), j.RunAs, j.BundleDigest, j.ArchiveDigest, j.Executor, sqlutil.JSON(sqlutil.NonNil(j.GPUIDs)),
+		j.ExitCode, j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), nanosOrNull(j.StartedAt), nanosOrNull(j.FinishedAt),
+		nanosOrNull(j.HeartbeatAt), j.SearchID, j.SearchTrial, j.Name}
+}
+
+// insertJobErr is the error of inserting j: a Conflict when its id exists.
+func insertJobErr(j *atlas.Job, err error) error {
+	if isViolation(err, uniqueViolation, "jobs_pkey") {
+		return atlas.Conflictf("job %s already exists", j.ID)
+	}
+	return err
+}
+
+// JobsImport implements store.Store. Each job and what it tracked go to the server in one
+// pipelined batch.
+func (s *Store) JobsImport(ctx context.Context, jobs []store.ImportedJob) error {
+	if err := store.CheckImport(jobs); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		projects := map[string]bool{}
+		for _, ij := range jobs {
+			j := ij.Job
+			if !projects[j.Project] {
+				if err := ensureProject(ctx, tx, j.Project, j.CreatedAt); err != nil {
+					return err
+				}
+				projects[j.Project] = true
+			}
+			var w pgx.Batch
+			w.Queue(insertJobSQL, insertJobArgs(j)...).QueryRow(func(row pgx.Row) error { return row.Scan(&j.Seq) })
+			if ij.Track != nil {
+				b := *ij.Track
+				b.JobID = j.ID
+				queueTrack(&w, j.Project, &b, nil, now)
+			}
+			if err := tx.SendBatch(ctx, &w).Close(); err != nil {
+				return insertJobErr(j, err)
+			}
+		}
+		for p := range projects {
+			if _, err := tx.Exec(ctx, `UPDATE projects SET updated_at = $1 WHERE name = $2`, nanos(now), p); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -283,11 +332,11 @@ func (s *Store) JobDelete(ctx context.Context, id string, in []atlas.State) (*at
 				(kind = 'metric' AND key IN (SELECT key FROM metric_summary WHERE job_id = $2)))
 				ORDER BY kind DESC, key FOR UPDATE`,
 			`DELETE FROM project_keys WHERE project = $1 AND kind = 'param' AND key IN (SELECT key FROM params WHERE job_id = $2)
-				AND NOT EXISTS (SELECT 1 FROM params p JOIN jobs o ON o.id = p.job_id
-					WHERE p.key = project_keys.key AND o.project = $1 AND o.id <> $2)`,
+				AND NOT EXISTS (SELECT 1 FROM params p
+					WHERE p.project = $1 AND p.key = project_keys.key AND p.job_id <> $2)`,
 			`DELETE FROM project_keys WHERE project = $1 AND kind = 'metric' AND key IN (SELECT key FROM metric_summary WHERE job_id = $2)
-				AND NOT EXISTS (SELECT 1 FROM metric_summary m JOIN jobs o ON o.id = m.job_id
-					WHERE m.key = project_keys.key AND o.project = $1 AND o.id <> $2)`,
+				AND NOT EXISTS (SELECT 1 FROM metric_summary m
+					WHERE m.project = $1 AND m.key = project_keys.key AND m.job_id <> $2)`,
 			`DELETE FROM jobs WHERE id = $2 AND project = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, j.Project, id); err != nil {

@@ -42,50 +42,13 @@ func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, erro
 				return nil // a retry of a batch already stored
 			}
 		}
-		metricKeys := sqlutil.SortedKeys(b.Metrics)
-		summaries, err := metricSummaries(ctx, tx, b.JobID, metricKeys)
+		summaries, err := metricSummaries(ctx, tx, b.JobID, sqlutil.SortedKeys(b.Metrics))
 		if err != nil {
 			return err
 		}
 
 		var w pgx.Batch
-		paramKeys := sqlutil.SortedKeys(b.Params)
-		lockProjectKeys(&w, project, "param", paramKeys)
-		for _, k := range paramKeys {
-			v := b.Params[k]
-			w.Queue(`INSERT INTO params (job_id, project, key, value, num) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, num = excluded.num`,
-				b.JobID, project, k, sqlutil.JSON(v), sqlutil.Num(v))
-		}
-		lockProjectKeys(&w, project, "metric", metricKeys)
-		for _, k := range metricKeys {
-			pts := b.Metrics[k]
-			if len(pts) == 0 {
-				continue
-			}
-			prev := summaries[k]
-			m := sqlutil.AppendMetric(prev.count, prev.min, prev.max, pts)
-			w.Queue(`INSERT INTO metric_chunks (job_id, key, steps, vals, times) VALUES ($1, $2, $3, $4, $5)`,
-				b.JobID, k, m.Steps, m.Values, m.Times)
-			w.Queue(`INSERT INTO metric_summary (job_id, project, key, count, last, last_num, last_step, min, max)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (job_id, key) DO UPDATE SET count = excluded.count,
-				last = excluded.last, last_num = excluded.last_num, last_step = excluded.last_step, min = excluded.min,
-				max = excluded.max`, b.JobID, project, k, m.Count, m.Last, m.LastNum, m.LastStep, m.Min, m.Max)
-		}
-		for _, k := range sqlutil.SortedKeys(b.Tags) {
-			w.Queue(`INSERT INTO tags (job_id, key, value) VALUES ($1, $2, $3)
-				ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value`, b.JobID, k, b.Tags[k])
-		}
-		for _, a := range b.Artifacts {
-			at := a.CreatedAt
-			if at.IsZero() {
-				at = now
-			}
-			w.Queue(`INSERT INTO artifacts (job_id, key, filename, digest, size, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, key) DO UPDATE SET filename = excluded.filename,
-				digest = excluded.digest, size = excluded.size, created_at = excluded.created_at`,
-				b.JobID, a.Key, a.Filename, a.Digest, a.Size, nanos(at))
-		}
+		queueTrack(&w, project, b, summaries, now)
 		w.Queue(`UPDATE projects SET updated_at = $1 WHERE name = $2`, nanos(now), project)
 		if err := tx.SendBatch(ctx, &w).Close(); err != nil {
 			return err
@@ -94,6 +57,49 @@ func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, erro
 		return nil
 	})
 	return applied, err
+}
+
+// queueTrack queues the statements that store a batch's params, metric points (appended to
+// the summaries the job has, by key), tags and artifacts for a job of project.
+func queueTrack(w *pgx.Batch, project string, b *store.TrackBatch, summaries map[string]summary, now time.Time) {
+	paramKeys := sqlutil.SortedKeys(b.Params)
+	lockProjectKeys(w, project, "param", paramKeys)
+	for _, k := range paramKeys {
+		v := b.Params[k]
+		w.Queue(`INSERT INTO params (job_id, project, key, value, num) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, num = excluded.num`,
+			b.JobID, project, k, sqlutil.JSON(v), sqlutil.Num(v))
+	}
+	metricKeys := sqlutil.SortedKeys(b.Metrics)
+	lockProjectKeys(w, project, "metric", metricKeys)
+	for _, k := range metricKeys {
+		pts := b.Metrics[k]
+		if len(pts) == 0 {
+			continue
+		}
+		prev := summaries[k]
+		m := sqlutil.AppendMetric(prev.count, prev.min, prev.max, pts)
+		w.Queue(`INSERT INTO metric_chunks (job_id, key, steps, vals, times) VALUES ($1, $2, $3, $4, $5)`,
+			b.JobID, k, m.Steps, m.Values, m.Times)
+		w.Queue(`INSERT INTO metric_summary (job_id, project, key, count, last, last_num, last_step, min, max)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (job_id, key) DO UPDATE SET count = excluded.count,
+			last = excluded.last, last_num = excluded.last_num, last_step = excluded.last_step, min = excluded.min,
+			max = excluded.max`, b.JobID, project, k, m.Count, m.Last, m.LastNum, m.LastStep, m.Min, m.Max)
+	}
+	for _, k := range sqlutil.SortedKeys(b.Tags) {
+		w.Queue(`INSERT INTO tags (job_id, key, value) VALUES ($1, $2, $3)
+			ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value`, b.JobID, k, b.Tags[k])
+	}
+	for _, a := range b.Artifacts {
+		at := a.CreatedAt
+		if at.IsZero() {
+			at = now
+		}
+		w.Queue(`INSERT INTO artifacts (job_id, key, filename, digest, size, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, key) DO UPDATE SET filename = excluded.filename,
+			digest = excluded.digest, size = excluded.size, created_at = excluded.created_at`,
+			b.JobID, a.Key, a.Filename, a.Digest, a.Size, nanos(at))
+	}
 }
 
 // lockProjectKeys queues the statements that make keys columns of a project and keep them so

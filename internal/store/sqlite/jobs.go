@@ -72,42 +72,79 @@ func (s *Store) JobInsert(ctx context.Context, j *atlas.Job) error {
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = time.Now().UTC()
 	}
+	return s.tx(ctx, func(tx *txn) error { return insertJob(ctx, tx, j) })
+}
+
+// JobsImport implements store.Store.
+func (s *Store) JobsImport(ctx context.Context, jobs []store.ImportedJob) error {
+	if err := store.CheckImport(jobs); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
 	return s.tx(ctx, func(tx *txn) error {
-		if err := ensureProject(ctx, tx, j.Project, j.CreatedAt); err != nil {
-			return err
-		}
-		if j.SearchID != "" {
-			if err := addTrial(ctx, tx, j); err != nil {
+		projects := map[string]bool{}
+		w := newTrackWrites()
+		for _, ij := range jobs {
+			if err := insertJob(ctx, tx, ij.Job); err != nil {
+				return err
+			}
+			projects[ij.Job.Project] = true
+			if ij.Track == nil {
+				continue
+			}
+			b := *ij.Track
+			b.JobID = ij.Job.ID
+			if err := w.add(ctx, tx, ij.Job.Project, &b, now, true); err != nil {
 				return err
 			}
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs`).Scan(&j.Seq); err != nil {
+		if err := w.flush(ctx, tx); err != nil {
 			return err
 		}
-		var started, heartbeat any
-		if j.StartedAt != nil {
-			started = nanos(*j.StartedAt)
+		for p := range projects {
+			if _, err := tx.ExecContext(ctx, `UPDATE projects SET updated_at = ? WHERE name = ?`, nanos(now), p); err != nil {
+				return err
+			}
 		}
-		if j.HeartbeatAt != nil {
-			heartbeat = nanos(*j.HeartbeatAt)
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, seq, project, user, state, mode, priority, parent_id,
-			command, entrypoint, params, num_gpus, ram_gb, worker, run_as, bundle_digest, archive_digest, executor, gpu_ids,
-			reason, run_info, token_hash, created_at, started_at, heartbeat_at, search_id, search_trial, name)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			j.ID, j.Seq, j.Project, j.User, j.State, j.Mode, j.Priority, j.ParentID,
-			sqlutil.JSON(sqlutil.NonNil(j.Command)), sqlutil.JSON(sqlutil.NonNil(j.Entrypoint)), sqlutil.JSON(j.Params), j.NumGPUs, j.RAMGB,
-			sqlutil.JSON(j.Worker), j.RunAs, j.BundleDigest, j.ArchiveDigest, j.Executor, sqlutil.JSON(sqlutil.NonNil(j.GPUIDs)),
-			j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), started, heartbeat, j.SearchID, j.SearchTrial, j.Name)
-		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: jobs.id") {
-			return atlas.Conflictf("job %s already exists", j.ID)
-		}
-		if err != nil || j.SearchID == "" {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO tags (job_id, key, value) VALUES (?, 'search', ?)`, j.ID, j.SearchID)
-		return err
+		return nil
 	})
+}
+
+// insertJob stores a new job, its project if new, and assigns its Seq.
+func insertJob(ctx context.Context, tx *txn, j *atlas.Job) error {
+	if err := ensureProject(ctx, tx, j.Project, j.CreatedAt); err != nil {
+		return err
+	}
+	if j.SearchID != "" {
+		if err := addTrial(ctx, tx, j); err != nil {
+			return err
+		}
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs`).Scan(&j.Seq); err != nil {
+		return err
+	}
+	var exitCode any
+	if j.ExitCode != nil {
+		exitCode = *j.ExitCode
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, seq, project, user, state, mode, priority, parent_id,
+		command, entrypoint, params, num_gpus, ram_gb, worker, run_as, bundle_digest, archive_digest, executor, gpu_ids,
+		exit_code, reason, run_info, token_hash, created_at, started_at, finished_at, heartbeat_at, search_id,
+		search_trial, name)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.Seq, j.Project, j.User, j.State, j.Mode, j.Priority, j.ParentID,
+		sqlutil.JSON(sqlutil.NonNil(j.Command)), sqlutil.JSON(sqlutil.NonNil(j.Entrypoint)), sqlutil.JSON(j.Params), j.NumGPUs, j.RAMGB,
+		sqlutil.JSON(j.Worker), j.RunAs, j.BundleDigest, j.ArchiveDigest, j.Executor, sqlutil.JSON(sqlutil.NonNil(j.GPUIDs)),
+		exitCode, j.Reason, j.RunInfo, j.TokenHash, nanos(j.CreatedAt), nanosOrNil(j.StartedAt), nanosOrNil(j.FinishedAt),
+		nanosOrNil(j.HeartbeatAt), j.SearchID, j.SearchTrial, j.Name)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: jobs.id") {
+		return atlas.Conflictf("job %s already exists", j.ID)
+	}
+	if err != nil || j.SearchID == "" {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO tags (job_id, key, value) VALUES (?, 'search', ?)`, j.ID, j.SearchID)
+	return err
 }
 
 // JobGet implements store.Store.
@@ -302,11 +339,11 @@ func (s *Store) JobDelete(ctx context.Context, id string, in []atlas.State) (*at
 		// Forget the project's columns that only this job used.
 		for _, q := range []string{
 			`DELETE FROM project_keys WHERE project = ?1 AND kind = 'param' AND key IN (SELECT key FROM params WHERE job_id = ?2)
-				AND NOT EXISTS (SELECT 1 FROM params p JOIN jobs o ON o.id = p.job_id
-					WHERE p.key = project_keys.key AND o.project = ?1 AND o.id != ?2)`,
+				AND NOT EXISTS (SELECT 1 FROM params p
+					WHERE p.project = ?1 AND p.key = project_keys.key AND p.job_id != ?2)`,
 			`DELETE FROM project_keys WHERE project = ?1 AND kind = 'metric' AND key IN (SELECT key FROM metric_summary WHERE job_id = ?2)
-				AND NOT EXISTS (SELECT 1 FROM metric_summary m JOIN jobs o ON o.id = m.job_id
-					WHERE m.key = project_keys.key AND o.project = ?1 AND o.id != ?2)`,
+				AND NOT EXISTS (SELECT 1 FROM metric_summary m
+					WHERE m.project = ?1 AND m.key = project_keys.key AND m.job_id != ?2)`,
 			`DELETE FROM jobs WHERE id = ?2`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, j.Project, id); err != nil {

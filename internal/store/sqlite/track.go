@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,42 +42,12 @@ func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, erro
 				return err
 			}
 		}
-		for _, k := range sqlutil.SortedKeys(b.Params) {
-			if err := addProjectKey(ctx, tx, project, "param", k); err != nil {
-				return err
-			}
-			v := b.Params[k]
-			if _, err := tx.ExecContext(ctx, `INSERT INTO params (job_id, project, key, value, num) VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT(job_id, key) DO UPDATE SET value = excluded.value, num = excluded.num`,
-				b.JobID, project, k, sqlutil.JSON(v), sqlutil.Num(v)); err != nil {
-				return err
-			}
+		w := newTrackWrites()
+		if err := w.add(ctx, tx, project, b, now, false); err != nil {
+			return err
 		}
-		for _, k := range sqlutil.SortedKeys(b.Metrics) {
-			if err := addProjectKey(ctx, tx, project, "metric", k); err != nil {
-				return err
-			}
-			if err := appendMetric(ctx, tx, b.JobID, project, k, b.Metrics[k]); err != nil {
-				return err
-			}
-		}
-		for _, k := range sqlutil.SortedKeys(b.Tags) {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO tags (job_id, key, value) VALUES (?, ?, ?)
-				ON CONFLICT(job_id, key) DO UPDATE SET value = excluded.value`, b.JobID, k, b.Tags[k]); err != nil {
-				return err
-			}
-		}
-		for _, a := range b.Artifacts {
-			at := a.CreatedAt
-			if at.IsZero() {
-				at = now
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO artifacts (job_id, key, filename, digest, size, created_at)
-				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, key) DO UPDATE SET filename = excluded.filename,
-				digest = excluded.digest, size = excluded.size, created_at = excluded.created_at`,
-				b.JobID, a.Key, a.Filename, a.Digest, a.Size, nanos(at)); err != nil {
-				return err
-			}
+		if err := w.flush(ctx, tx); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE projects SET updated_at = ? WHERE name = ?`, nanos(now), project); err != nil {
 			return err
@@ -86,33 +58,143 @@ func (s *Store) TrackBatch(ctx context.Context, b *store.TrackBatch) (bool, erro
 	return applied, err
 }
 
-func addProjectKey(ctx context.Context, tx *txn, project, kind, key string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO project_keys (project, kind, key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		project, kind, key)
+// trackWrites gathers the rows that batches of tracked values add, to insert them many rows
+// to a statement: a batch of a few values costs what it did row by row, and the many jobs of
+// an import cost a few statements each, not one per value.
+type trackWrites struct {
+	keys                                       map[[3]string]bool // project, kind, key
+	params, chunks, summaries, tags, artifacts *rowInserts
+}
+
+func newTrackWrites() *trackWrites {
+	return &trackWrites{
+		keys: map[[3]string]bool{},
+		params: &rowInserts{head: `INSERT INTO params (job_id, project, key, value, num) VALUES `, cols: 5,
+			tail: ` ON CONFLICT(job_id, key) DO UPDATE SET value = excluded.value, num = excluded.num`},
+		chunks: &rowInserts{head: `INSERT INTO metric_chunks (job_id, key, steps, vals, times) VALUES `, cols: 5},
+		summaries: &rowInserts{head: `INSERT INTO metric_summary (job_id, project, key, count, last, last_num, last_step,
+			min, max) VALUES `, cols: 9, tail: ` ON CONFLICT(job_id, key) DO UPDATE SET count = excluded.count,
+			last = excluded.last, last_num = excluded.last_num, last_step = excluded.last_step, min = excluded.min,
+			max = excluded.max`},
+		tags: &rowInserts{head: `INSERT INTO tags (job_id, key, value) VALUES `, cols: 3,
+			tail: ` ON CONFLICT(job_id, key) DO UPDATE SET value = excluded.value`},
+		artifacts: &rowInserts{head: `INSERT INTO artifacts (job_id, key, filename, digest, size, created_at) VALUES `,
+			cols: 6, tail: ` ON CONFLICT(job_id, key) DO UPDATE SET filename = excluded.filename,
+			digest = excluded.digest, size = excluded.size, created_at = excluded.created_at`},
+	}
+}
+
+// add gathers a batch's params, metric points, tags and artifacts for a job of project. A
+// fresh job has no values yet, so its metrics start at step 0 without reading their summaries.
+// Writes reach the database by flush, or earlier when enough rows have gathered.
+func (w *trackWrites) add(ctx context.Context, tx *txn, project string, b *store.TrackBatch, now time.Time, fresh bool) error {
+	for _, k := range sqlutil.SortedKeys(b.Params) {
+		w.keys[[3]string{project, "param", k}] = true
+		v := b.Params[k]
+		if err := w.params.add(ctx, tx, b.JobID, project, k, sqlutil.JSON(v), sqlutil.Num(v)); err != nil {
+			return err
+		}
+	}
+	for _, k := range sqlutil.SortedKeys(b.Metrics) {
+		w.keys[[3]string{project, "metric", k}] = true
+		pts := b.Metrics[k]
+		if len(pts) == 0 {
+			continue
+		}
+		var count int64
+		var minV, maxV *float64
+		if !fresh {
+			err := tx.QueryRowContext(ctx, `SELECT count, min, max FROM metric_summary WHERE job_id = ? AND key = ?`,
+				b.JobID, k).Scan(&count, &minV, &maxV)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		m := sqlutil.AppendMetric(count, minV, maxV, pts)
+		if err := w.chunks.add(ctx, tx, b.JobID, k, m.Steps, m.Values, m.Times); err != nil {
+			return err
+		}
+		if err := w.summaries.add(ctx, tx, b.JobID, project, k, m.Count, m.Last, m.LastNum, m.LastStep, m.Min, m.Max); err != nil {
+			return err
+		}
+	}
+	for _, k := range sqlutil.SortedKeys(b.Tags) {
+		if err := w.tags.add(ctx, tx, b.JobID, k, b.Tags[k]); err != nil {
+			return err
+		}
+	}
+	for _, a := range b.Artifacts {
+		at := a.CreatedAt
+		if at.IsZero() {
+			at = now
+		}
+		if err := w.artifacts.add(ctx, tx, b.JobID, a.Key, a.Filename, a.Digest, a.Size, nanos(at)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush writes what add gathered: the project's new columns, then the rows left.
+func (w *trackWrites) flush(ctx context.Context, tx *txn) error {
+	for _, k := range slices.SortedFunc(maps.Keys(w.keys), func(a, b [3]string) int { return slices.Compare(a[:], b[:]) }) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO project_keys (project, kind, key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			k[0], k[1], k[2]); err != nil {
+			return err
+		}
+	}
+	clear(w.keys)
+	for _, r := range []*rowInserts{w.params, w.chunks, w.summaries, w.tags, w.artifacts} {
+		if err := r.flush(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowsPerInsert is how many rows a full multi-row insert carries; its statement is prepared
+// once. The 9 columns of metric_summary make 576 parameters, far below SQLite's limit.
+const rowsPerInsert = 64
+
+// rowInserts gathers rows of one table and inserts them rowsPerInsert to a statement, the
+// rows left at flush one to a statement (so that only two statements per table are cached).
+// Rows are inserted in the order added, so later rows win an upsert.
+type rowInserts struct {
+	head, tail string
+	cols       int
+	args       []any
+	full, one  string // the statements, built on first use
+}
+
+func (r *rowInserts) add(ctx context.Context, tx *txn, row ...any) error {
+	r.args = append(r.args, row...)
+	if len(r.args) < r.cols*rowsPerInsert {
+		return nil
+	}
+	if r.full == "" {
+		r.full = r.statement(rowsPerInsert)
+	}
+	_, err := tx.ExecContext(ctx, r.full, r.args...)
+	r.args = r.args[:0]
 	return err
 }
 
-func appendMetric(ctx context.Context, tx *txn, jobID, project, key string, pts []atlas.MetricPoint) error {
-	if len(pts) == 0 {
-		return nil
+func (r *rowInserts) flush(ctx context.Context, tx *txn) error {
+	if r.one == "" && len(r.args) > 0 {
+		r.one = r.statement(1)
 	}
-	var count int64
-	var minV, maxV *float64
-	err := tx.QueryRowContext(ctx, `SELECT count, min, max FROM metric_summary WHERE job_id = ? AND key = ?`,
-		jobID, key).Scan(&count, &minV, &maxV)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
+	for i := 0; i < len(r.args); i += r.cols {
+		if _, err := tx.ExecContext(ctx, r.one, r.args[i:i+r.cols]...); err != nil {
+			return err
+		}
 	}
-	m := sqlutil.AppendMetric(count, minV, maxV, pts)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO metric_chunks (job_id, key, steps, vals, times) VALUES (?, ?, ?, ?, ?)`,
-		jobID, key, m.Steps, m.Values, m.Times); err != nil {
-		return err
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO metric_summary (job_id, project, key, count, last, last_num, last_step, min, max)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(job_id, key) DO UPDATE SET count = excluded.count,
-		last = excluded.last, last_num = excluded.last_num, last_step = excluded.last_step, min = excluded.min,
-		max = excluded.max`, jobID, project, key, m.Count, m.Last, m.LastNum, m.LastStep, m.Min, m.Max)
-	return err
+	r.args = r.args[:0]
+	return nil
+}
+
+func (r *rowInserts) statement(rows int) string {
+	row := "(" + placeholders(r.cols) + ")"
+	return r.head + strings.TrimSuffix(strings.Repeat(row+",", rows), ",") + r.tail
 }
 
 // Params implements store.Store.

@@ -308,6 +308,96 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.ErrorIs(t, err, atlas.ErrNotFound)
 	})
 
+	t.Run("JobsImport", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		require.NoError(t, s.JobInsert(ctx, newJob("before", "p")))
+		at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+		imported := func(id string, loss float64, code int) store.ImportedJob {
+			j := newJob(id, "p")
+			j.State, j.ExitCode, j.Name = atlas.StateCompleted, &code, "run-"+id
+			if code != 0 {
+				j.State = atlas.StateFailed
+			}
+			started, finished := at.Add(time.Second), at.Add(time.Minute)
+			j.CreatedAt, j.StartedAt, j.FinishedAt = at, &started, &finished
+			return store.ImportedJob{Job: j, Track: &store.TrackBatch{
+				Params:  map[string]any{"lr": loss / 10, "opt": "adam"},
+				Metrics: map[string][]atlas.MetricPoint{"loss": {{Step: 0, Value: loss * 2, Time: 1}, {Step: 1, Value: loss, Time: 2}}},
+				Tags:    map[string]string{"imported": "yes"},
+			}}
+		}
+		batch := []store.ImportedJob{imported("i1", 0.5, 0), imported("i2", 0.25, 1), {Job: imported("i3", 0, 0).Job}}
+		require.NoError(t, s.JobsImport(ctx, batch))
+		require.Less(t, batch[0].Job.Seq, batch[1].Job.Seq, "seqs in the order given")
+
+		got, err := s.JobGet(ctx, "i2")
+		require.NoError(t, err)
+		require.Equal(t, atlas.StateFailed, got.State)
+		require.Equal(t, 1, *got.ExitCode)
+		require.Equal(t, "run-i2", got.Name)
+		require.True(t, got.CreatedAt.Equal(at))
+		require.True(t, got.StartedAt.Equal(at.Add(time.Second)))
+		require.True(t, got.FinishedAt.Equal(at.Add(time.Minute)))
+		params, err := s.Params(ctx, []string{"i1", "i2", "i3"})
+		require.NoError(t, err)
+		require.Equal(t, map[string]any{"lr": 0.025, "opt": "adam"}, params["i2"])
+		require.Empty(t, params["i3"], "a job imported without values has none")
+		series, err := s.MetricSeries(ctx, "i1", "loss")
+		require.NoError(t, err)
+		require.Equal(t, []atlas.MetricPoint{{Step: 0, Value: 1.0, Time: 1}, {Step: 1, Value: 0.5, Time: 2}}, series)
+		tags, err := s.Tags(ctx, []string{"i1"})
+		require.NoError(t, err)
+		require.Equal(t, map[string]string{"imported": "yes"}, tags["i1"])
+		pk, mk, err := s.ProjectColumns(ctx, "p")
+		require.NoError(t, err)
+		require.Equal(t, []string{"lr", "opt"}, pk)
+		require.Equal(t, []string{"loss"}, mk)
+		list, total, err := s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "metric:loss", States: []atlas.State{atlas.StateCompleted, atlas.StateFailed}})
+		require.NoError(t, err)
+		require.Equal(t, 3, total)
+		require.Equal(t, []string{"i2", "i1", "i3"}, ids(list), "sorted by the imported metric's last value")
+
+		// All or none: a batch with a job that must be refused, or whose id exists, stores nothing.
+		queued := imported("q1", 1, 0)
+		queued.Job.State = atlas.StateQueued
+		require.ErrorIs(t, s.JobsImport(ctx, []store.ImportedJob{imported("x1", 1, 0), queued}), atlas.ErrInvalid)
+		require.ErrorIs(t, s.JobsImport(ctx, []store.ImportedJob{imported("x2", 1, 0), imported("i1", 1, 0)}), atlas.ErrConflict)
+		unfinished := imported("x3", 1, 0)
+		unfinished.Job.FinishedAt = nil
+		require.ErrorIs(t, s.JobsImport(ctx, []store.ImportedJob{unfinished}), atlas.ErrInvalid)
+		for _, id := range []string{"x1", "q1", "x2"} {
+			_, err := s.JobGet(ctx, id)
+			require.ErrorIs(t, err, atlas.ErrNotFound, id)
+		}
+		series, err = s.MetricSeries(ctx, "i1", "loss")
+		require.NoError(t, err)
+		require.Len(t, series, 2, "a refused import leaves what was stored")
+
+		// More values than one statement of a backend may carry.
+		var many []store.ImportedJob
+		var manyIDs []string
+		for i := range 150 {
+			ij := imported(fmt.Sprintf("m%03d", i), float64(i), 0)
+			ij.Track.Params["i"] = float64(i)
+			many = append(many, ij)
+			manyIDs = append(manyIDs, ij.Job.ID)
+		}
+		require.NoError(t, s.JobsImport(ctx, many))
+		params, err = s.Params(ctx, manyIDs)
+		require.NoError(t, err)
+		sums, err := s.MetricSummaries(ctx, manyIDs)
+		require.NoError(t, err)
+		require.Len(t, params, 150)
+		require.Len(t, sums, 150)
+		for i, id := range manyIDs {
+			require.Equal(t, map[string]any{"i": float64(i), "lr": float64(i) / 10, "opt": "adam"}, params[id], id)
+			require.Equal(t, float64(i), sums[id][0].Last, id)
+			require.EqualValues(t, 2, sums[id][0].Count, id)
+		}
+	})
+
 	t.Run("JobListSortFilterPage", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
