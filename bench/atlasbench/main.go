@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -493,11 +494,28 @@ func gen(args []string) error {
 	metrics := fs.Int("metrics", 20, "metrics per job")
 	points := fs.Int("points", 10, "points per metric")
 	project := fs.String("project", "big", "project name")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the generation to this file")
 	fs.Parse(args)
 	if *home == "" {
 		return fmt.Errorf("-home is required")
 	}
-	return generate(*home, *project, *jobs, *params, *metrics, *points)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	t0 := time.Now()
+	if err := generate(*home, *project, *jobs, *params, *metrics, *points); err != nil {
+		return err
+	}
+	fmt.Printf("generated %d jobs × %d params × %d metrics × %d points in %.1f s\n", *jobs, *params, *metrics, *points, time.Since(t0).Seconds())
+	return nil
 }
 
 func generate(home, project string, jobs, params, metrics, points int) error {
@@ -510,34 +528,21 @@ func generate(home, project string, jobs, params, metrics, points int) error {
 		return err
 	}
 	defer st.Close()
+	const chunk = 10000 // jobs per transaction
 	r := rand.New(rand.NewPCG(1, 2))
 	start := time.Now().Add(-time.Duration(jobs) * time.Minute)
+	batch := make([]store.ImportedJob, 0, chunk)
 	for i := 0; i < jobs; i++ {
 		created := start.Add(time.Duration(i) * time.Minute)
-		j := &atlas.Job{ID: uuid.NewString(), Project: project, User: []string{"alice", "bob", "carol"}[i%3],
-			State: atlas.StateQueued, Mode: atlas.ModeScheduled, Command: []string{"main.py"}, CreatedAt: created}
-		if err := st.JobInsert(ctx, j); err != nil {
-			return err
-		}
-		final := atlas.StateCompleted
+		started, finished := created.Add(20*time.Second), created.Add(40*time.Second)
+		state, code := atlas.StateCompleted, 0
 		if i%10 == 0 {
-			final = atlas.StateFailed
+			state, code = atlas.StateFailed, 1
 		}
-		for k, to := range []atlas.State{atlas.StateStarting, atlas.StateRunning, final} {
-			code := 0
-			p := &store.JobSetStateParams{ID: j.ID, To: to, At: created.Add(time.Duration(k) * 20 * time.Second)}
-			if to.Finished() {
-				if to == atlas.StateFailed {
-					code = 1
-				}
-				p.ExitCode = &code
-			}
-			if _, err := st.JobSetState(ctx, p); err != nil {
-				return err
-			}
-		}
-		b := &store.TrackBatch{JobID: j.ID, Params: map[string]any{}, Metrics: map[string][]atlas.MetricPoint{},
-			Tags: map[string]string{}}
+		j := &atlas.Job{ID: uuid.NewString(), Project: project, User: []string{"alice", "bob", "carol"}[i%3],
+			State: state, Mode: atlas.ModeScheduled, Command: []string{"main.py"}, CreatedAt: created,
+			StartedAt: &started, FinishedAt: &finished, ExitCode: &code}
+		b := &store.TrackBatch{Params: map[string]any{}, Metrics: map[string][]atlas.MetricPoint{}, Tags: map[string]string{}}
 		for p := 0; p < params; p++ {
 			if p%4 == 3 {
 				b.Params[fmt.Sprintf("p%02d", p)] = []string{"adam", "sgd", "rmsprop"}[r.IntN(3)]
@@ -555,8 +560,12 @@ func generate(home, project string, jobs, params, metrics, points int) error {
 		if i%50 == 0 {
 			b.Tags["best"] = ""
 		}
-		if _, err := st.TrackBatch(ctx, b); err != nil {
-			return err
+		batch = append(batch, store.ImportedJob{Job: j, Track: b})
+		if len(batch) == chunk || i == jobs-1 {
+			if err := st.JobsImport(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
 		}
 	}
 	return nil
