@@ -72,7 +72,7 @@ func (s *Store) JobInsert(ctx context.Context, j *atlas.Job) error {
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = time.Now().UTC()
 	}
-	return s.tx(ctx, func(tx *txn) error { return insertJob(ctx, tx, j) })
+	return s.tx(ctx, func(tx *txn) error { return insertJob(ctx, tx, j, 0) })
 }
 
 // JobsImport implements store.Store.
@@ -81,11 +81,25 @@ func (s *Store) JobsImport(ctx context.Context, jobs []store.ImportedJob) error 
 		return err
 	}
 	now := time.Now().UTC()
+	// The jobs are written in the order of their ids, which most of the indexes their rows go
+	// into begin with: each index is then filled in one sweep, not at random places (a large
+	// import would otherwise read and write most of an index's pages once per job). Seqs
+	// follow the order given.
+	order := make([]int, len(jobs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(jobs[a].Job.ID, jobs[b].Job.ID) })
 	return s.tx(ctx, func(tx *txn) error {
+		var next int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs`).Scan(&next); err != nil {
+			return err
+		}
 		projects := map[string]bool{}
 		w := newTrackWrites()
-		for _, ij := range jobs {
-			if err := insertJob(ctx, tx, ij.Job); err != nil {
+		for _, i := range order {
+			ij := jobs[i]
+			if err := insertJob(ctx, tx, ij.Job, next+int64(i)); err != nil {
 				return err
 			}
 			projects[ij.Job.Project] = true
@@ -110,8 +124,9 @@ func (s *Store) JobsImport(ctx context.Context, jobs []store.ImportedJob) error 
 	})
 }
 
-// insertJob stores a new job, its project if new, and assigns its Seq.
-func insertJob(ctx context.Context, tx *txn, j *atlas.Job) error {
+// insertJob stores a new job, its project if new, and gives it seq, or (when 0) the next
+// seq after every job's.
+func insertJob(ctx context.Context, tx *txn, j *atlas.Job, seq int64) error {
 	if err := ensureProject(ctx, tx, j.Project, j.CreatedAt); err != nil {
 		return err
 	}
@@ -120,8 +135,11 @@ func insertJob(ctx context.Context, tx *txn, j *atlas.Job) error {
 			return err
 		}
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs`).Scan(&j.Seq); err != nil {
-		return err
+	j.Seq = seq
+	if seq == 0 {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs`).Scan(&j.Seq); err != nil {
+			return err
+		}
 	}
 	var exitCode any
 	if j.ExitCode != nil {

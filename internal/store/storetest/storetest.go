@@ -379,7 +379,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		var many []store.ImportedJob
 		var manyIDs []string
 		for i := range 150 {
-			ij := imported(fmt.Sprintf("m%03d", i), float64(i), 0)
+			ij := imported(fmt.Sprintf("m%03d", 150-i), float64(i), 0) // ids against the order given
 			ij.Track.Params["i"] = float64(i)
 			many = append(many, ij)
 			manyIDs = append(manyIDs, ij.Job.ID)
@@ -391,6 +391,9 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 		require.Len(t, params, 150)
 		require.Len(t, sums, 150)
+		page, _, err := s.JobList(ctx, &store.JobListParams{Project: "p", Sort: "seq", Limit: 150, Offset: 4})
+		require.NoError(t, err)
+		require.Equal(t, manyIDs, ids(page), "seqs in the order given")
 		for i, id := range manyIDs {
 			require.Equal(t, map[string]any{"i": float64(i), "lr": float64(i) / 10, "opt": "adam"}, params[id], id)
 			require.Equal(t, float64(i), sums[id][0].Last, id)
