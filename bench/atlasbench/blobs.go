@@ -161,13 +161,16 @@ func blobRun(tmp, path, digest string, mb int, s3url string) error {
 }
 
 // peakRSS is a process's peak resident memory (VmHWM).
-func peakRSS(pid int) string {
+func peakRSS(pid int) string { return procStatus(pid, "VmHWM") }
+
+// procStatus is a memory field of /proc/<pid>/status (VmRSS, VmHWM) in MiB.
+func procStatus(pid int, field string) string {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return "unknown"
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(v)
 			if kb, err := strconv.Atoi(f[0]); err == nil {
 				return fmt.Sprintf("%d MiB", kb>>10)

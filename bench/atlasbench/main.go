@@ -575,20 +575,32 @@ func listing(args []string) error {
 	fs := flag.NewFlagSet("listing", flag.ExitOnError)
 	jobs := fs.Int("jobs", 10000, "jobs")
 	rounds := fs.Int("n", 50, "requests")
+	home := fs.String("home", "", "serve this FOUNDATIONS_HOME, filled by atlasbench gen, instead of generating one")
 	fs.Parse(args)
-	home, _ := os.MkdirTemp("", "atlasbench-")
-	defer os.RemoveAll(home)
-	t0 := time.Now()
-	if err := generate(home, "big", *jobs, 20, 20, 10); err != nil {
-		return err
+	if *home == "" {
+		dir, err := os.MkdirTemp("", "atlasbench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		t0 := time.Now()
+		if err := generate(dir, "big", *jobs, 20, 20, 10); err != nil {
+			return err
+		}
+		fmt.Printf("generated %d jobs × 20 params × 20 metrics × 10 points in %.1f s\n", *jobs, time.Since(t0).Seconds())
+		*home = dir
 	}
-	fmt.Printf("generated %d jobs × 20 params × 20 metrics × 10 points in %.1f s\n", *jobs, time.Since(t0).Seconds())
-	srv, err := startServer(home, "--executor", "process")
+	srv, err := startServer(*home, "--executor", "process")
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
+	defer func() {
+		fmt.Printf("server memory: %s resident, %s at its peak\n", procStatus(srv.cmd.Process.Pid, "VmRSS"),
+			procStatus(srv.cmd.Process.Pid, "VmHWM"))
+		srv.stop()
+	}()
 	for _, q := range []string{
+		"project=big&sort=metric:m07&desc=true&limit=100",
 		"project=big&sort=metric:m07&desc=true&limit=50",
 		"project=big&sort=param:p05&limit=50",
 		"project=big&limit=50",
