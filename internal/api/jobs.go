@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/executor"
 	"github.com/atlasgo/atlas/internal/jobs"
@@ -61,16 +63,17 @@ func (s *Server) enrich(ctx context.Context, jobs []*sdk.Job, perJob int) error 
 	for i, j := range jobs {
 		ids[i] = j.ID
 	}
-	params, err := s.cfg.Store.Params(ctx, ids)
-	if err != nil {
-		return err
-	}
-	metrics, err := s.cfg.Store.MetricSummaries(ctx, ids)
-	if err != nil {
-		return err
-	}
-	tags, err := s.cfg.Store.Tags(ctx, ids)
-	if err != nil {
+	// Three reads of their own, at once: the store reads on several connections.
+	var (
+		params  map[string]map[string]any
+		metrics map[string][]atlas.MetricSummary
+		tags    map[string]map[string]string
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { params, err = s.cfg.Store.Params(gctx, ids); return err })
+	g.Go(func() (err error) { metrics, err = s.cfg.Store.MetricSummaries(gctx, ids); return err })
+	g.Go(func() (err error) { tags, err = s.cfg.Store.Tags(gctx, ids); return err })
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	for _, j := range jobs {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/store"
 	"github.com/atlasgo/atlas/internal/store/sqlutil"
@@ -87,26 +89,41 @@ func List(ctx context.Context, db DB, p *store.JobListParams) ([]*atlas.Job, int
 		dir = "DESC"
 	}
 	a := l.args()
-	total, err := count(ctx, db, a.query(`SELECT COUNT(*) FROM jobs j`+where(l.where(a, true))))
-	if err != nil {
+	countQuery := a.query(`SELECT COUNT(*) FROM jobs j` + where(l.where(a, true)))
+	if p.Limit <= 0 { // the page is every job: its size is the count
+		total, err := count(ctx, db, countQuery)
+		if err != nil {
+			return nil, 0, err
+		}
+		jobs, err := l.page(ctx, db, sort, dir, total)
+		return jobs, total, err
+	}
+	// The count and the page are read at once, on two of the store's connections.
+	var (
+		total int
+		jobs  []*atlas.Job
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { total, err = count(gctx, db, countQuery); return err })
+	g.Go(func() (err error) { jobs, err = l.page(gctx, db, sort, dir, p.Limit); return err })
+	if err := g.Wait(); err != nil {
 		return nil, 0, err
 	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = total
-	}
+	return jobs, total, nil
+}
+
+// page reads limit jobs of the listing from its offset, in the order of sort.
+func (l *listing) page(ctx context.Context, db DB, sort sqlutil.Column, dir string, limit int) ([]*atlas.Job, error) {
 	if sort.Kind == sqlutil.JobColumn {
 		a := l.args()
 		order := l.column(a, sort, false) + " " + dir
 		if sort.Nullable() {
 			order += " NULLS LAST"
 		}
-		jobs, err := db.Jobs(ctx, a.query(`FROM jobs j`+where(l.where(a, true))+` ORDER BY `+order+`, j.seq `+dir+
-			` LIMIT `+a.Add(limit)+` OFFSET `+a.Add(p.Offset)))
-		return jobs, total, err
+		return db.Jobs(ctx, a.query(`FROM jobs j`+where(l.where(a, true))+` ORDER BY `+order+`, j.seq `+dir+
+			` LIMIT `+a.Add(limit)+` OFFSET `+a.Add(l.p.Offset)))
 	}
-	jobs, err := l.byKey(ctx, db, sort, dir, limit)
-	return jobs, total, err
+	return l.byKey(ctx, db, sort, dir, limit)
 }
 
 // byKey reads a page of jobs sorted by a param or metric in three runs (sqlutil.PageByKey),

@@ -200,13 +200,16 @@ func (r *rowInserts) statement(rows int) string {
 // Params implements store.Store.
 func (s *Store) Params(ctx context.Context, jobIDs []string) (map[string]map[string]any, error) {
 	out := map[string]map[string]any{}
-	err := s.forChunks(ctx, jobIDs, `SELECT job_id, key, value FROM params WHERE job_id IN (%s)`, func(rows *sql.Rows) error {
-		var id, k, v string
-		if err := rows.Scan(&id, &k, &v); err != nil {
+	err := s.forChunks(ctx, jobIDs, `SELECT job_id, key, value, num FROM params WHERE job_id IN (%s)`, func(rows *sql.Rows) error {
+		var (
+			id, k, v string
+			num      sql.NullFloat64
+		)
+		if err := rows.Scan(&id, &k, &v, &num); err != nil {
 			return err
 		}
-		var x any
-		if err := json.Unmarshal([]byte(v), &x); err != nil {
+		x, err := sqlutil.Value(num.Float64, num.Valid, v)
+		if err != nil {
 			return err
 		}
 		if out[id] == nil {
@@ -221,17 +224,18 @@ func (s *Store) Params(ctx context.Context, jobIDs []string) (map[string]map[str
 // MetricSummaries implements store.Store.
 func (s *Store) MetricSummaries(ctx context.Context, jobIDs []string) (map[string][]atlas.MetricSummary, error) {
 	out := map[string][]atlas.MetricSummary{}
-	err := s.forChunks(ctx, jobIDs, `SELECT job_id, key, count, last, last_step, min, max FROM metric_summary
+	err := s.forChunks(ctx, jobIDs, `SELECT job_id, key, count, last, last_num, last_step, min, max FROM metric_summary
 		WHERE job_id IN (%s) ORDER BY job_id, key`, func(rows *sql.Rows) error {
 		var (
-			id, last string
-			m        atlas.MetricSummary
-			mn, mx   sql.NullFloat64
+			id, last        string
+			m               atlas.MetricSummary
+			lastNum, mn, mx sql.NullFloat64
 		)
-		if err := rows.Scan(&id, &m.Key, &m.Count, &last, &m.LastStep, &mn, &mx); err != nil {
+		if err := rows.Scan(&id, &m.Key, &m.Count, &last, &lastNum, &m.LastStep, &mn, &mx); err != nil {
 			return err
 		}
-		if err := json.Unmarshal([]byte(last), &m.Last); err != nil {
+		var err error
+		if m.Last, err = sqlutil.Value(lastNum.Float64, lastNum.Valid, last); err != nil {
 			return err
 		}
 		if mn.Valid {
