@@ -317,29 +317,41 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 			return atlas.Invalidf("invalid offset %q", v)
 		}
 	}
-	ctx := r.Context()
 	s.cfg.Jobs.Scope(callerOf(r), p)
-	jobs, total, err := s.cfg.Store.JobList(ctx, p)
-	if err != nil {
-		return err
-	}
-	out := &sdk.JobList{Jobs: make([]*sdk.Job, len(jobs)), Total: total}
-	for i, j := range jobs {
-		out.Jobs[i] = toWire(j)
-	}
-	if err := s.enrich(ctx, out.Jobs, listedKeys); err != nil {
-		return err
-	}
+	// The page (then what its jobs tracked), the count and the project's columns are read at
+	// once: the store reads on several connections.
+	out := &sdk.JobList{}
+	g, ctx := errgroup.WithContext(r.Context())
+	g.Go(func() error {
+		page := *p
+		page.SkipTotal = true
+		jobs, _, err := s.cfg.Store.JobList(ctx, &page)
+		if err != nil {
+			return err
+		}
+		out.Jobs = make([]*sdk.Job, len(jobs))
+		for i, j := range jobs {
+			out.Jobs[i] = toWire(j)
+		}
+		return s.enrich(ctx, out.Jobs, listedKeys)
+	})
+	g.Go(func() (err error) { out.Total, err = s.cfg.Store.JobCount(ctx, p); return err })
 	// A project's param and metric names are of every user's jobs: not for a job's token,
 	// which reads only its own user's jobs.
 	if p.Project != "" && callerOf(r).JobID == "" {
-		if out.Params, out.Metrics, err = s.cfg.Store.ProjectColumns(ctx, p.Project); err != nil {
-			return err
-		}
-		if len(out.Params) > listedColumns || len(out.Metrics) > listedColumns {
-			out.Params, out.Metrics = out.Params[:min(len(out.Params), listedColumns)], out.Metrics[:min(len(out.Metrics), listedColumns)]
-			out.ColumnsTruncated = true
-		}
+		g.Go(func() (err error) {
+			if out.Params, out.Metrics, err = s.cfg.Store.ProjectColumns(ctx, p.Project); err != nil {
+				return err
+			}
+			if len(out.Params) > listedColumns || len(out.Metrics) > listedColumns {
+				out.Params, out.Metrics = out.Params[:min(len(out.Params), listedColumns)], out.Metrics[:min(len(out.Metrics), listedColumns)]
+				out.ColumnsTruncated = true
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

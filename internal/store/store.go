@@ -31,8 +31,10 @@ type Store interface {
 	// prefix itself first, then by length and id), at most limit of them, and how many there
 	// are in all.
 	JobIDsByPrefix(ctx context.Context, prefix string, limit int) ([]string, int, error)
-	// JobList returns one page of jobs and the total number matching.
+	// JobList returns one page of jobs and the total number matching (-1 with SkipTotal).
 	JobList(ctx context.Context, p *JobListParams) ([]*atlas.Job, int, error)
+	// JobCount returns how many jobs JobList would count as its total.
+	JobCount(ctx context.Context, p *JobListParams) (int, error)
 	// JobValues returns the given columns ("param:<key>", "metric:<key>": the last value) of
 	// every job matching p, in submit order; Sort, Limit and Offset are ignored. It feeds
 	// charts over a whole project without sending whole jobs.
@@ -160,6 +162,9 @@ type JobListParams struct {
 	// Limit is the size of a page; 0 or less is every job. A negative Offset is ErrInvalid.
 	Limit  int
 	Offset int
+	// SkipTotal leaves the total uncounted (JobList returns -1) when Limit is above 0: for a
+	// caller that asks JobCount at the same time.
+	SkipTotal bool
 }
 
 // Filter narrows a job list. Field is id, name, state, user, project, mode, created_at, started_at,

@@ -38,6 +38,11 @@ func (ts *timedStore) JobList(ctx context.Context, p *store.JobListParams) ([]*a
 	return ts.Store.JobList(ctx, p)
 }
 
+func (ts *timedStore) JobCount(ctx context.Context, p *store.JobListParams) (int, error) {
+	defer ts.t.observeStore("JobCount", time.Now())
+	return ts.Store.JobCount(ctx, p)
+}
+
 func (ts *timedStore) JobValues(ctx context.Context, p *store.JobListParams, columns []string) (*store.Values, error) {
 	defer ts.t.observeStore("JobValues", time.Now())
 	return ts.Store.JobValues(ctx, p, columns)

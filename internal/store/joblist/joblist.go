@@ -88,10 +88,12 @@ func List(ctx context.Context, db DB, p *store.JobListParams) ([]*atlas.Job, int
 	if p.Desc {
 		dir = "DESC"
 	}
-	a := l.args()
-	countQuery := a.query(`SELECT COUNT(*) FROM jobs j` + where(l.where(a, true)))
+	if p.Limit > 0 && p.SkipTotal {
+		jobs, err := l.page(ctx, db, sort, dir, p.Limit)
+		return jobs, -1, err
+	}
 	if p.Limit <= 0 { // the page is every job: its size is the count
-		total, err := count(ctx, db, countQuery)
+		total, err := l.count(ctx, db)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -104,12 +106,27 @@ func List(ctx context.Context, db DB, p *store.JobListParams) ([]*atlas.Job, int
 		jobs  []*atlas.Job
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { total, err = count(gctx, db, countQuery); return err })
+	g.Go(func() (err error) { total, err = l.count(gctx, db); return err })
 	g.Go(func() (err error) { jobs, err = l.page(gctx, db, sort, dir, p.Limit); return err })
 	if err := g.Wait(); err != nil {
 		return nil, 0, err
 	}
 	return jobs, total, nil
+}
+
+// Count returns how many jobs p selects (store.Store.JobCount).
+func Count(ctx context.Context, db DB, p *store.JobListParams) (int, error) {
+	l, err := parse(db, p)
+	if err != nil {
+		return 0, err
+	}
+	return l.count(ctx, db)
+}
+
+// count is how many jobs the listing selects.
+func (l *listing) count(ctx context.Context, db DB) (int, error) {
+	a := l.args()
+	return count(ctx, db, a.query(`SELECT COUNT(*) FROM jobs j`+where(l.where(a, true))))
 }
 
 // page reads limit jobs of the listing from its offset, in the order of sort.

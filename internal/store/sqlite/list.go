@@ -16,6 +16,11 @@ func (s *Store) JobList(ctx context.Context, p *store.JobListParams) ([]*atlas.J
 	return joblist.List(ctx, lister{s.r.DB}, p)
 }
 
+// JobCount implements store.Store with the listing of internal/store/joblist.
+func (s *Store) JobCount(ctx context.Context, p *store.JobListParams) (int, error) {
+	return joblist.Count(ctx, lister{s.r.DB}, p)
+}
+
 // JobValues implements store.Store with the listing of internal/store/joblist.
 func (s *Store) JobValues(ctx context.Context, p *store.JobListParams, columns []string) (*store.Values, error) {
 	return joblist.Values(ctx, lister{s.r.DB}, p, columns)

@@ -309,6 +309,17 @@ func exerciseListing(t *testing.T, newStore func(t *testing.T) store.Store) {
 				slices.Sort(got)
 				require.Equal(t, nonNil(tc.want), nonNil(got), "%s (sort %s)", tc.name, sortBy)
 				require.Equal(t, len(tc.want), total, tc.name)
+				n, err := s.JobCount(ctx, p)
+				require.NoError(t, err, tc.name)
+				require.Equal(t, len(tc.want), n, "%s: count", tc.name)
+				// Uncounted, the same page.
+				p.Limit, p.SkipTotal = 100, true
+				jobs, total, err = s.JobList(ctx, p)
+				require.NoError(t, err, tc.name)
+				require.Equal(t, -1, total, tc.name)
+				got2 := ids(jobs)
+				slices.Sort(got2)
+				require.Equal(t, nonNil(got), nonNil(got2), "%s (sort %s, uncounted)", tc.name, sortBy)
 			}
 			vals, err := s.JobValues(ctx, &store.JobListParams{Project: project, States: tc.states, Filters: tc.filters}, []string{"param:lr"})
 			require.NoError(t, err, tc.name)
