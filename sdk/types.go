@@ -1,6 +1,11 @@
 package sdk
 
-import "time"
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
 
 // Job states.
 const (
@@ -218,10 +223,53 @@ type TrackBatch struct {
 }
 
 // MetricBatch holds new points of one metric, column-wise. Steps and Times may be empty.
+//
+// Each column may come packed instead: ValuesF64 for Values (finite numbers only), StepsI64
+// for Steps, TimesNs for Times (unix nanoseconds). Packed columns cost a fraction of JSON
+// numbers to write and to read, which matters at a million points a second. A column comes
+// one way or the other, not both; the forms mix freely across columns.
 type MetricBatch struct {
-	Values []any     `json:"values"`
-	Steps  []int64   `json:"steps,omitempty"`
-	Times  []float64 `json:"times,omitempty"`
+	Values    []any     `json:"values,omitempty"`
+	Steps     []int64   `json:"steps,omitempty"`
+	Times     []float64 `json:"times,omitempty"`
+	ValuesF64 Packed    `json:"values_f64,omitempty"`
+	StepsI64  Packed    `json:"steps_i64,omitempty"`
+	TimesNs   Packed    `json:"times_ns,omitempty"`
+}
+
+// Packed is a packed column of a MetricBatch: 8-byte little-endian numbers (float64 or int64)
+// one after the other; in JSON, a string of their hexadecimal digits (hex is several times
+// cheaper than base64 for Python to write).
+type Packed []byte
+
+// MarshalJSON implements json.Marshaler.
+func (p Packed) MarshalJSON() ([]byte, error) {
+	out := make([]byte, 0, 2*len(p)+2)
+	out = append(out, '"')
+	out = hex.AppendEncode(out, p)
+	return append(out, '"'), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (p *Packed) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return err
+	}
+	return p.setHex([]byte(s))
+}
+
+// setHex sets p from hexadecimal digits.
+func (p *Packed) setHex(digits []byte) error {
+	out := make([]byte, hex.DecodedLen(len(digits)))
+	if _, err := hex.Decode(out, digits); err != nil {
+		return fmt.Errorf("a packed column is not hexadecimal digits: %w", err)
+	}
+	*p = out
+	return nil
 }
 
 // TrackResult answers a track batch.

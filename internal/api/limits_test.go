@@ -17,7 +17,7 @@ import (
 	"github.com/atlasgo/atlas/internal/store/sqlite"
 )
 
-func newTestServer(t *testing.T, cfg Config) *httptest.Server {
+func newTestServer(t testing.TB, cfg Config) *httptest.Server {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "atlas.db"))

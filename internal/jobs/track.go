@@ -4,9 +4,12 @@ package jobs
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/bits"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -64,6 +67,104 @@ func metricValue(key string, v any) (any, error) {
 	return nil, atlas.Invalidf("metric %s: value must be a number or a string, got %s", atlas.Shorten(key), jsonKind(v))
 }
 
+// metricPoints checks the points of one metric of a batch, each column in JSON or packed
+// (sdk.MetricBatch), and returns them; a point without a step has step -1 (the next one), one
+// without a time has now.
+func metricPoints(k string, m *sdk.MetricBatch, now float64) ([]atlas.MetricPoint, error) {
+	n := len(m.Values)
+	if len(m.ValuesF64) > 0 {
+		if n > 0 {
+			return nil, atlas.Invalidf("metric %s: both values and values_f64 given", atlas.Shorten(k))
+		}
+		if len(m.ValuesF64)%8 != 0 {
+			return nil, atlas.Invalidf("metric %s: values_f64 holds %d bytes, not a whole number of 8-byte floats", atlas.Shorten(k), len(m.ValuesF64))
+		}
+		n = len(m.ValuesF64) / 8
+	}
+	for _, c := range []struct {
+		name, packed string
+		json, bytes  int
+	}{{"steps", "steps_i64", len(m.Steps), len(m.StepsI64)}, {"times", "times_ns", len(m.Times), len(m.TimesNs)}} {
+		switch {
+		case c.json > 0 && c.bytes > 0:
+			return nil, atlas.Invalidf("metric %s: both %s and %s given", atlas.Shorten(k), c.name, c.packed)
+		case c.json > 0 && c.json != n:
+			return nil, atlas.Invalidf("metric %s: %d %s for %d values", atlas.Shorten(k), c.json, c.name, n)
+		case c.bytes > 0 && c.bytes != 8*n:
+			return nil, atlas.Invalidf("metric %s: %s holds %d bytes for %d values; want %d", atlas.Shorten(k), c.packed, c.bytes, n, 8*n)
+		}
+	}
+	le, packed := binary.LittleEndian, len(m.ValuesF64) > 0
+	pts := make([]atlas.MetricPoint, n)
+	for i := range pts {
+		p := &pts[i]
+		p.Step, p.Time = -1, now
+		if packed {
+			f := math.Float64frombits(le.Uint64(m.ValuesF64[8*i:]))
+			if math.IsInf(f, 0) || math.IsNaN(f) {
+				return nil, atlas.Invalidf("metric %s: value %v is out of range (metrics must be finite numbers)", atlas.Shorten(k), f)
+			}
+			p.Value = f
+		} else {
+			v, err := metricValue(k, m.Values[i])
+			if err != nil {
+				return nil, err
+			}
+			p.Value = v
+		}
+		switch {
+		case len(m.Steps) > 0:
+			p.Step = m.Steps[i]
+		case len(m.StepsI64) > 0:
+			p.Step = int64(le.Uint64(m.StepsI64[8*i:]))
+		}
+		switch {
+		case len(m.Times) > 0:
+			p.Time = m.Times[i]
+		case len(m.TimesNs) > 0:
+			p.Time = nanosToSeconds(int64(le.Uint64(m.TimesNs[8*i:])))
+		}
+	}
+	return pts, nil
+}
+
+// nanosToSeconds is unix nanoseconds as float seconds, rounded to the nearest float as the
+// JSON form of the same time ("<ns>e-9", what the Python SDK writes) is read, so that both
+// forms store the same time: a float estimate, checked (and moved by one float if need be)
+// with exact integer arithmetic; before 1970-01-01T00:00:01, strconv does it.
+func nanosToSeconds(ns int64) float64 {
+	const billion = 1e9
+	if ns < billion {
+		f, _ := strconv.ParseFloat(strconv.FormatInt(ns, 10)+"e-9", 64)
+		return f
+	}
+	c := float64(ns/billion) + float64(ns%billion)/billion // within one float of the answer
+	for range 3 {
+		// c = m·2^e, 1 <= c < 2^34 so -52 <= e <= -19. c is the nearest float to ns/1e9 when
+		// |c - ns/1e9| < 2^(e-1), i.e. |d| < 1e9 for d = 2m·1e9 - ns·2^(1-e), in 128 bits.
+		b := math.Float64bits(c)
+		m, k := b&(1<<52-1)|1<<52, uint(1-(int(b>>52&0x7ff)-1075))
+		hi, lo := bits.Mul64(2*m, billion)
+		lo, borrow := bits.Sub64(lo, uint64(ns)<<k, 0)
+		hi, _ = bits.Sub64(hi, uint64(ns)>>(64-k), borrow)
+		neg := int64(hi) < 0
+		if neg { // |d|
+			var carry uint64
+			lo, carry = bits.Add64(^lo, 1, 0)
+			hi = ^hi + carry
+		}
+		switch {
+		case hi == 0 && lo < billion:
+			return c
+		case neg:
+			c = math.Nextafter(c, math.Inf(1))
+		default:
+			c = math.Nextafter(c, 0)
+		}
+	}
+	return c // not reached: the estimate is at most one float off
+}
+
 func jsonKind(v any) string {
 	switch v.(type) {
 	case nil:
@@ -114,25 +215,9 @@ func (s *Service) trackBatch(ctx context.Context, jobID string, b *sdk.TrackBatc
 		if err := validKey("metric", k); err != nil {
 			return nil, err
 		}
-		if len(m.Steps) != 0 && len(m.Steps) != len(m.Values) {
-			return nil, atlas.Invalidf("metric %q: %d steps for %d values", k, len(m.Steps), len(m.Values))
-		}
-		if len(m.Times) != 0 && len(m.Times) != len(m.Values) {
-			return nil, atlas.Invalidf("metric %q: %d times for %d values", k, len(m.Times), len(m.Values))
-		}
-		pts := make([]atlas.MetricPoint, len(m.Values))
-		for i, v := range m.Values {
-			val, err := metricValue(k, v)
-			if err != nil {
-				return nil, err
-			}
-			pts[i] = atlas.MetricPoint{Step: -1, Value: val, Time: now}
-			if len(m.Steps) > 0 {
-				pts[i].Step = m.Steps[i]
-			}
-			if len(m.Times) > 0 {
-				pts[i].Time = m.Times[i]
-			}
+		pts, err := metricPoints(k, &m, now)
+		if err != nil {
+			return nil, err
 		}
 		out.Metrics[k] = pts
 	}
