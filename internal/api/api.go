@@ -10,6 +10,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -173,6 +174,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // page of another site can send text/plain, form or multipart bodies without asking first,
 // never application/json.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if err := checkJSON(r); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.UseNumber()
+	return bodyError(dec.Decode(v))
+}
+
+// readJSON reads a JSON body of at most limit bytes whole, for a route that decodes it
+// itself; the body must say it is JSON, as for decode.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if err := checkJSON(r); err != nil {
+		return nil, err
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n > 0 && n <= limit { // one buffer of the right size
+		data := make([]byte, n)
+		_, err := io.ReadFull(body, data)
+		return data, bodyError(err)
+	}
+	data, err := io.ReadAll(body)
+	return data, bodyError(err)
+}
+
+func checkJSON(r *http.Request) error {
 	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
 		got := "none"
 		if ct != "" {
@@ -181,17 +207,17 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		return &httpError{status: http.StatusUnsupportedMediaType,
 			msg: "the request body must be JSON, sent with Content-Type: application/json (got " + got + ")"}
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return atlas.Invalidf("invalid JSON body: %v", err)
-	}
 	return nil
+}
+
+// bodyError is the error of reading or decoding a request body: a body over the limit as it
+// is (413), anything else an invalid body (400).
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if err == nil || errors.As(err, &mbe) {
+		return err
+	}
+	return atlas.Invalidf("invalid JSON body: %v", err)
 }
 
 // isJSON reports whether a Content-Type header is application/json (parameters such as

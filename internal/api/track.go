@@ -13,9 +13,13 @@ import (
 const trackLimit = 64 << 20
 
 func (s *Server) track(w http.ResponseWriter, r *http.Request) error {
-	var b sdk.TrackBatch
-	if err := decode(w, r, trackLimit, &b); err != nil {
+	data, err := readJSON(w, r, trackLimit)
+	if err != nil {
 		return err
+	}
+	var b sdk.TrackBatch
+	if err := sdk.DecodeTrackBatch(data, &b); err != nil {
+		return bodyError(err)
 	}
 	applied, err := s.cfg.Jobs.Track(r.Context(), callerOf(r), r.PathValue("id"), &b)
 	if err != nil {

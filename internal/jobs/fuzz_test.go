@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"path/filepath"
@@ -24,6 +23,8 @@ func FuzzTrackBatch(f *testing.F) {
 		`{"params":{"":1}}`,
 		`{"metrics":{"λ":{"values":[1e400]}}}`,
 		`[]`, `null`, `{"seq":-1,"writer":"w"}`,
+		`{"writer":"w","seq":2,"metrics":{"loss":{"values_f64":"9a9999999999b93f000000000000f87f","steps_i64":"0100000000000000ffffffffffffff7f","times_ns":"15a05f8f047c9a1716a05f8f047c9a17"}}}`,
+		`{"metrics":{"m":{"values_f64":"000000000000f07f","times_ns":"01"},"n":{"values":["a"],"steps_i64":"0100000000000000"}}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -34,9 +35,7 @@ func FuzzTrackBatch(f *testing.F) {
 	s := New(Config{Blobs: blobs})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var b sdk.TrackBatch
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		if dec.Decode(&b) != nil {
+		if sdk.DecodeTrackBatch(data, &b) != nil {
 			return
 		}
 		out, err := s.trackBatch(t.Context(), "job", &b)

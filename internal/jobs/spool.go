@@ -3,7 +3,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,9 +59,7 @@ func (s *Service) DrainSpool(ctx context.Context, jobID, dir string) error {
 				return err
 			}
 			var b sdk.TrackBatch
-			dec := json.NewDecoder(bytes.NewReader(data))
-			dec.UseNumber()
-			if err := dec.Decode(&b); err != nil {
+			if err := sdk.DecodeTrackBatch(data, &b); err != nil {
 				s.cfg.Logger.Warn("unreadable batch in a job's spool", "job", jobID, "file", filepath.Join(wdir, n), "err", err)
 				continue
 			}
