@@ -17,8 +17,9 @@ import math
 import numbers
 import os
 import sys
+import time
 
-from . import _config, _tracker
+from . import _config, _delivery, _tracker
 from ._deployment import DeploymentWrapper, get_metrics_for_all_jobs, submit
 from ._search import Search, search, should_stop
 from ._syncable import SyncableDirectory, create_syncable_directory, set_tensorboard_logdir
@@ -27,7 +28,7 @@ from . import artifacts, parameters  # noqa: E402 (Atlas's module paths: foundat
 __version__ = "0.1.0"
 
 __all__ = [
-    "log_param", "log_params", "log_metric", "set_tag", "save_artifact", "load_parameters", "submit",
+    "log_param", "log_params", "log_metric", "log_metrics", "set_tag", "save_artifact", "load_parameters", "submit",
     "get_metrics_for_all_jobs", "set_project_name", "create_syncable_directory", "set_tensorboard_logdir",
     "DeploymentWrapper", "SyncableDirectory", "artifacts", "parameters", "search", "should_stop", "Search",
 ]
@@ -119,21 +120,52 @@ def _metric_value(key, value):
 
 _FLOAT_MAX = sys.float_info.max
 _INT_LIMIT = 2 ** 63
+_EXACT = _delivery.EXACT
+_LOWEST_FLOAT, _LOWEST_EXACT = -_FLOAT_MAX, -_EXACT
 MAX_STRING = 10000
-_known_keys = set()  # metric names already checked, for the fast path
-_add_point = None  # the job's Writer.add_point, once there is a job
+_fast = {}  # once there is a job, its Writer.fast: how log_metric adds a plain point itself
+_now = time.time_ns
 
 
 def log_metric(key, value, step=None):
     """Logs a metric. Repeated calls with the same key make a series (with steps 0, 1, 2...
-    unless step is given). value: a number (numpy scalars too), a string, or a list of them."""
-    global _add_point
-    # Fast path: a known name and a plain finite float or int (the comparisons are False for NaN and inf).
-    if step is None and _add_point is not None and type(key) is str and key in _known_keys:
+    unless step is given). value: a number (numpy scalars too), a string, or a list (or numpy
+    array) of them, logged one point each, with steps step, step + 1... when step is given."""
+    global _fast
+    # Fast path: a known name and a plain finite float, or an integer float64 holds exactly
+    # (the comparisons are False for NaN and inf). See Writer.fast.
+    if type(key) is str:
         t = type(value)
-        if (t is float and -_FLOAT_MAX <= value <= _FLOAT_MAX) or (t is int and -_INT_LIMIT <= value <= _INT_LIMIT):
-            _add_point(key, value)
-            return
+        if (t is float and _LOWEST_FLOAT <= value <= _FLOAT_MAX) or (t is int and _LOWEST_EXACT <= value <= _EXACT):
+            try:
+                add = _fast[key]
+            except KeyError:
+                pass
+            else:
+                if step is None:
+                    add[0](value)
+                    add[1](_now())
+                    return
+                if type(step) is int and step >= 0:
+                    add[2](key, value, step)
+                    return
+    checked, values, step = _metric_points(key, value, step)
+    job = _job()
+    if job is not None:
+        _fast = _add_points(job.writer, checked, values, step)
+
+
+def _add_points(writer, key, values, step):
+    """Adds checked points to the job's writer; returns the keys of log_metric's fast path."""
+    writer.add_values(key, values, step)
+    writer.allow_fast(key)
+    return writer.fast
+
+
+def _metric_points(key, value, step):
+    """Checks a log_metric call; returns the metric's name, its values (an array('d') when all
+    are finite numbers float64 holds exactly: the quick path of long lists; else a list) and
+    its step."""
     if not isinstance(key, str):  # as Atlas: a metric's name is a string
         raise ValueError("Invalid metric name {}: want a string, got {}".format(_short(repr(key)), type(key).__name__))
     checked = _check_key("metric", key)
@@ -144,17 +176,25 @@ def log_metric(key, value, step=None):
     if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        values = [_metric_value(checked, v) for v in value]
-    else:
-        values = [_metric_value(checked, value)]
-    if type(key) is str and len(_known_keys) < 100_000:
-        _known_keys.add(key)
+        packed = _delivery.exact_floats(value)
+        if packed is not None and math.isfinite(sum(packed)):  # else (NaN, inf, or a sum beyond floats): one by one
+            return checked, packed, step
+        return checked, [_metric_value(checked, v) for v in value], step
+    return checked, [_metric_value(checked, value)], step
+
+
+def log_metrics(metrics, step=None):
+    """Logs several metrics at once: {key: value}, each value as log_metric takes it (a number,
+    a string, or a list or numpy array of them), all with the same step when step is given.
+    Nothing is logged if any of them is refused."""
+    global _fast
+    if not isinstance(metrics, dict):
+        raise TypeError("log_metrics: want a dict, got {}".format(type(metrics).__name__))
+    checked = [_metric_points(k, v, step) for k, v in metrics.items()]
     job = _job()
-    if job is None:
-        return
-    _add_point = job.writer.add_point
-    for i, v in enumerate(values):
-        job.writer.add_metric(checked, v, None if step is None else step + i)
+    if job is not None:
+        for key, values, step in checked:
+            _fast = _add_points(job.writer, key, values, step)
 
 
 def _param_value(key, value):

@@ -139,7 +139,7 @@ class Client:
                 self.close()
                 # A kept-alive connection the server closed: retry once on a fresh one.
                 reused = isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError))
-                if attempt == 0 and reused and (body is None or isinstance(body, (bytes, str))):
+                if attempt == 0 and reused and (body is None or isinstance(body, (bytes, str, memoryview))):
                     continue
                 raise Unreachable("Cannot currently find Atlas server at {}. Start Atlas server with "
                                   "`atlas-server start`. ({})".format(self.base_url, e)) from None

@@ -7,13 +7,21 @@ file only once the server acknowledged it. The server applies each (writer, seq)
 resent after a timeout or a server restart is stored exactly once. If the process ends while the
 server is unreachable, the spool stays on disk and the next process that tracks anything
 resends it (resend_orphans).
+
+Metric points are kept as packed float64 values and int64 nanosecond times (array), and sent so
+(hex digits in the JSON: values_f64, steps_i64, times_ns): appending and encoding a point then
+cost tens of nanoseconds, where JSON numbers cost several hundred.
 """
+import binascii
+import itertools
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 import uuid
+from array import array
 
 from . import _bundle, _config, _output
 from ._client import APIError, Client, Unreachable, quote
@@ -25,6 +33,10 @@ MAX_AHEAD = 2  # batches taken and not yet acknowledged: one being sent, the nex
 # Batch k has seq k * SEQ_STRIDE: the server applies a (writer, seq) once and wants seqs to
 # grow, so the parts of a refused batch can be numbered in the gap before the next batch.
 SEQ_STRIDE = 1 << 32
+EXACT = 2 ** 53  # integers up to this size are exact as float64, and go packed
+# Whether log_metric may append plain points without the writer's lock (see Writer.fast): each
+# append is atomic under the GIL; a free-threaded Python takes the lock on every point.
+LOCK_FREE = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 def _log(level, msg):
@@ -45,10 +57,27 @@ class Writer:
         self.seq = 0
         self.lock = threading.Lock()
         self.params = {}
-        self.metrics = {}  # key -> [values, times, steps or None (no explicit step yet)]
+        # Every metric's points in logging order, until taken into a batch: key -> (values
+        # array('d'), times array('q') in unix ns). The times array is the order of the points.
+        # A plain point (a number float64 holds exactly, with the next step) has its value in
+        # the values array, in the same order. Any other point has time -1 there, and its time,
+        # step and value in the key's side columns, in the same order.
+        self.series = {}
+        self.times = []  # the series' times arrays, to see quickly whether any point is waiting
+        # key -> [times array('q'), steps array('q') (-1: the next), values array('d') or list].
+        self.side = {}
+        # key -> (values.append, times.append, add_at) of its series: log_metric adds a plain
+        # point of a checked key by appending its value, then its time, without the lock. Each
+        # append is atomic under the GIL, so the lock is needed only where two appends must not
+        # be separated: anything else adds all its times to the series in one extend, with the
+        # lock held. Two threads logging one key at the same moment keep their values in the
+        # order they were appended; their times may be exchanged among them (each a time when
+        # one of those calls ran). Filled by allow_fast; empty where LOCK_FREE is False.
+        self.fast = {}
+        self.first_key = 0  # where the next batch starts in series, so that no key waits for ever
+        self.buffers = []  # bytearrays of acknowledged batches' bodies, to write the next ones in (encode_batch)
         self.tags = {}
         self.artifacts = []
-        self.points = 0
         # Batches taken from the buffer and not yet acknowledged, in seq order: [spool path or
         # None, body, batch, encoded?, seq of the next batch]. MAX_AHEAD of them at most (more
         # only while the parts of a refused batch are sent).
@@ -76,41 +105,67 @@ class Writer:
 
     # --- called by tracking functions (any thread) ---
 
-    def add_point(self, key, value, _now=time.time_ns):
-        """One metric point with the next step: the hot path of log_metric. Times are kept in
-        integer nanoseconds: much cheaper to encode than float seconds."""
-        lock = self.lock
-        lock.acquire()
-        try:
-            m = self.metrics.get(key)
-            if m is None:
-                m = self.metrics[key] = [[], [], None]
-            m[0].append(value)
-            m[1].append(_now())
-            if m[2] is not None:
-                m[2].append(-1)
-            self.points += 1
-            if self.points == MAX_BATCH_POINTS:  # once per crossing: a full batch is waiting
-                self.wake.set()
-        finally:
-            lock.release()
-
     def add_metric(self, key, value, step):
-        if step is None:
-            self.add_point(key, value)
+        """One metric point: a number or a string, with the step given or the next one (None)."""
+        self.add_values(key, [value], step)
+
+    def add_values(self, key, values, step=None):
+        """The points of one key from one call, all with the time of the call. values: a list
+        of numbers and strings, or an array('d') of numbers; their steps are step, step + 1...
+        or the next ones (step None)."""
+        n = len(values)
+        if not n:
+            return
+        now = time.time_ns()
+        packed = values if isinstance(values, array) else exact_floats(values)
+        with self.lock:
+            vals, times = self._series(key)
+            if step is None and packed is not None:  # plain points, as log_metric's fast path adds them
+                vals.extend(packed)
+                times.extend(array("q", (now,)) * n)
+            else:
+                side = self._side(key, packed is None)
+                side[0].extend(array("q", (now,)) * n)
+                side[1].extend(array("q", (-1,)) * n if step is None else array("q", range(step, step + n)))
+                side[2].extend(packed if packed is not None else values)
+                times.extend(array("q", (-1,)) * n)
+            if len(times) >= MAX_BATCH_POINTS:  # a full batch is waiting
+                self.wake.set()
+
+    def add_at(self, key, value, step):
+        """A plain number with a step, of a checked key (log_metric's path for it)."""
+        now = time.time_ns()
+        with self.lock:
+            side = self._side(key, False)
+            side[0].append(now)
+            side[1].append(step)
+            side[2].append(value)
+            self.series[key][1].append(-1)
+
+    def _side(self, key, json_values):
+        """The side columns of key; their values a list if json_values. Called with the lock held."""
+        side = self.side.get(key)
+        if side is None:
+            side = self.side[key] = [array("q"), array("q"), array("d")]
+        if json_values and isinstance(side[2], array):
+            side[2] = side[2].tolist()
+        return side
+
+    def allow_fast(self, key):
+        """Lets log_metric add points of key (a checked key) itself: see fast."""
+        if not LOCK_FREE or key in self.fast:
             return
         with self.lock:
-            m = self.metrics.get(key)
-            if m is None:
-                m = self.metrics[key] = [[], [], None]
-            if m[2] is None:
-                m[2] = [-1] * len(m[0])
-            m[0].append(value)
-            m[1].append(time.time_ns())
-            m[2].append(step)
-            self.points += 1
-            if self.points == MAX_BATCH_POINTS:  # once per crossing: a full batch is waiting
-                self.wake.set()
+            vals, times = self._series(key)
+            self.fast[key] = (vals.append, times.append, self.add_at)
+
+    def _series(self, key):
+        """The series of key, new if need be. Called with the lock held."""
+        s = self.series.get(key)
+        if s is None:
+            s = self.series[key] = (array("d"), array("q"))
+            self.times.append(s[1])
+        return s
 
     def add_param(self, key, value):
         with self.lock:
@@ -137,7 +192,7 @@ class Writer:
             self.wake.set()
 
     def _buffered(self):
-        return bool(self.params or self.metrics or self.tags or self.artifacts)
+        return bool(self.params or self.tags or self.artifacts) or any(map(len, self.times))
 
     def used(self):
         """Whether anything was ever tracked through this writer."""
@@ -158,29 +213,60 @@ class Writer:
             batch["tags"] = self.tags
         if self.artifacts:
             batch["artifacts"] = self.artifacts
-        if self.metrics:
-            # At most MAX_BATCH_POINTS points a batch (a long series is cut; the rest goes next).
-            ms, budget = {}, MAX_BATCH_POINTS
-            for k in list(self.metrics):
-                values, times, steps = m = self.metrics[k]
-                n = len(values)
-                if n > budget:
-                    m[0], m[1] = values[budget:], times[budget:]
-                    values, times = values[:budget], times[:budget]
-                    if steps is not None:
-                        m[2], steps = steps[budget:], steps[:budget]
-                    n = budget
-                else:
-                    del self.metrics[k]
-                ms[k] = {"values": values, "times": times} if steps is None else \
-                    {"values": values, "steps": steps, "times": times}
-                budget -= n
-                self.points -= n
-                if budget <= 0:
-                    break
+        # At most MAX_BATCH_POINTS points a batch (a long series is cut; the rest goes next),
+        # starting where the last full batch stopped.
+        ms, budget = {}, MAX_BATCH_POINTS
+        keys = list(self.series)
+        first = self.first_key % max(1, len(keys))
+        for i in itertools.chain(range(first, len(keys)), range(first)):
+            key = keys[i]
+            n = min(len(self.series[key][1]), budget)
+            if not n:
+                continue
+            ms[key] = self._take_points(key, n)
+            budget -= n
+            if budget <= 0:
+                self.first_key = i
+                break
+        if ms:
             batch["metrics"] = ms
         self.params, self.tags, self.artifacts = {}, {}, []
         return batch
+
+    def _take_points(self, key, n):
+        """Takes the first n points of key's series (their n times are there, so their values
+        are too) as the columns of a batch: values_f64 (or values, JSON, when some are not
+        exact float64s), steps_i64 (when some have a step) and times_ns."""
+        vals, times = self.series[key]
+        t = times[:n]
+        side = self.side.get(key)
+        sides = t.count(-1) if side is not None and len(side[0]) else 0
+        if sides == 0:  # plain points only
+            m = {"values_f64": vals[:n], "times_ns": t}
+            del vals[:n], times[:n]
+            return m
+        st, ss, sv = side
+        if sides == n:  # side points only
+            t, steps, out = st[:n], ss[:n], sv[:n]
+        else:  # both, in the order of t
+            plain = iter(vals[:n - sides])
+            steps, out, k = array("q", (-1,)) * n, [] if isinstance(sv, list) else array("d"), 0
+            for i, x in enumerate(t):
+                if x == -1:
+                    t[i], steps[i] = st[k], ss[k]
+                    out.append(sv[k])
+                    k += 1
+                else:
+                    out.append(next(plain))
+            del vals[:n - sides]
+        del st[:sides], ss[:sides], sv[:sides], times[:n]
+        if not len(st):
+            del self.side[key]
+        m = {"values_f64" if isinstance(out, array) else "values": out}
+        if max(steps) >= 0:
+            m["steps_i64"] = steps
+        m["times_ns"] = t
+        return m
 
     def _blob(self, digest):
         if self.dir is None:
@@ -189,7 +275,11 @@ class Writer:
 
     def _spool(self, batch):
         """Encodes a batch and writes it to the spool; returns (path or None, body)."""
-        data = encode_batch(batch)
+        try:
+            buf = self.buffers.pop()
+        except IndexError:
+            buf = None
+        data = encode_batch(batch, buf)
         if self.dir is None:
             return None, data
         path = os.path.join(self.dir, "{:020d}.json".format(batch["seq"]))
@@ -314,6 +404,9 @@ class Writer:
                 self.pending[:1] = done
                 if not self.pending and not self._buffered():
                     self.idle.notify_all()
+                    self.buffers.clear()  # idle: the memory goes back
+                elif isinstance(data, memoryview) and len(self.buffers) < MAX_AHEAD:
+                    self.buffers.append(data.obj)
                 self.wake.set()
 
     def flush(self, timeout=None):
@@ -362,25 +455,84 @@ class Writer:
         return ok
 
 
-def encode_batch(batch):
-    """The JSON body of a batch. Metric times are integer nanoseconds in memory and are written
-    as JSON numbers in seconds with an exponent ("1700000000123456789e-9"): exact, and several
-    times cheaper than formatting floats, which matters at a million points a second."""
+HEX_PIECE = 1 << 15  # bytes of a column written as hex at a time: small pieces of memory, reused
+
+
+def encode_batch(batch, buf=None):
+    """The JSON body of a batch, as a memoryview of buf (a bytearray, replaced by a larger one if
+    need be): on some machines fresh memory for each large body (a page fault every 4 KiB) costs
+    many times the encoding itself. Metric columns held as arrays (values, steps, times in ns) go
+    packed: the hex digits of their little-endian 8-byte numbers (several times cheaper for
+    CPython to write than base64)."""
+    out = _Out(buf)
     metrics = batch.get("metrics")
     rest = {k: v for k, v in batch.items() if k != "metrics"}
-    head = json.dumps(rest, separators=(",", ":"), allow_nan=False)
+    head = json.dumps(rest, separators=(",", ":"), allow_nan=False).encode()
     if not metrics:
-        return head.encode()
-    parts = []
-    for key, m in metrics.items():
-        item = '{}:{{"values":{}'.format(json.dumps(key), json.dumps(m["values"], separators=(",", ":"), allow_nan=False))
-        if m.get("steps") is not None:
-            item += ',"steps":' + json.dumps(m["steps"], separators=(",", ":"))
-        times = m.get("times")
-        if times:
-            item += ',"times":[' + "e-9,".join(map(str, times)) + "e-9]"
-        parts.append(item + "}")
-    return (head[:-1] + ("," if len(head) > 2 else "") + '"metrics":{' + ",".join(parts) + "}}").encode()
+        out.write(head)
+        return out.body()
+    out.write(head[:-1])
+    out.write(b',"metrics":{' if len(head) > 2 else b'"metrics":{')
+    for i, (key, m) in enumerate(metrics.items()):
+        out.write(b"," if i else b"")
+        out.write(json.dumps(key).encode() + b":{")
+        for j, (name, col) in enumerate(m.items()):
+            out.write(b'%s"%s":' % (b"," if j else b"", name.encode()))
+            if isinstance(col, array):
+                if sys.byteorder == "big":
+                    col = array(col.typecode, col)
+                    col.byteswap()
+                raw = memoryview(col).cast("B")
+                out.write(b'"')
+                for k in range(0, len(raw), HEX_PIECE):
+                    out.write(binascii.hexlify(raw[k:k + HEX_PIECE]))
+                out.write(b'"')
+            else:
+                out.write(json.dumps(col, separators=(",", ":"), allow_nan=False).encode())
+        out.write(b"}")
+    out.write(b"}}")
+    return out.body()
+
+
+class _Out:
+    """A body written into a bytearray: replaced by one twice as large when full (never resized,
+    since views of it may still be held)."""
+
+    def __init__(self, buf):
+        self.buf = buf if buf is not None else bytearray(1 << 16)
+        self.pos = 0
+
+    def write(self, data):
+        end = self.pos + len(data)
+        if end > len(self.buf):
+            bigger = bytearray(max(end, 2 * len(self.buf)))
+            bigger[:self.pos] = memoryview(self.buf)[:self.pos]
+            self.buf = bigger
+        self.buf[self.pos:end] = data
+        self.pos = end
+
+    def body(self):
+        return memoryview(self.buf)[:self.pos]
+
+
+def exact_floats(values):
+    """values (checked numbers and strings) as an array('d'), if each is a number float64 holds
+    exactly; else None."""
+    if len(values) == 1:
+        v = values[0]
+        if type(v) is float or type(v) in (int, bool) and -EXACT <= v <= EXACT:
+            return array("d", values)
+        return None
+    types = set(map(type, values))
+    if not types <= {float, int, bool}:
+        return None
+    try:
+        packed = array("d", values)
+    except OverflowError:
+        return None
+    if types != {float} and (max(packed) > EXACT or min(packed) < -EXACT):
+        return None  # integers beyond 2**53 go as JSON, digit for digit
+    return packed
 
 
 def _write_json(path, value):
@@ -402,7 +554,7 @@ def _split(batch):
         parts.append({"metrics": {k: m}})
     if len(parts) == 1 and len(metrics) == 1:
         (k, m), = metrics.items()
-        n = len(m["values"])
+        n = len(m["values"] if "values" in m else m["values_f64"])
         if n < 2:
             return []
         half = n // 2

@@ -152,6 +152,130 @@ foundations.log_metric("stepped", 30, step=100)
         self.assertEqual(summary["list"]["max"], 2)
         self.assertEqual(summary["str"]["last"], "converged")
 
+    def test_lists_log_each_value_with_its_step(self):
+        # Long lists go in several batches (100,000 points each), cut inside a list; every
+        # value keeps its step, and its time is the call's.
+        job, out = self.run_job(r'''
+import json, time
+import foundations
+t0 = time.time()
+foundations.log_metric("plain", [i * 0.5 for i in range(250000)])
+foundations.log_metric("plain", 7)
+foundations.log_metric("stepped", list(range(150000)), step=1000)
+foundations.log_metric("stepped", [-1.5, 2.5], step=5)
+foundations.log_metric("ints", [2 ** 53, -(2 ** 53), 2 ** 53 + 1, 3])
+foundations.log_metrics({"a": 0.25, "b": [1, "two"], "c": (4, 5)}, step=9)
+foundations.log_metrics({"a": 0.75, "b": 3})
+try:
+    foundations.log_metrics({"a": 1.0, "bad": [1.0, float("inf")]})
+except ValueError as e:
+    print(json.dumps(str(e)))
+print(json.dumps([t0, time.time()]))
+''')
+        err, (t0, t1) = [json.loads(line) for line in out.splitlines()]
+        self.assertIn("inf", err)
+        series = {k: self.server.metric(job["id"], k) for k in ("plain", "stepped", "ints", "a", "b", "c")}
+        points = {k: s["points"] for k, s in series.items()}
+        # The API gives at most 100,000 points of a series (the first, the last, and the
+        # extremes of each stretch in between), enough to see each value with its step.
+        plain = points["plain"]
+        self.assertEqual(series["plain"]["total"], 250001)
+        self.assertEqual((plain[0]["step"], plain[-2]["step"]), (0, 249999))
+        self.assertTrue(all(p["value"] == p["step"] * 0.5 for p in plain[:-1]))
+        self.assertEqual((plain[-1]["step"], plain[-1]["value"]), (250000, 7))
+        self.assertEqual(len({p["time"] for p in plain[:-1]}), 1, "one time per call")
+        self.assertTrue(all(t0 <= p["time"] <= t1 for p in plain))
+        stepped = points["stepped"]
+        self.assertEqual(series["stepped"]["total"], 150002)
+        self.assertTrue(all(p["step"] == 1000 + p["value"] for p in stepped[:-2]))
+        self.assertEqual((stepped[0]["step"], stepped[-3]["step"]), (1000, 150999))
+        self.assertEqual([(p["step"], p["value"]) for p in stepped[-2:]], [(5, -1.5), (6, 2.5)])
+        # Read back as float64, as ever: 2**53 + 1 was stored digit for digit, and is read as 2**53.
+        self.assertEqual([p["value"] for p in points["ints"]], [2 ** 53, -(2 ** 53), 2 ** 53, 3])
+        self.assertEqual([(p["step"], p["value"]) for p in points["a"]], [(9, 0.25), (1, 0.75)])
+        self.assertEqual([(p["step"], p["value"]) for p in points["b"]], [(9, 1), (10, "two"), (2, 3)])
+        self.assertEqual([(p["step"], p["value"]) for p in points["c"]], [(9, 4), (10, 5)])
+        self.assertNotIn("bad", {m["key"] for m in job["metrics"]}, "a refused call logs none of its values")
+
+    def test_every_kind_of_point_of_one_key_keeps_its_place(self):
+        # Plain numbers, steps, strings, long integers, lists and numbers of each kind logged in
+        # turn to one key, across batches: each point keeps its value, step and order.
+        job, out = self.run_job(r'''
+import json
+import foundations
+want = []
+def log(value, step=None):
+    foundations.log_metric("k", value, step=step)
+    values = value if isinstance(value, list) else [value]
+    for i, v in enumerate(values):
+        want.append([None if step is None else step + i, v])
+for i in range(30000):
+    r = i % 7
+    if r == 0:
+        log(i * 0.25)
+    elif r == 1:
+        log(i, step=10 ** 6 + i)
+    elif r == 2:
+        log("s%d" % i)
+    elif r == 3:
+        log(2 ** 60 + i)
+    elif r == 4:
+        log([i, i + 0.5])
+    elif r == 5:
+        log([i, "t"], step=i)
+    else:
+        log(i)
+    if i % 10000 == 0:
+        foundations.flush()
+print(json.dumps(want))
+''')
+        want = json.loads(out)
+        got = self.server.metric(job["id"], "k")["points"]
+        self.assertEqual(len(got), len(want))
+        for n, ((step, value), p) in enumerate(zip(want, got)):
+            got_value = p["value"]
+            if not isinstance(value, str):  # numbers are read back as float64, as ever
+                value, got_value = float(value), float(got_value)
+            if got_value != value or p["step"] != (n if step is None else step):
+                self.fail("point {}: got step {} value {!r}, want step {} value {!r}".format(
+                    n, p["step"], p["value"], n if step is None else step, value))
+        self.assertEqual([p["time"] for p in got], sorted(p["time"] for p in got))
+
+    def test_threads_logging_one_key_lose_nothing(self):
+        # Four threads log one key at once, point by point, in lists and with steps: every value
+        # is stored once, each thread's in its order, each stepped value with its step.
+        job, _ = self.run_job(r'''
+import sys, threading
+import foundations
+sys.setswitchinterval(1e-6)  # threads take turns as often as they can
+def work(t):
+    for i in range(20000):
+        v = t * 10 ** 6 + i
+        if t == 0:
+            foundations.log_metric("k", v)
+        elif t == 1:
+            foundations.log_metric("k", float(v), step=v)
+        elif i % 5 == 0:
+            foundations.log_metric("k", [v + j for j in range(5)] if t == 2 else [float(v + j) for j in range(5)],
+                                   step=None if t == 2 else v)
+threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+''')
+        got = self.server.metric(job["id"], "k")["points"]
+        self.assertEqual(len(got), 80000)
+        by_thread = {}
+        for n, p in enumerate(got):
+            t, i = divmod(int(p["value"]), 10 ** 6)
+            by_thread.setdefault(t, []).append(i)
+            if t in (1, 3):
+                self.assertEqual(p["step"], p["value"], "a stepped value keeps its step")
+            else:
+                self.assertEqual(p["step"], n, "an unstepped value gets the next step")
+        self.assertEqual(by_thread, {t: list(range(20000)) for t in range(4)})
+
     def test_numpy_values(self):
         python = numpy_python()
         job, out = self.run_job(python=python, script=r'''
