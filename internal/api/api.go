@@ -182,15 +182,18 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	return bodyError(dec.Decode(v))
 }
 
-// readJSON reads a JSON body of at most limit bytes whole, for a route that decodes it
-// itself; the body must say it is JSON, as for decode.
-func readJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readJSON reads a JSON body of at most limit bytes whole into buf (grown if need be), for a
+// route that decodes it itself; the body must say it is JSON, as for decode.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
 	if err := checkJSON(r); err != nil {
 		return nil, err
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	if n := r.ContentLength; n > 0 && n <= limit { // one buffer of the right size
-		data := make([]byte, n)
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		data := buf[:n]
 		_, err := io.ReadFull(body, data)
 		return data, bodyError(err)
 	}
