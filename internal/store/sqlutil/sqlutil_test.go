@@ -3,6 +3,7 @@ package sqlutil_test
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"testing/fstest"
 
@@ -91,6 +92,46 @@ func TestAppendMetric(t *testing.T) {
 	m = sqlutil.AppendMetric(0, nil, nil, []atlas.MetricPoint{{Value: "x"}})
 	require.Nil(t, m.Min)
 	require.Nil(t, m.Max)
+}
+
+// The chunk's columns are written by hand: byte for byte what encoding/json writes.
+func TestAppendMetricWritesJSONAsEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		pts := make([]atlas.MetricPoint, 1+r.IntN(20))
+		var steps []int64
+		var vals []any
+		var times []float64
+		for i := range pts {
+			var v any
+			switch r.IntN(6) {
+			case 0:
+				v = r.NormFloat64() * math.Pow(10, float64(r.IntN(60)-30)) // tiny to huge, both signs
+			case 1:
+				v = float64(r.IntN(1000) - 500)
+			case 2:
+				v = []float64{0, math.Copysign(0, -1), 1e-6, 1e-7, 1e21, 1e20, math.MaxFloat64, math.SmallestNonzeroFloat64}[r.IntN(8)]
+			case 3:
+				v = fmt.Sprintf("s%d\"<%d>", i, r.IntN(9))
+			case 4:
+				v = r.IntN(2) == 0
+			default:
+				v = r.Float64()
+			}
+			pts[i] = atlas.MetricPoint{Step: int64(r.IntN(5)) - 1, Value: v, Time: 1.7e9 + r.Float64()*1e6}
+			step := pts[i].Step
+			if step < 0 {
+				step = 7 + int64(i)
+			}
+			steps, vals, times = append(steps, step), append(vals, v), append(times, pts[i].Time)
+		}
+		m := sqlutil.AppendMetric(7, nil, nil, pts)
+		require.Equal(t, sqlutil.JSON(steps), m.Steps)
+		require.Equal(t, sqlutil.JSON(vals), m.Values)
+		require.Equal(t, sqlutil.JSON(times), m.Times)
+		require.Equal(t, sqlutil.JSON(vals[len(vals)-1]), m.Last)
+		require.Equal(t, steps[len(steps)-1], m.LastStep)
+	}
 }
 
 func TestValue(t *testing.T) {
