@@ -528,7 +528,7 @@ func generate(home, project string, jobs, params, metrics, points int) error {
 		return err
 	}
 	defer st.Close()
-	const chunk = 10000 // jobs per transaction
+	const chunk = 25000 // jobs per transaction
 	r := rand.New(rand.NewPCG(1, 2))
 	start := time.Now().Add(-time.Duration(jobs) * time.Minute)
 	batch := make([]store.ImportedJob, 0, chunk)
