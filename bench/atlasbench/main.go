@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -238,6 +239,7 @@ func drain(args []string) error {
 	n := fs.Int("n", 1000, "jobs")
 	workers := fs.Int("w", 2, "workers")
 	depths := fs.String("depths", "", "also drain queues of these depths (comma-separated), for server CPU per job against queue depth")
+	profile := fs.String("profile", "", "write the server's CPU profiles during each Atlas drain into this directory (atlas-<depth>-<k>.pprof, 10 s each; merge with go tool pprof)")
 	fs.Parse(args)
 	home, _ := os.MkdirTemp("", "atlasbench-")
 	defer os.RemoveAll(home)
@@ -279,7 +281,7 @@ func drain(args []string) error {
 	}
 	var base *drainRun
 	for i, size := range sizes {
-		r, err := atlasDrain(home, fmt.Sprint("atlas", i), size, *workers)
+		r, err := atlasDrain(home, fmt.Sprint("atlas", i), size, *workers, *profile)
 		if err != nil {
 			return err
 		}
@@ -380,10 +382,15 @@ func tspDrain(home, dir, python string, n, w int) (*drainRun, error) {
 }
 
 // atlasDrain fills a fresh server's queue with n trivial jobs behind w blockers, releases the
-// blockers and times until every job has ended, reading the server's CPU from /proc.
-func atlasDrain(home, name string, n, workers int) (*drainRun, error) {
+// blockers and times until every job has ended, reading the server's CPU from /proc. With a
+// profile directory, it also records the server's CPU profile while the queue drains.
+func atlasDrain(home, name string, n, workers int, profile string) (*drainRun, error) {
 	home = filepath.Join(home, name)
-	srv, err := startServer(home, "--workers", fmt.Sprint(workers), "--executor", "process")
+	args := []string{"--workers", fmt.Sprint(workers), "--executor", "process"}
+	if profile != "" {
+		args = append(args, "--pprof")
+	}
+	srv, err := startServer(home, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -415,6 +422,7 @@ func atlasDrain(home, name string, n, workers int) (*drainRun, error) {
 	var once sync.Once
 	var submitErr error
 	sem := make(chan struct{}, 8)
+	tFill := time.Now()
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -430,6 +438,16 @@ func atlasDrain(home, name string, n, workers int) (*drainRun, error) {
 	if submitErr != nil {
 		return nil, submitErr
 	}
+	fmt.Fprintf(os.Stderr, "atlasbench: %d jobs queued in %.1f s\n", n, time.Since(tFill).Seconds())
+	// Watch the jobs end on the server's event stream: one short message per change, so
+	// watching costs the server the same per job whatever the queue's depth (counting the jobs
+	// left, as a listing does, reads every one of them each time).
+	wctx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	ended, err := watchEnds(wctx, srv.url, "drain")
+	if err != nil {
+		return nil, err
+	}
 	pid := srv.cmd.Process.Pid
 	cpu0, child0, err := procCPU(pid)
 	if err != nil {
@@ -439,15 +457,34 @@ func atlasDrain(home, name string, n, workers int) (*drainRun, error) {
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		return nil, err
 	}
-	for { // a cheap count, so that watching does not slow the drain
-		left, err := c.Jobs(ctx, sdk.ListOptions{Project: "drain", States: []string{sdk.StateQueued, sdk.StateStarting, sdk.StateRunning}, Limit: 1})
+	if profile != "" {
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			profileUntil(srv.url, filepath.Join(profile, fmt.Sprintf("atlas-%d", n)), stop)
+		}()
+		defer func() { close(stop); <-done }()
+	}
+	done := map[string]bool{}
+	for len(done) < n+workers {
+		select {
+		case id, ok := <-ended:
+			if !ok {
+				return nil, fmt.Errorf("the server's event stream ended")
+			}
+			done[id] = true
+			continue
+		case <-time.After(2 * time.Second):
+		}
+		// Quiet for a while: the stream may have dropped changes (it does for slow readers).
+		left, err := c.Jobs(ctx, sdk.ListOptions{Project: "drain", States: []string{sdk.StateQueued, sdk.StateStarting, sdk.StateRunning, sdk.StateStopping}, Limit: 1})
 		if err != nil {
 			return nil, err
 		}
 		if left.Total == 0 {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	r := &drainRun{wall: time.Since(t0)}
 	cpu1, child1, err := procCPU(pid)
@@ -463,6 +500,79 @@ func atlasDrain(home, name string, n, workers int) (*drainRun, error) {
 		return nil, fmt.Errorf("%d of %d jobs completed", list.Total, n+workers)
 	}
 	return r, nil
+}
+
+// watchEnds follows the server's event stream (GET /api/v1/events) and sends the id of every
+// job of project that ends, from the moment it returns.
+func watchEnds(ctx context.Context, url, project string) (<-chan string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/v1/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET /api/v1/events: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() { // ": connected": subscribed
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET /api/v1/events: no answer: %v", sc.Err())
+	}
+	out := make(chan string, 1024)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var c struct{ ID, Project, State string }
+			if json.Unmarshal([]byte(data), &c) == nil && c.Project == project && sdk.Finished(c.State) {
+				select {
+				case out <- c.ID:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// profileUntil records the server's CPU profile, 10 s at a time, into prefix-<k>.pprof until
+// stop is closed (the last one ends up to 10 s later).
+func profileUntil(url, prefix string, stop <-chan struct{}) {
+	if err := os.MkdirAll(filepath.Dir(prefix), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "atlasbench: profile:", err)
+		return
+	}
+	for k := 0; ; k++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		resp, err := http.Get(url + "/api/v1/debug/pprof/profile?seconds=10")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "atlasbench: profile:", err)
+			return
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			fmt.Fprintf(os.Stderr, "atlasbench: profile: %v %s\n", err, resp.Status)
+			return
+		}
+		if err := os.WriteFile(fmt.Sprintf("%s-%d.pprof", prefix, k), data, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "atlasbench: profile:", err)
+			return
+		}
+	}
 }
 
 // procCPU returns a process's own CPU time and that of its children that have ended, from
