@@ -45,6 +45,17 @@ type Store interface {
 	// the scheduler needs to decide. A limit above 0 returns only the first limit jobs (read
 	// through an index in queue order, so the head costs the same however long the queue is).
 	JobQueue(ctx context.Context, limit int) ([]QueueEntry, error)
+	// JobQueueHead returns the first limit queued jobs, whole, in queue order, through the same
+	// index as JobQueue.
+	JobQueueHead(ctx context.Context, limit int) ([]*atlas.Job, error)
+	// JobQueuePosition returns a queued job's place in the queue (1: the next to start),
+	// counted in the queue's index without reading the jobs ahead; 0 when it is not queued.
+	JobQueuePosition(ctx context.Context, id string) (int, error)
+	// JobQueueOldest returns when the job queued longest was submitted (zero when none is
+	// queued), through an index.
+	JobQueueOldest(ctx context.Context) (time.Time, error)
+	// JobCounts counts the jobs in each of the states (none: every state), through an index.
+	JobCounts(ctx context.Context, states ...atlas.State) (map[atlas.State]int, error)
 	// JobSetState moves a job from one of p.From (or any state that may move to p.To, when
 	// From is empty) to p.To, with the fields that go with it.
 	JobSetState(ctx context.Context, p *JobSetStateParams) (*atlas.Job, error)

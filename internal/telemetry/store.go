@@ -58,6 +58,26 @@ func (ts *timedStore) JobQueue(ctx context.Context, limit int) ([]store.QueueEnt
 	return ts.Store.JobQueue(ctx, limit)
 }
 
+func (ts *timedStore) JobQueueHead(ctx context.Context, limit int) ([]*atlas.Job, error) {
+	defer ts.t.observeStore("JobQueueHead", time.Now())
+	return ts.Store.JobQueueHead(ctx, limit)
+}
+
+func (ts *timedStore) JobQueuePosition(ctx context.Context, id string) (int, error) {
+	defer ts.t.observeStore("JobQueuePosition", time.Now())
+	return ts.Store.JobQueuePosition(ctx, id)
+}
+
+func (ts *timedStore) JobQueueOldest(ctx context.Context) (time.Time, error) {
+	defer ts.t.observeStore("JobQueueOldest", time.Now())
+	return ts.Store.JobQueueOldest(ctx)
+}
+
+func (ts *timedStore) JobCounts(ctx context.Context, states ...atlas.State) (map[atlas.State]int, error) {
+	defer ts.t.observeStore("JobCounts", time.Now())
+	return ts.Store.JobCounts(ctx, states...)
+}
+
 func (ts *timedStore) JobSetState(ctx context.Context, p *store.JobSetStateParams) (*atlas.Job, error) {
 	defer ts.t.observeStore("JobSetState", time.Now())
 	return ts.Store.JobSetState(ctx, p)

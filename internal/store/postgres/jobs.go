@@ -226,6 +226,66 @@ func (s *Store) JobQueue(ctx context.Context, limit int) ([]store.QueueEntry, er
 	})
 }
 
+// JobQueueHead implements store.Store.
+func (s *Store) JobQueueHead(ctx context.Context, limit int) ([]*atlas.Job, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	return queryJobs(ctx, s.db, `SELECT `+jobColumns+` FROM jobs j WHERE j.state = 'queued'
+		ORDER BY j.priority DESC, j.seq ASC LIMIT $1`, limit)
+}
+
+// JobQueuePosition implements store.Store: two counts of the queue's index, of the jobs of a
+// higher priority and of those of the same priority submitted before.
+func (s *Store) JobQueuePosition(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT
+		(SELECT COUNT(*) FROM jobs q WHERE q.state = 'queued' AND q.priority > j.priority) +
+		(SELECT COUNT(*) FROM jobs q WHERE q.state = 'queued' AND q.priority = j.priority AND q.seq <= j.seq)
+		FROM jobs j WHERE j.id = $1 AND j.state = 'queued'`, id).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// JobCounts implements store.Store.
+func (s *Store) JobCounts(ctx context.Context, states ...atlas.State) (map[atlas.State]int, error) {
+	var filter *[]string // NULL: every state
+	if len(states) > 0 {
+		names := stateNames(states)
+		filter = &names
+	}
+	rows, err := s.db.Query(ctx, `SELECT state, COUNT(*) FROM jobs WHERE $1::text[] IS NULL OR state = ANY($1) GROUP BY state`, filter)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[atlas.State]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[atlas.State(st)] = n
+	}
+	return out, rows.Err()
+}
+
+// JobQueueOldest implements store.Store.
+func (s *Store) JobQueueOldest(ctx context.Context) (time.Time, error) {
+	var at int64
+	err := s.db.QueryRow(ctx, `SELECT created_at FROM jobs WHERE state = 'queued' ORDER BY created_at LIMIT 1`).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(0, at).UTC(), nil
+}
+
 // JobSetState implements store.Store. The job's row stays locked from the check of its state
 // to the commit, so of two writers racing on one job the second sees the first one's result.
 func (s *Store) JobSetState(ctx context.Context, p *store.JobSetStateParams) (*atlas.Job, error) {

@@ -237,6 +237,69 @@ func (s *Store) JobQueue(ctx context.Context, limit int) ([]store.QueueEntry, er
 	return out, rows.Err()
 }
 
+// JobQueueHead implements store.Store.
+func (s *Store) JobQueueHead(ctx context.Context, limit int) ([]*atlas.Job, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs j WHERE j.state = 'queued'
+		ORDER BY j.priority DESC, j.seq ASC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collectJobs(rows)
+}
+
+// JobQueuePosition implements store.Store: two counts of the queue's index, of the jobs of a
+// higher priority and of those of the same priority submitted before.
+func (s *Store) JobQueuePosition(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM jobs q WHERE q.state = 'queued' AND q.priority > j.priority) +
+		(SELECT COUNT(*) FROM jobs q WHERE q.state = 'queued' AND q.priority = j.priority AND q.seq <= j.seq)
+		FROM jobs j WHERE j.id = ? AND j.state = 'queued'`, id).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// JobCounts implements store.Store.
+func (s *Store) JobCounts(ctx context.Context, states ...atlas.State) (map[atlas.State]int, error) {
+	q := `SELECT state, COUNT(*) FROM jobs GROUP BY state`
+	if len(states) > 0 {
+		q = `SELECT state, COUNT(*) FROM jobs WHERE state IN (` + placeholders(len(states)) + `) GROUP BY state`
+	}
+	rows, err := s.r.QueryContext(ctx, q, anys(states)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[atlas.State]int{}
+	for rows.Next() {
+		var st atlas.State
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// JobQueueOldest implements store.Store.
+func (s *Store) JobQueueOldest(ctx context.Context) (time.Time, error) {
+	var at int64
+	err := s.r.QueryRowContext(ctx, `SELECT created_at FROM jobs WHERE state = 'queued' ORDER BY created_at LIMIT 1`).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(0, at).UTC(), nil
+}
+
 func collectJobs(rows *sql.Rows) ([]*atlas.Job, error) {
 	defer rows.Close()
 	var out []*atlas.Job

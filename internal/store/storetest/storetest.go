@@ -141,6 +141,56 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 		require.Equal(t, []string{"j1", "j3"}, []string{head[0].ID, head[1].ID}, "the head of the queue, in queue order")
 		require.Len(t, head, 2)
+		whole, err := s.JobQueueHead(ctx, 3)
+		require.NoError(t, err)
+		require.Equal(t, []string{"j1", "j3", "j0"}, ids(whole), "the head of the queue, whole jobs")
+		require.Equal(t, []string{"main.py", "--x"}, whole[0].Command)
+		for i, id := range []string{"j1", "j3", "j0", "j2"} {
+			pos, err := s.JobQueuePosition(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, i+1, pos, "job %s", id)
+		}
+	})
+
+	t.Run("QueueStats", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		oldest, err := s.JobQueueOldest(ctx)
+		require.NoError(t, err)
+		require.True(t, oldest.IsZero(), "nothing queued")
+		base := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+		// Submit times out of submit order (a clock set back): the oldest is by time.
+		for i, at := range []time.Duration{time.Hour, 0, 2 * time.Hour, 3 * time.Hour} {
+			j := newJob(fmt.Sprintf("j%d", i), "p")
+			j.CreatedAt = base.Add(at)
+			j.Priority = i % 2
+			require.NoError(t, s.JobInsert(ctx, j))
+		}
+		finish(t, s, "j1", atlas.StateCompleted) // submitted first, but no longer queued
+		oldest, err = s.JobQueueOldest(ctx)
+		require.NoError(t, err)
+		require.True(t, base.Add(time.Hour).Equal(oldest), "the oldest queued job's submit time, got %v", oldest)
+		pos, err := s.JobQueuePosition(ctx, "j1")
+		require.NoError(t, err)
+		require.Zero(t, pos, "a job no longer queued has no place in the queue")
+		pos, err = s.JobQueuePosition(ctx, "nope")
+		require.NoError(t, err)
+		require.Zero(t, pos)
+		pos, err = s.JobQueuePosition(ctx, "j3")
+		require.NoError(t, err)
+		require.Equal(t, 1, pos, "the higher priority goes first")
+		_, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "j3", To: atlas.StateStarting})
+		require.NoError(t, err)
+		counts, err := s.JobCounts(ctx)
+		require.NoError(t, err)
+		require.Equal(t, map[atlas.State]int{atlas.StateQueued: 2, atlas.StateStarting: 1, atlas.StateCompleted: 1}, counts)
+		counts, err = s.JobCounts(ctx, atlas.StateQueued, atlas.StateRunning)
+		require.NoError(t, err)
+		require.Equal(t, map[atlas.State]int{atlas.StateQueued: 2}, counts, "only the states asked for")
+		head, err := s.JobQueueHead(ctx, 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{"j0", "j2"}, ids(head))
 	})
 
 	t.Run("StateTransitions", func(t *testing.T) {
