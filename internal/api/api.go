@@ -8,6 +8,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -31,8 +32,12 @@ import (
 
 // Queue is what the API shows of the scheduler.
 type Queue interface {
-	// Waiting says why each queued job waits.
-	Waiting() map[string]string
+	// Waiting says why each job of the head of the queue (the first queued jobs, in queue
+	// order) waits, and why each job handed to an engine waits there.
+	Waiting(head []*atlas.Job) map[string]string
+	// WaitingFor says why one queued or starting job waits ("": it does not), reading no
+	// more of the queue than its head.
+	WaitingFor(ctx context.Context, j *atlas.Job) (string, error)
 	Workers() int
 	TotalGPUs() int
 	ExecutorName() string

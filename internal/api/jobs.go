@@ -116,19 +116,14 @@ func (s *Server) fullJob(ctx context.Context, j *atlas.Job) (*sdk.Job, error) {
 			CreatedAt: a.CreatedAt, URL: "/api/v1/jobs/" + url.PathEscape(j.ID) + "/artifacts/" + url.PathEscape(a.Key)})
 	}
 	if j.State == atlas.StateQueued {
-		queue, err := s.cfg.Store.JobQueue(ctx, 0)
-		if err != nil {
+		if w.QueuePosition, err = s.cfg.Store.JobQueuePosition(ctx, j.ID); err != nil {
 			return nil, err
 		}
-		for i, q := range queue {
-			if q.ID == j.ID {
-				w.QueuePosition = i + 1
-			}
-		}
-		w.WaitingReason = s.cfg.Queue.Waiting()[j.ID]
 	}
-	if j.State == atlas.StateStarting {
-		w.WaitingReason = s.cfg.Queue.Waiting()[j.ID] // a cluster that has not placed it says why
+	if j.State == atlas.StateQueued || j.State == atlas.StateStarting { // a cluster that has not placed it says why
+		if w.WaitingReason, err = s.cfg.Queue.WaitingFor(ctx, j); err != nil {
+			return nil, err
+		}
 	}
 	return w, nil
 }

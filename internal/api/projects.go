@@ -187,19 +187,11 @@ func (s *Server) addNote(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// queue answers the queue's page: its head (the first limit jobs; why a job waits depends
+// only on the jobs ahead of it), how many wait in all, and what runs. It reads the head and
+// counts the rest in an index, so that it costs the same however long the queue is.
 func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	queued, err := s.cfg.Store.JobsInState(ctx, atlas.StateQueued)
-	if err != nil {
-		return err
-	}
-	running, err := s.cfg.Store.JobsInState(ctx, atlas.StateStarting, atlas.StateRunning, atlas.StateStopping)
-	if err != nil {
-		return err
-	}
-	waiting := s.cfg.Queue.Waiting()
-	out := sdk.Queue{Queued: []*sdk.Job{}, Running: []*sdk.Job{}, Workers: s.cfg.Queue.Workers(),
-		GPUs: s.cfg.Queue.TotalGPUs(), Executor: s.cfg.Queue.ExecutorName(), QueuedTotal: len(queued)}
 	limit := 500
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -208,9 +200,21 @@ func (s *Server) queue(w http.ResponseWriter, r *http.Request) error {
 		}
 		limit = n
 	}
-	if len(queued) > limit {
-		queued = queued[:limit] // the head of the queue; queued_total says how many wait
+	queued, err := s.cfg.Store.JobQueueHead(ctx, limit)
+	if err != nil {
+		return err
 	}
+	counts, err := s.cfg.Store.JobCounts(ctx, atlas.StateQueued)
+	if err != nil {
+		return err
+	}
+	running, err := s.cfg.Store.JobsInState(ctx, atlas.StateStarting, atlas.StateRunning, atlas.StateStopping)
+	if err != nil {
+		return err
+	}
+	waiting := s.cfg.Queue.Waiting(queued)
+	out := sdk.Queue{Queued: []*sdk.Job{}, Running: []*sdk.Job{}, Workers: s.cfg.Queue.Workers(),
+		GPUs: s.cfg.Queue.TotalGPUs(), Executor: s.cfg.Queue.ExecutorName(), QueuedTotal: max(counts[atlas.StateQueued], len(queued))}
 	for i, j := range queued {
 		wj := toWire(j)
 		wj.QueuePosition = i + 1

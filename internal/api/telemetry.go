@@ -66,17 +66,11 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // scheduler say now.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	projects, err := s.cfg.Store.ProjectList(ctx)
+	counts, err := s.cfg.Store.JobCounts(ctx)
 	if err != nil {
 		return err
 	}
-	counts := map[atlas.State]int{}
-	for _, p := range projects {
-		for st, n := range p.Counts {
-			counts[st] += n
-		}
-	}
-	queue, err := s.cfg.Store.JobQueue(ctx, 0)
+	since, err := s.cfg.Store.JobQueueOldest(ctx)
 	if err != nil {
 		return err
 	}
@@ -85,11 +79,11 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
 		byState.Samples = append(byState.Samples, telemetry.Sample{LabelValues: []string{string(st)}, Value: float64(counts[st])})
 	}
 	oldest := 0.0
-	for _, q := range queue {
-		oldest = max(oldest, time.Since(q.CreatedAt).Seconds())
+	if !since.IsZero() {
+		oldest = max(0, time.Since(since).Seconds())
 	}
 	gauges := []telemetry.Gauge{byState,
-		{Name: "atlas_queue_length", Help: "Jobs waiting in the queue.", Samples: []telemetry.Sample{{Value: float64(len(queue))}}},
+		{Name: "atlas_queue_length", Help: "Jobs waiting in the queue.", Samples: []telemetry.Sample{{Value: float64(counts[atlas.StateQueued])}}},
 		{Name: "atlas_queue_oldest_wait_seconds", Help: "How long the job queued longest has waited (0 when none waits).",
 			Samples: []telemetry.Sample{{Value: oldest}}},
 	}

@@ -70,6 +70,42 @@ func DecideHead(read func(limit int) ([]Candidate, error), free Free, now time.T
 	}
 }
 
+// WaitingOf is Decide's Waiting for one job of the queue (job: as the queue holds it; "" when
+// it would start now or is not queued), from a queue read from its head as DecideHead reads
+// it. Once no job further back can start, nothing that decides why a job waits changes any
+// more (free slots and GPUs, the job resources are held for), so it reads only as far as the
+// job or the last job that could start, whichever comes first: nothing at all while every
+// worker is busy.
+func WaitingOf(read func(limit int) ([]Candidate, error), job Candidate, free Free, now time.Time, fairness time.Duration) (string, error) {
+	if pl := newPlanner(free, now, fairness); pl.full() {
+		pl.add(job)
+		return pl.plan.Waiting[job.ID], nil
+	}
+	for limit := 4*free.Slots + 16; ; limit *= 4 {
+		queue, err := read(limit)
+		if err != nil {
+			return "", err
+		}
+		pl := newPlanner(free, now, fairness)
+		for _, c := range queue {
+			if pl.full() {
+				break
+			}
+			pl.add(c)
+			if c.ID == job.ID {
+				return pl.plan.Waiting[c.ID], nil
+			}
+		}
+		if pl.full() {
+			pl.add(job) // behind the head: its reason depends only on what it needs
+			return pl.plan.Waiting[job.ID], nil
+		}
+		if len(queue) < limit {
+			return "", nil // not in the queue (any more)
+		}
+	}
+}
+
 // planner is Decide one candidate at a time, so that the queue can be read from its head only
 // as far as it matters: once full, no job further back can start.
 type planner struct {

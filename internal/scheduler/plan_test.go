@@ -141,3 +141,49 @@ func TestDecideHeadStartsWhatDecideStarts(t *testing.T) {
 	require.Equal(t, []Start{{JobID: "j0", GPUIDs: []string{}}, {JobID: "j1", GPUIDs: []string{}}}, got.Start)
 	require.Less(t, read, 100, "only the head of a long queue is read")
 }
+
+// WaitingOf says for one job what Decide says for it over the whole queue, reading only the
+// queue's head: nothing while every worker is busy.
+func TestWaitingOfSaysWhatDecideSays(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	r := rand.New(rand.NewPCG(3, 4))
+	for round := range 300 {
+		queue := make([]Candidate, r.IntN(120))
+		for i := range queue {
+			queue[i] = Candidate{ID: fmt.Sprint("j", i), NumGPUs: max(0, r.IntN(6)-3), QueuedAt: now.Add(-time.Duration(r.IntN(120)) * time.Minute)}
+		}
+		gpus := []string{"0", "1", "2", "3"}[:r.IntN(5)]
+		free := Free{Slots: r.IntN(5), TotalSlot: 4, GPUs: gpus, TotalGPUs: 4}
+		fairness := []time.Duration{0, time.Hour}[r.IntN(2)]
+		want := Decide(queue, free, now, fairness).Waiting
+		for _, c := range queue {
+			got, err := WaitingOf(func(limit int) ([]Candidate, error) {
+				return queue[:min(limit, len(queue))], nil
+			}, c, free, now, fairness)
+			require.NoError(t, err)
+			require.Equal(t, want[c.ID], got, "round %d, job %s", round, c.ID)
+		}
+	}
+
+	queue := make([]Candidate, 10000)
+	for i := range queue {
+		queue[i] = Candidate{ID: fmt.Sprint("j", i), QueuedAt: now}
+	}
+	read := 0
+	head := func(limit int) ([]Candidate, error) {
+		read += min(limit, len(queue))
+		return queue[:min(limit, len(queue))], nil
+	}
+	why, err := WaitingOf(head, queue[9999], Free{Slots: 0, TotalSlot: 2}, now, time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, "waiting for a free worker (2 of 2 busy)", why)
+	require.Zero(t, read, "nothing is read while every worker is busy")
+	why, err = WaitingOf(head, queue[9999], Free{Slots: 1, TotalSlot: 2}, now, time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, "waiting for a free worker (2 of 2 busy)", why)
+	require.Less(t, read, 100, "only the head of a long queue is read")
+	why, err = WaitingOf(func(int) ([]Candidate, error) { return queue[:2], nil }, Candidate{ID: "gone"}, Free{Slots: 3, TotalSlot: 3}, now, time.Hour)
+	require.NoError(t, err)
+	require.Empty(t, why, "a job that left the queue does not wait")
+}

@@ -145,32 +145,49 @@ func (s *Scheduler) Workers() int { return s.cfg.Workers }
 // ExecutorName is the kind of executor jobs run with.
 func (s *Scheduler) ExecutorName() string { return s.cfg.Executor.Name() }
 
-// Waiting returns why each queued job is waiting, as the queue and the free resources are
-// now, and why each job handed to an engine that has not placed it yet waits there (the
-// engine's own reason). It reads the whole queue: it is for pages that show it, not for
-// dispatch.
-func (s *Scheduler) Waiting() map[string]string {
-	out := map[string]string{}
-	ctx := s.ctx
-	if ctx == nil {
-		ctx = context.Background() // not started
+// Waiting says why each job of the head of the queue waits (head: the first queued jobs, in
+// queue order, as store.JobQueueHead returns them: why a job waits depends only on the jobs
+// ahead of it), as the free resources are now, and why each job handed to an engine that has
+// not placed it yet waits there (the engine's own reason). It reads nothing more.
+func (s *Scheduler) Waiting(head []*atlas.Job) map[string]string {
+	queue := make([]Candidate, len(head))
+	for i, j := range head {
+		queue[i] = s.candidate(j.ID, j.NumGPUs, j.CreatedAt)
 	}
-	queued, err := s.cfg.Store.JobQueue(ctx, 0)
-	if err != nil {
-		s.cfg.Logger.Warn("read the queue", "err", err)
-	} else {
-		out = Decide(s.candidates(queued), s.free(), time.Now(), s.cfg.Fairness).Waiting
-	}
+	out := Decide(queue, s.free(), time.Now(), s.cfg.Fairness).Waiting
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, r := range s.running {
-		if p, ok := r.handle.(executor.Placer); ok {
-			if why := p.Pending(); why != "" {
-				out[id] = why
-			}
+	for id := range s.running {
+		if why := s.pendingLocked(id); why != "" {
+			out[id] = why
 		}
 	}
 	return out
+}
+
+// WaitingFor says why one job waits: a queued job, what Waiting would say over the whole
+// queue, reading the queue only from its head as far as a job could still start (WaitingOf);
+// a job handed to an engine that has not placed it, the engine's reason. "" when it does not
+// wait.
+func (s *Scheduler) WaitingFor(ctx context.Context, j *atlas.Job) (string, error) {
+	if j.State != atlas.StateQueued {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.pendingLocked(j.ID), nil
+	}
+	return WaitingOf(func(limit int) ([]Candidate, error) { return s.head(ctx, limit) },
+		s.candidate(j.ID, j.NumGPUs, j.CreatedAt), s.free(), time.Now(), s.cfg.Fairness)
+}
+
+// pendingLocked is the engine's reason why a job it was handed has not been placed ("":
+// none); s.mu is held.
+func (s *Scheduler) pendingLocked(id string) string {
+	if r := s.running[id]; r != nil {
+		if p, ok := r.handle.(executor.Placer); ok {
+			return p.Pending()
+		}
+	}
+	return ""
 }
 
 func (s *Scheduler) loop() {
@@ -208,17 +225,22 @@ func (s *Scheduler) free() Free {
 	return free
 }
 
-// candidates is queued jobs as the planner sees them.
-func (s *Scheduler) candidates(queued []store.QueueEntry) []Candidate {
-	_, cluster := s.cfg.Executor.(executor.Cluster)
+// candidate is a queued job as the planner sees it.
+func (s *Scheduler) candidate(id string, gpus int, queuedAt time.Time) Candidate {
+	if _, cluster := s.cfg.Executor.(executor.Cluster); cluster {
+		gpus = 0 // the cluster counts its GPUs; Atlas only limits how many jobs it hands over
+	}
+	return Candidate{ID: id, NumGPUs: gpus, QueuedAt: queuedAt}
+}
+
+// head reads the first limit jobs of the queue as the planner sees them.
+func (s *Scheduler) head(ctx context.Context, limit int) ([]Candidate, error) {
+	queued, err := s.cfg.Store.JobQueue(ctx, limit)
 	cands := make([]Candidate, len(queued))
 	for i, q := range queued {
-		cands[i] = Candidate{ID: q.ID, NumGPUs: q.NumGPUs, QueuedAt: q.CreatedAt}
-		if cluster {
-			cands[i].NumGPUs = 0 // the cluster counts its GPUs; Atlas only limits how many jobs it hands over
-		}
+		cands[i] = s.candidate(q.ID, q.NumGPUs, q.CreatedAt)
 	}
-	return cands
+	return cands, err
 }
 
 // round runs one scheduling decision and starts what it says. It reads the queue from its
@@ -229,10 +251,7 @@ func (s *Scheduler) round() error {
 	if free.Slots <= 0 {
 		return nil // nothing can start; a job's end wakes the loop
 	}
-	plan, err := DecideHead(func(limit int) ([]Candidate, error) {
-		queued, err := s.cfg.Store.JobQueue(s.ctx, limit)
-		return s.candidates(queued), err
-	}, free, time.Now(), s.cfg.Fairness)
+	plan, err := DecideHead(func(limit int) ([]Candidate, error) { return s.head(s.ctx, limit) }, free, time.Now(), s.cfg.Fairness)
 	if err != nil {
 		return err
 	}

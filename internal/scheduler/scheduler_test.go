@@ -91,6 +91,27 @@ func (h *harness) until(id string, want atlas.State) *atlas.Job {
 	}
 }
 
+// why says why a job waits, as the queue's page asks (Waiting, over the head of the queue)
+// and as the job's page asks (WaitingFor, the job alone): both are returned, to be compared.
+func (h *harness) why(id string) (queuePage, jobPage string) {
+	h.t.Helper()
+	ctx := h.t.Context()
+	head, err := h.store.JobQueueHead(ctx, 500)
+	require.NoError(h.t, err)
+	queuePage = h.sched.Waiting(head)[id]
+	j, err := h.store.JobGet(ctx, id)
+	require.NoError(h.t, err)
+	jobPage, err = h.sched.WaitingFor(ctx, j)
+	require.NoError(h.t, err)
+	return queuePage, jobPage
+}
+
+// waits says whether both ways of asking say that a job waits for reason (a substring).
+func (h *harness) waits(id, reason string) bool {
+	q, j := h.why(id)
+	return q != "" && j != "" && strings.Contains(q, reason) && strings.Contains(j, reason)
+}
+
 func (h *harness) started() string {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.t.Context(), 20*time.Second)
@@ -171,9 +192,8 @@ func TestAStopWhileQueuedNeverStartsTheJob(t *testing.T) {
 	first := h.submit(&sdk.JobSpec{Command: []string{"block"}})
 	second := h.submit(&sdk.JobSpec{Command: []string{"block"}})
 	require.Equal(t, first.ID, h.started())
-	require.Eventually(t, func() bool { return h.sched.Waiting()[second.ID] != "" }, 20*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return h.waits(second.ID, "waiting for a free worker (1 of 1 busy)") }, 20*time.Second, 10*time.Millisecond,
 		"the second job waits for the one slot, with a reason")
-	require.Contains(t, h.sched.Waiting()[second.ID], "free worker")
 	_, err := h.svc.StopJob(t.Context(), &jobs.Caller{Local: true}, second.ID)
 	require.NoError(t, err)
 	h.exec.Exit(first.ID, 0)
@@ -190,7 +210,7 @@ func TestGPUsAreHandedOutOnce(t *testing.T) {
 	a := h.submit(&sdk.JobSpec{Command: []string{"block"}, NumGPUs: &two})
 	b := h.submit(&sdk.JobSpec{Command: []string{"block"}, NumGPUs: &two})
 	h.until(a.ID, atlas.StateRunning)
-	require.Eventually(t, func() bool { return h.sched.Waiting()[b.ID] != "" }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return h.waits(b.ID, "waiting for 2 GPUs (0 of 2 free)") }, 20*time.Second, 10*time.Millisecond)
 	j, err := h.store.JobGet(t.Context(), a.ID)
 	require.NoError(t, err)
 	require.Equal(t, []string{"0", "1"}, j.GPUIDs)
@@ -241,7 +261,7 @@ func TestAJobItsEngineHasNotPlacedStaysStartingWithTheEnginesReason(t *testing.T
 	waitsForNode := func() *atlas.Job {
 		j := h.submit(&sdk.JobSpec{Command: []string{"pending=" + why, "block"}})
 		require.Equal(t, j.ID, h.started())
-		require.Eventually(t, func() bool { return h.sched.Waiting()[j.ID] == why }, 20*time.Second, 10*time.Millisecond,
+		require.Eventually(t, func() bool { q, p := h.why(j.ID); return q == why && p == why }, 20*time.Second, 10*time.Millisecond,
 			"the engine's reason is the job's why-pending")
 		j, err := h.store.JobGet(t.Context(), j.ID)
 		require.NoError(t, err)
@@ -253,11 +273,13 @@ func TestAJobItsEngineHasNotPlacedStaysStartingWithTheEnginesReason(t *testing.T
 
 	h.exec.Place(placed.ID)
 	h.until(placed.ID, atlas.StateRunning)
-	require.Empty(t, h.sched.Waiting()[placed.ID])
+	q, p := h.why(placed.ID)
+	require.Empty(t, q)
+	require.Empty(t, p)
 
 	h.sched.Stop()
 	h.start()
-	require.Eventually(t, func() bool { return h.sched.Waiting()[restarted.ID] == why }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { q, p := h.why(restarted.ID); return q == why && p == why }, 20*time.Second, 10*time.Millisecond)
 	j, err := h.store.JobGet(t.Context(), restarted.ID)
 	require.NoError(t, err)
 	require.Equal(t, atlas.StateStarting, j.State, "a restart does not take an unplaced job for a running one")

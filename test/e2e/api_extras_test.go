@@ -132,6 +132,32 @@ func TestCLIListsJobsAndQueue(t *testing.T) {
 	require.Regexp(t, `(?m)^1\s+`+queued+`\s+`+s.job(t, queued).Name+`\s+lists\s+\S+\s+0\s+waiting for a free worker \(1 of 1 busy\)$`, res.Stdout)
 	require.Regexp(t, `(?m)^`+running+`\s+`+s.job(t, running).Name+`\s+lists\s+\S+\s+pid \d+`, res.Stdout)
 
+	// Places in the queue: priority first, then submit order; the page lists the head only.
+	last := s.submitNoStream(t, proj, "main.py", gate)
+	urgent := s.submitNoStream(t, proj, "--priority", "5", "main.py", gate)
+	for i, id := range []string{urgent, queued, last} {
+		j := s.job(t, id)
+		require.Equal(t, i+1, j.QueuePosition, "job %d of the queue", i+1)
+		require.Equal(t, "waiting for a free worker (1 of 1 busy)", j.WaitingReason)
+	}
+	var page struct {
+		Queued []struct {
+			ID            string `json:"id"`
+			QueuePosition int    `json:"queue_position"`
+			WaitingReason string `json:"waiting_reason"`
+		} `json:"queued"`
+		QueuedTotal int `json:"queued_total"`
+	}
+	require.Equal(t, http.StatusOK, s.api(t, http.MethodGet, "/api/v1/queue?limit=2", nil, &page))
+	require.Equal(t, 3, page.QueuedTotal)
+	require.Len(t, page.Queued, 2)
+	require.Equal(t, []string{urgent, queued}, []string{page.Queued[0].ID, page.Queued[1].ID})
+	require.Equal(t, 2, page.Queued[1].QueuePosition)
+	require.Equal(t, "waiting for a free worker (1 of 1 busy)", page.Queued[1].WaitingReason)
+	res = cli(t, s.Home, proj, "clear-queue", "scheduler")
+	require.Equal(t, 0, res.Code, res.String())
+	queued = s.submitNoStream(t, proj, "main.py", gate)
+
 	res = cli(t, s.Home, proj, "get", "jobs", "scheduler", "--project", "lists", "--json")
 	require.Equal(t, 0, res.Code, res.String())
 	var list struct {
