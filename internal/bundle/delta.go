@@ -98,18 +98,53 @@ type baseEntry struct {
 	sum [sha256.Size]byte // of a regular file's content
 }
 
+// Index is what CreateDelta compares a folder with: a bundle's entries by path, with the
+// digests of their contents. It is only read once made, so one index serves the deltas of
+// every job of its bundle, at once if need be (IndexCache).
+type Index struct {
+	entries map[string]baseEntry
+}
+
+// Len is the number of entries of the bundle.
+func (x *Index) Len() int { return len(x.entries) }
+
+// ReadIndex reads a bundle (a tar.gz as Create writes it) into its index.
+func ReadIndex(r io.Reader) (*Index, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	tr := tar.NewReader(zr)
+	out := map[string]baseEntry{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return &Index{entries: out}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		b := baseEntry{hdr: h}
+		if h.Typeflag == tar.TypeReg {
+			d := sha256.New()
+			if _, err := io.Copy(d, tr); err != nil {
+				return nil, err
+			}
+			d.Sum(b.sum[:0])
+		}
+		out[relOf(h)] = b
+	}
+}
+
 // CreateDelta writes to w an archive of dir (everything in it, as Create with no options) that
-// holds only what differs from base, the bundle whose blob digest is baseDigest. Rebuild with
-// the same base turns it into exactly what Create would have written.
-func CreateDelta(dir string, base io.Reader, baseDigest string, w io.Writer) (Stats, error) {
+// holds only what differs from base, the index of the bundle whose blob digest is baseDigest.
+// Rebuild with the same bundle turns it into exactly what Create would have written.
+func CreateDelta(dir string, base *Index, baseDigest string, w io.Writer) (Stats, error) {
 	entries, st, err := walk(dir, Options{})
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", dir, err)
 	}
-	old, err := readBase(base)
-	if err != nil {
-		return st, fmt.Errorf("archive %s: read its bundle: %w", dir, err)
-	}
+	seen := make(map[string]bool, len(base.entries))
 	type item struct {
 		rel string
 		hdr *tar.Header
@@ -119,8 +154,8 @@ func CreateDelta(dir string, base io.Reader, baseDigest string, w io.Writer) (St
 	for _, e := range entries {
 		h := entryHeader(e)
 		p := filepath.Join(dir, filepath.FromSlash(e.rel))
-		if b, ok := old[e.rel]; ok {
-			delete(old, e.rel)
+		if b, ok := base.entries[e.rel]; ok {
+			seen[e.rel] = true
 			same, err := unchanged(h, b, p)
 			if err != nil {
 				return st, fmt.Errorf("archive %s: %w", e.rel, err)
@@ -135,7 +170,10 @@ func CreateDelta(dir string, base io.Reader, baseDigest string, w io.Writer) (St
 		}
 		out = append(out, it)
 	}
-	for rel := range old {
+	for rel := range base.entries {
+		if seen[rel] {
+			continue
+		}
 		out = append(out, item{rel: rel, hdr: &tar.Header{Name: rel, Typeflag: tar.TypeReg, Format: tar.FormatPAX,
 			PAXRecords: map[string]string{paxDeleted: "1"}}})
 	}
@@ -160,34 +198,6 @@ func CreateDelta(dir string, base io.Reader, baseDigest string, w io.Writer) (St
 		return st, err
 	}
 	return st, zw.Close()
-}
-
-// readBase lists a bundle's entries by path, with the digests of their contents.
-func readBase(r io.Reader) (map[string]baseEntry, error) {
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return nil, err
-	}
-	tr := tar.NewReader(zr)
-	out := map[string]baseEntry{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		b := baseEntry{hdr: h}
-		if h.Typeflag == tar.TypeReg {
-			d := sha256.New()
-			if _, err := io.Copy(d, tr); err != nil {
-				return nil, err
-			}
-			d.Sum(b.sum[:0])
-		}
-		out[relOf(h)] = b
-	}
 }
 
 // unchanged reports whether the entry with header h, at p, is the base's entry b.

@@ -3,6 +3,7 @@ package bundle
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ func TestDeltaRebuildsWholeArchive(t *testing.T) {
 				mutate(t, r, work)
 			}
 			var delta bytes.Buffer
-			_, err := CreateDelta(work, bytes.NewReader(base), "sha256:base", &delta)
+			_, err := CreateDelta(work, index(t, base), "sha256:base", &delta)
 			require.NoError(t, err)
 			got, err := DeltaBase(bytes.NewReader(delta.Bytes()))
 			require.NoError(t, err)
@@ -126,6 +127,79 @@ func TestDeltaRebuildsWholeArchive(t *testing.T) {
 			}
 		})
 	}
+}
+
+func index(t *testing.T, bundle []byte) *Index {
+	t.Helper()
+	x, err := ReadIndex(bytes.NewReader(bundle))
+	require.NoError(t, err)
+	return x
+}
+
+// One index serves many deltas: making a delta leaves it as it was.
+func TestDeltaLeavesItsIndexAsItWas(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 7))
+	base := createBytes(t, deltaTree(t, r))
+	x := index(t, base)
+	work := t.TempDir()
+	require.NoError(t, Extract(bytes.NewReader(base), work, DefaultLimits))
+	mutate(t, r, work)
+	var first, second bytes.Buffer
+	_, err := CreateDelta(work, x, "sha256:base", &first)
+	require.NoError(t, err)
+	_, err = CreateDelta(work, x, "sha256:base", &second)
+	require.NoError(t, err)
+	require.Equal(t, first.Bytes(), second.Bytes())
+	var rebuilt bytes.Buffer
+	require.NoError(t, Rebuild(bytes.NewReader(base), bytes.NewReader(second.Bytes()), &rebuilt))
+	require.Equal(t, createBytes(t, work), rebuilt.Bytes())
+}
+
+// The cache reads a bundle once while it keeps its index, and keeps no more entries than it
+// may, dropping the least recently used index first.
+func TestIndexCache(t *testing.T) {
+	bundles := map[string][]byte{}
+	for i, n := range []int{3, 4, 9} { // files per bundle
+		dir := t.TempDir()
+		for f := range n - 1 {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprint("f", f)), []byte(fmt.Sprint(i, f)), 0o644))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "last"), nil, 0o644))
+		bundles[fmt.Sprint("b", n)] = createBytes(t, dir)
+	}
+	reads := map[string]int{}
+	c := NewIndexCache(8)
+	get := func(d string) *Index {
+		t.Helper()
+		x, err := c.Index(d, func() (io.ReadCloser, error) {
+			reads[d]++
+			return io.NopCloser(bytes.NewReader(bundles[d])), nil
+		})
+		require.NoError(t, err)
+		return x
+	}
+	require.Equal(t, 3, get("b3").Len())
+	require.Same(t, get("b3"), get("b3"))
+	require.Equal(t, 1, reads["b3"], "read once, then kept")
+	get("b4") // 7 entries kept in all
+	get("b3") // b3 used last: b4 goes first
+	get("b9") // more than the cache holds: read, not kept
+	get("b9")
+	require.Equal(t, 2, reads["b9"])
+	get("b3")
+	require.Equal(t, 1, reads["b3"], "neither of the others pushed it out")
+	dir := t.TempDir()
+	for f := range 5 {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprint("g", f)), nil, 0o644))
+	}
+	bundles["b5"] = createBytes(t, dir)
+	get("b5") // 3 + 4 + 5 > 8: b4, used least recently, goes
+	get("b3")
+	require.Equal(t, 1, reads["b3"], "kept: dropping b4 made room")
+	get("b4")
+	require.Equal(t, 2, reads["b4"], "dropped first")
+	_, err := c.Index("missing", func() (io.ReadCloser, error) { return nil, os.ErrNotExist })
+	require.ErrorIs(t, err, os.ErrNotExist)
 }
 
 func listing(t *testing.T, archive []byte) string {
@@ -158,7 +232,7 @@ func TestDeltaHoldsOnlyChanges(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(work, "main.py")))
 
 	var delta bytes.Buffer
-	_, err := CreateDelta(work, bytes.NewReader(base), "sha256:b", &delta)
+	_, err := CreateDelta(work, index(t, base), "sha256:b", &delta)
 	require.NoError(t, err)
 	require.Less(t, delta.Len(), 4096, "the delta holds the 4 MiB file")
 	require.Greater(t, len(base), 4<<20)
@@ -239,7 +313,24 @@ func BenchmarkArchive(b *testing.B) {
 	b.Run("delta", func(b *testing.B) {
 		for b.Loop() {
 			out.Reset()
-			if _, err := CreateDelta(work, bytes.NewReader(base.Bytes()), "sha256:b", &out); err != nil {
+			x, err := ReadIndex(bytes.NewReader(base.Bytes()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := CreateDelta(work, x, "sha256:b", &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(out.Len()), "stored-bytes")
+	})
+	b.Run("delta-kept-index", func(b *testing.B) { // the bundle's index kept from an earlier job (IndexCache)
+		x, err := ReadIndex(bytes.NewReader(base.Bytes()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			out.Reset()
+			if _, err := CreateDelta(work, x, "sha256:b", &out); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -53,7 +53,9 @@ func TestOpenArchive(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(work, "result.txt"), []byte("0.9"), 0o644))
 
 	var delta bytes.Buffer
-	_, err = bundle.CreateDelta(work, bytes.NewReader(mine), mineDigest, &delta)
+	base, err := bundle.ReadIndex(bytes.NewReader(mine))
+	require.NoError(t, err)
+	_, err = bundle.CreateDelta(work, base, mineDigest, &delta)
 	require.NoError(t, err)
 	j := &atlas.Job{ID: "j", BundleDigest: mineDigest, ArchiveDigest: put(delta.Bytes())}
 	rc, rebuilt, err := OpenArchive(ctx, blobs, j)
@@ -63,7 +65,9 @@ func TestOpenArchive(t *testing.T) {
 
 	// A delta naming another bundle, as a job could upload it.
 	var forged bytes.Buffer
-	_, err = bundle.CreateDelta(work, bytes.NewReader(secret), secretDigest, &forged)
+	other, err := bundle.ReadIndex(bytes.NewReader(secret))
+	require.NoError(t, err)
+	_, err = bundle.CreateDelta(work, other, secretDigest, &forged)
 	require.NoError(t, err)
 	j.ArchiveDigest = put(forged.Bytes())
 	_, _, err = OpenArchive(ctx, blobs, j)

@@ -208,8 +208,7 @@ func (s *Scheduler) archive(j *atlas.Job, workDir string) (string, error) {
 	// Hashed as it is written, so that the store writes it straight under its name.
 	h := sha256.New()
 	w := io.MultiWriter(tmp, h)
-	if base := s.openBundle(j); base != nil {
-		defer base.Close()
+	if base := s.bundleIndex(j); base != nil {
 		_, err = bundle.CreateDelta(workDir, base, j.BundleDigest, w)
 	} else {
 		_, err = bundle.Create(workDir, w, bundle.Options{})
@@ -224,17 +223,18 @@ func (s *Scheduler) archive(j *atlas.Job, workDir string) (string, error) {
 	return d, err
 }
 
-// openBundle opens the job's bundle, or returns nil if it has none the store can open.
-func (s *Scheduler) openBundle(j *atlas.Job) io.ReadCloser {
+// bundleIndex returns the index of the job's bundle, kept from an earlier job of that bundle
+// when there was one, or nil if it has none the store can open and read.
+func (s *Scheduler) bundleIndex(j *atlas.Job) *bundle.Index {
 	if j.BundleDigest == "" {
 		return nil
 	}
-	f, err := s.cfg.Blobs.Open(s.ctx, j.BundleDigest)
+	x, err := s.indexes.Index(j.BundleDigest, func() (io.ReadCloser, error) { return s.cfg.Blobs.Open(s.ctx, j.BundleDigest) })
 	if err != nil {
-		s.cfg.Logger.Warn("archive job whole: its bundle cannot be opened", "job", j.ID, "err", err)
+		s.cfg.Logger.Warn("archive job whole: its bundle cannot be read", "job", j.ID, "err", err)
 		return nil
 	}
-	return f
+	return x
 }
 
 // failStart records that a claimed job could not be started.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/atlasgo/atlas/internal/atlas"
 	"github.com/atlasgo/atlas/internal/blob"
+	"github.com/atlasgo/atlas/internal/bundle"
 	"github.com/atlasgo/atlas/internal/executor"
 	"github.com/atlasgo/atlas/internal/jobs"
 	"github.com/atlasgo/atlas/internal/logs"
@@ -53,6 +54,10 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
+// indexedEntries bounds the bundles' indexes the scheduler keeps: entries of all of them
+// (a few hundred bytes each).
+const indexedEntries = 100_000
+
 // Scheduler owns the queue and the running jobs.
 type Scheduler struct {
 	cfg  Config
@@ -60,6 +65,10 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	running map[string]*slot
+
+	// indexes keeps the indexes of bundles that jobs ended with lately, which each job's
+	// archive is made against.
+	indexes *bundle.IndexCache
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -84,7 +93,8 @@ func New(cfg Config) *Scheduler {
 	if cfg.Fairness == 0 {
 		cfg.Fairness = 30 * time.Minute
 	}
-	return &Scheduler{cfg: cfg, wake: make(chan struct{}, 1), running: map[string]*slot{}}
+	return &Scheduler{cfg: cfg, wake: make(chan struct{}, 1), running: map[string]*slot{},
+		indexes: bundle.NewIndexCache(indexedEntries)}
 }
 
 // Start recovers jobs left by an earlier server process and starts the dispatch loop.
