@@ -216,10 +216,19 @@ func (s *Scheduler) archive(j *atlas.Job, workDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Jobs of one bundle that change nothing in their folder, or change it alike, leave the
+	// same archive: stored already, it needs no second copy (nor waiting for the disk to
+	// write one), only to be marked as used, as an upload of a blob the server has is.
+	d := blob.Digest(h.Sum(nil))
+	if ok, _, err := s.cfg.Blobs.Has(s.ctx, d); err == nil && ok {
+		if err := s.cfg.Blobs.Touch(s.ctx, d); err == nil {
+			return d, nil
+		}
+	}
 	if _, err := tmp.Seek(0, 0); err != nil {
 		return "", err
 	}
-	d, _, err := s.cfg.Blobs.Put(s.ctx, tmp, blob.Digest(h.Sum(nil)))
+	d, _, err = s.cfg.Blobs.Put(s.ctx, tmp, d)
 	return d, err
 }
 

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,6 +185,43 @@ func TestStopSignalsTheJobAndKillsAfterTheGracePeriod(t *testing.T) {
 	require.Equal(t, 137, *j.ExitCode, "killed once the grace period was over")
 	require.Equal(t, "killed after 0 s grace (it did not exit on SIGTERM)", j.Reason)
 	require.GreaterOrEqual(t, h.exec.Stops(stubborn.ID), 1)
+}
+
+// Jobs of one bundle that leave their folder as they found it leave the same archive: stored
+// once, and marked as used again by the second, so that collection of unused blobs spares it.
+func TestJobsThatChangeNothingShareTheirArchive(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	src := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(src, "main.py"), []byte("pass"), 0o644))
+	var buf bytes.Buffer
+	_, err := bundle.Create(src, &buf, bundle.Options{})
+	require.NoError(t, err)
+	want := bytes.Clone(buf.Bytes())
+	digest, _, err := h.blobs.Put(t.Context(), &buf, "")
+	require.NoError(t, err)
+	run := func() *atlas.Job {
+		j := h.submit(&sdk.JobSpec{Command: []string{"run_for=0s"}, BundleDigest: digest})
+		return h.until(j.ID, atlas.StateCompleted)
+	}
+	first := run()
+	require.NotEmpty(t, first.ArchiveDigest)
+	p, err := h.blobs.Path(first.ArchiveDigest)
+	require.NoError(t, err)
+	long := time.Now().Add(-48 * time.Hour)
+	require.NoError(t, os.Chtimes(p, long, long))
+	second := run()
+	require.Equal(t, first.ArchiveDigest, second.ArchiveDigest)
+	fi, err := os.Stat(p)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), fi.ModTime(), time.Hour, "marked as used when the second job ended")
+	rc, rebuilt, err := jobs.OpenArchive(t.Context(), h.blobs, second)
+	require.NoError(t, err)
+	defer rc.Close()
+	require.True(t, rebuilt)
+	whole, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	require.Equal(t, want, whole, "the archive is the bundle: nothing changed")
 }
 
 func TestAStopWhileQueuedNeverStartsTheJob(t *testing.T) {
