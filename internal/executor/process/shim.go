@@ -19,7 +19,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/atlasgo/atlas/internal/config"
 	"github.com/atlasgo/atlas/internal/executor"
 )
 
@@ -50,16 +49,49 @@ func Shim(args []string) int {
 	// SIGTERM reaches the whole process group; the shim outlives the command to record how it
 	// ended. (Notify, not Ignore: an ignored signal would stay ignored in the command.)
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	server := os.Getppid() // it waits for the shim, unless it stops or crashes meanwhile
 
 	code, reason := runShim(&ss)
 	st, _ := json.Marshal(exitStatus{ExitCode: code, Reason: reason})
-	if err := config.WriteFileAtomic(ss.ExitFile, st, 0o644); err != nil {
+	if err := writeExitStatus(ss.ExitFile, st, os.Getppid() != server); err != nil {
 		fmt.Fprintf(os.Stderr, "atlas shim: record exit status: %v\n", err)
 	}
 	if code > 255 || code < 0 {
 		code = 1
 	}
 	return code
+}
+
+// writeExitStatus puts the exit status in its file with one rename, so that nobody reads half
+// of it. It is made durable first (synced to the disk) only when the server that started the
+// shim is gone (the shim then has another parent): a server that is there reads the file as
+// soon as the shim has exited and records the job's end in its database, whose durability is
+// then what counts, so syncing would only delay every job's end. A server started later
+// reads the file from the disk, maybe after the machine itself restarted.
+func writeExitStatus(path string, data []byte, durable bool) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func runShim(ss *shimSpec) (int, string) {
