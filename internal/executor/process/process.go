@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -36,6 +37,10 @@ import (
 // ShimArg is the hidden first argument that makes the server binary act as a job's shim.
 const ShimArg = "__atlas-shim"
 
+// SpareArg, given to a shim instead of its spec file, makes it a spare: started ahead of the
+// next job, it waits for the spec file's path on its stdin.
+const SpareArg = "-"
+
 // Config configures the executor.
 type Config struct {
 	// Self is the path of the binary that implements the shim behind ShimArg (the server
@@ -53,7 +58,27 @@ type Config struct {
 }
 
 // Executor is the process executor.
-type Executor struct{ cfg Config }
+//
+// It keeps one shim started ahead of the next job (a spare), so that a job's start does not
+// wait for a program to be loaded and initialised: it hands the spare its spec and starts the
+// next spare meanwhile. A spare that is never used exits when the server closes the executor
+// or goes away (its stdin ends).
+type Executor struct {
+	cfg Config
+
+	mu        sync.Mutex
+	spare     *spare // nil until the first job, and while the next one starts
+	refilling bool   // the next spare is starting
+	closed    bool
+}
+
+// spare is a shim waiting for its job's spec.
+type spare struct {
+	cmd       *exec.Cmd
+	in        io.WriteCloser // its stdin: the spec file's path, then the end
+	ack       io.ReadCloser  // its stdout: one byte once it has taken the job, then the end
+	startTime uint64
+}
 
 var _ executor.Executor = (*Executor)(nil)
 
@@ -110,6 +135,11 @@ type shimSpec struct {
 	Python     string   `json:"python"`
 	EnvsDir    string   `json:"envs_dir"`
 	ExitFile   string   `json:"exit_file"`
+	// LogPath is the job's log, which the shim's own output and the command's go to.
+	LogPath string `json:"log_path"`
+	// Env is the job's environment (jobEnv), which the shim takes as its own before anything
+	// else, since it may have been started before the job was known.
+	Env []string `json:"env"`
 	// SDKDir holds the Python SDK, whose foundations/_system.py samples the job's system metrics.
 	SDKDir string `json:"sdk_dir,omitempty"`
 	// Account, when set, is the account the command (and the installation of its
@@ -149,35 +179,143 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 		return nil, err
 	}
 	os.Remove(ss.ExitFile)
+	ss.LogPath, ss.Env = spec.LogPath, jobEnv(spec)
 	specPath := filepath.Join(e.cfg.RunDir, j.ID+".json")
 	data, _ := json.Marshal(ss)
 	if err := os.WriteFile(specPath, data, 0o600); err != nil {
 		return nil, fmt.Errorf("write shim spec: %w", err)
+	}
+	h, err := e.startShim(spec, specPath, ss.ExitFile)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		err := h.cmd.Wait()
+		h.finish(resultFromWait(h.cmd.ProcessState, err, ss.ExitFile))
+	}()
+	return &h.handle, nil
+}
+
+// startedShim is a shim that runs a job, and its process to wait for.
+type startedShim struct {
+	handle
+	cmd *exec.Cmd
+}
+
+// startShim gives the job's spec to the spare shim when there is one that is still there, or
+// starts a shim for it, and starts the next spare.
+func (e *Executor) startShim(spec *executor.Spec, specPath, exitFile string) (*startedShim, error) {
+	e.mu.Lock()
+	sp, refill := e.spare, !e.closed && !e.refilling
+	e.spare, e.refilling = nil, e.refilling || refill
+	e.mu.Unlock()
+	if refill {
+		go e.refill()
+	}
+	if sp != nil {
+		// A spare that died may still take the path into its pipe: its word that it took the
+		// job tells.
+		_, err := io.WriteString(sp.in, specPath+"\n")
+		if err == nil {
+			err = sp.in.Close()
+		}
+		if err == nil {
+			var b [1]byte
+			_, err = io.ReadFull(sp.ack, b[:])
+			sp.ack.Close()
+		}
+		if err == nil {
+			return &startedShim{handle: handle{pid: sp.cmd.Process.Pid, startTime: sp.startTime, exitFile: exitFile,
+				done: make(chan struct{})}, cmd: sp.cmd}, nil
+		}
+		sp.discard() // it is gone: start one for the job
 	}
 	logf, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(e.cfg.Self, ShimArg, specPath)
-	if e.cfg.Shim != "" {
-		cmd = exec.Command(e.cfg.Shim, specPath)
-	}
+	cmd := e.shimCommand(specPath)
 	cmd.Dir = spec.WorkDir
-	cmd.Env = jobEnv(spec)
-	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start job process: %w", err)
 	}
-	h := &handle{pid: cmd.Process.Pid, exitFile: ss.ExitFile, done: make(chan struct{})}
+	h := &startedShim{handle: handle{pid: cmd.Process.Pid, exitFile: exitFile, done: make(chan struct{})}, cmd: cmd}
 	h.startTime, _ = procStartTime(h.pid)
-	go func() {
-		err := cmd.Wait()
-		h.finish(resultFromWait(cmd.ProcessState, err, ss.ExitFile))
-	}()
 	return h, nil
+}
+
+// shimCommand is a shim's command line, given its one argument (a spec file or SpareArg): in a
+// process group of its own, whose stop signals reach the job's every process. Its own
+// environment only lasts until it has read its spec, and one processor is all it needs.
+func (e *Executor) shimCommand(arg string) *exec.Cmd {
+	cmd := exec.Command(e.cfg.Self, ShimArg, arg)
+	if e.cfg.Shim != "" {
+		cmd = exec.Command(e.cfg.Shim, arg)
+	}
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Stdin = nil
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// refill starts the next spare shim; the executor's state says one is starting. A spare that
+// cannot start is no error: the next job's shim starts with the job.
+func (e *Executor) refill() {
+	sp := e.startSpare()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refilling = false
+	if sp == nil {
+		return
+	}
+	if e.closed {
+		sp.discard()
+		return
+	}
+	e.spare = sp
+}
+
+func (e *Executor) startSpare() *spare {
+	cmd := e.shimCommand(SpareArg)
+	cmd.Dir = e.cfg.RunDir
+	cmd.Stderr = os.Stderr // until it has the job's log: only a broken spec file
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil
+	}
+	ack, err := cmd.StdoutPipe()
+	if err != nil {
+		in.Close()
+		return nil
+	}
+	if err := cmd.Start(); err != nil {
+		in.Close()
+		return nil
+	}
+	sp := &spare{cmd: cmd, in: in, ack: ack}
+	sp.startTime, _ = procStartTime(cmd.Process.Pid)
+	return sp
+}
+
+// discard ends a spare that will get no job.
+func (sp *spare) discard() {
+	sp.in.Close() // a spare that reads the end of its stdin exits
+	go sp.cmd.Wait() // closes ack too
+}
+
+// Close ends the spare shim; jobs that run keep running. It is idempotent.
+func (e *Executor) Close() error {
+	e.mu.Lock()
+	sp := e.spare
+	e.spare, e.closed = nil, true
+	e.mu.Unlock()
+	if sp != nil {
+		sp.in.Close()
+		_ = sp.cmd.Wait()
+	}
+	return nil
 }
 
 // runAs makes a root server run the job as its own account (job.RunAs): the job's working

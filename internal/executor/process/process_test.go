@@ -2,6 +2,7 @@ package process_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,7 @@ func newHarness(t *testing.T) executortest.Harness {
 		e, err := process.New(process.Config{Self: os.Args[0], RunDir: filepath.Join(dir, "run"),
 			EnvsDir: filepath.Join(dir, "envs"), Python: py})
 		require.NoError(t, err)
+		t.Cleanup(func() { e.Close() })
 		return e
 	}}
 }
@@ -184,4 +186,106 @@ func prefixLine(t *testing.T, log string) string {
 	}
 	t.Fatalf("no prefix line in log:\n%s", log)
 	return ""
+}
+
+// spares returns the pids of this process's children that are spare shims of the executor
+// whose run directory is runDir, waiting for a job.
+func spares(t *testing.T, runDir string) []int {
+	t.Helper()
+	var out []int
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	for _, d := range entries {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err1 := os.ReadFile("/proc/" + d.Name() + "/stat")
+		cmdline, err2 := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		cwd, _ := os.Readlink("/proc/" + d.Name() + "/cwd")
+		if f[0] != "Z" && f[1] == strconv.Itoa(os.Getpid()) && cwd == runDir &&
+			strings.HasSuffix(string(cmdline), "\x00"+process.ShimArg+"\x00"+process.SpareArg+"\x00") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// waitSpare waits until the executor whose run directory is runDir has one spare shim and
+// returns its pid.
+func waitSpare(t *testing.T, runDir string) int {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if s := spares(t, runDir); len(s) == 1 {
+			return s[0]
+		}
+		require.True(t, time.Now().Before(deadline), "no spare shim started")
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// runJob runs a job that prints its working directory and FOUNDATIONS_X, and returns the pid of
+// its shim and its log.
+func runJob(t *testing.T, e executor.Executor, id string) (int, string) {
+	t.Helper()
+	work := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(work, "main.py"),
+		[]byte("import os\nprint('cwd', os.getcwd(), 'x', os.environ.get('FOUNDATIONS_X'))\n"), 0o644))
+	logPath := filepath.Join(t.TempDir(), "job.log")
+	hd, err := e.Start(context.Background(), &executor.Spec{Job: &atlas.Job{ID: id, Command: []string{"main.py"}},
+		WorkDir: work, LogPath: logPath, SDKDir: work, Env: []string{"FOUNDATIONS_X=" + id}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := hd.Wait(ctx)
+	require.NoError(t, err)
+	data, _ := os.ReadFile(logPath)
+	require.Equal(t, 0, res.ExitCode, string(data))
+	require.Contains(t, string(data), "cwd "+work+" x "+id, "the job's directory and environment")
+	var ri struct{ PID int }
+	require.NoError(t, json.Unmarshal([]byte(hd.RunInfo()), &ri))
+	return ri.PID, string(data)
+}
+
+// newExecutor returns a process executor whose shim is the test binary, and its run directory.
+func newExecutor(t *testing.T) (*process.Executor, string) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	e, err := process.New(process.Config{Self: os.Args[0], RunDir: run, EnvsDir: filepath.Join(dir, "envs"), Python: python(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	return e, run
+}
+
+// After its first job, the executor keeps a shim started ahead of the next job, which runs in
+// it with its own directory, environment and log; closing the executor ends the spare, and
+// jobs still start after that.
+func TestJobsStartInASpareShim(t *testing.T) {
+	e, run := newExecutor(t)
+	require.Empty(t, spares(t, run), "no spare before the first job")
+	runJob(t, e, "first")
+	spare := waitSpare(t, run)
+	pid, _ := runJob(t, e, "second")
+	require.Equal(t, spare, pid, "the second job ran in the spare")
+	next := waitSpare(t, run)
+	require.NotEqual(t, spare, next)
+	require.NoError(t, e.Close())
+	require.Empty(t, spares(t, run), "the spare ended with the executor")
+	runJob(t, e, "third")
+	require.Empty(t, spares(t, run), "a closed executor starts no spare")
+}
+
+// A spare that died before its job came is replaced by a shim started for the job.
+func TestADeadSpareIsNotUsed(t *testing.T) {
+	e, run := newExecutor(t)
+	runJob(t, e, "first")
+	spare := waitSpare(t, run)
+	require.NoError(t, syscall.Kill(spare, syscall.SIGKILL))
+	pid, _ := runJob(t, e, "second")
+	require.NotEqual(t, spare, pid)
 }

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -30,19 +31,36 @@ const RequirementsFile = "requirements.txt"
 
 // Shim is the supervisor of one job: it prepares the Python environment, runs the command with
 // the shim's own stdout/stderr (the job's log file), and records the exit status. It returns
-// the process exit code. args are the arguments after ShimArg.
+// the process exit code. args are the arguments after ShimArg: the spec file, or SpareArg for
+// a shim started ahead of its job, which reads the spec file's path from its stdin (nothing
+// there: no job came, and it exits).
 func Shim(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "atlas shim: want one argument, the spec file")
 		return 2
 	}
-	data, err := os.ReadFile(args[0])
+	specPath := args[0]
+	if specPath == SpareArg {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if line == "" && err != nil {
+			return 0 // the server went, or needs no more shims
+		}
+		specPath = strings.TrimSuffix(line, "\n")
+		if _, err := os.Stdout.Write([]byte{'\n'}); err != nil { // its word to the server that it took the job
+			return 0 // the server went
+		}
+	}
+	data, err := os.ReadFile(specPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
 		return 2
 	}
 	var ss shimSpec
 	if err := json.Unmarshal(data, &ss); err != nil {
+		fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
+		return 2
+	}
+	if err := ss.enter(); err != nil {
 		fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
 		return 2
 	}
@@ -60,6 +78,33 @@ func Shim(args []string) int {
 		code = 1
 	}
 	return code
+}
+
+// enter makes the shim's process the job's: its output goes to the job's log, it runs in the
+// job's working directory with the job's environment (the command, the requirements'
+// installation and the sampler inherit them), whatever it was started with.
+func (ss *shimSpec) enter() error {
+	logf, err := os.OpenFile(ss.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(logf.Fd()), fd, 0); err != nil {
+			return fmt.Errorf("output to the job's log: %w", err)
+		}
+	}
+	if err := os.Chdir(ss.WorkDir); err != nil {
+		return err
+	}
+	os.Clearenv()
+	for _, kv := range ss.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeExitStatus puts the exit status in its file with one rename, so that nobody reads half
