@@ -323,25 +323,6 @@ func TestWriteDefaultSubmission(t *testing.T) {
 	require.Equal(t, edited, again)
 }
 
-func TestWriteFileAtomic(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f")
-	require.NoError(t, WriteFileAtomic(path, []byte("one"), 0o600))
-	require.NoError(t, WriteFileAtomic(path, []byte("two"), 0o640))
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	require.Equal(t, "two", string(data))
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	require.Equal(t, os.FileMode(0o640), fi.Mode().Perm())
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	require.Len(t, entries, 1, "no temporary file is left behind")
-
-	require.Error(t, WriteFileAtomic(filepath.Join(dir, "missing", "f"), nil, 0o600))
-}
-
 func TestDefaultServer(t *testing.T) {
 	home := useHome(t)
 	s := DefaultServer()

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/atlasgo/atlas/internal/atomicfile"
 )
 
 // CredentialsFile holds API tokens stored by `foundations login`, readable by the user only.
@@ -88,5 +90,5 @@ func SaveCredential(url, user, token string) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(Home(), CredentialsFile)
-	return path, WriteFileAtomic(path, data, 0o600)
+	return path, atomicfile.Write(path, data, 0o600, true)
 }

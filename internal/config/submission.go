@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/atomicfile"
 )
 
 // DefaultEnv is the submission config every install has.
@@ -208,33 +209,7 @@ func WriteDefaultSubmission(home, url string) (wrote bool, note string, err erro
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, "", err
 	}
-	return true, "", WriteFileAtomic(path, []byte(content), 0o644)
-}
-
-// WriteFileAtomic writes data to a temporary file beside path and renames it into place.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	// On disk before the rename, or a crash could leave an empty file in its place.
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return true, "", atomicfile.Write(path, []byte(content), 0o644, true)
 }
 
 func errorsIsNotFound(err error) bool { return errors.Is(err, atlas.ErrNotFound) }

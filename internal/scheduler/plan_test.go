@@ -108,6 +108,18 @@ func TestDecide_DoesNotModifyFreeGPUs(t *testing.T) {
 	require.Equal(t, []string{"0", "1"}, gpus)
 }
 
+// randomQueue is a queue of up to n jobs, some needing GPUs, some waiting for long, and what
+// is free for them.
+func randomQueue(r *rand.Rand, n int, now time.Time) ([]Candidate, Free, time.Duration) {
+	queue := make([]Candidate, r.IntN(n))
+	for i := range queue {
+		queue[i] = Candidate{ID: fmt.Sprint("j", i), NumGPUs: max(0, r.IntN(6)-3), QueuedAt: now.Add(-time.Duration(r.IntN(120)) * time.Minute)}
+	}
+	gpus := []string{"0", "1", "2", "3"}[:r.IntN(5)]
+	free := Free{Slots: r.IntN(5), TotalSlot: 4, GPUs: gpus, TotalGPUs: 4}
+	return queue, free, []time.Duration{0, time.Hour}[r.IntN(2)]
+}
+
 // DecideHead starts what Decide starts over the whole queue, reading only its head when the
 // jobs there fit.
 func TestDecideHeadStartsWhatDecideStarts(t *testing.T) {
@@ -115,13 +127,7 @@ func TestDecideHeadStartsWhatDecideStarts(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 500 {
-		queue := make([]Candidate, r.IntN(200))
-		for i := range queue {
-			queue[i] = Candidate{ID: fmt.Sprint("j", i), NumGPUs: max(0, r.IntN(6)-3), QueuedAt: now.Add(-time.Duration(r.IntN(120)) * time.Minute)}
-		}
-		gpus := []string{"0", "1", "2", "3"}[:r.IntN(5)]
-		free := Free{Slots: r.IntN(5), TotalSlot: 4, GPUs: gpus, TotalGPUs: 4}
-		fairness := []time.Duration{0, time.Hour}[r.IntN(2)]
+		queue, free, fairness := randomQueue(r, 200, now)
 		got, err := DecideHead(func(limit int) ([]Candidate, error) {
 			return queue[:min(limit, len(queue))], nil
 		}, free, now, fairness)
@@ -149,13 +155,7 @@ func TestWaitingOfSaysWhatDecideSays(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	r := rand.New(rand.NewPCG(3, 4))
 	for round := range 300 {
-		queue := make([]Candidate, r.IntN(120))
-		for i := range queue {
-			queue[i] = Candidate{ID: fmt.Sprint("j", i), NumGPUs: max(0, r.IntN(6)-3), QueuedAt: now.Add(-time.Duration(r.IntN(120)) * time.Minute)}
-		}
-		gpus := []string{"0", "1", "2", "3"}[:r.IntN(5)]
-		free := Free{Slots: r.IntN(5), TotalSlot: 4, GPUs: gpus, TotalGPUs: 4}
-		fairness := []time.Duration{0, time.Hour}[r.IntN(2)]
+		queue, free, fairness := randomQueue(r, 120, now)
 		want := Decide(queue, free, now, fairness).Waiting
 		for _, c := range queue {
 			got, err := WaitingOf(func(limit int) ([]Candidate, error) {

@@ -63,6 +63,21 @@ func (h *harness) start() {
 	h.t.Cleanup(h.sched.Stop)
 }
 
+// bundle stores the bundle of a folder whose main.py is script, and returns its digest and
+// bytes.
+func (h *harness) bundle(script string) (string, []byte) {
+	h.t.Helper()
+	src := h.t.TempDir()
+	require.NoError(h.t, os.WriteFile(filepath.Join(src, "main.py"), []byte(script), 0o644))
+	var buf bytes.Buffer
+	_, err := bundle.Create(src, &buf, bundle.Options{})
+	require.NoError(h.t, err)
+	data := bytes.Clone(buf.Bytes())
+	digest, _, err := h.blobs.Put(h.t.Context(), &buf, "")
+	require.NoError(h.t, err)
+	return digest, data
+}
+
 func (h *harness) submit(spec *sdk.JobSpec) *atlas.Job {
 	h.t.Helper()
 	res, err := h.svc.Submit(h.t.Context(), &jobs.Caller{Local: true, User: "alice"}, spec)
@@ -125,13 +140,7 @@ func (h *harness) started() string {
 func TestRunsAJobToItsEnd(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 1)
-	src := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(src, "main.py"), []byte("print('hi')"), 0o644))
-	var buf bytes.Buffer
-	_, err := bundle.Create(src, &buf, bundle.Options{})
-	require.NoError(t, err)
-	digest, _, err := h.blobs.Put(t.Context(), &buf, "")
-	require.NoError(t, err)
+	digest, _ := h.bundle("print('hi')")
 	j := h.submit(&sdk.JobSpec{Command: []string{"output=epoch 1", "block"}, BundleDigest: digest, Params: map[string]any{"lr": 0.1}})
 	require.Equal(t, j.ID, h.started())
 	spec := h.exec.Spec(j.ID)
@@ -192,14 +201,7 @@ func TestStopSignalsTheJobAndKillsAfterTheGracePeriod(t *testing.T) {
 func TestJobsThatChangeNothingShareTheirArchive(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 1)
-	src := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(src, "main.py"), []byte("pass"), 0o644))
-	var buf bytes.Buffer
-	_, err := bundle.Create(src, &buf, bundle.Options{})
-	require.NoError(t, err)
-	want := bytes.Clone(buf.Bytes())
-	digest, _, err := h.blobs.Put(t.Context(), &buf, "")
-	require.NoError(t, err)
+	digest, want := h.bundle("pass")
 	run := func() *atlas.Job {
 		j := h.submit(&sdk.JobSpec{Command: []string{"run_for=0s"}, BundleDigest: digest})
 		return h.until(j.ID, atlas.StateCompleted)

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/atomicfile"
 	"github.com/atlasgo/atlas/internal/config"
 	"github.com/atlasgo/atlas/internal/executor"
 	"github.com/atlasgo/atlas/internal/executor/kubernetes"
@@ -81,7 +82,7 @@ func installation(configured string, p paths) (string, error) {
 	host, _ := os.Hostname()
 	sum := sha256.Sum256([]byte(host + "\x00" + p.home))
 	id := "atlas-" + hex.EncodeToString(sum[:6])
-	if err := config.WriteFileAtomic(p.installation(), []byte(id+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(p.installation(), []byte(id+"\n"), 0o644, true); err != nil {
 		return "", fmt.Errorf("keep the installation id: %w", err)
 	}
 	return id, nil

@@ -30,6 +30,7 @@ import (
 
 	"github.com/atlasgo/atlas/internal/api"
 	"github.com/atlasgo/atlas/internal/atlas"
+	"github.com/atlasgo/atlas/internal/atomicfile"
 	"github.com/atlasgo/atlas/internal/blob"
 	"github.com/atlasgo/atlas/internal/blob/local"
 	"github.com/atlasgo/atlas/internal/blob/s3"
@@ -560,7 +561,7 @@ func loadSecret(path string) ([]byte, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	return secret, config.WriteFileAtomic(path, secret, 0o600)
+	return secret, atomicfile.Write(path, secret, 0o600, true)
 }
 
 // lockHome takes the exclusive lock on FOUNDATIONS_HOME that a server holds for as long as it

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/atlasgo/atlas/internal/atomicfile"
 	"github.com/atlasgo/atlas/internal/executor"
 )
 
@@ -114,29 +115,7 @@ func (ss *shimSpec) enter() error {
 // then what counts, so syncing would only delay every job's end. A server started later
 // reads the file from the disk, maybe after the machine itself restarted.
 func writeExitStatus(path string, data []byte, durable bool) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, data, 0o644, durable)
 }
 
 func runShim(ss *shimSpec) (int, string) {
