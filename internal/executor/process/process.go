@@ -301,7 +301,7 @@ func (e *Executor) startSpare() *spare {
 
 // discard ends a spare that will get no job.
 func (sp *spare) discard() {
-	sp.in.Close() // a spare that reads the end of its stdin exits
+	sp.in.Close()    // a spare that reads the end of its stdin exits
 	go sp.cmd.Wait() // closes ack too
 }
 
