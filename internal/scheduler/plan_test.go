@@ -120,6 +120,26 @@ func randomQueue(r *rand.Rand, n int, now time.Time) ([]Candidate, Free, time.Du
 	return queue, free, []time.Duration{0, time.Hour}[r.IntN(2)]
 }
 
+// headOf reads the head of queue, counting the jobs read in read (when not nil).
+func headOf(queue []Candidate, read *int) func(limit int) ([]Candidate, error) {
+	return func(limit int) ([]Candidate, error) {
+		n := min(limit, len(queue))
+		if read != nil {
+			*read += n
+		}
+		return queue[:n], nil
+	}
+}
+
+// longQueue is 10,000 jobs queued at now.
+func longQueue(now time.Time) []Candidate {
+	queue := make([]Candidate, 10000)
+	for i := range queue {
+		queue[i] = Candidate{ID: fmt.Sprint("j", i), QueuedAt: now}
+	}
+	return queue
+}
+
 // DecideHead starts what Decide starts over the whole queue, reading only its head when the
 // jobs there fit.
 func TestDecideHeadStartsWhatDecideStarts(t *testing.T) {
@@ -128,21 +148,12 @@ func TestDecideHeadStartsWhatDecideStarts(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 500 {
 		queue, free, fairness := randomQueue(r, 200, now)
-		got, err := DecideHead(func(limit int) ([]Candidate, error) {
-			return queue[:min(limit, len(queue))], nil
-		}, free, now, fairness)
+		got, err := DecideHead(headOf(queue, nil), free, now, fairness)
 		require.NoError(t, err)
 		require.Equal(t, Decide(queue, free, now, fairness).Start, got.Start, "round %d", round)
 	}
-	queue := make([]Candidate, 10000)
-	for i := range queue {
-		queue[i] = Candidate{ID: fmt.Sprint("j", i), QueuedAt: now}
-	}
-	read := 0
-	got, err := DecideHead(func(limit int) ([]Candidate, error) {
-		read += min(limit, len(queue))
-		return queue[:min(limit, len(queue))], nil
-	}, Free{Slots: 2, TotalSlot: 2}, now, time.Hour)
+	queue, read := longQueue(now), 0
+	got, err := DecideHead(headOf(queue, &read), Free{Slots: 2, TotalSlot: 2}, now, time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, []Start{{JobID: "j0", GPUIDs: []string{}}, {JobID: "j1", GPUIDs: []string{}}}, got.Start)
 	require.Less(t, read, 100, "only the head of a long queue is read")
@@ -158,23 +169,14 @@ func TestWaitingOfSaysWhatDecideSays(t *testing.T) {
 		queue, free, fairness := randomQueue(r, 120, now)
 		want := Decide(queue, free, now, fairness).Waiting
 		for _, c := range queue {
-			got, err := WaitingOf(func(limit int) ([]Candidate, error) {
-				return queue[:min(limit, len(queue))], nil
-			}, c, free, now, fairness)
+			got, err := WaitingOf(headOf(queue, nil), c, free, now, fairness)
 			require.NoError(t, err)
 			require.Equal(t, want[c.ID], got, "round %d, job %s", round, c.ID)
 		}
 	}
 
-	queue := make([]Candidate, 10000)
-	for i := range queue {
-		queue[i] = Candidate{ID: fmt.Sprint("j", i), QueuedAt: now}
-	}
-	read := 0
-	head := func(limit int) ([]Candidate, error) {
-		read += min(limit, len(queue))
-		return queue[:min(limit, len(queue))], nil
-	}
+	queue, read := longQueue(now), 0
+	head := headOf(queue, &read)
 	why, err := WaitingOf(head, queue[9999], Free{Slots: 0, TotalSlot: 2}, now, time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, "waiting for a free worker (2 of 2 busy)", why)
