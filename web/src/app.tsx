@@ -23,7 +23,7 @@ function QueueCount() {
   const [n, setN] = useState<{ q: number; r: number } | null>(null);
   const load = () =>
     api.queue().then(
-      (q) => setN({ q: q.queued.length, r: q.running.length }),
+      (q) => setN({ q: q.queued_total, r: q.running.length }),
       () => setN(null),
     );
   const [reload] = useState(() => debounce(load, 400));

@@ -131,7 +131,9 @@ export interface MetricSeries {
 }
 
 export interface Queue {
+  /** The head of the queue (the first 500 by default); queued_total counts every queued job. */
   queued: Job[];
+  queued_total: number;
   running: Job[];
   workers: number;
   gpus: number;

@@ -241,6 +241,27 @@ function suite() {
       assert.equal(await apiStatus('GET', `/jobs/${q1}`), 404);
     });
 
+    test('a queue longer than the page lists counts every queued job', async () => {
+      const queued = [await submit('forever'), await submit('forever')];
+      // The server lists one queued job (limit=1), as it lists the first 500 of a long queue.
+      await page.route('**/api/v1/queue', (route) => route.continue({ url: route.request().url() + '?limit=1' }));
+      try {
+        await page.goto(base + '/queue');
+        await page.locator(`[data-testid="queued-table"] tr[data-job="${queued[0]}"]`).waitFor();
+        assert.equal(await page.locator('[data-testid="queued-table"] tbody tr').count(), 1);
+        assert.equal(await page.locator('h3:has-text("Queued") .count').innerText(), '2');
+        await textIn('.subtle', 'the first 1 in the order they will run');
+        await textIn('.subtle', '2 queued');
+        await page.locator('[data-testid="clear-queue"]').click();
+        await page.getByText('Clear 2 queued jobs?').waitFor();
+        await page.locator('[data-testid="confirm"]').click();
+        await textIn('[data-testid="toast"]', 'Removed 2 queued jobs');
+      } finally {
+        await page.unroute('**/api/v1/queue');
+      }
+      for (const id of queued) assert.equal(await apiStatus('GET', `/jobs/${id}`), 404);
+    });
+
     test('a job page shows a log line as soon as the job prints it', async () => {
       const logRequests = [];
       const onResponse = (r) => r.url().includes(`/jobs/${jobs.w}/logs`) && logRequests.push({ url: r.url(), offset: r.headers()['x-log-offset'] });

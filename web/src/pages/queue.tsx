@@ -68,9 +68,11 @@ export function QueuePage() {
 
   const clear = async () => {
     if (!q) return;
-    const n = clearProject ? q.queued.filter((j) => j.project === clearProject).length : q.queued.length;
+    // Beyond the listed head of the queue a project's count is not known: at least n.
+    const n = clearProject ? q.queued.filter((j) => j.project === clearProject).length : q.queued_total;
+    const more = clearProject && q.queued_total > q.queued.length ? ' or more' : '';
     const ok = await confirmDialog({
-      title: `Clear ${n} queued job${n === 1 ? '' : 's'}?`,
+      title: `Clear ${n}${more} queued job${n === 1 && !more ? '' : 's'}?`,
       body: <p>{clearProject ? `Every queued job of ${clearProject}` : 'Every queued job'} is removed with its bundle. Running jobs keep running.</p>,
       confirm: 'Clear the queue',
       danger: true,
@@ -96,7 +98,7 @@ export function QueuePage() {
           {q && (
             <div class="subtle">
               {q.executor} executor · {q.running.length} of {q.workers} worker slot{q.workers === 1 ? '' : 's'} busy
-              {q.gpus ? ` · ${q.gpus} GPU${q.gpus === 1 ? '' : 's'}` : ''} · {q.queued.length} queued
+              {q.gpus ? ` · ${q.gpus} GPU${q.gpus === 1 ? '' : 's'}` : ''} · {q.queued_total} queued
             </div>
           )}
         </div>
@@ -187,8 +189,9 @@ export function QueuePage() {
           <section class="card">
             <div class="card-head">
               <h3>
-                Queued <span class="count">{q.queued.length}</span>
+                Queued <span class="count">{q.queued_total}</span>
               </h3>
+              {q.queued_total > q.queued.length && <span class="subtle">the first {q.queued.length} in the order they will run</span>}
             </div>
             {q.queued.length === 0 ? (
               <Empty title="The queue is empty" icon={<IconQueue size={26} />}>
