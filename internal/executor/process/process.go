@@ -60,9 +60,9 @@ type Config struct {
 // Executor is the process executor.
 //
 // It keeps one shim started ahead of the next job (a spare), so that a job's start does not
-// wait for a program to be loaded and initialised: it hands the spare its spec and starts the
-// next spare meanwhile. A spare that is never used exits when the server closes the executor
-// or goes away (its stdin ends).
+// wait for a program to be loaded and initialised: it hands the spare the job's spec, and starts
+// the next spare once a job is released. A spare that is never used exits when the server
+// closes the executor or goes away (its stdin ends).
 type Executor struct {
 	cfg Config
 
@@ -203,15 +203,12 @@ type startedShim struct {
 }
 
 // startShim gives the job's spec to the spare shim when there is one that is still there, or
-// starts a shim for it, and starts the next spare.
+// starts a shim for it (and the next spare).
 func (e *Executor) startShim(spec *executor.Spec, specPath, exitFile string) (*startedShim, error) {
 	e.mu.Lock()
-	sp, refill := e.spare, !e.closed && !e.refilling
-	e.spare, e.refilling = nil, e.refilling || refill
+	sp := e.spare
+	e.spare = nil
 	e.mu.Unlock()
-	if refill {
-		go e.refill()
-	}
 	if sp != nil {
 		// A spare that died may still take the path into its pipe: its word that it took the
 		// job tells.
@@ -226,10 +223,11 @@ func (e *Executor) startShim(spec *executor.Spec, specPath, exitFile string) (*s
 		}
 		if err == nil {
 			return &startedShim{handle: handle{pid: sp.cmd.Process.Pid, startTime: sp.startTime, exitFile: exitFile,
-				done: make(chan struct{})}, cmd: sp.cmd}, nil
+				e: e, done: make(chan struct{})}, cmd: sp.cmd}, nil
 		}
 		sp.discard() // it is gone: start one for the job
 	}
+	e.ensureSpare() // for the next job, whose start did not find one
 	logf, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -241,7 +239,7 @@ func (e *Executor) startShim(spec *executor.Spec, specPath, exitFile string) (*s
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start job process: %w", err)
 	}
-	h := &startedShim{handle: handle{pid: cmd.Process.Pid, exitFile: exitFile, done: make(chan struct{})}, cmd: cmd}
+	h := &startedShim{handle: handle{pid: cmd.Process.Pid, exitFile: exitFile, e: e, done: make(chan struct{})}, cmd: cmd}
 	h.startTime, _ = procStartTime(h.pid)
 	return h, nil
 }
@@ -258,6 +256,20 @@ func (e *Executor) shimCommand(arg string) *exec.Cmd {
 	cmd.Stdin = nil
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
+}
+
+// ensureSpare starts the next spare shim unless there is one, one is starting, or the executor
+// is closed. It is called when a job is released, once its end is recorded, rather than when a
+// job takes the spare, so that starting a shim competes for the processors with neither a
+// job's start nor its end; and when a job's start found no spare.
+func (e *Executor) ensureSpare() {
+	e.mu.Lock()
+	start := e.spare == nil && !e.refilling && !e.closed
+	e.refilling = e.refilling || start
+	e.mu.Unlock()
+	if start {
+		go e.refill()
+	}
 }
 
 // refill starts the next spare shim; the executor's state says one is starting. A spare that
@@ -408,7 +420,7 @@ func (e *Executor) Recover(ctx context.Context, job *atlas.Job, logPath string) 
 	if err := json.Unmarshal([]byte(job.RunInfo), &ri); err != nil || ri.PID <= 0 {
 		return nil, fmt.Errorf("%w: no process recorded for job %s", executor.ErrGone, job.ID)
 	}
-	h := &handle{pid: ri.PID, startTime: ri.StartTime, exitFile: ri.ExitFile, done: make(chan struct{})}
+	h := &handle{pid: ri.PID, startTime: ri.StartTime, exitFile: ri.ExitFile, e: e, done: make(chan struct{})}
 	if st, ok := readExitFile(ri.ExitFile); ok {
 		h.finish(executor.Result{ExitCode: st.ExitCode, Reason: st.Reason})
 		return h, nil
@@ -448,6 +460,7 @@ type handle struct {
 	pid       int
 	startTime uint64
 	exitFile  string
+	e         *Executor // whose next spare starts when the job is released
 
 	once   sync.Once
 	done   chan struct{}
@@ -482,6 +495,7 @@ func (h *handle) Wait(ctx context.Context) (executor.Result, error) {
 
 // Release implements executor.Handle.
 func (h *handle) Release() error {
+	h.e.ensureSpare()
 	os.Remove(strings.TrimSuffix(h.exitFile, ".exit") + ".json")
 	if err := os.Remove(h.exitFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -229,8 +229,8 @@ func waitSpare(t *testing.T, runDir string) int {
 	}
 }
 
-// runJob runs a job that prints its working directory and FOUNDATIONS_X, and returns the pid of
-// its shim and its log.
+// runJob runs a job that prints its working directory and FOUNDATIONS_X, releases it, and
+// returns the pid of its shim and its log.
 func runJob(t *testing.T, e executor.Executor, id string) (int, string) {
 	t.Helper()
 	work := t.TempDir()
@@ -249,6 +249,7 @@ func runJob(t *testing.T, e executor.Executor, id string) (int, string) {
 	require.Contains(t, string(data), "cwd "+work+" x "+id, "the job's directory and environment")
 	var ri struct{ PID int }
 	require.NoError(t, json.Unmarshal([]byte(hd.RunInfo()), &ri))
+	require.NoError(t, hd.Release()) // as the scheduler does once the end is recorded
 	return ri.PID, string(data)
 }
 
@@ -262,9 +263,9 @@ func newExecutor(t *testing.T) (*process.Executor, string) {
 	return e, run
 }
 
-// After its first job, the executor keeps a shim started ahead of the next job, which runs in
-// it with its own directory, environment and log; closing the executor ends the spare, and
-// jobs still start after that.
+// From its first job on, the executor keeps a shim started ahead of the next job, which runs
+// in it with its own directory, environment and log; the next spare starts once that job is
+// released. Closing the executor ends the spare, and jobs still start after that.
 func TestJobsStartInASpareShim(t *testing.T) {
 	e, run := newExecutor(t)
 	require.Empty(t, spares(t, run), "no spare before the first job")
