@@ -3,6 +3,7 @@
 //
 //	atlasbench latency  [-n 200]           submit → running of a trivial job on an idle server
 //	atlasbench drain    [-n 1000] [-w 2] [-depths 100,3000]  jobs/s draining a queue, next to xargs -P and task-spooler
+//	atlasbench queue    [-n 10000]         the queue's page, a queued job and /metrics with a long queue
 //	atlasbench gen      -home DIR [-jobs 10000 -params 20 -metrics 20]
 //	atlasbench listing  [-jobs 10000]      first page of a big project sorted by a metric
 //	atlasbench blobs    [-mb 200] [-s3 URL] a large artifact's upload and download, local and S3
@@ -41,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: atlasbench latency|drain|gen|listing|blobs|kubernetes|slurm [flags]")
+		fmt.Fprintln(os.Stderr, "usage: atlasbench latency|drain|queue|gen|listing|blobs|kubernetes|slurm [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -50,6 +51,8 @@ func main() {
 		err = latency(os.Args[2:])
 	case "drain":
 		err = drain(os.Args[2:])
+	case "queue":
+		err = queueBench(os.Args[2:])
 	case "gen":
 		err = gen(os.Args[2:])
 	case "listing":
@@ -407,48 +410,10 @@ func atlasDrain(home, name string, n, workers int, profile string) (*drainRun, e
 	defer srv.stop()
 	c := sdk.New(srv.url, "")
 	ctx := context.Background()
-	// Blockers hold every worker while the queue fills, so the drain is measured on its own.
-	block, bpath, err := trivialFolder(filepath.Join(home, "block"), "import os, time\nwhile not os.path.exists(os.environ['GO_FILE']): time.sleep(0.01)\n")
+	goFile, _, err := fillQueue(ctx, c, home, n, workers)
 	if err != nil {
 		return nil, err
 	}
-	digest, path, err := trivialFolder(filepath.Join(home, "job"), "pass\n")
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range [][2]string{{block, bpath}, {digest, path}} {
-		if _, err := c.UploadFile(ctx, u[0], u[1]); err != nil {
-			return nil, err
-		}
-	}
-	goFile := filepath.Join(home, "go")
-	for i := 0; i < workers; i++ {
-		if _, err := c.Submit(ctx, &sdk.JobSpec{Project: "drain", Command: []string{"main.py"}, BundleDigest: block,
-			Worker: &sdk.Worker{Environment: map[string]string{"GO_FILE": goFile}}}); err != nil {
-			return nil, err
-		}
-	}
-	var wg sync.WaitGroup
-	var once sync.Once
-	var submitErr error
-	sem := make(chan struct{}, 8)
-	tFill := time.Now()
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if _, err := c.Submit(ctx, &sdk.JobSpec{Project: "drain", Command: []string{"main.py"}, BundleDigest: digest}); err != nil {
-				once.Do(func() { submitErr = err })
-			}
-		}()
-	}
-	wg.Wait()
-	if submitErr != nil {
-		return nil, submitErr
-	}
-	fmt.Fprintf(os.Stderr, "atlasbench: %d jobs queued in %.1f s\n", n, time.Since(tFill).Seconds())
 	// Watch the jobs end on the server's event stream: one short message per change, so
 	// watching costs the server the same per job whatever the queue's depth (counting the jobs
 	// left, as a listing does, reads every one of them each time).
@@ -552,6 +517,117 @@ func watchEnds(ctx context.Context, url, project string) (<-chan string, error) 
 		}
 	}()
 	return out, nil
+}
+
+// fillQueue submits to project "drain" one blocker per worker, which holds it until the file
+// goFile exists, then n trivial jobs, 8 at a time. It returns goFile and the trivial jobs' ids
+// in the order their submissions returned.
+func fillQueue(ctx context.Context, c *sdk.Client, home string, n, workers int) (string, []string, error) {
+	block, bpath, err := trivialFolder(filepath.Join(home, "block"), "import os, time\nwhile not os.path.exists(os.environ['GO_FILE']): time.sleep(0.01)\n")
+	if err != nil {
+		return "", nil, err
+	}
+	digest, path, err := trivialFolder(filepath.Join(home, "job"), "pass\n")
+	if err != nil {
+		return "", nil, err
+	}
+	for _, u := range [][2]string{{block, bpath}, {digest, path}} {
+		if _, err := c.UploadFile(ctx, u[0], u[1]); err != nil {
+			return "", nil, err
+		}
+	}
+	goFile := filepath.Join(home, "go")
+	for i := 0; i < workers; i++ {
+		if _, err := c.Submit(ctx, &sdk.JobSpec{Project: "drain", Command: []string{"main.py"}, BundleDigest: block,
+			Worker: &sdk.Worker{Environment: map[string]string{"GO_FILE": goFile}}}); err != nil {
+			return "", nil, err
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ids []string
+	var submitErr error
+	sem := make(chan struct{}, 8)
+	tFill := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			res, err := c.Submit(ctx, &sdk.JobSpec{Project: "drain", Command: []string{"main.py"}, BundleDigest: digest})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && submitErr == nil {
+				submitErr = err
+			} else if err == nil {
+				ids = append(ids, res.ID)
+			}
+		}()
+	}
+	wg.Wait()
+	if submitErr != nil {
+		return "", nil, submitErr
+	}
+	fmt.Fprintf(os.Stderr, "atlasbench: %d jobs queued in %.1f s\n", n, time.Since(tFill).Seconds())
+	return goFile, ids, nil
+}
+
+// queueBench times what people read of a long queue while every worker is busy: the queue's
+// page (GET /api/v1/queue, its first 500 jobs), a job at the back of the queue
+// (GET /api/v1/jobs/{id}: its place and why it waits) and /metrics, with the server's CPU per
+// request.
+func queueBench(args []string) error {
+	fs := flag.NewFlagSet("queue", flag.ExitOnError)
+	n := fs.Int("n", 10000, "queued jobs")
+	rounds := fs.Int("rounds", 20, "requests of each")
+	fs.Parse(args)
+	home, _ := os.MkdirTemp("", "atlasbench-")
+	defer os.RemoveAll(home)
+	srv, err := startServer(home, "--workers", "1", "--executor", "process")
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	ctx := context.Background()
+	c := sdk.New(srv.url, "")
+	goFile, ids, err := fillQueue(ctx, c, home, *n, 1)
+	if err != nil {
+		return err
+	}
+	defer os.WriteFile(goFile, nil, 0o644) // the blocker ends, so that the server stops at once
+	last, err := c.Job(ctx, ids[len(ids)-1])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d queued, 1 worker busy; the last job submitted is at place %d: %q\n", *n, last.QueuePosition, last.WaitingReason)
+	for _, path := range []string{"/api/v1/queue", "/api/v1/jobs/" + last.ID, "/metrics"} {
+		var ds []time.Duration
+		cpu0, _, err := procCPU(srv.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < *rounds; i++ {
+			t := time.Now()
+			resp, err := http.Get(srv.url + path)
+			if err != nil {
+				return err
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
+			}
+			ds = append(ds, time.Since(t))
+		}
+		cpu1, _, err := procCPU(srv.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("GET %s: median %.1f ms, p99 %.1f ms; server CPU %.1f ms per request\n", path,
+			ms(percentile(ds, 0.5)), ms(percentile(ds, 0.99)), ms(cpu1-cpu0)/float64(*rounds))
+	}
+	return nil
 }
 
 // profileUntil records the server's CPU profile, 10 s at a time, into prefix-<k>.pprof until
