@@ -140,7 +140,7 @@ func Create(dir string, w io.Writer, opts Options) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("bundle %s: %w", dir, err)
 	}
-	zw, tw := newWriter(w)
+	tw := newWriter(w)
 	for _, e := range entries {
 		hdr := entryHeader(e)
 		if err := tw.WriteHeader(hdr); err != nil {
@@ -152,10 +152,7 @@ func Create(dir string, w io.Writer, opts Options) (Stats, error) {
 			}
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return st, err
-	}
-	return st, zw.Close()
+	return st, tw.Close()
 }
 
 func copyFile(w io.Writer, p string, size int64) error {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -55,11 +56,35 @@ func entryHeader(e entry) *tar.Header {
 	}
 }
 
-// newWriter returns the compressor and tar writer every archive is written with, so that a
-// rebuilt archive has the bytes Create would have written.
-func newWriter(w io.Writer) (*gzip.Writer, *tar.Writer) {
-	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-	return zw, tar.NewWriter(zw)
+// archiveWriter is the tar writer, over its compressor, that every archive is written with, so
+// that a rebuilt archive has the bytes Create would have written.
+type archiveWriter struct {
+	*tar.Writer
+	zw *gzip.Writer
+}
+
+// compressors keeps compressors for reuse: each new one allocates and clears about a
+// megabyte, most of what archiving a small job's folder cost.
+var compressors = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return zw
+}}
+
+func newWriter(w io.Writer) *archiveWriter {
+	zw := compressors.Get().(*gzip.Writer)
+	zw.Reset(w) // as new: the same bytes as a compressor of its own would write
+	return &archiveWriter{Writer: tar.NewWriter(zw), zw: zw}
+}
+
+// Close ends the archive and its compression, and gives the compressor back.
+func (a *archiveWriter) Close() error {
+	err := a.Writer.Close()
+	if err == nil {
+		err = a.zw.Close()
+	}
+	a.zw.Reset(io.Discard)
+	compressors.Put(a.zw)
+	return err
 }
 
 // relOf is an entry's path without the trailing slash of a directory.
@@ -179,7 +204,7 @@ func CreateDelta(dir string, base *Index, baseDigest string, w io.Writer) (Stats
 	}
 	slices.SortFunc(out, func(a, b item) int { return walkCompare(a.rel, b.rel) })
 
-	zw, tw := newWriter(w)
+	tw := newWriter(w)
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Format: tar.FormatPAX,
 		PAXRecords: map[string]string{paxBase: baseDigest}}); err != nil {
 		return st, err
@@ -194,10 +219,7 @@ func CreateDelta(dir string, base *Index, baseDigest string, w io.Writer) (Stats
 			}
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return st, err
-	}
-	return st, zw.Close()
+	return st, tw.Close()
 }
 
 // unchanged reports whether the entry with header h, at p, is the base's entry b.
@@ -273,7 +295,7 @@ func Rebuild(base, delta io.Reader, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
-	zw, tw := newWriter(w)
+	tw := newWriter(w)
 	// emit copies the entry h, whose content r is at, as Create would write it.
 	emit := func(h *tar.Header, r io.Reader) error {
 		if err := tw.WriteHeader(header(relOf(h), h.Typeflag, h.Mode, h.ModTime, h.Linkname, h.Size)); err != nil {
@@ -313,8 +335,5 @@ func Rebuild(base, delta io.Reader, w io.Writer) error {
 			}
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return zw.Close()
+	return tw.Close()
 }
