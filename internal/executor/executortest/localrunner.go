@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,8 +30,12 @@ type LocalRunner struct {
 	// Python runs the bootstrap.
 	Python string
 	// Dir holds each job's working and spool folders, and EnvDir the environments cache
-	// ("" for none), as a node's scratch space and a shared volume would.
+	// ("" for none), as a node's scratch space and a shared volume would. A job's temporary
+	// files go in its folder's tmp, as a batch job's do in its scratch folder.
 	Dir, EnvDir string
+
+	mu     sync.Mutex
+	exited map[string]chan struct{} // by job id: closed when the job's in-job side has exited
 }
 
 var _ executor.Remote = (*LocalRunner)(nil)
@@ -47,7 +52,7 @@ func (l *LocalRunner) Start(ctx context.Context, spec *executor.Spec) (executor.
 		return nil, errors.New("a remote executor got a working directory or a log file: the scheduler prepared the job")
 	}
 	node := filepath.Join(l.Dir, spec.Job.ID)
-	if err := os.MkdirAll(node, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(node, "tmp"), 0o755); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(l.Python, "-c", python.Bootstrap())
@@ -59,7 +64,8 @@ func (l *LocalRunner) Start(ctx context.Context, spec *executor.Spec) (executor.
 		}
 	}
 	cmd.Env = append(env, "PATH="+os.Getenv("PATH"), "HOME="+node, "FOUNDATIONS_SCHEDULER_URL="+l.URL,
-		"ATLAS_WORK_DIR="+filepath.Join(node, "work"), "ATLAS_SPOOL_DIR="+filepath.Join(node, "spool"))
+		"ATLAS_WORK_DIR="+filepath.Join(node, "work"), "ATLAS_SPOOL_DIR="+filepath.Join(node, "spool"),
+		"TMPDIR="+filepath.Join(node, "tmp"))
 	if l.EnvDir != "" {
 		cmd.Env = append(cmd.Env, "ATLAS_ENV_DIR="+l.EnvDir)
 	}
@@ -74,11 +80,24 @@ func (l *LocalRunner) Start(ctx context.Context, spec *executor.Spec) (executor.
 		return nil, fmt.Errorf("start the in-job side: %w", err)
 	}
 	h := &localHandle{cmd: cmd, done: make(chan struct{})}
+	l.mu.Lock()
+	if l.exited == nil {
+		l.exited = map[string]chan struct{}{}
+	}
+	l.exited[spec.Job.ID] = h.done
+	l.mu.Unlock()
 	go func() {
 		_ = cmd.Wait()
 		close(h.done)
 	}()
 	return h, nil
+}
+
+// Exited is closed when the in-job side of the job has exited; nil if the job never started.
+func (l *LocalRunner) Exited(id string) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.exited[id]
 }
 
 // Recover implements executor.Executor: local runners are not found again after a restart.
