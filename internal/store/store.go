@@ -254,8 +254,8 @@ func CheckImport(jobs []ImportedJob) error {
 			return atlas.Invalidf("imported job %d: id and project are required", i)
 		case !j.State.Finished():
 			return atlas.Invalidf("imported job %s: state %q is not finished", j.ID, j.State)
-		case j.FinishedAt == nil:
-			return atlas.Invalidf("imported job %s: no finish time", j.ID)
+		case j.CreatedAt.IsZero() || j.FinishedAt == nil:
+			return atlas.Invalidf("imported job %s: the times it was created and finished are required", j.ID)
 		case j.SearchID != "":
 			return atlas.Invalidf("imported job %s: a search's trial cannot be imported", j.ID)
 		}

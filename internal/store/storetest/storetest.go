@@ -413,14 +413,25 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		queued := imported("q1", 1, 0)
 		queued.Job.State = atlas.StateQueued
 		require.ErrorIs(t, s.JobsImport(ctx, []store.ImportedJob{imported("x1", 1, 0), queued}), atlas.ErrInvalid)
-		require.ErrorIs(t, s.JobsImport(ctx, []store.ImportedJob{imported("x2", 1, 0), imported("i1", 1, 0)}), atlas.ErrConflict)
+		// a2 sorts before i1, whose id exists: it is written before the conflict is found, in
+		// any order of writing, and must not stay.
+		require.ErrorIs(t, s.JobsImport(ctx, []store.ImportedJob{imported("x2", 1, 0), imported("a2", 1, 0), imported("i1", 1, 0)}), atlas.ErrConflict)
 		unfinished := imported("x3", 1, 0)
 		unfinished.Job.FinishedAt = nil
 		require.ErrorIs(t, s.JobsImport(ctx, []store.ImportedJob{unfinished}), atlas.ErrInvalid)
-		for _, id := range []string{"x1", "q1", "x2"} {
+		undated := imported("x4", 1, 0)
+		undated.Job.CreatedAt = time.Time{}
+		require.ErrorIs(t, s.JobsImport(ctx, []store.ImportedJob{undated}), atlas.ErrInvalid)
+		for _, id := range []string{"x1", "q1", "x2", "a2", "x3", "x4"} {
 			_, err := s.JobGet(ctx, id)
 			require.ErrorIs(t, err, atlas.ErrNotFound, id)
 		}
+		params, err = s.Params(ctx, []string{"a2", "x2"})
+		require.NoError(t, err)
+		require.Empty(t, params, "a refused import stores no values")
+		series, err = s.MetricSeries(ctx, "a2", "loss")
+		require.NoError(t, err)
+		require.Empty(t, series, "a refused import stores no values")
 		series, err = s.MetricSeries(ctx, "i1", "loss")
 		require.NoError(t, err)
 		require.Len(t, series, 2, "a refused import leaves what was stored")
