@@ -55,6 +55,9 @@ type Config struct {
 	EnvsDir string
 	// Python is the interpreter jobs run with when they have no requirements.txt.
 	Python string
+	// SpareTimeout is how long a spare shim has to say it took a job's spec (default 10 s);
+	// a spare that does not is killed, and the job starts in a shim of its own.
+	SpareTimeout time.Duration
 }
 
 // Executor is the process executor.
@@ -93,6 +96,9 @@ func New(cfg Config) (*Executor, error) {
 		cfg.Python = "python3"
 	}
 	cfg.Python = resolvePython(cfg.Python)
+	if cfg.SpareTimeout <= 0 {
+		cfg.SpareTimeout = 10 * time.Second
+	}
 	return &Executor{cfg: cfg}, nil
 }
 
@@ -211,12 +217,15 @@ func (e *Executor) startShim(spec *executor.Spec, specPath, exitFile string) (*s
 	e.mu.Unlock()
 	if sp != nil {
 		// A spare that died may still take the path into its pipe: its word that it took the
-		// job tells.
+		// job tells, in time (one that is stopped or stuck never says it).
 		_, err := io.WriteString(sp.in, specPath+"\n")
 		if err == nil {
 			err = sp.in.Close()
 		}
 		if err == nil {
+			if f, ok := sp.ack.(*os.File); ok {
+				_ = f.SetReadDeadline(time.Now().Add(e.cfg.SpareTimeout))
+			}
 			var b [1]byte
 			_, err = io.ReadFull(sp.ack, b[:])
 			sp.ack.Close()
@@ -311,9 +320,11 @@ func (e *Executor) startSpare() *spare {
 	return sp
 }
 
-// discard ends a spare that will get no job.
+// discard ends a spare that will get no job, or did not say it took one.
 func (sp *spare) discard() {
-	sp.in.Close()    // a spare that reads the end of its stdin exits
+	sp.in.Close() // a spare that reads the end of its stdin exits
+	// Its process group: one that took the job after all, too late, may have started the command.
+	_ = syscall.Kill(-sp.cmd.Process.Pid, syscall.SIGKILL)
 	go sp.cmd.Wait() // closes ack too
 }
 
@@ -325,6 +336,7 @@ func (e *Executor) Close() error {
 	e.mu.Unlock()
 	if sp != nil {
 		sp.in.Close()
+		_ = sp.cmd.Process.Kill() // it has no job: nothing to lose, and it may be stuck
 		_ = sp.cmd.Wait()
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -289,4 +290,25 @@ func TestADeadSpareIsNotUsed(t *testing.T) {
 	require.NoError(t, syscall.Kill(spare, syscall.SIGKILL))
 	pid, _ := runJob(t, e, "second")
 	require.NotEqual(t, spare, pid)
+}
+
+// A spare that is there but does not take its job in time (here: stopped) is killed, and the
+// job starts in a shim of its own.
+func TestAStuckSpareIsNotUsed(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	e, err := process.New(process.Config{Self: os.Args[0], RunDir: run, EnvsDir: filepath.Join(dir, "envs"), Python: python(t),
+		SpareTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	runJob(t, e, "first")
+	spare := waitSpare(t, run)
+	require.NoError(t, syscall.Kill(spare, syscall.SIGSTOP))
+	pid, _ := runJob(t, e, "second")
+	require.NotEqual(t, spare, pid, "the job ran in a shim of its own")
+	deadline := time.Now().Add(time.Minute)
+	for slices.Contains(spares(t, run), spare) {
+		require.True(t, time.Now().Before(deadline), "the stuck spare was not killed")
+		time.Sleep(10 * time.Millisecond)
+	}
 }

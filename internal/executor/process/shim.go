@@ -40,6 +40,7 @@ func Shim(args []string) int {
 		fmt.Fprintln(os.Stderr, "atlas shim: want one argument, the spec file")
 		return 2
 	}
+	server := os.Getppid() // it waits for the shim, unless it stops or crashes meanwhile
 	specPath := args[0]
 	if specPath == SpareArg {
 		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
@@ -68,7 +69,6 @@ func Shim(args []string) int {
 	// SIGTERM reaches the whole process group; the shim outlives the command to record how it
 	// ended. (Notify, not Ignore: an ignored signal would stay ignored in the command.)
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	server := os.Getppid() // it waits for the shim, unless it stops or crashes meanwhile
 
 	code, reason := runShim(&ss)
 	st, _ := json.Marshal(exitStatus{ExitCode: code, Reason: reason})
@@ -113,7 +113,9 @@ func (ss *shimSpec) enter() error {
 // shim is gone (the shim then has another parent): a server that is there reads the file as
 // soon as the shim has exited and records the job's end in its database, whose durability is
 // then what counts, so syncing would only delay every job's end. A server started later
-// reads the file from the disk, maybe after the machine itself restarted.
+// reads the file from the disk, maybe after the machine itself restarted. (SQLite's commits,
+// in WAL mode with synchronous=NORMAL, survive the server's crash but not always the
+// machine's loss of power: a job that ended just before one may then be found lost.)
 func writeExitStatus(path string, data []byte, durable bool) error {
 	return atomicfile.Write(path, data, 0o644, durable)
 }
