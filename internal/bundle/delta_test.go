@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -200,6 +202,45 @@ func TestIndexCache(t *testing.T) {
 	require.Equal(t, 2, reads["b4"], "dropped first")
 	_, err := c.Index("missing", func() (io.ReadCloser, error) { return nil, os.ErrNotExist })
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// Jobs of one bundle that end together read it once: the others wait for that read.
+func TestIndexCacheReadsABundleOnceForJobsEndingTogether(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644))
+	data := createBytes(t, dir)
+	c := NewIndexCache(100)
+	var reads atomic.Int32
+	reading, release := make(chan struct{}), make(chan struct{})
+	open := func() (io.ReadCloser, error) {
+		if reads.Add(1) == 1 {
+			close(reading)
+			<-release
+		}
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
+	const jobs = 8
+	got := make(chan *Index, jobs)
+	index := func() {
+		x, err := c.Index("d", open)
+		assert.NoError(t, err)
+		got <- x
+	}
+	go index()
+	<-reading // the first job's end reads the bundle; the others end meanwhile
+	calling := make(chan struct{}, jobs)
+	for range jobs - 1 {
+		go func() { calling <- struct{}{}; index() }()
+	}
+	for range jobs - 1 {
+		<-calling
+	}
+	close(release)
+	first := <-got
+	for range jobs - 1 {
+		require.Same(t, first, <-got)
+	}
+	require.EqualValues(t, 1, reads.Load(), "the bundle was read once")
 }
 
 func listing(t *testing.T, archive []byte) string {
