@@ -319,10 +319,13 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 	g, ctx := errgroup.WithContext(r.Context())
 	g.Go(func() error {
 		page := *p
-		page.SkipTotal = true
-		jobs, _, err := s.cfg.Store.JobList(ctx, &page)
+		page.SkipTotal = p.Limit > 0 // a listing of every job counts them itself
+		jobs, total, err := s.cfg.Store.JobList(ctx, &page)
 		if err != nil {
 			return err
+		}
+		if !page.SkipTotal {
+			out.Total = total
 		}
 		out.Jobs = make([]*sdk.Job, len(jobs))
 		for i, j := range jobs {
@@ -330,7 +333,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.enrich(ctx, out.Jobs, listedKeys)
 	})
-	g.Go(func() (err error) { out.Total, err = s.cfg.Store.JobCount(ctx, p); return err })
+	if p.Limit > 0 {
+		g.Go(func() (err error) { out.Total, err = s.cfg.Store.JobCount(ctx, p); return err })
+	}
 	// A project's param and metric names are of every user's jobs: not for a job's token,
 	// which reads only its own user's jobs.
 	if p.Project != "" && callerOf(r).JobID == "" {

@@ -16,7 +16,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,6 +46,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err) // the URL itself may hold a password: not repeated
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default, max(4, processors), is what one listing of the GUI reads at once.
+		cfg.MaxConns = int32(max(8, 2*runtime.NumCPU()))
 	}
 	db, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
