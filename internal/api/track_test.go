@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -91,4 +92,39 @@ func TestTrackPackedColumns(t *testing.T) {
 		require.Contains(t, resp, "finite")
 	}
 	require.Equal(t, want, series(t, srv, "packed", "loss"), "nothing more stored")
+}
+
+// A batch over the limit is refused (413) whether its length is declared or it is sent in
+// chunks, and nothing of it is stored.
+func TestTrackBodyOverTheLimit(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, Config{})
+	newJob(t, srv, "big")
+	for _, declared := range []bool{true, false} {
+		head := `{"writer":"w","seq":1,"params":{"k":"`
+		body := io.MultiReader(strings.NewReader(head), io.LimitReader(repeatByte('a'), trackLimit), strings.NewReader(`"}}`))
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/jobs/big/track", body)
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		if declared {
+			req.ContentLength = int64(len(head)) + trackLimit + 3
+		} // else: unknown length, sent chunked
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "length declared: %v", declared)
+	}
+	code, resp := postJSON(t, srv, "/api/v1/jobs/big/track", `{"writer":"w","seq":1,"params":{"k":"small"}}`)
+	require.Equal(t, http.StatusOK, code, resp)
+	require.JSONEq(t, `{"applied":true}`, resp, "the refused batches stored nothing, not even their seq")
+}
+
+// repeatByte reads as b repeated without end.
+type repeatByte byte
+
+func (r repeatByte) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
 }
