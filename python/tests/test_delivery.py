@@ -110,6 +110,21 @@ raise RuntimeError("failed while the server was down")
 '''
 
 
+# Logs one point of a new key through a writer whose rounds are an hour apart, and waits.
+FIRST_POINT_SCRIPT = r'''
+import sys
+import foundations
+from foundations import _delivery, _tracker
+_delivery.FLUSH_INTERVAL = 3600
+job = _tracker.current()
+w = _delivery.Writer(job.client, job.id)
+w.add_metric("m", 1.5, None)
+print("logged", flush=True)
+sys.stdin.readline()
+assert w.close(30)
+'''
+
+
 def batch_files(spool_dir):
     return sorted(p for p in glob.glob(os.path.join(spool_dir, "*.json")) if not p.endswith("meta.json"))
 
@@ -166,6 +181,20 @@ class DeliveryTest(unittest.TestCase):
         self.assertEqual(job["params"], {"phase": 3})
         self.assertEqual(job["tags"], {"while-down": "yes"})
         self.assertFalse(os.path.exists(spool), "the spool is removed once everything is delivered")
+
+    def test_a_new_keys_first_point_is_sent_at_once(self):
+        # Delivery starts with it, not at the writer's next round: a fast loop's points then
+        # reach the server while the loop runs, each acknowledgement taking the next batch.
+        project, cwd = self.project_dir("first", FIRST_POINT_SCRIPT)
+        script = self.server.popen("main.py", cwd)
+        self.addCleanup(script.kill)
+        script.expect("logged")
+        job_id = self.server.jobs(project)[0]["id"]
+        wait_for(lambda: self.server.job(job_id)["metrics"], what="the point, an hour before the writer's next round")
+        self.assertEqual(self.server.metric(job_id, "m")["points"][0]["value"], 1.5)
+        script.send("go")
+        code, stderr = script.finish()
+        self.assertEqual(code, 0, stderr)
 
     def test_server_killed_while_batches_are_in_flight(self):
         # SIGKILL lands wherever it lands: before, during or after a batch is stored. Batches
