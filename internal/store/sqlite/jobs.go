@@ -266,9 +266,9 @@ func (s *Store) JobQueuePosition(ctx context.Context, id string) (int, error) {
 
 // JobCounts implements store.Store.
 func (s *Store) JobCounts(ctx context.Context, states ...atlas.State) (map[atlas.State]int, error) {
-	q := `SELECT state, COUNT(*) FROM jobs GROUP BY state`
+	q := `SELECT state, SUM(n) FROM job_counts GROUP BY state HAVING SUM(n) > 0`
 	if len(states) > 0 {
-		q = `SELECT state, COUNT(*) FROM jobs WHERE state IN (` + placeholders(len(states)) + `) GROUP BY state`
+		q = `SELECT state, SUM(n) FROM job_counts WHERE state IN (` + placeholders(len(states)) + `) GROUP BY state HAVING SUM(n) > 0`
 	}
 	rows, err := s.r.QueryContext(ctx, q, anys(states)...)
 	if err != nil {

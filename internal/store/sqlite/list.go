@@ -16,9 +16,20 @@ func (s *Store) JobList(ctx context.Context, p *store.JobListParams) ([]*atlas.J
 	return joblist.List(ctx, lister{s.r.DB}, p)
 }
 
-// JobCount implements store.Store with the listing of internal/store/joblist.
+// JobCount implements store.Store with the listing of internal/store/joblist, or, for a
+// project's jobs in some or all states, from job_counts (migration 0015).
 func (s *Store) JobCount(ctx context.Context, p *store.JobListParams) (int, error) {
-	return joblist.Count(ctx, lister{s.r.DB}, p)
+	if p.Project == "" || len(p.Filters) > 0 {
+		return joblist.Count(ctx, lister{s.r.DB}, p)
+	}
+	q, args := `SELECT COALESCE(SUM(n), 0) FROM job_counts WHERE project = ?`, []any{p.Project}
+	if len(p.States) > 0 {
+		q += ` AND state IN (` + placeholders(len(p.States)) + `)`
+		args = append(args, anys(p.States)...)
+	}
+	var n int
+	err := s.r.QueryRowContext(ctx, q, args...).Scan(&n)
+	return n, err
 }
 
 // JobValues implements store.Store with the listing of internal/store/joblist.

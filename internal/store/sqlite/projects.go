@@ -39,7 +39,7 @@ func (s *Store) ProjectList(ctx context.Context) ([]store.Project, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = s.r.QueryContext(ctx, `SELECT project, state, COUNT(*) FROM jobs GROUP BY project, state`)
+	rows, err = s.r.QueryContext(ctx, `SELECT project, state, n FROM job_counts WHERE n > 0`)
 	if err != nil {
 		return nil, err
 	}

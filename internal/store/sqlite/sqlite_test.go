@@ -2,8 +2,10 @@ package sqlite_test
 
 import (
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -93,4 +95,71 @@ func reopenAfter(t *testing.T, path string, statements ...string) *sqlite.Store 
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// job_counts (migration 15) counts a database's jobs when it is added, and then follows every
+// insert, import, state change and delete, as the jobs themselves say.
+func TestJobCountsFollowEveryChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "atlas.db")
+	ctx := t.Context()
+	s, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	for i, p := range []string{"a", "a", "b"} {
+		require.NoError(t, s.JobInsert(ctx, &atlas.Job{ID: fmt.Sprint("old", i), Project: p, State: atlas.StateQueued, Mode: atlas.ModeScheduled}))
+	}
+	require.NoError(t, s.Close())
+	s = reopenAfter(t, path, `DROP TABLE job_counts`, `DROP TRIGGER job_counts_insert`, `DROP TRIGGER job_counts_delete`,
+		`DROP TRIGGER job_counts_update`, `DELETE FROM schema_migrations WHERE version = 15`)
+
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	defer db.Close()
+	rows := func(q string) []string {
+		r, err := db.QueryContext(ctx, q)
+		require.NoError(t, err)
+		defer r.Close()
+		var out []string
+		for r.Next() {
+			var p, st string
+			var n int
+			require.NoError(t, r.Scan(&p, &st, &n))
+			out = append(out, fmt.Sprint(p, " ", st, " ", n))
+		}
+		require.NoError(t, r.Err())
+		return out
+	}
+	check := func(after string, want int) {
+		t.Helper()
+		require.Equal(t, rows(`SELECT project, state, COUNT(*) FROM jobs GROUP BY 1, 2 ORDER BY 1, 2`),
+			rows(`SELECT project, state, n FROM job_counts WHERE n != 0 ORDER BY 1, 2`), after)
+		n, err := s.JobCount(ctx, &store.JobListParams{Project: "a"})
+		require.NoError(t, err)
+		require.Equal(t, want, n, "project a's jobs, %s", after)
+	}
+	check("the migration", 2)
+
+	require.NoError(t, s.JobInsert(ctx, &atlas.Job{ID: "new", Project: "a", State: atlas.StateQueued, Mode: atlas.ModeScheduled}))
+	check("an insert", 3)
+	_, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "new", To: atlas.StateStarting})
+	require.NoError(t, err)
+	_, err = s.JobSetState(ctx, &store.JobSetStateParams{ID: "old0", To: atlas.StateStarting})
+	require.NoError(t, err)
+	check("state changes", 3)
+	n, err := s.JobCount(ctx, &store.JobListParams{Project: "a", States: []atlas.State{atlas.StateStarting, atlas.StateCompleted}})
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "project a's jobs in two states")
+	_, _, err = s.JobDelete(ctx, "old2", []atlas.State{atlas.StateQueued})
+	require.NoError(t, err)
+	check("a delete", 3)
+	_, err = s.JobsDeleteQueued(ctx, "", "")
+	require.NoError(t, err)
+	check("clearing the queue", 2)
+	at := time.Now()
+	code := 0
+	require.NoError(t, s.JobsImport(ctx, []store.ImportedJob{{Job: &atlas.Job{ID: "imp", Project: "a", State: atlas.StateCompleted,
+		Mode: atlas.ModeScheduled, ExitCode: &code, CreatedAt: at, FinishedAt: &at}}}))
+	check("an import", 3)
+	counts, err := s.JobCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[atlas.State]int{atlas.StateStarting: 2, atlas.StateCompleted: 1}, counts, "states with no jobs left are not counted")
 }
