@@ -253,9 +253,20 @@ launch() {
       fd=${fd##*/}
       [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
     done
-    exec setsid "$@" </dev/null >"$logs/$name.log" 2>&1
+    # A daemon outlives the run that started it (a clean clone's `make test`, whose TMPDIR and
+    # HOME are removed with it): it gets the machine's own.
+    exec env TMPDIR=/tmp HOME=~root setsid "$@" </dev/null >"$logs/$name.log" 2>&1
   ) &
   echo $! >"$run/$name.pid"
+}
+
+# stale NAME: whether the component runs with a temporary folder that is gone (started by an
+# older version of this script from a run that has ended).
+stale() {
+  local pid tmp
+  pid=$(pid_of "$1") || return 1
+  tmp=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^TMPDIR=//p')
+  [ -n "$tmp" ] && [ ! -d "$tmp" ]
 }
 
 stop_component() {
@@ -581,6 +592,9 @@ up() {
   node=$(node_name)
   if [ -f "$run/recipe" ] && [ "$(cat "$run/recipe")" != "$(recipe)" ]; then
     say "the recipe changed since the cluster started: restarting it (its data stays)"
+    stop_all
+  elif stale containerd || stale kubelet || stale kube-apiserver; then
+    say "the cluster runs with a temporary folder that is gone: restarting it (its data stays)"
     stop_all
   fi
   write_configs

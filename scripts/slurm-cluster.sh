@@ -127,9 +127,21 @@ launch() {
       fd=${fd##*/}
       [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
     done
-    exec setsid "$@" </dev/null >>"$logs/$name.out" 2>&1
+    # A daemon outlives the run that started it (a clean clone's `make test`, whose TMPDIR and
+    # HOME are removed with it): it gets the machine's own.
+    exec env TMPDIR=/tmp HOME=~root setsid "$@" </dev/null >>"$logs/$name.out" 2>&1
   ) &
   echo $! >"$run/$name.pid"
+}
+
+# stale NAME: whether the daemon runs with a temporary folder that is gone (started by an older
+# version of this script from a run that has ended): it can no longer write temporary files
+# (MariaDB then fails sacct's queries).
+stale() {
+  local pid tmp
+  pid=$(pid_of "$1") || return 1
+  tmp=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^TMPDIR=//p')
+  [ -n "$tmp" ] && [ ! -d "$tmp" ]
 }
 
 stop_daemon() {
@@ -304,7 +316,13 @@ up() {
   mkdir -p "$run" "$logs"
   exec 9>"$run.lock"
   flock 9
-  local start=$SECONDS
+  local start=$SECONDS d
+  for d in slurmd slurmctld slurmdbd mariadbd munged; do
+    if stale "$d"; then
+      say "$d runs with a temporary folder that is gone: restarting it"
+      stop_daemon "$d"
+    fi
+  done
   write_configs
   if ! id "$test_user" >/dev/null 2>&1; then
     useradd --create-home --shell /bin/bash --user-group "$test_user"
