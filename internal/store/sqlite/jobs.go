@@ -20,6 +20,9 @@ const jobColumns = `j.id, j.seq, j.project, j.user, j.state, j.mode, j.priority,
 	j.gpu_ids, j.exit_code, j.reason, j.run_info, j.token_hash, j.created_at, j.started_at,
 	j.finished_at, j.heartbeat_at, j.stopping_at, j.reported_exit_code, j.search_id, j.search_trial, j.name`
 
+// returnedColumns are jobColumns in an UPDATE's RETURNING clause, which names no table.
+var returnedColumns = strings.ReplaceAll(jobColumns, "j.", "")
+
 type scanner interface{ Scan(...any) error }
 
 func scanJob(sc scanner) (*atlas.Job, error) {
@@ -335,13 +338,11 @@ func (s *Store) JobSetState(ctx context.Context, p *store.JobSetStateParams) (*a
 			sets[i], args[i] = c.Column+" = ?", c.Value
 		}
 		args = append(args, p.ID)
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...); err != nil {
+		if out, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+returnedColumns,
+			args...)); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE projects SET updated_at = ? WHERE name = ?`, nanos(at), j.Project); err != nil {
-			return err
-		}
-		out, err = getJob(ctx, tx, p.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE projects SET updated_at = ? WHERE name = ?`, nanos(at), j.Project)
 		return err
 	})
 	return out, err
@@ -370,11 +371,9 @@ func (s *Store) JobReportExit(ctx context.Context, id string, code int, archive 
 		if !slices.Contains(in, j.State) {
 			return store.StateConflict(j)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET reported_exit_code = ?,
-			archive_digest = CASE WHEN ? = '' THEN archive_digest ELSE ? END WHERE id = ?`, code, archive, archive, id); err != nil {
-			return err
-		}
-		out, err = getJob(ctx, tx, id)
+		out, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET reported_exit_code = ?,
+			archive_digest = CASE WHEN ? = '' THEN archive_digest ELSE ? END WHERE id = ? RETURNING `+returnedColumns,
+			code, archive, archive, id))
 		return err
 	})
 	return out, err
