@@ -439,8 +439,13 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 	if err != nil {
 		return nil, "", err
 	}
+	shimNote := "" // a shim beside the server that cannot be used
 	newProcess := func() (*process.Executor, error) {
-		return process.New(process.Config{Self: self, Shim: process.FindShim(self), RunDir: p.run(), EnvsDir: filepath.Join(p.envs(), "process"), Python: cfg.Python})
+		shim, err := process.FindShim(self)
+		if err != nil {
+			shimNote = "; " + err.Error()
+		}
+		return process.New(process.Config{Self: self, Shim: shim, RunDir: p.run(), EnvsDir: filepath.Join(p.envs(), "process"), Python: cfg.Python})
 	}
 	newDocker := func() (*docker.Executor, error) {
 		return docker.New(ctx, docker.Config{Image: cfg.WorkerImage, SocketDir: p.sock(), EnvsDir: filepath.Join(p.envs(), "docker"),
@@ -461,7 +466,7 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 		if err == nil && cfg.Auth {
 			err = reachableByOthers(e.Python(), p.home)
 		}
-		return e, "chosen with --executor process; jobs run as local processes", err
+		return e, "chosen with --executor process; jobs run as local processes" + shimNote, err
 	case "docker":
 		e, err := newDocker()
 		if err != nil {
@@ -490,7 +495,7 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 			if err == nil && cfg.Auth {
 				err = reachableByOthers(pe.Python(), p.home)
 			}
-			return pe, "jobs run as local processes: " + atlas.OneLine(derr), err
+			return pe, "jobs run as local processes: " + atlas.OneLine(derr) + shimNote, err
 		}
 	}
 	return nil, "", fmt.Errorf("--executor %q: want auto, docker, process, kubernetes or slurm", cfg.Executor)

@@ -105,14 +105,28 @@ func New(cfg Config) (*Executor, error) {
 // ShimName is the file name of the shim binary, looked for beside the server's.
 const ShimName = "atlas-shim"
 
+// ShimProtocol names what a shim and the server that starts it say to each other: the spec
+// file's fields and a spare's pipe. Change it with either.
+const ShimProtocol = "atlas-shim 2"
+
+// ProtocolArg makes a shim print its ShimProtocol and exit.
+const ProtocolArg = "--protocol"
+
 // FindShim returns the shim binary beside self (the server's binary), or "" when there is
-// none.
-func FindShim(self string) string {
+// none. A shim of another build that speaks another protocol is not used (it would run jobs
+// with another idea of their spec): FindShim then returns "" and says so, and jobs start
+// through the server's own binary.
+func FindShim(self string) (string, error) {
 	p := filepath.Join(filepath.Dir(self), ShimName)
-	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-		return p
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		return "", nil
 	}
-	return ""
+	out, _ := exec.Command(p, ProtocolArg).Output()
+	if got := strings.TrimSpace(string(out)); got != ShimProtocol {
+		return "", fmt.Errorf("%s is of another build (it does not speak %q): jobs start through atlas-server itself, "+
+			"which costs more per job; install atlas-server and atlas-shim from one build", p, ShimProtocol)
+	}
+	return p, nil
 }
 
 // resolvePython returns the interpreter's real path, so that jobs skip wrapper scripts such as

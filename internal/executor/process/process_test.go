@@ -80,7 +80,8 @@ func TestContractShimBinary(t *testing.T) {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "build atlas-shim: %s", out)
-	shim := process.FindShim(filepath.Join(bin, "atlas-server"))
+	shim, err := process.FindShim(filepath.Join(bin, "atlas-server"))
+	require.NoError(t, err)
 	require.Equal(t, filepath.Join(bin, "atlas-shim"), shim)
 	executortest.Contract(t, executortest.ContractHarness{CachesEnvironments: true,
 		New: func(t *testing.T, s *executortest.Stack) executor.Executor {
@@ -311,4 +312,23 @@ func TestAStuckSpareIsNotUsed(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the stuck spare was not killed")
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A shim beside the server is used only when it speaks the server's protocol: one of another
+// build is left out, with a reason, and jobs start through the server itself.
+func TestFindShimSkipsAShimOfAnotherBuild(t *testing.T) {
+	bin := t.TempDir()
+	server := filepath.Join(bin, "atlas-server")
+	shim, err := process.FindShim(server)
+	require.NoError(t, err)
+	require.Empty(t, shim, "no shim beside the server")
+	old := filepath.Join(bin, process.ShimName)
+	require.NoError(t, os.WriteFile(old, []byte("#!/bin/sh\necho 'atlas shim: want one argument, the spec file' >&2\nexit 2\n"), 0o755))
+	shim, err = process.FindShim(server)
+	require.Empty(t, shim)
+	require.ErrorContains(t, err, "of another build")
+	require.NoError(t, os.WriteFile(old, []byte("#!/bin/sh\necho '"+process.ShimProtocol+"'\n"), 0o755))
+	shim, err = process.FindShim(server)
+	require.NoError(t, err)
+	require.Equal(t, old, shim, "a shim that speaks the protocol")
 }

@@ -34,7 +34,7 @@ const RequirementsFile = "requirements.txt"
 // the shim's own stdout/stderr (the job's log file), and records the exit status. It returns
 // the process exit code. args are the arguments after ShimArg: the spec file, or SpareArg for
 // a shim started ahead of its job, which reads the spec file's path from its stdin (nothing
-// there: no job came, and it exits).
+// there: no job came, and it exits), or ProtocolArg.
 func Shim(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "atlas shim: want one argument, the spec file")
@@ -42,6 +42,10 @@ func Shim(args []string) int {
 	}
 	server := os.Getppid() // it waits for the shim, unless it stops or crashes meanwhile
 	specPath := args[0]
+	if specPath == ProtocolArg {
+		fmt.Println(ShimProtocol)
+		return 0
+	}
 	if specPath == SpareArg {
 		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 		if line == "" && err != nil {
