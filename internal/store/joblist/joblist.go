@@ -305,6 +305,7 @@ func (l *listing) filter(a *Args, f sqlutil.Filter) string {
 		sub  string // for keyed columns: the EXISTS subquery the condition completes
 		num  string // the number a range compares
 		text string // the text "in" and "contains" match
+		in   bool   // sub is rather the job ids that j.id is in
 	)
 	switch f.Kind {
 	case sqlutil.JobColumn:
@@ -315,7 +316,14 @@ func (l *listing) filter(a *Args, f sqlutil.Filter) string {
 	case sqlutil.Param, sqlutil.Metric:
 		var table string
 		table, num, text = keyed(f.Column)
-		sub = "SELECT 1 FROM " + table + " x WHERE x.job_id = j.id AND x.key = " + a.Add(f.Key)
+		if f.Op == "range" && l.p.Project != "" {
+			// The project's jobs whose value is in the range, read from the (project, key,
+			// number) index, rather than a lookup for each of the project's jobs: counting a
+			// filtered listing of 100,000 jobs read every one of them.
+			sub, in = "SELECT x.job_id FROM "+table+" x WHERE x.project = "+a.Add(l.p.Project)+" AND x.key = "+a.Add(f.Key), true
+		} else {
+			sub = "SELECT 1 FROM " + table + " x WHERE x.job_id = j.id AND x.key = " + a.Add(f.Key)
+		}
 	}
 	var conds []string
 	switch f.Op {
@@ -338,6 +346,9 @@ func (l *listing) filter(a *Args, f sqlutil.Filter) string {
 		if f.Max != nil {
 			conds = append(conds, num+" <= "+a.Add(*f.Max))
 		}
+	}
+	if in {
+		return "j.id IN (" + strings.Join(append([]string{sub}, conds...), " AND ") + ")"
 	}
 	if sub != "" {
 		return "EXISTS (" + strings.Join(append([]string{sub}, conds...), " AND ") + ")"
