@@ -26,7 +26,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -251,6 +253,7 @@ func drain(args []string) error {
 	fs := flag.NewFlagSet("drain", flag.ExitOnError)
 	n := fs.Int("n", 1000, "jobs")
 	workers := fs.Int("w", 2, "workers")
+	rounds := fs.Int("rounds", 1, "measure the ceiling, task-spooler and Atlas this many times, interleaved, and report each round's ratios and their medians")
 	depths := fs.String("depths", "", "also drain queues of these depths (comma-separated), for server CPU per job against queue depth")
 	profile := fs.String("profile", "", "write the server's CPU profiles during each Atlas drain into this directory (atlas-<depth>-<k>.pprof, 10 s each; merge with go tool pprof)")
 	fs.Parse(args)
@@ -267,25 +270,53 @@ func drain(args []string) error {
 		return err
 	}
 	python := strings.TrimSpace(string(out))
-
-	// The ceiling: xargs running the same command n times, w at once.
-	xargs, err := xargsDrain(dir, python, *n, *workers)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("ceiling: `xargs -P%d` running `python main.py` %d times: %.1f jobs/s (%.1f s), %.1f ms CPU per job (the command itself)\n",
-		*workers, *n, float64(*n)/xargs.wall.Seconds(), xargs.wall.Seconds(), ms(xargs.cpu)/float64(*n))
-	var tsp *drainRun
-	if _, err := exec.LookPath("tsp"); err != nil {
+	_, haveTsp := exec.LookPath("tsp")
+	if haveTsp != nil {
 		fmt.Println("peer: task-spooler skipped: no tsp on PATH (Debian: apt-get install task-spooler)")
-	} else if tsp, err = tspDrain(home, dir, python, *n, *workers); err != nil {
-		return fmt.Errorf("task-spooler: %w", err)
-	} else {
-		fmt.Printf("peer: task-spooler, %d slots, %d queued `python main.py`: %.1f jobs/s (%.1f s); %.2f× the ceiling\n",
-			*workers, *n, float64(*n)/tsp.wall.Seconds(), tsp.wall.Seconds(), xargs.wall.Seconds()/tsp.wall.Seconds())
 	}
 
-	sizes := []int{*n}
+	// The machine's speed changes by the minute on a shared VM: each round measures the
+	// ceiling, the peer and Atlas one after the other, and the ratios are taken within a round.
+	var toCeiling, toTsp []float64
+	var xargs *drainRun
+	for round := 1; round <= max(1, *rounds); round++ {
+		// The ceiling: xargs running the same command n times, w at once.
+		if xargs, err = xargsDrain(dir, python, *n, *workers); err != nil {
+			return err
+		}
+		fmt.Printf("ceiling: `xargs -P%d` running `python main.py` %d times: %.1f jobs/s (%.1f s), %.1f ms CPU per job (the command itself), machine CPU per job %.1f ms\n",
+			*workers, *n, float64(*n)/xargs.wall.Seconds(), xargs.wall.Seconds(), ms(xargs.cpu)/float64(*n), ms(xargs.machineCPU)/float64(*n))
+		var tsp *drainRun
+		if haveTsp == nil {
+			if tsp, err = tspDrain(home, dir, python, *n, *workers); err != nil {
+				return fmt.Errorf("task-spooler: %w", err)
+			}
+			fmt.Printf("peer: task-spooler, %d slots, %d queued `python main.py`: %.1f jobs/s (%.1f s); %.2f× the ceiling\n",
+				*workers, *n, float64(*n)/tsp.wall.Seconds(), tsp.wall.Seconds(), xargs.wall.Seconds()/tsp.wall.Seconds())
+		}
+		r, err := atlasDrain(home, fmt.Sprint("atlas-r", round), *n, *workers, *profile)
+		if err != nil {
+			return err
+		}
+		rate, ceiling := float64(*n)/r.wall.Seconds(), float64(*n)/xargs.wall.Seconds()
+		toCeiling = append(toCeiling, rate/ceiling)
+		line := fmt.Sprintf("Atlas: %d queued trivial jobs, %d workers: %.1f jobs/s (%.1f s), %.2f× the ceiling", *n, *workers, rate, r.wall.Seconds(), rate/ceiling)
+		if tsp != nil {
+			toTsp = append(toTsp, rate/(float64(*n)/tsp.wall.Seconds()))
+			line += fmt.Sprintf(", %.2f× task-spooler", toTsp[len(toTsp)-1])
+		}
+		fmt.Println(line + fmt.Sprintf("; server CPU per job %.1f ms; machine CPU per job %.1f ms, %.2f× the ceiling's",
+			ms(r.cpu)/float64(*n), ms(r.machineCPU)/float64(*n), float64(r.machineCPU)/float64(xargs.machineCPU)))
+	}
+	if *rounds > 1 {
+		line := fmt.Sprintf("median of %d rounds: Atlas %.2f× the ceiling", *rounds, median(toCeiling))
+		if len(toTsp) > 0 {
+			line += fmt.Sprintf(", %.2f× task-spooler", median(toTsp))
+		}
+		fmt.Println(line)
+	}
+
+	var sizes []int
 	for _, d := range strings.Split(*depths, ",") {
 		var k int
 		if _, err := fmt.Sscan(d, &k); err == nil && k > 0 && k != *n {
@@ -293,35 +324,57 @@ func drain(args []string) error {
 		}
 	}
 	var base *drainRun
+	if len(sizes) > 0 {
+		sizes = append([]int{*n}, sizes...)
+	}
 	for i, size := range sizes {
 		r, err := atlasDrain(home, fmt.Sprint("atlas", i), size, *workers, *profile)
 		if err != nil {
 			return err
 		}
-		rate := float64(size) / r.wall.Seconds()
-		ceiling := float64(*n) / xargs.wall.Seconds()
-		line := fmt.Sprintf("Atlas: %d queued trivial jobs, %d workers: %.1f jobs/s (%.1f s), %.2f× the ceiling",
-			size, *workers, rate, r.wall.Seconds(), rate/ceiling)
-		if tsp != nil {
-			line += fmt.Sprintf(", %.2f× task-spooler", rate/(float64(*n)/tsp.wall.Seconds()))
-		}
-		line += fmt.Sprintf("; server CPU per job %.1f ms, its children (shims and commands) %.1f ms = %.2f× the command's own",
-			ms(r.cpu)/float64(size), ms(r.childCPU)/float64(size), float64(r.childCPU)/float64(size)/(float64(xargs.cpu)/float64(*n)))
+		line := fmt.Sprintf("Atlas: %d queued trivial jobs, %d workers: %.1f jobs/s (%.1f s); server CPU per job %.1f ms",
+			size, *workers, float64(size)/r.wall.Seconds(), r.wall.Seconds(), ms(r.cpu)/float64(size))
 		if i == 0 {
 			base = r
 		} else {
-			line += fmt.Sprintf("; server CPU per job %.2f× that at %d queued", (float64(r.cpu)/float64(size))/(float64(base.cpu)/float64(*n)), *n)
+			line += fmt.Sprintf(", %.2f× that at %d queued", (float64(r.cpu)/float64(size))/(float64(base.cpu)/float64(*n)), *n)
 		}
 		fmt.Println(line)
 	}
 	return nil
 }
 
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// machineCPU is the time all processors have spent on anything but waiting, from /proc/stat.
+func machineCPU() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		if i < len(f) {
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			busy += v
+		}
+	}
+	return time.Duration(busy) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
 // drainRun is one drain's wall time and CPU time.
 type drainRun struct {
-	wall     time.Duration
-	cpu      time.Duration // the server's own (Atlas) or everything run (xargs)
-	childCPU time.Duration // the server's children, once they have ended (Atlas)
+	wall       time.Duration
+	cpu        time.Duration // the server's own (Atlas) or everything run (xargs)
+	machineCPU time.Duration // every processor's, from the start to the end of the drain
 }
 
 // xargsDrain runs `python main.py` n times in dir, w at once, with xargs.
@@ -329,12 +382,12 @@ func xargsDrain(dir, python string, n, w int) (*drainRun, error) {
 	c := exec.Command("xargs", "-P", fmt.Sprint(w), "-I{}", python, "main.py")
 	c.Dir = dir
 	c.Stdin = strings.NewReader(strings.Repeat("x\n", n))
-	t0 := time.Now()
+	t0, m0 := time.Now(), machineCPU()
 	if out, err := c.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("xargs: %v: %s", err, out)
 	}
 	// xargs waits for every command, so its rusage holds theirs.
-	return &drainRun{wall: time.Since(t0), cpu: c.ProcessState.UserTime() + c.ProcessState.SystemTime()}, nil
+	return &drainRun{wall: time.Since(t0), machineCPU: machineCPU() - m0, cpu: c.ProcessState.UserTime() + c.ProcessState.SystemTime()}, nil
 }
 
 // tspDrain queues n `python main.py` behind w blockers in a private task-spooler with w
@@ -424,11 +477,11 @@ func atlasDrain(home, name string, n, workers int, profile string) (*drainRun, e
 		return nil, err
 	}
 	pid := srv.cmd.Process.Pid
-	cpu0, child0, err := procCPU(pid)
+	cpu0, err := procCPU(pid)
 	if err != nil {
 		return nil, err
 	}
-	t0 := time.Now()
+	t0, m0 := time.Now(), machineCPU()
 	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
 		return nil, err
 	}
@@ -461,12 +514,12 @@ func atlasDrain(home, name string, n, workers int, profile string) (*drainRun, e
 			break
 		}
 	}
-	r := &drainRun{wall: time.Since(t0)}
-	cpu1, child1, err := procCPU(pid)
+	r := &drainRun{wall: time.Since(t0), machineCPU: machineCPU() - m0}
+	cpu1, err := procCPU(pid)
 	if err != nil {
 		return nil, err
 	}
-	r.cpu, r.childCPU = cpu1-cpu0, child1-child0
+	r.cpu = cpu1 - cpu0
 	list, err := c.Jobs(ctx, sdk.ListOptions{Project: "drain", States: []string{sdk.StateCompleted}, Limit: 1})
 	if err != nil {
 		return nil, err
@@ -603,7 +656,7 @@ func queueBench(args []string) error {
 	fmt.Printf("%d queued, 1 worker busy; the last job submitted is at place %d: %q\n", *n, last.QueuePosition, last.WaitingReason)
 	for _, path := range []string{"/api/v1/queue", "/api/v1/jobs/" + last.ID, "/metrics"} {
 		var ds []time.Duration
-		cpu0, _, err := procCPU(srv.cmd.Process.Pid)
+		cpu0, err := procCPU(srv.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
@@ -620,7 +673,7 @@ func queueBench(args []string) error {
 			}
 			ds = append(ds, time.Since(t))
 		}
-		cpu1, _, err := procCPU(srv.cmd.Process.Pid)
+		cpu1, err := procCPU(srv.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
@@ -661,23 +714,22 @@ func profileUntil(url, prefix string, stop <-chan struct{}) {
 	}
 }
 
-// procCPU returns a process's own CPU time and that of its children that have ended, from
-// /proc/<pid>/stat (utime, stime, cutime, cstime; clock ticks of 10 ms).
-func procCPU(pid int) (own, children time.Duration, err error) {
+// procCPU returns a process's own CPU time, from /proc/<pid>/stat (utime and stime, clock
+// ticks of 10 ms).
+func procCPU(pid int) (time.Duration, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	s := string(data)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 on
-	var t [4]int64
+	var t [2]int64
 	for i := range t {
 		if _, err := fmt.Sscan(f[11+i], &t[i]); err != nil {
-			return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 		}
 	}
-	tick := 10 * time.Millisecond // USER_HZ is 100 on Linux
-	return time.Duration(t[0]+t[1]) * tick, time.Duration(t[2]+t[3]) * tick, nil
+	return time.Duration(t[0]+t[1]) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
 }
 
 // gen fills a FOUNDATIONS_HOME with a project of many finished jobs, each with params and

@@ -445,7 +445,8 @@ func chooseExecutor(ctx context.Context, cfg config.Server, p paths) (executor.E
 		if err != nil {
 			shimNote = "; " + err.Error()
 		}
-		return process.New(process.Config{Self: self, Shim: shim, RunDir: p.run(), EnvsDir: filepath.Join(p.envs(), "process"), Python: cfg.Python})
+		return process.New(process.Config{Self: self, Shim: shim, RunDir: p.run(), EnvsDir: filepath.Join(p.envs(), "process"), Python: cfg.Python,
+			Slots: cfg.Workers})
 	}
 	newDocker := func() (*docker.Executor, error) {
 		return docker.New(ctx, docker.Config{Image: cfg.WorkerImage, SocketDir: p.sock(), EnvsDir: filepath.Join(p.envs(), "docker"),

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -37,8 +38,8 @@ import (
 // ShimArg is the hidden first argument that makes the server binary act as a job's shim.
 const ShimArg = "__atlas-shim"
 
-// SpareArg, given to a shim instead of its spec file, makes it a spare: started ahead of the
-// next job, it waits for the spec file's path on its stdin.
+// SpareArg, given to a shim instead of its spec file, makes it serve job after job: started
+// ahead of its first job, it waits for each job's spec file path on its stdin.
 const SpareArg = "-"
 
 // Config configures the executor.
@@ -58,28 +59,33 @@ type Config struct {
 	// SpareTimeout is how long a spare shim has to say it took a job's spec (default 10 s);
 	// a spare that does not is killed, and the job starts in a shim of its own.
 	SpareTimeout time.Duration
+	// Slots is how many jobs run at a time (the server's workers): as many shims, and one
+	// more, wait for jobs between them. 0 means 8.
+	Slots int
 }
 
 // Executor is the process executor.
 //
-// It keeps one shim started ahead of the next job (a spare), so that a job's start does not
-// wait for a program to be loaded and initialised: it hands the spare the job's spec, and starts
-// the next spare once a job is released. A spare that is never used exits when the server
-// closes the executor or goes away (its stdin ends).
+// A job's start does not wait for a program to be loaded and initialised: shims run job after
+// job, and the executor keeps those that wait for one (spares). A job is handed a spare, whose
+// process outlives the job when the job leaves nothing behind and becomes a spare again once
+// the job is released; when there is none, the job's shim is started with it, and the next
+// spare once a job is released. Spares exit when the server closes the executor or goes away
+// (their stdin ends), and so does a shim that runs a job then.
 type Executor struct {
 	cfg Config
 
 	mu        sync.Mutex
-	spare     *spare // nil until the first job, and while the next one starts
-	refilling bool   // the next spare is starting
+	spares    []*spare // the last one back is the first out
+	refilling bool     // the next spare is starting
 	closed    bool
 }
 
-// spare is a shim waiting for its job's spec.
+// spare is a shim that serves jobs: waiting for one, or running one.
 type spare struct {
 	cmd       *exec.Cmd
-	in        io.WriteCloser // its stdin: the spec file's path, then the end
-	ack       io.ReadCloser  // its stdout: one byte once it has taken the job, then the end
+	in        io.WriteCloser // its stdin: each job's spec file path; its end: no more jobs
+	ack       *os.File       // its ack pipe: ackTook for each job it took, ackEnded for each that ended
 	startTime uint64
 }
 
@@ -99,6 +105,9 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.SpareTimeout <= 0 {
 		cfg.SpareTimeout = 10 * time.Second
 	}
+	if cfg.Slots <= 0 {
+		cfg.Slots = 8
+	}
 	return &Executor{cfg: cfg}, nil
 }
 
@@ -107,7 +116,7 @@ const ShimName = "atlas-shim"
 
 // ShimProtocol names what a shim and the server that starts it say to each other: the spec
 // file's fields and a spare's pipe. Change it with either.
-const ShimProtocol = "atlas-shim 2"
+const ShimProtocol = "atlas-shim 3"
 
 // ProtocolArg makes a shim print its ShimProtocol and exit.
 const ProtocolArg = "--protocol"
@@ -200,83 +209,106 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (executor.Han
 	}
 	os.Remove(ss.ExitFile)
 	ss.LogPath, ss.Env = spec.LogPath, jobEnv(spec)
-	specPath := filepath.Join(e.cfg.RunDir, j.ID+".json")
+	specPath := specFile(ss.ExitFile)
 	data, _ := json.Marshal(ss)
 	if err := os.WriteFile(specPath, data, 0o600); err != nil {
 		return nil, fmt.Errorf("write shim spec: %w", err)
 	}
-	h, err := e.startShim(spec, specPath, ss.ExitFile)
+	h, err := e.startShim(specPath, ss.ExitFile)
 	if err != nil {
 		return nil, err
 	}
-	go func() {
-		err := h.cmd.Wait()
-		h.finish(resultFromWait(h.cmd.ProcessState, err, ss.ExitFile))
-	}()
-	return &h.handle, nil
-}
-
-// startedShim is a shim that runs a job, and its process to wait for.
-type startedShim struct {
-	handle
-	cmd *exec.Cmd
-}
-
-// startShim gives the job's spec to the spare shim when there is one that is still there, or
-// starts a shim for it (and the next spare).
-func (e *Executor) startShim(spec *executor.Spec, specPath, exitFile string) (*startedShim, error) {
-	e.mu.Lock()
-	sp := e.spare
-	e.spare = nil
-	e.mu.Unlock()
-	if sp != nil {
-		// A spare that died may still take the path into its pipe: its word that it took the
-		// job tells, in time (one that is stopped or stuck never says it).
-		_, err := io.WriteString(sp.in, specPath+"\n")
-		if err == nil {
-			err = sp.in.Close()
-		}
-		if err == nil {
-			if f, ok := sp.ack.(*os.File); ok {
-				_ = f.SetReadDeadline(time.Now().Add(e.cfg.SpareTimeout))
-			}
-			var b [1]byte
-			_, err = io.ReadFull(sp.ack, b[:])
-			sp.ack.Close()
-		}
-		if err == nil {
-			return &startedShim{handle: handle{pid: sp.cmd.Process.Pid, startTime: sp.startTime, exitFile: exitFile,
-				e: e, done: make(chan struct{})}, cmd: sp.cmd}, nil
-		}
-		sp.discard() // it is gone: start one for the job
-	}
-	e.ensureSpare() // for the next job, whose start did not find one
-	logf, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd := e.shimCommand(specPath)
-	cmd.Dir = spec.WorkDir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start job process: %w", err)
-	}
-	h := &startedShim{handle: handle{pid: cmd.Process.Pid, exitFile: exitFile, e: e, done: make(chan struct{})}, cmd: cmd}
-	h.startTime, _ = procStartTime(h.pid)
 	return h, nil
 }
 
-// shimCommand is a shim's command line, given its one argument (a spec file or SpareArg): in a
-// process group of its own, whose stop signals reach the job's every process. Its own
-// environment only lasts until it has read its spec, and one processor is all it needs.
-func (e *Executor) shimCommand(arg string) *exec.Cmd {
-	cmd := exec.Command(e.cfg.Self, ShimArg, arg)
-	if e.cfg.Shim != "" {
-		cmd = exec.Command(e.cfg.Shim, arg)
+// startShim gives the job's spec to a spare shim when there is one that is still there, or
+// starts a shim for it (and the next spare).
+func (e *Executor) startShim(specPath, exitFile string) (*handle, error) {
+	e.mu.Lock()
+	var sp *spare
+	if n := len(e.spares); n > 0 {
+		sp, e.spares = e.spares[n-1], e.spares[:n-1]
 	}
+	e.mu.Unlock()
+	if sp != nil {
+		if h, err := e.hand(sp, specPath, exitFile, e.cfg.SpareTimeout); err == nil {
+			return h, nil
+		}
+	}
+	e.ensureSpare() // for the next job, whose start did not find one
+	sp, err := e.startSpare()
+	if err != nil {
+		return nil, fmt.Errorf("start job process: %w", err)
+	}
+	h, err := e.hand(sp, specPath, exitFile, shimStartTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("start job process: shim %d did not take the job: %w", sp.cmd.Process.Pid, err)
+	}
+	return h, nil
+}
+
+// shimStartTimeout bounds how long a shim started for a job takes to load and take it.
+const shimStartTimeout = time.Minute
+
+// hand gives a spare the job's spec. A spare that died may still take the path into its pipe:
+// its word that it took the job tells, within timeout (one that is stopped or stuck never says
+// it, and is killed).
+func (e *Executor) hand(sp *spare, specPath, exitFile string, timeout time.Duration) (*handle, error) {
+	_, err := io.WriteString(sp.in, specPath+"\n")
+	if err == nil {
+		err = sp.expect(ackTook, time.Now().Add(timeout))
+	}
+	if err != nil {
+		sp.discard()
+		return nil, err
+	}
+	h := &handle{pid: sp.cmd.Process.Pid, startTime: sp.startTime, exitFile: exitFile, e: e, done: make(chan struct{})}
+	go h.serve(sp)
+	return h, nil
+}
+
+// serve waits for the end of the job a spare took: its word that the job ended (the spare is
+// then the handle's to give back when the job is released), or its exit.
+func (h *handle) serve(sp *spare) {
+	if sp.expect(ackEnded, time.Time{}) == nil {
+		if st, ok := readExitFile(h.exitFile); ok {
+			h.back = sp
+			h.finish(executor.Result{ExitCode: st.ExitCode, Reason: st.Reason})
+			return
+		}
+		// It said the job ended and recorded nothing: no job for it again.
+		_ = syscall.Kill(-sp.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	err := sp.cmd.Wait()
+	sp.ack.Close()
+	h.finish(resultFromWait(sp.cmd.ProcessState, err, h.exitFile))
+}
+
+// expect reads the spare's next word on its ack pipe, by deadline unless that is zero.
+func (sp *spare) expect(word byte, deadline time.Time) error {
+	_ = sp.ack.SetReadDeadline(deadline)
+	var b [1]byte
+	if _, err := io.ReadFull(sp.ack, b[:]); err != nil {
+		return err
+	}
+	if b[0] != word {
+		return fmt.Errorf("shim %d said %q, not %q", sp.cmd.Process.Pid, b[0], word)
+	}
+	return nil
+}
+
+// shimCommand is a shim's command line: in a process group of its own, whose stop signals
+// reach the job's every process. Its own environment only lasts until it has read its first
+// spec, and one processor is all it needs. Until then its output is the server's: only a
+// broken spec file.
+func (e *Executor) shimCommand() *exec.Cmd {
+	cmd := exec.Command(e.cfg.Self, ShimArg, SpareArg)
+	if e.cfg.Shim != "" {
+		cmd = exec.Command(e.cfg.Shim, SpareArg)
+	}
+	cmd.Dir = e.cfg.RunDir
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
-	cmd.Stdin = nil
+	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }
@@ -287,7 +319,7 @@ func (e *Executor) shimCommand(arg string) *exec.Cmd {
 // job's start nor its end; and when a job's start found no spare.
 func (e *Executor) ensureSpare() {
 	e.mu.Lock()
-	start := e.spare == nil && !e.refilling && !e.closed
+	start := len(e.spares) == 0 && !e.refilling && !e.closed
 	e.refilling = e.refilling || start
 	e.mu.Unlock()
 	if start {
@@ -298,40 +330,50 @@ func (e *Executor) ensureSpare() {
 // refill starts the next spare shim; the executor's state says one is starting. A spare that
 // cannot start is no error: the next job's shim starts with the job.
 func (e *Executor) refill() {
-	sp := e.startSpare()
+	sp, _ := e.startSpare()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.refilling = false
-	if sp == nil {
-		return
+	e.mu.Unlock()
+	if sp != nil {
+		e.putSpare(sp)
 	}
-	if e.closed {
-		sp.discard()
-		return
-	}
-	e.spare = sp
 }
 
-func (e *Executor) startSpare() *spare {
-	cmd := e.shimCommand(SpareArg)
-	cmd.Dir = e.cfg.RunDir
-	cmd.Stderr = os.Stderr // until it has the job's log: only a broken spec file
+// putSpare keeps a shim that waits for a job, unless the executor is closed or keeps enough.
+func (e *Executor) putSpare(sp *spare) {
+	e.mu.Lock()
+	keep := !e.closed && len(e.spares) <= e.cfg.Slots
+	if keep {
+		e.spares = append(e.spares, sp)
+	}
+	e.mu.Unlock()
+	if !keep {
+		sp.discard()
+	}
+}
+
+func (e *Executor) startSpare() (*spare, error) {
+	cmd := e.shimCommand()
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	ack, err := cmd.StdoutPipe()
+	ack, ackW, err := os.Pipe()
 	if err != nil {
 		in.Close()
-		return nil
+		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.ExtraFiles = []*os.File{ackW} // fd 3 (ackFD)
+	err = cmd.Start()
+	ackW.Close()
+	if err != nil {
 		in.Close()
-		return nil
+		ack.Close()
+		return nil, err
 	}
 	sp := &spare{cmd: cmd, in: in, ack: ack}
 	sp.startTime, _ = procStartTime(cmd.Process.Pid)
-	return sp
+	return sp, nil
 }
 
 // discard ends a spare that will get no job, or did not say it took one.
@@ -339,19 +381,24 @@ func (sp *spare) discard() {
 	sp.in.Close() // a spare that reads the end of its stdin exits
 	// Its process group: one that took the job after all, too late, may have started the command.
 	_ = syscall.Kill(-sp.cmd.Process.Pid, syscall.SIGKILL)
-	go sp.cmd.Wait() // closes ack too
+	go func() {
+		_ = sp.cmd.Wait()
+		sp.ack.Close()
+	}()
 }
 
-// Close ends the spare shim; jobs that run keep running. It is idempotent.
+// Close ends the spare shims; jobs that run keep running, and their shims exit when the jobs
+// end. It is idempotent.
 func (e *Executor) Close() error {
 	e.mu.Lock()
-	sp := e.spare
-	e.spare, e.closed = nil, true
+	spares := e.spares
+	e.spares, e.closed = nil, true
 	e.mu.Unlock()
-	if sp != nil {
+	for _, sp := range spares {
 		sp.in.Close()
 		_ = sp.cmd.Process.Kill() // it has no job: nothing to lose, and it may be stuck
 		_ = sp.cmd.Wait()
+		sp.ack.Close()
 	}
 	return nil
 }
@@ -440,7 +487,10 @@ func readExitFile(path string) (exitStatus, bool) {
 	return st, true
 }
 
-// Recover implements executor.Executor.
+// Recover implements executor.Executor. The job ends when its shim records its exit status,
+// which the shim does before it exits; the shim of a server that is still there (two servers
+// on one data folder, or a test) does not exit then, and the file itself is looked for every
+// recoverPoll.
 func (e *Executor) Recover(ctx context.Context, job *atlas.Job, logPath string) (executor.Handle, error) {
 	var ri runInfo
 	if err := json.Unmarshal([]byte(job.RunInfo), &ri); err != nil || ri.PID <= 0 {
@@ -450,6 +500,10 @@ func (e *Executor) Recover(ctx context.Context, job *atlas.Job, logPath string) 
 	if st, ok := readExitFile(ri.ExitFile); ok {
 		h.finish(executor.Result{ExitCode: st.ExitCode, Reason: st.Reason})
 		return h, nil
+	}
+	if _, err := os.Stat(specFile(ri.ExitFile)); errors.Is(err, fs.ErrNotExist) {
+		// Released: its shim, if it is still there, runs other jobs.
+		return nil, fmt.Errorf("%w: job %s was released", executor.ErrGone, job.ID)
 	}
 	start, err := procStartTime(ri.PID)
 	if err != nil || start != ri.StartTime {
@@ -468,25 +522,32 @@ func (e *Executor) Recover(ctx context.Context, job *atlas.Job, logPath string) 
 		defer unix.Close(fd)
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		for {
-			_, err := unix.Poll(fds, -1)
-			if err == nil || !errors.Is(err, unix.EINTR) {
+			n, err := unix.Poll(fds, int(recoverPoll/time.Millisecond))
+			if st, ok := readExitFile(ri.ExitFile); ok {
+				h.finish(executor.Result{ExitCode: st.ExitCode, Reason: st.Reason})
+				return
+			}
+			if n > 0 || err != nil && !errors.Is(err, unix.EINTR) {
 				break
 			}
-		}
-		if st, ok := readExitFile(ri.ExitFile); ok {
-			h.finish(executor.Result{ExitCode: st.ExitCode, Reason: st.Reason})
-			return
 		}
 		h.finish(executor.Result{ExitCode: 137, Reason: "the job's process ended without an exit status (killed)"})
 	}()
 	return h, nil
 }
 
+// recoverPoll is how often a recovered job's exit status file is looked for.
+const recoverPoll = time.Second
+
+// specFile is the path of the shim spec of the job whose exit status file is given.
+func specFile(exitFile string) string { return strings.TrimSuffix(exitFile, ".exit") + ".json" }
+
 type handle struct {
 	pid       int
 	startTime uint64
 	exitFile  string
 	e         *Executor // whose next spare starts when the job is released
+	back      *spare    // the shim that ran the job, to serve the next once this is released
 
 	once   sync.Once
 	done   chan struct{}
@@ -521,8 +582,13 @@ func (h *handle) Wait(ctx context.Context) (executor.Result, error) {
 
 // Release implements executor.Handle.
 func (h *handle) Release() error {
-	h.e.ensureSpare()
-	os.Remove(strings.TrimSuffix(h.exitFile, ".exit") + ".json")
+	if h.back != nil {
+		h.e.putSpare(h.back)
+		h.back = nil
+	} else {
+		h.e.ensureSpare()
+	}
+	os.Remove(specFile(h.exitFile))
 	if err := os.Remove(h.exitFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

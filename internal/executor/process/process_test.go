@@ -217,30 +217,30 @@ func spares(t *testing.T, runDir string) []int {
 	return out
 }
 
-// waitSpare waits until the executor whose run directory is runDir has one spare shim and
-// returns its pid.
-func waitSpare(t *testing.T, runDir string) int {
+// waitSpares waits until the executor whose run directory is runDir has n spare shims and
+// returns their pids.
+func waitSpares(t *testing.T, runDir string, n int) []int {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if s := spares(t, runDir); len(s) == 1 {
-			return s[0]
+		if s := spares(t, runDir); len(s) == n {
+			return s
 		}
-		require.True(t, time.Now().Before(deadline), "no spare shim started")
+		require.True(t, time.Now().Before(deadline), "not %d spare shims", n)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// runJob runs a job that prints its working directory and FOUNDATIONS_X, releases it, and
-// returns the pid of its shim and its log.
-func runJob(t *testing.T, e executor.Executor, id string) (int, string) {
+// runJob runs a job that prints its working directory and FOUNDATIONS_X, and the rest of
+// main.py when given, releases it, and returns the pid of its shim and its log.
+func runJob(t *testing.T, e executor.Executor, id string, more ...string) (int, string) {
 	t.Helper()
 	work := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(work, "main.py"),
-		[]byte("import os\nprint('cwd', os.getcwd(), 'x', os.environ.get('FOUNDATIONS_X'))\n"), 0o644))
+	script := "import os\nprint('cwd', os.getcwd(), 'x', os.environ.get('FOUNDATIONS_X'))\n" + strings.Join(more, "\n")
+	require.NoError(t, os.WriteFile(filepath.Join(work, "main.py"), []byte(script), 0o644))
 	logPath := filepath.Join(t.TempDir(), "job.log")
 	hd, err := e.Start(context.Background(), &executor.Spec{Job: &atlas.Job{ID: id, Command: []string{"main.py"}},
-		WorkDir: work, LogPath: logPath, SDKDir: work, Env: []string{"FOUNDATIONS_X=" + id}})
+		WorkDir: work, LogPath: logPath, SDKDir: work, Env: []string{"FOUNDATIONS_X=" + id, "FOUNDATIONS_ONLY_" + id + "=1"}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -265,32 +265,59 @@ func newExecutor(t *testing.T) (*process.Executor, string) {
 	return e, run
 }
 
-// From its first job on, the executor keeps a shim started ahead of the next job, which runs
-// in it with its own directory, environment and log; the next spare starts once that job is
-// released. Closing the executor ends the spare, and jobs still start after that.
-func TestJobsStartInASpareShim(t *testing.T) {
+// From its first job on, the executor keeps a shim started ahead of the next job, and a shim
+// runs job after job, each with its own directory, environment and log; one whose job left a
+// process behind is not used again. Closing the executor ends the spares, and jobs still start
+// after that.
+func TestShimsRunJobAfterJob(t *testing.T) {
 	e, run := newExecutor(t)
 	require.Empty(t, spares(t, run), "no spare before the first job")
-	runJob(t, e, "first")
-	spare := waitSpare(t, run)
-	pid, _ := runJob(t, e, "second")
-	require.Equal(t, spare, pid, "the second job ran in the spare")
-	next := waitSpare(t, run)
-	require.NotEqual(t, spare, next)
+	first, _ := runJob(t, e, "first")
+	waiting := waitSpares(t, run, 2) // the first job's shim, and the one started with it
+	require.Contains(t, waiting, first)
+	shims := map[int]bool{}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		pid, log := runJob(t, e, id, "print('leak', sorted(k for k in os.environ if k.startswith('FOUNDATIONS_ONLY_')))")
+		require.Contains(t, log, "leak ['FOUNDATIONS_ONLY_"+id+"']", "only the job's own environment")
+		require.Contains(t, waiting, pid, "the job ran in a waiting shim")
+		shims[pid] = true
+	}
+	require.Len(t, shims, 1, "one shim ran the jobs one after another")
+
+	// A job that leaves a process behind: its shim ends once the job's end is recorded.
+	stray := filepath.Join(t.TempDir(), "stray.pid")
+	pid, _ := runJob(t, e, "stray", "import subprocess",
+		"p = subprocess.Popen(['sleep', '600'], start_new_session=True)",
+		"open("+strconv.Quote(stray)+", 'w').write(str(p.pid))")
+	data, err := os.ReadFile(stray)
+	require.NoError(t, err)
+	strayPID, err := strconv.Atoi(string(data))
+	require.NoError(t, err)
+	t.Cleanup(func() { syscall.Kill(strayPID, syscall.SIGKILL) })
+	deadline := time.Now().Add(time.Minute)
+	for slices.Contains(spares(t, run), pid) {
+		require.True(t, time.Now().Before(deadline), "the shim of a job that left a process behind still waits for jobs")
+		time.Sleep(10 * time.Millisecond)
+	}
+	next, _ := runJob(t, e, "next")
+	require.NotEqual(t, pid, next)
+
 	require.NoError(t, e.Close())
-	require.Empty(t, spares(t, run), "the spare ended with the executor")
+	require.Empty(t, spares(t, run), "the spares ended with the executor")
 	runJob(t, e, "third")
-	require.Empty(t, spares(t, run), "a closed executor starts no spare")
+	require.Empty(t, spares(t, run), "a closed executor keeps no spare")
 }
 
 // A spare that died before its job came is replaced by a shim started for the job.
 func TestADeadSpareIsNotUsed(t *testing.T) {
 	e, run := newExecutor(t)
 	runJob(t, e, "first")
-	spare := waitSpare(t, run)
-	require.NoError(t, syscall.Kill(spare, syscall.SIGKILL))
+	dead := waitSpares(t, run, 2)
+	for _, pid := range dead {
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	}
 	pid, _ := runJob(t, e, "second")
-	require.NotEqual(t, spare, pid)
+	require.NotContains(t, dead, pid)
 }
 
 // A spare that is there but does not take its job in time (here: stopped) is killed, and the
@@ -303,15 +330,18 @@ func TestAStuckSpareIsNotUsed(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { e.Close() })
 	runJob(t, e, "first")
-	spare := waitSpare(t, run)
-	require.NoError(t, syscall.Kill(spare, syscall.SIGSTOP))
+	stuck := waitSpares(t, run, 2)
+	for _, pid := range stuck {
+		require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	}
 	pid, _ := runJob(t, e, "second")
-	require.NotEqual(t, spare, pid, "the job ran in a shim of its own")
+	require.NotContains(t, stuck, pid, "the job ran in a shim of its own")
 	deadline := time.Now().Add(time.Minute)
-	for slices.Contains(spares(t, run), spare) {
+	for len(spares(t, run)) != 2 { // one stuck spare was killed; the job's shim waits now
 		require.True(t, time.Now().Before(deadline), "the stuck spare was not killed")
 		time.Sleep(10 * time.Millisecond)
 	}
+	require.Contains(t, spares(t, run), pid)
 }
 
 // A shim beside the server is used only when it speaks the server's protocol: one of another

@@ -30,59 +30,132 @@ var Banner = strings.Repeat("=", 120)
 // RequirementsFile is installed before the command when present in the job folder.
 const RequirementsFile = "requirements.txt"
 
-// Shim is the supervisor of one job: it prepares the Python environment, runs the command with
-// the shim's own stdout/stderr (the job's log file), and records the exit status. It returns
-// the process exit code. args are the arguments after ShimArg: the spec file, or SpareArg for
-// a shim started ahead of its job, which reads the spec file's path from its stdin (nothing
-// there: no job came, and it exits), or ProtocolArg.
+// Shim is the supervisor of jobs: for each, it prepares the Python environment, runs the
+// command with the shim's own stdout/stderr (the job's log file), and records the exit status.
+// It returns the process exit code. args are the arguments after ShimArg: SpareArg (serve), or
+// ProtocolArg.
 func Shim(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "atlas shim: want one argument, the spec file")
-		return 2
-	}
-	server := os.Getppid() // it waits for the shim, unless it stops or crashes meanwhile
-	specPath := args[0]
-	if specPath == ProtocolArg {
+	if len(args) == 1 && args[0] == ProtocolArg {
 		fmt.Println(ShimProtocol)
 		return 0
 	}
-	if specPath == SpareArg {
-		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if len(args) != 1 || args[0] != SpareArg {
+		fmt.Fprintf(os.Stderr, "atlas shim: want one argument, %q (the server starts shims)\n", SpareArg)
+		return 2
+	}
+	server := os.Getppid() // it waits for the shim, unless it stops or crashes meanwhile
+	// SIGTERM reaches the whole process group; the shim outlives the command to record how it
+	// ended. (Notify, not Ignore: an ignored signal would stay ignored in the command.)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	return serve(server)
+}
+
+// serve runs jobs one after another for the server: started ahead of its first job (or with
+// it), it reads
+// each job's spec file path from its stdin, says on its ack pipe (fd 3) that it took the job,
+// and, once the job's exit status is recorded, that the job ended (ackEnded) and it can take
+// another. It exits when its stdin ends (the server went, or needs no more shims) and, after
+// recording the job's end, when the job cannot be followed by another in this process: its
+// spec could not be read, or the job left processes behind (they would share the next job's
+// process group, and its stop). The server then sees the end as the shim's exit, as with a
+// shim of one job.
+func serve(server int) int {
+	var err error
+	ack := os.NewFile(ackFD, "ack")
+	syscall.CloseOnExec(ackFD) // the job's processes do not get it
+	// Processes the job leaves behind become the shim's children, so that it can tell.
+	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	home, _ := os.Getwd()
+	// Between jobs its output is the server's again (only a broken spec file).
+	var out [3]int
+	for _, fd := range []int{1, 2} {
+		if out[fd], err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 10); err != nil {
+			fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
+			return 2
+		}
+	}
+	in := bufio.NewReader(os.Stdin)
+	for {
+		line, err := in.ReadString('\n')
 		if line == "" && err != nil {
 			return 0 // the server went, or needs no more shims
 		}
-		specPath = strings.TrimSuffix(line, "\n")
-		if _, err := os.Stdout.Write([]byte{'\n'}); err != nil { // its word to the server that it took the job
+		if _, err := ack.Write([]byte{ackTook}); err != nil { // its word to the server that it took the job
 			return 0 // the server went
 		}
+		code, recorded := shimJob(strings.TrimSuffix(line, "\n"), server)
+		if !recorded || !childless() || idle(home, out[1], out[2]) != nil {
+			return code
+		}
+		if _, err := ack.Write([]byte{ackEnded}); err != nil {
+			return code // the server went; the exit status is recorded
+		}
 	}
+}
+
+// What a serving shim says on its ack pipe.
+const (
+	ackFD    = 3
+	ackTook  = 't' // it took the job whose spec path it read
+	ackEnded = 'e' // the job's exit status is recorded, and it takes the next job
+)
+
+// childless reaps the shim's ended children and tells whether none is left.
+func childless() bool {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case errors.Is(err, unix.ECHILD):
+			return true
+		case errors.Is(err, unix.EINTR) || err == nil && pid > 0:
+			continue
+		default:
+			return false // one still runs
+		}
+	}
+}
+
+// idle leaves the last job's log and directory before the next job: the shim's output goes
+// where it went when it started, and it waits in the directory it was started in.
+func idle(home string, stdout, stderr int) error {
+	if err := unix.Dup3(stdout, 1, 0); err != nil {
+		return err
+	}
+	if err := unix.Dup3(stderr, 2, 0); err != nil {
+		return err
+	}
+	return os.Chdir(home)
+}
+
+// shimJob runs the job of one spec file and returns the shim's exit code for it, and whether
+// the job's end is recorded in its exit status file.
+func shimJob(specPath string, server int) (code int, recorded bool) {
 	data, err := os.ReadFile(specPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
-		return 2
+		return 2, false
 	}
 	var ss shimSpec
 	if err := json.Unmarshal(data, &ss); err != nil {
 		fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
-		return 2
+		return 2, false
 	}
 	if err := ss.enter(); err != nil {
 		fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
-		return 2
+		return 2, false
 	}
-	// SIGTERM reaches the whole process group; the shim outlives the command to record how it
-	// ended. (Notify, not Ignore: an ignored signal would stay ignored in the command.)
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-
 	code, reason := runShim(&ss)
 	st, _ := json.Marshal(exitStatus{ExitCode: code, Reason: reason})
+	recorded = true
 	if err := writeExitStatus(ss.ExitFile, st, os.Getppid() != server); err != nil {
 		fmt.Fprintf(os.Stderr, "atlas shim: record exit status: %v\n", err)
+		recorded = false
 	}
 	if code > 255 || code < 0 {
 		code = 1
 	}
-	return code
+	return code, recorded
 }
 
 // enter makes the shim's process the job's: its output goes to the job's log, it runs in the
