@@ -15,7 +15,9 @@ else
   echo "== 1b. Docker benchmarks skipped: no Docker engine or worker image (make worker-image)"
 fi
 echo "== 2. drain 1,000 queued jobs"
-bin/atlasbench drain -n 1000 -w 2 -depths 100,3000
+bin/atlasbench drain -n 300 -w 2 -rounds 3 -depths 100,3000
+echo "== 2b. the process executor's shim: CPU per job against fork/exec"
+python3 bench/shim_cpu.py
 echo "== 3. metric points/s from one Python process"
 if [ -f bench/python_metrics.py ]; then python3 bench/python_metrics.py; else echo "(bench/python_metrics.py missing)"; fi
 echo "== 4. listing a project of 10,000 jobs × 20 params × 20 metrics"
