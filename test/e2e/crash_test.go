@@ -138,3 +138,43 @@ func TestDiskFull(t *testing.T) {
 	again := s.submitNoStream(t, proj, "main.py")
 	require.Equal(t, "completed", s.waitDone(t, again).State)
 }
+
+// A process executor's shim runs job after job. kill -9 the server while a job runs in a shim
+// that ran one before: the shim records that job's end, and the restarted server finds it.
+func TestCrashKill9InAShimThatRanAJobBefore(t *testing.T) {
+	requirePython(t)
+	t.Parallel()
+	s := startServer(t, newHome(t), "--workers", "1", "--executor", "process")
+	gate := gatePath(t)
+	proj := newProject(t, "reuse", map[string]string{
+		"first.py": "import os\nprint('shim', os.getppid())\n",
+		"main.py": `import os, sys, time
+print("shim", os.getppid(), flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+print("after the crash", flush=True)
+raise SystemExit(3)
+`})
+	first := s.submitNoStream(t, proj, "first.py")
+	require.Equal(t, "completed", s.waitDone(t, first).State)
+	second := s.submitNoStream(t, proj, "main.py", gate)
+	shimLine := func(log string) string {
+		for _, l := range strings.Split(log, "\n") {
+			if strings.HasPrefix(l, "shim ") {
+				return l
+			}
+		}
+		return ""
+	}
+	line := shimLine(s.waitLog(t, second, "shim "))
+	require.Equal(t, shimLine(s.logs(t, first)), line, "the second job ran in the first one's shim")
+
+	s.Kill(t)
+	openGate(t, gate)
+	s = startServer(t, s.Home, "--port", fmt.Sprint(s.Port), "--workers", "1", "--executor", "process")
+	j := s.waitDone(t, second)
+	require.Equal(t, "failed", j.State, j.Reason)
+	require.NotNil(t, j.ExitCode)
+	require.Equal(t, 3, *j.ExitCode, "the exit status its shim recorded")
+	require.Contains(t, s.logs(t, second), "after the crash")
+}

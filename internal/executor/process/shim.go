@@ -60,20 +60,11 @@ func Shim(args []string) int {
 // process group, and its stop). The server then sees the end as the shim's exit, as with a
 // shim of one job.
 func serve(server int) int {
-	var err error
 	ack := os.NewFile(ackFD, "ack")
 	syscall.CloseOnExec(ackFD) // the job's processes do not get it
 	// Processes the job leaves behind become the shim's children, so that it can tell.
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	home, _ := os.Getwd()
-	// Between jobs its output is the server's again (only a broken spec file).
-	var out [3]int
-	for _, fd := range []int{1, 2} {
-		if out[fd], err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 10); err != nil {
-			fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
-			return 2
-		}
-	}
 	in := bufio.NewReader(os.Stdin)
 	for {
 		line, err := in.ReadString('\n')
@@ -84,7 +75,7 @@ func serve(server int) int {
 			return 0 // the server went
 		}
 		code, recorded := shimJob(strings.TrimSuffix(line, "\n"), server)
-		if !recorded || !childless() || idle(home, out[1], out[2]) != nil {
+		if !recorded || !childless() || idle(home) != nil {
 			return code
 		}
 		if _, err := ack.Write([]byte{ackEnded}); err != nil {
@@ -117,13 +108,18 @@ func childless() bool {
 }
 
 // idle leaves the last job's log and directory before the next job: the shim's output goes
-// where it went when it started, and it waits in the directory it was started in.
-func idle(home string, stdout, stderr int) error {
-	if err := unix.Dup3(stdout, 1, 0); err != nil {
+// nowhere (not back to the server's: a shim may outlive the server, and must not hold what
+// the server wrote to open), and it waits in the directory it was started in.
+func idle(home string) error {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
 		return err
 	}
-	if err := unix.Dup3(stderr, 2, 0); err != nil {
-		return err
+	defer null.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(null.Fd()), fd, 0); err != nil {
+			return err
+		}
 	}
 	return os.Chdir(home)
 }
