@@ -1,10 +1,10 @@
 // Package process runs jobs as local processes, for machines without Docker.
 //
 // Each job runs under a small supervisor (the "shim": the atlas-shim binary beside the
-// server's, or the server binary re-executed with ShimArg when there is none) in its own
-// process group. The shim installs requirements.txt into a cached
-// virtualenv, runs the command with output going straight to the job's log file, and writes the
-// exit status to a file when the command ends. Because nothing flows through the server, a job
+// server's, or the server binary re-executed with ShimArg when there is none) in the shim's
+// process group; a shim runs one job at a time, job after job. The shim installs
+// requirements.txt into a cached virtualenv, runs the command with output going straight to
+// the job's log file, and writes the exit status to a file when the command ends. Because nothing flows through the server, a job
 // keeps running and logging while the server restarts, and the new server re-attaches to it by
 // pid and reads its exit status from that file.
 //

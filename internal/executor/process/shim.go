@@ -43,17 +43,12 @@ func Shim(args []string) int {
 		fmt.Fprintf(os.Stderr, "atlas shim: want one argument, %q (the server starts shims)\n", SpareArg)
 		return 2
 	}
-	server := os.Getppid() // it waits for the shim, unless it stops or crashes meanwhile
-	// SIGTERM reaches the whole process group; the shim outlives the command to record how it
-	// ended. (Notify, not Ignore: an ignored signal would stay ignored in the command.)
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	return serve(server)
+	return serve(os.Getppid()) // the server: it waits for the shim, unless it stops or crashes meanwhile
 }
 
 // serve runs jobs one after another for the server: started ahead of its first job (or with
-// it), it reads
-// each job's spec file path from its stdin, says on its ack pipe (fd 3) that it took the job,
-// and, once the job's exit status is recorded, that the job ended (ackEnded) and it can take
+// it), it reads each job's spec file path from its stdin, says on its ack pipe (fd 3) that it
+// took the job, and, once the job's exit status is recorded, that the job ended (ackEnded) and it can take
 // another. It exits when its stdin ends (the server went, or needs no more shims) and, after
 // recording the job's end, when the job cannot be followed by another in this process: its
 // spec could not be read, or the job left processes behind (they would share the next job's
@@ -141,6 +136,12 @@ func shimJob(specPath string, server int) (code int, recorded bool) {
 		fmt.Fprintf(os.Stderr, "atlas shim: %v\n", err)
 		return 2, false
 	}
+	// SIGTERM reaches the whole process group; the shim outlives the command to record how it
+	// ended. (Notify, not Ignore: an ignored signal would stay ignored in the command.) Between
+	// jobs it ends the shim, as any signal that ends a program.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	code, reason := runShim(&ss)
 	st, _ := json.Marshal(exitStatus{ExitCode: code, Reason: reason})
 	recorded = true
