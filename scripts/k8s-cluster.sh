@@ -253,20 +253,24 @@ launch() {
       fd=${fd##*/}
       [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
     done
-    # A daemon outlives the run that started it (a clean clone's `make test`, whose TMPDIR and
-    # HOME are removed with it): it gets the machine's own.
+    # A daemon outlives the run that started it (a clean clone's `make test`, whose TMPDIR,
+    # HOME and folder are removed with it): it gets the machine's own, and runs in /.
+    cd /
     exec env TMPDIR=/tmp HOME=~root setsid "$@" </dev/null >"$logs/$name.log" 2>&1
   ) &
   echo $! >"$run/$name.pid"
 }
 
-# stale NAME: whether the component runs with a temporary folder that is gone (started by an
+# stale NAME: whether the component runs with a temporary folder, or in a folder, that is gone (started by an
 # older version of this script from a run that has ended).
 stale() {
   local pid tmp
   pid=$(pid_of "$1") || return 1
   tmp=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^TMPDIR=//p')
-  [ -n "$tmp" ] && [ ! -d "$tmp" ]
+  [ -n "$tmp" ] && [ ! -d "$tmp" ] && return 0
+  # Or in a folder that is gone: the processes it starts (slurmstepd) cannot find theirs.
+  case $(readlink "/proc/$pid/cwd" 2>/dev/null) in *" (deleted)") return 0 ;; esac
+  return 1
 }
 
 stop_component() {
@@ -594,7 +598,7 @@ up() {
     say "the recipe changed since the cluster started: restarting it (its data stays)"
     stop_all
   elif stale containerd || stale kubelet || stale kube-apiserver; then
-    say "the cluster runs with a temporary folder that is gone: restarting it (its data stays)"
+    say "the cluster runs in a folder, or with a temporary folder, that is gone: restarting it (its data stays)"
     stop_all
   fi
   write_configs

@@ -127,21 +127,25 @@ launch() {
       fd=${fd##*/}
       [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
     done
-    # A daemon outlives the run that started it (a clean clone's `make test`, whose TMPDIR and
-    # HOME are removed with it): it gets the machine's own.
+    # A daemon outlives the run that started it (a clean clone's `make test`, whose TMPDIR,
+    # HOME and folder are removed with it): it gets the machine's own, and runs in /.
+    cd /
     exec env TMPDIR=/tmp HOME=~root setsid "$@" </dev/null >>"$logs/$name.out" 2>&1
   ) &
   echo $! >"$run/$name.pid"
 }
 
-# stale NAME: whether the daemon runs with a temporary folder that is gone (started by an older
+# stale NAME: whether the daemon runs with a temporary folder, or in a folder, that is gone (started by an older
 # version of this script from a run that has ended): it can no longer write temporary files
 # (MariaDB then fails sacct's queries).
 stale() {
   local pid tmp
   pid=$(pid_of "$1") || return 1
   tmp=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^TMPDIR=//p')
-  [ -n "$tmp" ] && [ ! -d "$tmp" ]
+  [ -n "$tmp" ] && [ ! -d "$tmp" ] && return 0
+  # Or in a folder that is gone: the processes it starts (slurmstepd) cannot find theirs.
+  case $(readlink "/proc/$pid/cwd" 2>/dev/null) in *" (deleted)") return 0 ;; esac
+  return 1
 }
 
 stop_daemon() {
@@ -319,7 +323,7 @@ up() {
   local start=$SECONDS d
   for d in slurmd slurmctld slurmdbd mariadbd munged; do
     if stale "$d"; then
-      say "$d runs with a temporary folder that is gone: restarting it"
+      say "$d runs in a folder, or with a temporary folder, that is gone: restarting it"
       stop_daemon "$d"
     fi
   done

@@ -30,8 +30,8 @@ need npm || install nodejs npm || true
 if ! need docker || ! need dockerd; then install docker.io || true; fi
 if need dockerd && ! docker info >/dev/null 2>&1; then
   if [ "$ci" = true ]; then
-    # It outlives this run, whose TMPDIR and HOME may be a clean clone's: the machine's own.
-    (env TMPDIR=/tmp HOME=~root setsid dockerd >/tmp/atlas-dockerd.log 2>&1 &)
+    # It outlives this run, whose TMPDIR, HOME and folder may be a clean clone's: the machine's own, and /.
+    (cd / && env TMPDIR=/tmp HOME=~root setsid dockerd >/tmp/atlas-dockerd.log 2>&1 &)
     for _ in $(seq 1 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
     docker info >/dev/null 2>&1 && say "started dockerd" || { say "dockerd did not start:"; tail -20 /tmp/atlas-dockerd.log; exit 1; }
   else
