@@ -69,8 +69,8 @@ type Config struct {
 // A job's start does not wait for a program to be loaded and initialised: shims run job after
 // job, and the executor keeps those that wait for one (spares). A job is handed a spare, whose
 // process outlives the job when the job leaves nothing behind and becomes a spare again once
-// the job is released; when there is none, the job's shim is started with it, and the next
-// spare once a job is released. Spares exit when the server closes the executor or goes away
+// the job is released; when there is none, the job's shim is started with it, and another
+// one for the job after it. Spares exit when the server closes the executor or goes away
 // (their stdin ends), and so does a shim that runs a job then.
 type Executor struct {
 	cfg Config
