@@ -3,6 +3,7 @@ package process_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,6 +232,32 @@ func waitSpares(t *testing.T, runDir string, n int) []int {
 	}
 }
 
+// waitStopped waits until every thread of the process has stopped: a thread that was not
+// the one to take SIGSTOP runs on until the stop reaches it, and might take a job meanwhile.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		require.NoError(t, err)
+		stopped := len(tasks) > 0
+		for _, task := range tasks {
+			stat, err := os.ReadFile(task)
+			if err != nil {
+				continue // the thread ended
+			}
+			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); f[0] != "T" {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "process %d did not stop", pid)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // runJob runs a job that prints its working directory and FOUNDATIONS_X, and the rest of
 // main.py when given, releases it, and returns the pid of its shim and its log.
 func runJob(t *testing.T, e executor.Executor, id string, more ...string) (int, string) {
@@ -333,6 +360,9 @@ func TestAStuckSpareIsNotUsed(t *testing.T) {
 	stuck := waitSpares(t, run, 2)
 	for _, pid := range stuck {
 		require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	}
+	for _, pid := range stuck {
+		waitStopped(t, pid)
 	}
 	pid, _ := runJob(t, e, "second")
 	require.NotContains(t, stuck, pid, "the job ran in a shim of its own")
