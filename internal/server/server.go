@@ -581,10 +581,12 @@ func lockHome(p paths) (*os.File, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		defer f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			data, _ := os.ReadFile(p.lock())
-			holder := strings.TrimSpace(string(data))
-			if holder == "" {
-				holder = "unknown"
+			holder := lockHolder(f)
+			if holder == "" { // the kernel did not say: the pid the holder wrote, if it has yet
+				data, _ := os.ReadFile(p.lock())
+				if holder = strings.TrimSpace(string(data)); holder == "" {
+					holder = "unknown"
+				}
 			}
 			return nil, fmt.Errorf("atlas-server is already running with this FOUNDATIONS_HOME (%s): pid %s holds it; stop it first with `atlas-server stop`",
 				p.home, holder)
@@ -600,6 +602,30 @@ func lockHome(p paths) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// lockHolder returns the pid of the process that holds the flock on f, from /proc/locks, or
+// "" when it is not listed there. The kernel knows the holder from the moment it takes the
+// lock, before it writes its pid into the file.
+func lockHolder(f *os.File) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	// Lines such as "1: FLOCK  ADVISORY  WRITE 7952 08:01:1234 0 EOF": the device's major and
+	// minor numbers in hex, then the inode.
+	want := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	data, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && f[5] == want {
+			return f[4]
+		}
+	}
+	return ""
 }
 
 // runningPID returns the pid in the pid file if that process is alive.
